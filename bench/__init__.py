@@ -1,0 +1,1 @@
+"""Benchmarks comparing datatwin with peer libraries (not part of the package)."""

@@ -1,0 +1,1 @@
+"""Peer runners: each calls one outside library on the shared benchmark data."""

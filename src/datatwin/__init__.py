@@ -1,0 +1,55 @@
+"""datatwin: digital twins of datasets, fit by maximum likelihood and chosen by holdout bits.
+
+import datatwin
+twin = datatwin.fit(df, seed=0)      # leaderboard of structures, best one kept
+twin.sample(1000, seed=1)
+twin.save("data.twin"); datatwin.load("data.twin")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Twin
+from .errors import DataTwinError, InputError, ModelFileError
+
+__version__ = "0.1.0"
+
+__all__ = ["DataTwinError", "InputError", "ModelFileError", "Twin", "fit", "load", "__version__"]
+
+
+def fit(data: Any, kind: str = "table", **kwargs: Any) -> Twin:
+    """Fit a twin of `data` (a DataFrame or a path) choosing the structure by holdout bits.
+
+    Keyword arguments go to the kind's fit function (for tables: structures, holdout, seed,
+    schema, refit, ...); see `datatwin.tabular.fit_table`.
+    """
+    from .kinds import twin_class
+
+    return twin_class(kind).fit_select(data, **kwargs)
+
+
+def load(path: str | Path) -> Twin:
+    """Load a saved twin (never runs code; validates everything)."""
+    from .kinds import twin_class
+    from .modelfile import load_archive
+
+    meta, arrays = load_archive(path)
+    kind = meta.get("kind")
+    if not isinstance(kind, str):
+        raise ModelFileError(f"{path}: model file names no kind; the file is corrupted")
+    try:
+        cls = twin_class(kind)
+    except InputError:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r}; upgrade datatwin") from None
+    try:
+        twin = cls.from_archive(meta, arrays, str(path))
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(
+            f"{path}: model file is corrupted or tampered with ({type(exc).__name__}: {exc})"
+        ) from None
+    twin.leaderboard = list(meta.get("leaderboard", []))
+    return twin

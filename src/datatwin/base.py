@@ -1,0 +1,114 @@
+"""What every twin is: fit / log_prob / bits / score / sample / save, whatever the data kind.
+
+A twin of any kind (table, text, events, series) subclasses `Twin`. Likelihoods are per unit
+(record, character, event, time step) in nats from `log_prob`, and in bits from `bits`/`score`.
+The CLI drives a kind through the `cli_*` class hooks so each kind keeps its own options.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .modelfile import save_archive
+from .units import LN2
+
+
+class Twin(ABC):
+    """A fitted generative model of one dataset with an exact likelihood."""
+
+    kind: ClassVar[str] = ""
+    unit: ClassVar[str] = ""
+
+    #: one dict per candidate structure: structure, train_bits, holdout_bits, fit_seconds, ...
+    leaderboard: list[dict[str, Any]]
+    #: name of the structure this twin uses
+    structure: str
+
+    # ---- likelihood -------------------------------------------------------------------
+    @abstractmethod
+    def log_prob(self, data: Any) -> np.ndarray:
+        """Log-probability (nats) of each unit of `data` under the twin."""
+
+    def unit_count(self, data: Any, logp: np.ndarray) -> int:
+        """How many units `data` holds (override when log_prob is not one entry per unit)."""
+        return int(len(logp))
+
+    def score(self, data: Any) -> dict[str, Any]:
+        """Total and per-unit bits of `data`: {"unit", "count", "total_bits", "bits_per_unit"}."""
+        logp = self.log_prob(data)
+        count = self.unit_count(data, logp)
+        total = float(-np.sum(logp) / LN2)
+        return {
+            "unit": self.unit,
+            "count": count,
+            "total_bits": total,
+            "bits_per_unit": total / count if count else float("nan"),
+        }
+
+    def bits(self, data: Any) -> float:
+        """Mean bits per unit of `data` (−log2 P / count)."""
+        return float(self.score(data)["bits_per_unit"])
+
+    # ---- generation -------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, n: int, seed: int | None = None, **kwargs: Any) -> Any:
+        """Draw `n` units from the twin, reproducibly from `seed`."""
+
+    # ---- persistence ------------------------------------------------------------------
+    @abstractmethod
+    def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON metadata and numeric arrays that fully describe the fitted twin."""
+
+    @classmethod
+    @abstractmethod
+    def from_archive(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> Twin:
+        """Rebuild a twin from `to_archive` output, validating everything (ModelFileError)."""
+
+    def save(self, path: str | Path) -> None:
+        """Write the twin to one safe file (zip of JSON + arrays, no pickle), atomically."""
+        meta, arrays = self.to_archive()
+        meta = {
+            "kind": self.kind,
+            "unit": self.unit,
+            "structure": self.structure,
+            "leaderboard": self.leaderboard,
+            **meta,
+        }
+        save_archive(path, meta, arrays)
+
+    # ---- command-line hooks (each kind overrides what it supports) ----------------------
+    @classmethod
+    def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
+        """Add this kind's own options to the `fit` and `sample` sub-commands."""
+        return None
+
+    @classmethod
+    def cli_fit(cls, path: Path, args: argparse.Namespace) -> Twin:
+        """Read DATA, fit the candidates with holdout selection, return the chosen twin."""
+        raise NotImplementedError
+
+    def cli_read(self, path: Path, args: argparse.Namespace) -> Any:
+        """Read data to score with this twin."""
+        raise NotImplementedError
+
+    def cli_sample(self, args: argparse.Namespace) -> Any:
+        """Draw the samples `datatwin sample` asked for."""
+        return self.sample(args.n, seed=args.seed)
+
+    def cli_write(self, samples: Any, fh, args: argparse.Namespace) -> None:
+        """Write samples in the training data's format to a binary file object."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """A short JSON-able description for `fit --json`."""
+        return {
+            "kind": self.kind,
+            "unit": self.unit,
+            "selected": self.structure,
+            "leaderboard": self.leaderboard,
+        }

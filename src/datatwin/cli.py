@@ -1,0 +1,245 @@
+"""The `datatwin` command: fit, score, sample, demo (DESIGN §5).
+
+Results go to stdout, progress and notes to stderr. Errors are one line on stderr with exit
+code 2 for bad usage or bad input and 1 for anything else; outputs are written atomically so
+nothing half-written is ever left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__, progress
+from .errors import DataTwinError, InputError
+from .kinds import _KINDS, infer_kind, twin_class
+from .leaderboard import render
+from .modelfile import atomic_write_bytes
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _default_model_path(data: Path) -> Path:
+    name = data.name
+    for suffix in (".gz", ".bz2", ".xz", ".zip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return Path(stem + ".twin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="datatwin",
+        description=(
+            "Digital twins of datasets: fit generative models by maximum likelihood, choose the "
+            "structure by holdout bits, sample new data."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"datatwin {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    fit = sub.add_parser(
+        "fit", help="fit candidate structures, print the leaderboard, save the best"
+    )
+    fit.add_argument("data", metavar="DATA", help="CSV, .csv.gz, Parquet, .txt or folder")
+    fit.add_argument(
+        "-o", "--output", metavar="MODEL", help="model file (default: DATA's stem + .twin)"
+    )
+    fit.add_argument("--kind", choices=list(_KINDS), help="data kind (default: inferred)")
+    fit.add_argument("--structures", metavar="A,B,..", help="candidate structures to compare")
+    fit.add_argument(
+        "--holdout",
+        metavar="FRACTION|FILE",
+        default=None,
+        help="holdout fraction (default 0.2) or a file of held-out data",
+    )
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fit.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="keep the winner fit on the training split instead of refitting on all data",
+    )
+    fit.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    score = sub.add_parser("score", help="bits of DATA under a saved twin")
+    score.add_argument("model", metavar="MODEL")
+    score.add_argument("data", metavar="DATA")
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sample = sub.add_parser("sample", help="draw new data from a saved twin")
+    sample.add_argument("model", metavar="MODEL")
+    sample.add_argument(
+        "-n", type=int, default=None, help="how many units (records, characters, events, steps)"
+    )
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+
+    demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
+    demo.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default="datatwin-demo",
+        help="folder for the demo's model and sample (default: datatwin-demo)",
+    )
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", action="store_true")
+
+    for kind in _KINDS:
+        try:
+            twin_class(kind).cli_add_options(fit, sample)
+        except InputError:
+            continue
+    return parser
+
+
+def _emit_fit(twin: Any, args: argparse.Namespace, model_path: Path) -> None:
+    if args.json:
+        print(json.dumps({**twin.summary(), "model": str(model_path)}, allow_nan=False))
+    else:
+        from rich.console import Console
+
+        render(twin.leaderboard, twin.unit, Console())
+        print(f"selected: {twin.structure}  ->  {model_path}")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    if not data.exists():
+        raise InputError(f"data file not found: {data}")
+    kind = args.kind or infer_kind(data)
+    cls = twin_class(kind)
+    model_path = Path(args.output) if args.output else _default_model_path(data)
+    twin = cls.cli_fit(data, args)
+    twin.save(model_path)
+    _emit_fit(twin, args, model_path)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from . import load
+
+    twin = load(args.model)
+    data = Path(args.data)
+    if not data.exists():
+        raise InputError(f"data file not found: {data}")
+    result = twin.score(twin.cli_read(data, args))
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        print(
+            f"{result['count']} {result['unit']}s: {result['total_bits']:.1f} bits in all, "
+            f"{result['bits_per_unit']:.4f} bits per {result['unit']}"
+        )
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import load
+
+    twin = load(args.model)
+    if args.n is not None and args.n < 0:
+        raise InputError("-n must be a non-negative count")
+    samples = twin.cli_sample(args)
+    buf = io.BytesIO()
+    twin.cli_write(samples, buf, args)
+    if args.output:
+        atomic_write_bytes(args.output, lambda fh: fh.write(buf.getvalue()))
+    else:
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    from rich.console import Console
+
+    from .tabular.twin import TableTwin
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    source = files("datatwin") / "data" / "adult.csv.gz"
+    with source.open("rb") as fh:
+        raw = fh.read()
+    data_path = out / "adult.csv.gz"
+    atomic_write_bytes(data_path, lambda f: f.write(raw))
+    progress.note(f"fitting a twin of the bundled UCI Adult census sample ({data_path})")
+    fit_args = argparse.Namespace(
+        **{
+            **vars(args),
+            "data": str(data_path),
+            "structures": None,
+            "holdout": None,
+            "no_refit": False,
+        }
+    )
+    twin = TableTwin.cli_fit(data_path, fit_args)
+    model_path = out / "adult.twin"
+    twin.save(model_path)
+    samples = twin.sample(1000, seed=args.seed)
+    sample_path = out / "adult_twin_sample.csv"
+    atomic_write_bytes(sample_path, lambda fh: twin.cli_write(samples, fh, args))
+    if args.json:
+        print(
+            json.dumps(
+                {**twin.summary(), "model": str(model_path), "sample": str(sample_path)},
+                allow_nan=False,
+            )
+        )
+        return 0
+    console = Console()
+    render(twin.leaderboard, twin.unit, console)
+    console.print(f"selected structure: [bold]{twin.structure}[/bold]; model saved to {model_path}")
+    console.print(f"1000 synthetic records written to {sample_path}; first rows:")
+    console.print(samples.head(5).to_string(index=False), highlight=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    progress.set_enabled(not args.quiet)
+    handler = {"fit": cmd_fit, "score": cmd_score, "sample": cmd_sample, "demo": cmd_demo}[
+        args.command
+    ]
+    try:
+        return handler(args)
+    except DataTwinError as exc:
+        print(f"datatwin: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("datatwin: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except MemoryError:
+        print("datatwin: error: out of memory; try fewer rows or columns", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line unless debugging
+        if os.environ.get("DATATWIN_DEBUG"):
+            raise
+        print(
+            f"datatwin: internal error: {type(exc).__name__}: {exc} "
+            "(set DATATWIN_DEBUG=1 for a traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Leaderboard rows (one per candidate structure) and their terminal rendering."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def entry(
+    structure: str, train_bits: float, holdout_bits: float, fit_seconds: float, **extra: Any
+) -> dict[str, Any]:
+    """One leaderboard row; bits are per unit."""
+    return {
+        "structure": structure,
+        "train_bits": float(train_bits),
+        "holdout_bits": float(holdout_bits),
+        "fit_seconds": float(fit_seconds),
+        **extra,
+    }
+
+
+def best(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The non-baseline row with the fewest holdout bits (ties: the earlier, simpler one)."""
+    rows = [e for e in entries if not e.get("baseline")]
+    return min(rows, key=lambda e: (e["holdout_bits"], rows.index(e)))
+
+
+def mark_selected(entries: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    for e in entries:
+        e["selected"] = e["structure"] == name
+    return entries
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "-"
+        return f"{x:.4f}" if abs(x) < 1000 else f"{x:.1f}"
+    return str(x)
+
+
+def render(
+    entries: list[dict[str, Any]],
+    unit: str,
+    console: Console | None = None,
+    title: str | None = None,
+) -> None:
+    """Print the leaderboard as a rich table; the selected row is marked with ★."""
+    console = console or Console()
+    extra_keys: list[str] = []
+    for e in entries:
+        for k in e:
+            if (
+                k
+                not in {
+                    "structure",
+                    "train_bits",
+                    "holdout_bits",
+                    "fit_seconds",
+                    "selected",
+                    "baseline",
+                    "edges",
+                    "options",
+                }
+                and k not in extra_keys
+            ):
+                extra_keys.append(k)
+    table = Table(title=title or f"datatwin leaderboard (bits per {unit}, lower is better)")
+    table.add_column("", justify="center")
+    table.add_column("structure")
+    table.add_column("train bits", justify="right")
+    table.add_column("holdout bits", justify="right")
+    table.add_column("fit s", justify="right")
+    for k in extra_keys:
+        table.add_column(k.replace("_", " "), justify="right")
+    for e in sorted(entries, key=lambda e: e["holdout_bits"]):
+        mark = "★" if e.get("selected") else ("·" if e.get("baseline") else "")
+        name = e["structure"] + (" (baseline)" if e.get("baseline") else "")
+        table.add_row(
+            mark,
+            name,
+            _fmt(e["train_bits"]),
+            _fmt(e["holdout_bits"]),
+            _fmt(e["fit_seconds"]),
+            *[_fmt(e.get(k, "")) for k in extra_keys],
+        )
+    console.print(table)
