@@ -1,0 +1,361 @@
+"""Column codecs: each value <-> (discrete state, exact probability of the value within it).
+
+Every modelled column becomes a discrete variable for the structure (the Bayesian network)
+plus a within-state model, so a value's probability is P(state | parents) · P(value | state):
+- token atoms: literal tokens (categories, missing markers, junk tokens in numeric columns);
+- value atoms: frequent exact numbers (e.g. the zeros of capital-gain);
+- interval states: numeric bins on the recorded-precision grid, with a finer histogram inside
+  each bin and a uniform distribution over the grid points of a fine bin;
+- rare: the tail of a very high-cardinality column, spelled by a character model;
+- escape: anything never seen in training (its mass comes from smoothing), so every valid
+  input has a finite probability. Escape states are not sampled unless novel=True.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .schema import ColumnSpec, _numeric_parse
+from .spelling import SpellingModel
+
+TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
+_SMALL_DISTINCT = 32  # numeric columns with at most this many values: every value an atom
+_MAX_VALUE_ATOMS = 20
+_FINE_PSEUDO = 0.5
+
+
+@dataclass
+class Decoded:
+    """Sampled column: numeric/ string values, a missing mask, literal tokens where needed."""
+
+    values: np.ndarray  # float64 grid values for numeric columns, object str for others
+    missing: np.ndarray  # bool
+    tokens: np.ndarray | None  # object array: literal token for token-atom rows, else None
+
+
+def _grid_scale(spec: ColumnSpec) -> float:
+    return 10.0 ** spec.decimals if spec.type == "float" else 1.0
+
+
+def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
+    """Grid index (int64 as float, NaN where not a number/date) of each token."""
+    if spec.type == "datetime":
+        t = pd.to_datetime(pd.Series(tokens, dtype=object).str.strip(),
+                           format=spec.datetime_format or None, errors="coerce")
+        unit = 86400 if spec.datetime_unit == "D" else 1
+        secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
+        return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
+    vals, _ = _numeric_parse(tokens)
+    return np.round(vals * _grid_scale(spec))
+
+
+def grid_to_values(spec: ColumnSpec, g: np.ndarray) -> np.ndarray:
+    if spec.type == "float":
+        return np.round(g / _grid_scale(spec), spec.decimals)
+    return g.astype(float)
+
+
+class ColumnCodec:
+    """Maps one column's tokens to states and back; parameters are plain arrays."""
+
+    def __init__(self, spec: ColumnSpec, tokens: list[str], token_missing: np.ndarray,
+                 value_atoms: np.ndarray, coarse_edges: np.ndarray, fine_edges: np.ndarray,
+                 fine_logp: np.ndarray, fine_coarse: np.ndarray, has_rare: bool,
+                 spelling: SpellingModel, escape_pseudo: float, grid_lo: float, grid_hi: float):
+        self.spec = spec
+        self.tokens = list(tokens)
+        self.token_missing = np.asarray(token_missing, dtype=bool)
+        self.value_atoms = np.asarray(value_atoms, dtype=float)
+        self.coarse_edges = np.asarray(coarse_edges, dtype=float)
+        self.fine_edges = np.asarray(fine_edges, dtype=float)
+        self.fine_logp = np.asarray(fine_logp, dtype=float)  # log P(fine bin | coarse bin)
+        self.fine_coarse = np.asarray(fine_coarse, dtype=np.int64)
+        self.has_rare = bool(has_rare)
+        self.spelling = spelling
+        self.escape_pseudo = float(escape_pseudo)
+        self.grid_lo, self.grid_hi = float(grid_lo), float(grid_hi)
+        self._token_index = pd.Index(self.tokens)
+        kinds = [TOKEN] * len(self.tokens) + [VALUE] * len(self.value_atoms)
+        kinds += [INTERVAL] * max(len(self.coarse_edges) - 1, 0)
+        kinds += [RARE] * self.has_rare + [ESCAPE]
+        self.state_kind = np.array(kinds, dtype=np.int8)
+        self.n_states = len(kinds)
+        self.off_value = len(self.tokens)
+        self.off_interval = self.off_value + len(self.value_atoms)
+        self.escape_state = self.n_states - 1
+        self._prepare_fine()
+
+    @property
+    def numeric(self) -> bool:
+        return self.spec.type in ("integer", "float", "datetime")
+
+    # ---- fitting ------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, spec: ColumnSpec, col: np.ndarray, bins: int = 10,
+            max_categories: int = 2000) -> ColumnCodec:
+        """Fit a codec on a column of tokens (object array of str)."""
+        n = len(col)
+        missing_set = set(spec.missing)
+        if spec.type in ("integer", "float", "datetime"):
+            g = to_grid(spec, col)
+            is_tok = np.isnan(g) | np.isin(col, list(missing_set)) if missing_set else np.isnan(g)
+            tok_vals, tok_counts = np.unique(col[is_tok].astype(str), return_counts=True)
+            order = np.argsort(-tok_counts, kind="stable")
+            tokens = [str(t) for t in tok_vals[order]]
+            gv = g[~is_tok]
+            uniq, cnt = np.unique(gv, return_counts=True)
+            if len(uniq) <= _SMALL_DISTINCT:
+                atoms, rest = uniq, np.empty(0)
+            else:
+                thresh = max(10, 0.01 * len(gv))
+                freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
+                freq = freq[cnt[freq] >= thresh]
+                atoms = np.sort(uniq[freq])
+                rest = gv[~np.isin(gv, atoms)]
+            coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
+            lo = float(uniq.min()) if len(uniq) else 0.0
+            hi = float(uniq.max()) if len(uniq) else 0.0
+            spelling = SpellingModel.fit(tokens or ["?"])
+            return cls(spec, tokens, np.isin(tokens, list(missing_set)), atoms, coarse, fine,
+                       fine_logp, fine_coarse, False, spelling, 1.0, lo, hi)
+        # categorical / boolean: every distinct token an atom, capped for huge cardinality
+        vals, counts = np.unique(col.astype(str), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        vals, counts = vals[order], counts[order]
+        has_rare = False
+        if len(vals) > max_categories:
+            keep = min(max_categories, int((counts >= 2).sum()))
+            rare_vals, rare_counts = vals[keep:], counts[keep:]
+            vals, counts = vals[:keep], counts[:keep]
+            has_rare = True
+            spelling = SpellingModel.fit([str(v) for v in rare_vals], rare_counts)
+        else:
+            spelling = SpellingModel.fit([str(v) for v in vals] or ["?"], counts)
+        n1 = int((counts == 1).sum())
+        escape_pseudo = 0.0 if has_rare else max(float(n1), 0.5)
+        tokens = [str(v) for v in vals]
+        del n
+        return cls(spec, tokens, np.isin(tokens, list(missing_set)), np.empty(0), np.empty(0),
+                   np.empty(0), np.empty(0), np.empty(0, np.int64), has_rare, spelling,
+                   escape_pseudo, 0.0, 0.0)
+
+    def prior_counts(self) -> np.ndarray:
+        """Pseudo-counts added to the state counts for the column's marginal (escape only)."""
+        p = np.zeros(self.n_states)
+        p[self.escape_state] = self.escape_pseudo if not self.has_rare else 0.0
+        if self.has_rare:
+            p[self.escape_state] = 0.0
+        return p
+
+    def _prepare_fine(self) -> None:
+        n_coarse = max(len(self.coarse_edges) - 1, 0)
+        self._fine_width = np.empty(0)
+        if n_coarse == 0:
+            return
+        fe = self.fine_edges
+        lo, hi = fe[:-1], fe[1:]
+        atoms = self.value_atoms
+        inside = (np.searchsorted(atoms, hi, "left") - np.searchsorted(atoms, lo, "left")
+                  if len(atoms) else np.zeros(len(lo)))
+        self._fine_width = (hi - lo) - inside
+        self._fine_logw = self.fine_logp - np.log(self._fine_width)
+        p = np.exp(self.fine_logp)
+        cdf = np.zeros(len(p))
+        for c in range(n_coarse):
+            m = self.fine_coarse == c
+            cdf[m] = np.cumsum(p[m]) / p[m].sum()
+        self._fine_cdf_global = self.fine_coarse + cdf  # increasing, block c spans (c, c+1]
+        self._fine_cdf_global[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] = (
+            self.fine_coarse[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] + 1.0)
+
+    # ---- encoding -----------------------------------------------------------------------
+    def encode(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States (int64) and log P(value | state) (nats) for each token."""
+        n = len(col)
+        states = np.full(n, self.escape_state, dtype=np.int64)
+        within = np.zeros(n)
+        tok_idx = self._token_index.get_indexer(col) if self.tokens else np.full(n, -1)
+        is_tok = tok_idx >= 0
+        states[is_tok] = tok_idx[is_tok]
+        rest = ~is_tok
+        if self.numeric:
+            g = np.full(n, np.nan)
+            if rest.any():
+                g[rest] = to_grid(self.spec, col[rest])
+            num = rest & ~np.isnan(g)
+            if len(self.value_atoms):
+                ai = np.searchsorted(self.value_atoms, g[num])
+                ai_c = np.minimum(ai, len(self.value_atoms) - 1)
+                hit = self.value_atoms[ai_c] == g[num]
+                idx = np.flatnonzero(num)[hit]
+                states[idx] = self.off_value + ai_c[hit]
+                num[idx] = False
+            if len(self.coarse_edges) > 1:
+                ce = self.coarse_edges
+                inr = num & (g >= ce[0]) & (g < ce[-1])
+                gi = g[inr]
+                states[inr] = self.off_interval + np.searchsorted(ce, gi, "right") - 1
+                j = np.searchsorted(self.fine_edges, gi, "right") - 1
+                within[inr] = self._fine_logw[j]
+                num &= ~inr
+            esc_num = num
+            within[esc_num] = math.log(0.5) + self._escape_numeric_logp(g[esc_num])
+            esc_tok = rest & np.isnan(g)
+            if esc_tok.any():
+                within[esc_tok] = math.log(0.5) + self._spell(col[esc_tok])
+        elif rest.any():
+            states[rest] = self.escape_state if not self.has_rare else self.n_states - 1
+            within[rest] = self._spell(col[rest])
+        return states, within
+
+    def _spell(self, toks: np.ndarray) -> np.ndarray:
+        uniq, inv = np.unique(toks.astype(str), return_inverse=True)
+        lp = np.array([self.spelling.log_prob(str(u)) for u in uniq])
+        return lp[inv]
+
+    def _escape_numeric_logp(self, g: np.ndarray) -> np.ndarray:
+        """Escape mass for a number never seen: ½ uniform over the seen range, ¼ per tail."""
+        lo, hi = self.grid_lo, self.grid_hi
+        width = hi - lo + 1.0
+        q = 1.0 - 1.0 / max(width / 4.0, 2.0)  # geometric tail, mean a quarter of the range
+        out = np.empty(len(g))
+        inside = (g >= lo) & (g <= hi)
+        out[inside] = math.log(0.5 / width)
+        d = np.where(g < lo, lo - g, g - hi)[~inside]
+        out[~inside] = math.log(0.25) + math.log1p(-q) + (d - 1) * math.log(q)
+        return out
+
+    # ---- decoding -----------------------------------------------------------------------
+    def decode(self, states: np.ndarray, rng: np.random.Generator) -> Decoded:
+        """Sample values for the given states (within-state draws use `rng`)."""
+        n = len(states)
+        kind = self.state_kind[states]
+        missing = np.zeros(n, bool)
+        tok_rows = kind == TOKEN
+        tokens = None
+        if self.numeric:
+            values = np.full(n, np.nan)
+            if tok_rows.any():
+                tokens = np.full(n, None, dtype=object)
+                tokens[tok_rows] = np.array(self.tokens, dtype=object)[states[tok_rows]]
+                missing[tok_rows] = self.token_missing[states[tok_rows]]
+            vr = kind == VALUE
+            values[vr] = self.value_atoms[states[vr] - self.off_value]
+            ir = kind == INTERVAL
+            if ir.any():
+                values[ir] = self._sample_interval(states[ir] - self.off_interval, rng)
+            er = kind == ESCAPE
+            if er.any():
+                values[er] = self._sample_escape_numeric(int(er.sum()), rng)
+            return Decoded(grid_to_values(self.spec, values), missing, tokens)
+        values = np.empty(n, dtype=object)
+        if len(self.tokens):
+            st = np.minimum(states, len(self.tokens) - 1)
+            values[:] = np.array(self.tokens, dtype=object)[st]
+            missing = tok_rows & self.token_missing[st]
+        spelled = ~tok_rows
+        if spelled.any():
+            values[spelled] = self.spelling.sample(int(spelled.sum()), rng)
+        return Decoded(values, missing, None)
+
+    def _sample_interval(self, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        u = rng.random(len(coarse))
+        j = np.searchsorted(self._fine_cdf_global, coarse + u, "right")
+        j = np.minimum(j, len(self._fine_width) - 1)
+        lo = self.fine_edges[j]
+        k = np.floor(rng.random(len(coarse)) * self._fine_width[j])
+        g = lo + k
+        if len(self.value_atoms):  # skip atom grid points: the k-th non-atom point of the bin
+            before = np.searchsorted(self.value_atoms, lo, "left")
+            for _ in range(len(self.value_atoms) + 1):
+                shift = np.searchsorted(self.value_atoms, g, "right") - before
+                g_new = lo + k + shift
+                if np.array_equal(g_new, g):
+                    break
+                g = g_new
+        return g
+
+    def _sample_escape_numeric(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = self.grid_lo, self.grid_hi
+        width = hi - lo + 1.0
+        q = 1.0 - 1.0 / max(width / 4.0, 2.0)
+        part = rng.random(n)
+        d = rng.geometric(1.0 - q, size=n).astype(float)
+        inside = lo + np.floor(rng.random(n) * width)
+        return np.where(part < 0.5, inside, np.where(part < 0.75, lo - d, hi + d))
+
+    # ---- persistence --------------------------------------------------------------------
+    def to_archive(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {"spec": self.spec.to_dict(), "tokens": self.tokens, "has_rare": self.has_rare,
+                "escape_pseudo": self.escape_pseudo, "grid_lo": self.grid_lo,
+                "grid_hi": self.grid_hi}
+        arrays = {f"{prefix}token_missing": self.token_missing.astype(np.int8),
+                  f"{prefix}value_atoms": self.value_atoms,
+                  f"{prefix}coarse_edges": self.coarse_edges,
+                  f"{prefix}fine_edges": self.fine_edges, f"{prefix}fine_logp": self.fine_logp,
+                  f"{prefix}fine_coarse": self.fine_coarse,
+                  **self.spelling.to_arrays(f"{prefix}spell_")}
+        return meta, arrays
+
+    @classmethod
+    def from_archive(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ColumnCodec:
+        spec = ColumnSpec.from_dict(meta["spec"])
+        tokens = [str(t) for t in meta["tokens"]]
+        tm = arrays[f"{prefix}token_missing"].astype(bool)
+        ce, fe = arrays[f"{prefix}coarse_edges"], arrays[f"{prefix}fine_edges"]
+        fl, fc = arrays[f"{prefix}fine_logp"], arrays[f"{prefix}fine_coarse"]
+        va = arrays[f"{prefix}value_atoms"]
+        if len(tm) != len(tokens) or len(set(tokens)) != len(tokens):
+            raise ValueError(f"column {spec.name!r}: token table is inconsistent")
+        if np.any(np.diff(va) <= 0) or np.any(np.diff(ce) <= 0) or np.any(np.diff(fe) <= 0):
+            raise ValueError(f"column {spec.name!r}: bin edges are not increasing")
+        if len(ce) > 1:
+            if fe.shape != (len(fl) + 1,) or fc.shape != fl.shape or fe[0] != ce[0] or fe[-1] != ce[-1]:
+                raise ValueError(f"column {spec.name!r}: fine bins do not tile the coarse bins")
+            if not np.all(np.isfinite(fl)) or fc.min() < 0 or fc.max() != len(ce) - 2:
+                raise ValueError(f"column {spec.name!r}: fine-bin probabilities are invalid")
+            sums = np.bincount(fc, weights=np.exp(fl), minlength=len(ce) - 1)
+            if not np.allclose(sums, 1.0, atol=1e-6):
+                raise ValueError(f"column {spec.name!r}: fine-bin probabilities do not sum to one")
+        spelling = SpellingModel.from_arrays(arrays, f"{prefix}spell_")
+        codec = cls(spec, tokens, tm, va, ce, fe, fl, fc, bool(meta["has_rare"]), spelling,
+                    float(meta["escape_pseudo"]), float(meta["grid_lo"]), float(meta["grid_hi"]))
+        if len(ce) > 1 and np.any(codec._fine_width < 1):
+            raise ValueError(f"column {spec.name!r}: a fine bin holds no grid point")
+        return codec
+
+
+def _bins(rest: np.ndarray, atoms: np.ndarray, bins: int):
+    """Coarse quantile bins over the non-atom grid values, and a finer histogram in each."""
+    if len(rest) == 0:
+        return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64)
+    rest = np.sort(rest)
+    n = len(rest)
+    qs = np.quantile(rest, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
+    coarse = np.unique(np.r_[rest[0], qs, rest[-1] + 1])
+    # coarse bin c covers [coarse[c], coarse[c+1]); every bin starts at a data value so it holds one
+    fine_edges, fine_logp, fine_coarse = [], [], []
+    for c in range(len(coarse) - 1):
+        a, b = np.searchsorted(rest, [coarse[c], coarse[c + 1]])
+        vals = rest[a:b]
+        m = len(vals)
+        k = int(np.clip(round(math.sqrt(m) / 2), 1, 32))
+        inner = np.quantile(vals, np.linspace(0, 1, k + 1)[1:-1], method="inverted_cdf") if k > 1 else []
+        edges = np.unique(np.r_[coarse[c], inner])
+        edges = edges[(edges >= coarse[c]) & (edges < coarse[c + 1])]
+        full = np.r_[edges, coarse[c + 1]]
+        cnt = np.diff(np.searchsorted(vals, full, "left")).astype(float)
+        p = (cnt + _FINE_PSEUDO) / (cnt.sum() + _FINE_PSEUDO * len(cnt))
+        fine_edges.append(edges)
+        fine_logp.append(np.log(p))
+        fine_coarse.append(np.full(len(edges), c))
+    fe = np.r_[np.concatenate(fine_edges), coarse[-1]]
+    if n == 0:
+        raise InputError("internal: empty bins")
+    del atoms
+    return coarse, fe, np.concatenate(fine_logp), np.concatenate(fine_coarse).astype(np.int64)

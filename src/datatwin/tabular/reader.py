@@ -1,0 +1,165 @@
+"""Reading tables into raw text tokens, with one-line errors for every kind of bad file.
+
+Every cell is kept as the exact text recorded (no type guessing here), so schema inference
+sees the recorded precision, the missing-value markers and any junk tokens. DataFrames and
+Parquet files are turned into the same token form, remembering each column's pandas dtype.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ..errors import InputError
+
+
+@dataclass
+class RawTable:
+    """Columns of text tokens (object arrays of str; "" for an empty cell) plus pandas dtypes."""
+
+    columns: list[str]
+    tokens: dict[str, np.ndarray]
+    dtypes: dict[str, str] = field(default_factory=dict)
+    source: str = "data"
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.tokens[self.columns[0]]) if self.columns else 0
+
+    def take(self, idx: np.ndarray) -> RawTable:
+        """The rows at positions `idx`."""
+        return RawTable(self.columns, {c: v[idx] for c, v in self.tokens.items()}, self.dtypes,
+                        self.source)
+
+
+def _open_text_head(path: Path, nbytes: int = 1 << 16) -> bytes:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:
+            return fh.read(nbytes)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> list[str]:
+    if not head.strip():
+        raise InputError(f"{path} is empty; give a CSV file with a header line and data rows")
+    try:
+        text = head.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the end of the head
+            raise InputError(
+                f"{path} is not valid {encoding} (byte {exc.start}); re-encode it as UTF-8 or pass "
+                "--encoding latin-1") from None
+        text = head[: exc.start].decode(encoding)
+    first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    return first
+
+
+def read_csv(path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",",
+             header: bool = True) -> RawTable:
+    """Read a CSV (or .csv.gz) into text tokens; raise InputError on anything malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"data file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a CSV or Parquet file")
+    head = _open_text_head(path)
+    names = _check_header(path, head, encoding, delimiter)
+    if header:
+        names = [n.strip() for n in names]
+        if any(n == "" for n in names):
+            raise InputError(f"{path}: the header has an empty column name; name every column "
+                             "(or pass --no-header if the file has no header line)")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise InputError(f"{path}: duplicate column names {dupes}; rename them "
+                             "(or pass --no-header if the first line is data)")
+    else:
+        names = [f"col{i + 1}" for i in range(len(names))]
+    read_opts = pacsv.ReadOptions(encoding=encoding, column_names=names,
+                                  skip_rows=1 if header else 0, block_size=1 << 24)
+    parse_opts = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    conv_opts = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse_opts,
+                               convert_options=conv_opts)
+    except pa.ArrowInvalid as exc:
+        msg = str(exc).splitlines()[0]
+        if "UTF8" in msg or "utf8" in msg.lower():
+            raise InputError(f"{path} is not valid {encoding}; re-encode it as UTF-8 or pass "
+                             "--encoding latin-1") from None
+        if "Expected" in msg and "columns" in msg:
+            raise InputError(f"{path}: ragged rows ({msg}); every row needs {len(names)} fields") from None
+        raise InputError(f"{path}: cannot parse as CSV ({msg})") from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    tokens = {n: table.column(n).to_numpy(zero_copy_only=False).astype(object) for n in names}
+    raw = RawTable(names, tokens, {n: "csv" for n in names}, source=str(path))
+    if raw.n_rows == 0:
+        raise InputError(f"{path} has a header but no data rows; give at least a few rows")
+    return raw
+
+
+def _series_tokens(s: pd.Series) -> np.ndarray:
+    """Text tokens of a typed pandas column; missing values become ""."""
+    mask = s.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(s) and not mask.any():
+        out = np.where(s.to_numpy(bool), "True", "False").astype(object)
+    elif pd.api.types.is_float_dtype(s):
+        vals = s.to_numpy(float, na_value=np.nan)
+        out = np.array([repr(float(v)) for v in vals], dtype=object)
+        out = np.array([t[:-2] if t.endswith(".0") else t for t in out], dtype=object)
+    elif pd.api.types.is_datetime64_any_dtype(s):
+        out = s.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(object)
+    else:
+        out = s.astype(object).to_numpy(object)
+        out = np.array([x if isinstance(x, str) else str(x) for x in out], dtype=object)
+    out[mask] = ""
+    return out
+
+
+def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
+    """Tokens of a pandas DataFrame (or anything with `to_pandas()`, e.g. polars, pyarrow)."""
+    if not isinstance(df, pd.DataFrame):
+        if hasattr(df, "to_pandas"):
+            df = df.to_pandas()
+        else:
+            raise InputError(f"expected a pandas DataFrame or a file path, got {type(df).__name__}")
+    names = [str(c) for c in df.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"duplicate column names {dupes}; rename them")
+    if len(df) == 0 or not names:
+        raise InputError("the DataFrame has no rows or no columns")
+    tokens = {n: _series_tokens(df.iloc[:, i]) for i, n in enumerate(names)}
+    dtypes = {n: str(df.iloc[:, i].dtype) for i, n in enumerate(names)}
+    return RawTable(names, tokens, dtypes, source)
+
+
+def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTable:
+    """A path (CSV, .csv.gz, .tsv, Parquet) or a DataFrame, as a RawTable."""
+    if isinstance(data, RawTable):
+        return data
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            if not path.exists():
+                raise InputError(f"data file not found: {path}")
+            try:
+                df = pd.read_parquet(path)
+            except Exception as exc:  # pyarrow raises many types for bad files
+                raise InputError(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})") from None
+            return from_frame(df, source=str(path))
+        delimiter = "\t" if path.name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
+        return read_csv(path, encoding=encoding, delimiter=delimiter, header=header)
+    return from_frame(data)

@@ -1,0 +1,191 @@
+"""Column types, missing-value markers and recorded precision, inferred from text tokens.
+
+A schema is a list of `ColumnSpec`; users can override any field per column (Python dict or
+a JSON file that `datatwin fit --write-schema` writes out for editing).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .reader import RawTable
+
+TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
+DEFAULT_MISSING = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
+_BOOL = {"true", "false"}
+_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
+                 "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
+_INT_RE = r"^[+-]?\d+$"
+_MAX_JUNK_SHARE = 0.05
+_MAX_JUNK_DISTINCT = 20
+
+
+@dataclass
+class ColumnSpec:
+    """How one column is read, modelled and written back."""
+
+    name: str
+    type: str
+    missing: list[str] = field(default_factory=list)  # tokens that mean "missing" here
+    decimals: int = 0  # recorded precision of float columns
+    datetime_format: str = ""  # strftime format of datetime columns
+    datetime_unit: str = "D"  # grid step of datetime columns: D (days) or s (seconds)
+    dtype: str = "csv"  # pandas dtype of the input, for samples ("csv": infer like read_csv)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnSpec:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        spec = cls(**known)
+        if spec.type not in TYPES:
+            raise InputError(f"column {spec.name!r}: unknown type {spec.type!r}; use one of {TYPES}")
+        return spec
+
+
+def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float values (NaN where a token is not a number) and whether each token is an integer."""
+    s = pd.Series(tokens, dtype=object).str.strip()
+    vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
+    is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
+    vals[~np.isfinite(vals)] = np.nan
+    return vals, is_int
+
+
+def recorded_decimals(tokens: np.ndarray) -> int:
+    """Decimals recorded in numeric tokens (scientific notation counted exactly)."""
+    s = pd.Series(tokens, dtype=object).str.strip().str.lower()
+    m = s.str.extract(r"^[+-]?\d*(?:\.(\d*))?(?:e([+-]?\d+))?$")
+    frac = m[0].fillna("").str.len().to_numpy(int)
+    exp = pd.to_numeric(m[1], errors="coerce").fillna(0).to_numpy(int)
+    dec = frac - exp
+    return int(max(0, dec.max())) if len(dec) else 0
+
+
+def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
+    sample = values[: min(len(values), 2000)]
+    for fmt in _DATE_FORMATS:
+        parsed = pd.to_datetime(pd.Series(sample, dtype=object), format=fmt, errors="coerce")
+        if parsed.notna().all():
+            full = pd.to_datetime(pd.Series(values, dtype=object), format=fmt, errors="coerce")
+            if full.notna().all():
+                has_time = (full.dt.hour != 0).any() or (full.dt.minute != 0).any() or (
+                    full.dt.second != 0).any()
+                return fmt, ("s" if has_time or "%H" in fmt else "D")
+    return None
+
+
+def infer_column(name: str, tokens: np.ndarray, dtype: str = "csv",
+                 override: dict[str, Any] | None = None) -> ColumnSpec:
+    """Infer one column's spec from its tokens; `override` fields win over inference."""
+    override = dict(override or {})
+    missing = override.get("missing")
+    if missing is None:
+        present = set(pd.unique(tokens)) if len(tokens) < 5_000_000 else set()
+        missing = [m for m in DEFAULT_MISSING if m in present]
+    missing_set = set(missing)
+    is_missing = np.isin(tokens, list(missing_set)) if missing_set else np.zeros(len(tokens), bool)
+    values = tokens[~is_missing]
+    spec = ColumnSpec(name=name, type="categorical", missing=list(missing), dtype=dtype)
+    forced = override.get("type")
+    if forced is not None and forced not in TYPES:
+        raise InputError(f"column {name!r}: unknown type {forced!r}; use one of {', '.join(TYPES)}")
+    if len(values) == 0:
+        spec.note = "all values missing: modelled as a constant missing column"
+        if forced:
+            spec.type = forced
+    else:
+        uniq = pd.unique(values)
+        n_unique = len(uniq)
+        spec.type = forced or _guess_type(values, uniq, dtype)
+        if spec.type in ("integer", "float"):
+            vals, is_int = _numeric_parse(values)
+            ok = ~np.isnan(vals)
+            if spec.type == "integer" and not (is_int | ~ok).all():
+                spec.type = "float"
+            if not ok.any():
+                raise InputError(f"column {name!r} was declared {spec.type} but holds no numbers")
+            if spec.type == "float":
+                spec.decimals = int(override.get("decimals", recorded_decimals(values[ok])))
+            junk = n_unique - len(pd.unique(values[ok]))
+            if junk and not forced:
+                spec.note = f"{int((~ok).sum())} non-numeric tokens kept as their own values"
+        elif spec.type == "datetime":
+            found = _try_datetime(values.astype(str))
+            if found is None and "datetime_format" not in override:
+                raise InputError(f"column {name!r}: cannot parse as dates; give datetime_format "
+                                 "in the schema or make it categorical")
+            if found:
+                spec.datetime_format, spec.datetime_unit = found
+        elif spec.type == "id":
+            spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
+        if not forced and spec.type in ("categorical", "integer") and n_unique == len(tokens) \
+                and len(tokens) >= (20 if spec.type == "categorical" else 50) and not is_missing.any():
+            spec.type = "id"
+            spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
+    for key in ("decimals", "datetime_format", "datetime_unit", "note"):
+        if key in override:
+            setattr(spec, key, override[key])
+    return spec
+
+
+def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
+    if dtype.startswith("bool"):
+        return "boolean"
+    if dtype.startswith("datetime"):
+        return "datetime"
+    low = {str(u).strip().lower() for u in uniq[:3]}
+    if len(uniq) <= 2 and low <= _BOOL and {str(u).strip().lower() for u in uniq} <= _BOOL:
+        return "boolean"
+    vals, is_int = _numeric_parse(uniq)
+    ok = ~np.isnan(vals)
+    n_bad = int((~ok).sum())
+    if ok.any() and n_bad <= _MAX_JUNK_DISTINCT:
+        bad_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
+        if (len(values) - bad_rows) <= _MAX_JUNK_SHARE * len(values):
+            return "integer" if is_int[ok].all() else "float"
+    if n_bad and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0])):
+        if _try_datetime(uniq.astype(str)) is not None:
+            return "datetime"
+    return "categorical"
+
+
+def infer_schema(raw: RawTable, overrides: dict[str, dict[str, Any]] | None = None) -> list[ColumnSpec]:
+    """One spec per column of `raw`, applying user `overrides` ({column: {field: value}})."""
+    overrides = overrides or {}
+    unknown = set(overrides) - set(raw.columns)
+    if unknown:
+        raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
+    return [infer_column(c, raw.tokens[c], raw.dtypes.get(c, "csv"), overrides.get(c))
+            for c in raw.columns]
+
+
+def load_schema_overrides(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a schema JSON ({"columns": [{"name":..., "type":..., ...}]} or {name: {...}})."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"schema file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"schema file {path} is not valid JSON ({exc})") from None
+    cols = doc.get("columns", doc) if isinstance(doc, dict) else doc
+    if isinstance(cols, list):
+        return {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in cols}
+    if isinstance(cols, dict):
+        return cols
+    raise InputError(f"schema file {path}: expected a list of columns")
+
+
+def schema_json(specs: list[ColumnSpec]) -> str:
+    """The schema as editable JSON text."""
+    return json.dumps({"columns": [s.to_dict() for s in specs]}, indent=2, ensure_ascii=False)

@@ -1,0 +1,183 @@
+"""Structure learning: the Chow-Liu tree and score-based hill climbing over DAGs.
+
+Hill climbing applies the best of all single-edge additions, deletions and reversals until
+none improves the total score; local scores are cached per family and the gain tables are
+updated only for the nodes whose parents changed; in-degree is bounded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.csgraph import minimum_spanning_tree
+
+from .bayesnet import marginal_prior
+from .counting import FamilyCounter, config_space
+from .scores import family_score, marginal_loglik
+
+_TOL = 1e-6
+
+
+class LocalScorer:
+    """Cached local scores of families under one scoring method."""
+
+    def __init__(self, counter: FamilyCounter, pseudo: list[np.ndarray], method: str = "bde"):
+        self.counter = counter
+        self.method = method
+        cards = counter.cards
+        self.priors = [marginal_prior(counter.columns[v], int(cards[v]), pseudo[v])
+                       for v in range(len(cards))]
+        self.k_eff = [int(np.count_nonzero(np.bincount(counter.columns[v], minlength=int(cards[v]))))
+                      for v in range(len(cards))]
+        self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    def __call__(self, child: int, parents: tuple[int, ...]) -> float:
+        parents = tuple(sorted(parents))
+        key = (child, parents)
+        s = self._cache.get(key)
+        if s is None:
+            if parents and self.counter.too_big(child, parents):
+                s = -np.inf
+            else:
+                fc = self.counter.counts(child, parents)
+                if not parents and self.method == "bde":
+                    s = marginal_loglik(fc, self.priors[child])
+                else:
+                    s = family_score(self.method, fc, self.priors[child],
+                                     int(self.counter.cards[child]), self.k_eff[child],
+                                     config_space(self.counter.cards, parents), self.counter.n)
+            self._cache[key] = s
+        return s
+
+
+def mutual_information(counter: FamilyCounter) -> np.ndarray:
+    """Empirical mutual information (nats) of every pair of columns."""
+    d = len(counter.cards)
+    mi = np.zeros((d, d))
+    n = counter.n
+    for v in range(d):
+        for u in range(v):
+            fc = counter.counts(v, (u,))
+            pv = np.bincount(counter.columns[v], minlength=int(counter.cards[v])) / n
+            pu = fc.cfg_n / n
+            pj = fc.fam_n / n
+            mi[u, v] = mi[v, u] = float(np.sum(pj * np.log(pj / (pu[fc.fam_cfg] * pv[fc.fam_x]))))
+    return mi
+
+
+def chow_liu(counter: FamilyCounter, scorer: LocalScorer, root: int = 0) -> list[tuple[int, ...]]:
+    """Maximum-likelihood tree (by mutual information, keeping only edges the score accepts),
+    oriented away from `root`; returns parent lists."""
+    d = len(counter.cards)
+    gain = np.zeros((d, d))
+    for v in range(d):
+        base = scorer(v, ())
+        for u in range(d):
+            if u != v:
+                gain[u, v] = scorer(v, (u,)) - base
+    w = np.maximum(gain, gain.T)
+    weights = np.where(w > _TOL, -(w + 1.0), 0.0)  # strictly negative = an edge to keep
+    tree = minimum_spanning_tree(weights).toarray()
+    adj = (tree != 0) | (tree.T != 0)
+    parents: list[tuple[int, ...]] = [() for _ in range(d)]
+    seen = np.zeros(d, bool)
+    for start in [root] + list(range(d)):
+        if seen[start]:
+            continue
+        seen[start] = True
+        stack = [start]
+        while stack:
+            a = stack.pop()
+            for b in np.flatnonzero(adj[a]):
+                if not seen[b]:
+                    seen[b] = True
+                    parents[b] = (a,)
+                    stack.append(int(b))
+    return parents
+
+
+def _ancestors(parents: list[set[int]]) -> np.ndarray:
+    """anc[a, b] is True when there is a directed path a -> ... -> b."""
+    d = len(parents)
+    adj = np.zeros((d, d), dtype=bool)
+    for v, ps in enumerate(parents):
+        adj[list(ps), v] = True
+    reach = adj.copy()
+    while True:
+        new = reach | ((reach.astype(np.uint8) @ adj.astype(np.uint8)) > 0)
+        if np.array_equal(new, reach):
+            return reach
+        reach = new
+
+
+def _path_without_edge(parents: list[set[int]], u: int, v: int) -> bool:
+    """Is there a path u -> ... -> v other than the edge u -> v itself?"""
+    stack = [c for c in range(len(parents)) if u in parents[c] and c != v]
+    seen = set(stack)
+    children = [[c for c in range(len(parents)) if a in parents[c]] for a in range(len(parents))]
+    while stack:
+        a = stack.pop()
+        if a == v:
+            return True
+        for c in children[a]:
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    return False
+
+
+def hill_climb(scorer: LocalScorer, max_parents: int = 4, start: list[tuple[int, ...]] | None = None,
+               max_iter: int = 10_000) -> list[tuple[int, ...]]:
+    """Greedy search over DAGs with add / delete / reverse moves; returns parent lists."""
+    d = len(scorer.counter.cards)
+    parents: list[set[int]] = [set(p) for p in start] if start else [set() for _ in range(d)]
+    local = np.array([scorer(v, tuple(parents[v])) for v in range(d)])
+    add = np.full((d, d), -np.inf)  # add[u, v]: gain of adding u -> v
+    rem = np.full((d, d), -np.inf)  # rem[u, v]: gain of deleting u -> v
+
+    def refresh(v: int) -> None:
+        ps = parents[v]
+        for u in range(d):
+            if u == v:
+                continue
+            if u in ps:
+                rem[u, v] = scorer(v, tuple(ps - {u})) - local[v]
+                add[u, v] = -np.inf
+            else:
+                rem[u, v] = -np.inf
+                add[u, v] = (scorer(v, tuple(ps | {u})) - local[v]
+                             if len(ps) < max_parents else -np.inf)
+
+    for v in range(d):
+        refresh(v)
+    for _ in range(max_iter):
+        anc = _ancestors(parents)
+        add_ok = np.where(anc.T | np.eye(d, dtype=bool), -np.inf, add)  # u->v bad if v ~> u
+        full = np.array([len(p) >= max_parents for p in parents])
+        rev = rem + np.where(full[None, :].T, -np.inf, add.T)  # rev[u,v]: u->v becomes v->u
+        best = None
+        for kind, table in (("add", add_ok), ("del", rem), ("rev", rev)):
+            flat = np.argsort(table, axis=None)[::-1]
+            for idx in flat[:64]:
+                g = table.flat[idx]
+                if not (g > _TOL) or (best is not None and g <= best[0]):
+                    break
+                u, v = divmod(int(idx), d)
+                if kind == "rev" and _path_without_edge(parents, u, v):
+                    continue
+                best = (g, kind, u, v)
+                break
+        if best is None:
+            break
+        _, kind, u, v = best
+        if kind == "add":
+            parents[v].add(u)
+        elif kind == "del":
+            parents[v].discard(u)
+        else:
+            parents[v].discard(u)
+            parents[u].add(v)
+        for w in {u, v}:
+            local[w] = scorer(w, tuple(parents[w]))
+        for w in {u, v}:
+            refresh(w)
+    return [tuple(sorted(p)) for p in parents]
