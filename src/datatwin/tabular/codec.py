@@ -79,7 +79,7 @@ class ColumnCodec:
         self.spelling = spelling
         self.escape_pseudo = float(escape_pseudo)
         self.grid_lo, self.grid_hi = float(grid_lo), float(grid_hi)
-        self._token_index = pd.Index(self.tokens)
+        self._token_index = {t: i for i, t in enumerate(self.tokens)}
         kinds = [TOKEN] * len(self.tokens) + [VALUE] * len(self.value_atoms)
         kinds += [INTERVAL] * max(len(self.coarse_edges) - 1, 0)
         kinds += [RARE] * self.has_rare + [ESCAPE]
@@ -179,7 +179,7 @@ class ColumnCodec:
         n = len(col)
         states = np.full(n, self.escape_state, dtype=np.int64)
         within = np.zeros(n)
-        tok_idx = self._token_index.get_indexer(col) if self.tokens else np.full(n, -1)
+        tok_idx = self._lookup_tokens(col)
         is_tok = tok_idx >= 0
         states[is_tok] = tok_idx[is_tok]
         rest = ~is_tok
@@ -212,6 +212,15 @@ class ColumnCodec:
             states[rest] = self.escape_state if not self.has_rare else self.n_states - 1
             within[rest] = self._spell(col[rest])
         return states, within
+
+    def _lookup_tokens(self, col: np.ndarray) -> np.ndarray:
+        """Index of each token among the codec's token atoms, -1 where it is not one."""
+        if not self.tokens:
+            return np.full(len(col), -1, dtype=np.int64)
+        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        lookup = np.array([self._token_index.get(u, -1) if isinstance(u, str) else -1
+                           for u in uniques], dtype=np.int64)
+        return lookup[codes]
 
     def _spell(self, toks: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(toks.astype(str), return_inverse=True)

@@ -109,8 +109,12 @@ class TableTwin(Twin):
     @classmethod
     def fit(cls, data, structure: str = "bayesnet", *, edges=None, schema=None, bins: int = 10,
             score: str = "bde", max_parents: int = 4, max_categories: int = 2000,
-            specs: list[ColumnSpec] | None = None) -> TableTwin:
-        """Fit one structure (independent, chow-liu, bayesnet, dag) on `data`."""
+            specs: list[ColumnSpec] | None = None,
+            warm_start: list[tuple[str, str]] | None = None) -> TableTwin:
+        """Fit one structure (independent, chow-liu, bayesnet, dag) on `data`.
+
+        warm_start: edges to start the bayesnet search from (default: the Chow-Liu tree).
+        """
         if structure not in STRUCTURES:
             raise InputError(f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}")
         raw = read_table(data)
@@ -142,7 +146,14 @@ class TableTwin(Twin):
             parents = [tuple(sorted(p)) for p in plist]
         else:
             scorer = LocalScorer(counter, pseudo, method=score)
-            parents = chow_liu(counter, scorer)
+            if structure == "bayesnet" and warm_start is not None:
+                idx = {n: i for i, n in enumerate(names)}
+                start: list[set[int]] = [set() for _ in codecs]
+                for a, b in warm_start:
+                    start[idx[b]].add(idx[a])
+                parents = [tuple(sorted(p)) for p in start]
+            else:
+                parents = chow_liu(counter, scorer)
             if structure == "bayesnet":
                 parents = hill_climb(scorer, max_parents=max_parents, start=parents)
         try:
@@ -216,7 +227,8 @@ class TableTwin(Twin):
         twin, how = fitted[winner]
         if refit and full is not train:
             with progress.step(f"refitting {winner} on all {full.n_rows} rows"):
-                twin = cls.fit(full, how["structure"], bins=how["bins"], **kw)
+                twin = cls.fit(full, how["structure"], bins=how["bins"], warm_start=twin.edges,
+                               **kw)
         twin.structure = winner
         twin.leaderboard = board
         return twin
