@@ -151,12 +151,12 @@ def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
     ok = ~np.isnan(vals)
     n_bad = int((~ok).sum())
     if ok.any() and n_bad <= _MAX_JUNK_DISTINCT:
-        bad_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
-        if (len(values) - bad_rows) <= _MAX_JUNK_SHARE * len(values):
+        ok_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
+        if (len(values) - ok_rows) <= _MAX_JUNK_SHARE * len(values):
             return "integer" if is_int[ok].all() else "float"
-    if n_bad and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0])):
-        if _try_datetime(uniq.astype(str)) is not None:
-            return "datetime"
+    if (n_bad and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0]))
+            and _try_datetime(uniq.astype(str)) is not None):
+        return "datetime"
     return "categorical"
 
 

@@ -457,7 +457,8 @@ class TableTwin(Twin):
         for spec in self.schema:
             col = df[spec.name]
             if spec.type == "float":
-                toks = col.map(lambda v: "" if pd.isna(v) else f"{v:.{spec.decimals}f}")
+                fmt = f"{{:.{spec.decimals}f}}"
+                toks = col.map(lambda v, fmt=fmt: "" if pd.isna(v) else fmt.format(v))
             elif spec.type == "integer":
                 toks = col.map(lambda v: "" if pd.isna(v) else str(int(v)))
             elif spec.type == "datetime":
