@@ -14,6 +14,8 @@ from .counting import FamilyCounter
 from .cpt import CPT
 from .scores import bde_alpha
 
+_CHUNK = 1 << 16
+
 
 def topological_order(parents: list[tuple[int, ...]]) -> list[int]:
     """Kahn's order of a DAG given as parent lists; ValueError on a cycle."""
@@ -61,8 +63,12 @@ class DiscreteBayesNet:
 
     def n_params(self) -> int:
         """Free parameters of the seen configurations (a complexity figure for reports)."""
-        return int(sum(len(c.counts.cfg_keys) * (c.k - 1) if np.isfinite(c.alpha) else c.k - 1
-                       for c in self.cpts))
+        return int(
+            sum(
+                len(c.counts.cfg_keys) * (c.k - 1) if np.isfinite(c.alpha) else c.k - 1
+                for c in self.cpts
+            )
+        )
 
     def fit(self, counter: FamilyCounter, pseudo: list[np.ndarray]) -> DiscreteBayesNet:
         """Finalise the tables from the counter's family counts."""
@@ -83,15 +89,24 @@ class DiscreteBayesNet:
             out += cpt.log_prob(columns, self.cards, columns[v])
         return out
 
-    def sample(self, n: int, rng: np.random.Generator, allowed: list[np.ndarray],
-               fixed: dict[int, np.ndarray] | None = None) -> list[np.ndarray]:
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        allowed: list[np.ndarray],
+        fixed: dict[int, np.ndarray] | None = None,
+    ) -> list[np.ndarray]:
         """Ancestral sampling; `fixed` columns are taken as given (they must have no
         non-fixed ancestors for this to be exact — see `inference.conditional_sample`)."""
         fixed = fixed or {}
-        cols: list[np.ndarray] = [np.zeros(n, dtype=np.int64) for _ in self.cpts]
-        for v in self.order:
-            if v in fixed:
-                cols[v] = fixed[v]
-            else:
-                cols[v] = self.cpts[v].sample(cols, self.cards, rng, n, allowed[v])
-        return cols
+        out = [np.empty(n, dtype=np.int64) for _ in self.cpts]
+        for a in range(0, n, _CHUNK):  # chunks keep the working set in cache
+            b = min(n, a + _CHUNK)
+            cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(self.cpts)
+            for v in self.order:
+                if v in fixed:
+                    cols[v] = fixed[v][a:b]
+                else:
+                    cols[v] = self.cpts[v].sample(cols, self.cards, rng, b - a, allowed[v])
+                out[v][a:b] = cols[v]
+        return out

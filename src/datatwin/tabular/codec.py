@@ -36,17 +36,21 @@ class Decoded:
     values: np.ndarray  # float64 grid values for numeric columns, object str for others
     missing: np.ndarray  # bool
     tokens: np.ndarray | None  # object array: literal token for token-atom rows, else None
+    states: np.ndarray | None = None  # the sampled states (categorical columns)
 
 
 def _grid_scale(spec: ColumnSpec) -> float:
-    return 10.0 ** spec.decimals if spec.type == "float" else 1.0
+    return 10.0**spec.decimals if spec.type == "float" else 1.0
 
 
 def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
     """Grid index (int64 as float, NaN where not a number/date) of each token."""
     if spec.type == "datetime":
-        t = pd.to_datetime(pd.Series(tokens, dtype=object).str.strip(),
-                           format=spec.datetime_format or None, errors="coerce")
+        t = pd.to_datetime(
+            pd.Series(tokens, dtype=object).str.strip(),
+            format=spec.datetime_format or None,
+            errors="coerce",
+        )
         unit = 86400 if spec.datetime_unit == "D" else 1
         secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
@@ -63,10 +67,22 @@ def grid_to_values(spec: ColumnSpec, g: np.ndarray) -> np.ndarray:
 class ColumnCodec:
     """Maps one column's tokens to states and back; parameters are plain arrays."""
 
-    def __init__(self, spec: ColumnSpec, tokens: list[str], token_missing: np.ndarray,
-                 value_atoms: np.ndarray, coarse_edges: np.ndarray, fine_edges: np.ndarray,
-                 fine_logp: np.ndarray, fine_coarse: np.ndarray, has_rare: bool,
-                 spelling: SpellingModel, escape_pseudo: float, grid_lo: float, grid_hi: float):
+    def __init__(
+        self,
+        spec: ColumnSpec,
+        tokens: list[str],
+        token_missing: np.ndarray,
+        value_atoms: np.ndarray,
+        coarse_edges: np.ndarray,
+        fine_edges: np.ndarray,
+        fine_logp: np.ndarray,
+        fine_coarse: np.ndarray,
+        has_rare: bool,
+        spelling: SpellingModel,
+        escape_pseudo: float,
+        grid_lo: float,
+        grid_hi: float,
+    ):
         self.spec = spec
         self.tokens = list(tokens)
         self.token_missing = np.asarray(token_missing, dtype=bool)
@@ -80,6 +96,7 @@ class ColumnCodec:
         self.escape_pseudo = float(escape_pseudo)
         self.grid_lo, self.grid_hi = float(grid_lo), float(grid_hi)
         self._token_index = {t: i for i, t in enumerate(self.tokens)}
+        self._token_array = np.array(self.tokens + [""], dtype=object)[:-1]
         kinds = [TOKEN] * len(self.tokens) + [VALUE] * len(self.value_atoms)
         kinds += [INTERVAL] * max(len(self.coarse_edges) - 1, 0)
         kinds += [RARE] * self.has_rare + [ESCAPE]
@@ -96,8 +113,9 @@ class ColumnCodec:
 
     # ---- fitting ------------------------------------------------------------------------
     @classmethod
-    def fit(cls, spec: ColumnSpec, col: np.ndarray, bins: int = 10,
-            max_categories: int = 2000) -> ColumnCodec:
+    def fit(
+        cls, spec: ColumnSpec, col: np.ndarray, bins: int = 10, max_categories: int = 2000
+    ) -> ColumnCodec:
         """Fit a codec on a column of tokens (object array of str)."""
         n = len(col)
         missing_set = set(spec.missing)
@@ -121,8 +139,21 @@ class ColumnCodec:
             lo = float(uniq.min()) if len(uniq) else 0.0
             hi = float(uniq.max()) if len(uniq) else 0.0
             spelling = SpellingModel.fit(tokens or ["?"])
-            return cls(spec, tokens, np.isin(tokens, list(missing_set)), atoms, coarse, fine,
-                       fine_logp, fine_coarse, False, spelling, 1.0, lo, hi)
+            return cls(
+                spec,
+                tokens,
+                np.isin(tokens, list(missing_set)),
+                atoms,
+                coarse,
+                fine,
+                fine_logp,
+                fine_coarse,
+                False,
+                spelling,
+                1.0,
+                lo,
+                hi,
+            )
         # categorical / boolean: every distinct token an atom, capped for huge cardinality
         vals, counts = np.unique(col.astype(str), return_counts=True)
         order = np.argsort(-counts, kind="stable")
@@ -140,9 +171,21 @@ class ColumnCodec:
         escape_pseudo = 0.0 if has_rare else max(float(n1), 0.5)
         tokens = [str(v) for v in vals]
         del n
-        return cls(spec, tokens, np.isin(tokens, list(missing_set)), np.empty(0), np.empty(0),
-                   np.empty(0), np.empty(0), np.empty(0, np.int64), has_rare, spelling,
-                   escape_pseudo, 0.0, 0.0)
+        return cls(
+            spec,
+            tokens,
+            np.isin(tokens, list(missing_set)),
+            np.empty(0),
+            np.empty(0),
+            np.empty(0),
+            np.empty(0),
+            np.empty(0, np.int64),
+            has_rare,
+            spelling,
+            escape_pseudo,
+            0.0,
+            0.0,
+        )
 
     def prior_counts(self) -> np.ndarray:
         """Pseudo-counts added to the state counts for the column's marginal (escape only)."""
@@ -160,8 +203,11 @@ class ColumnCodec:
         fe = self.fine_edges
         lo, hi = fe[:-1], fe[1:]
         atoms = self.value_atoms
-        inside = (np.searchsorted(atoms, hi, "left") - np.searchsorted(atoms, lo, "left")
-                  if len(atoms) else np.zeros(len(lo)))
+        inside = (
+            np.searchsorted(atoms, hi, "left") - np.searchsorted(atoms, lo, "left")
+            if len(atoms)
+            else np.zeros(len(lo))
+        )
         self._fine_width = (hi - lo) - inside
         self._fine_logw = self.fine_logp - np.log(self._fine_width)
         p = np.exp(self.fine_logp)
@@ -171,7 +217,8 @@ class ColumnCodec:
             cdf[m] = np.cumsum(p[m]) / p[m].sum()
         self._fine_cdf_global = self.fine_coarse + cdf  # increasing, block c spans (c, c+1]
         self._fine_cdf_global[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] = (
-            self.fine_coarse[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] + 1.0)
+            self.fine_coarse[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] + 1.0
+        )
 
     # ---- encoding -----------------------------------------------------------------------
     def encode(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,8 +265,10 @@ class ColumnCodec:
         if not self.tokens:
             return np.full(len(col), -1, dtype=np.int64)
         codes, uniques = pd.factorize(col, use_na_sentinel=False)
-        lookup = np.array([self._token_index.get(u, -1) if isinstance(u, str) else -1
-                           for u in uniques], dtype=np.int64)
+        lookup = np.array(
+            [self._token_index.get(u, -1) if isinstance(u, str) else -1 for u in uniques],
+            dtype=np.int64,
+        )
         return lookup[codes]
 
     def _spell(self, toks: np.ndarray) -> np.ndarray:
@@ -262,15 +311,16 @@ class ColumnCodec:
             if er.any():
                 values[er] = self._sample_escape_numeric(int(er.sum()), rng)
             return Decoded(grid_to_values(self.spec, values), missing, tokens)
-        values = np.empty(n, dtype=object)
         if len(self.tokens):
             st = np.minimum(states, len(self.tokens) - 1)
-            values[:] = np.array(self.tokens, dtype=object)[st]
+            values = self._token_array[st]
             missing = tok_rows & self.token_missing[st]
+        else:
+            values = np.empty(n, dtype=object)
         spelled = ~tok_rows
         if spelled.any():
             values[spelled] = self.spelling.sample(int(spelled.sum()), rng)
-        return Decoded(values, missing, None)
+        return Decoded(values, missing, None, states)
 
     def _sample_interval(self, coarse: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(len(coarse))
@@ -300,15 +350,23 @@ class ColumnCodec:
 
     # ---- persistence --------------------------------------------------------------------
     def to_archive(self, prefix: str) -> tuple[dict, dict[str, np.ndarray]]:
-        meta = {"spec": self.spec.to_dict(), "tokens": self.tokens, "has_rare": self.has_rare,
-                "escape_pseudo": self.escape_pseudo, "grid_lo": self.grid_lo,
-                "grid_hi": self.grid_hi}
-        arrays = {f"{prefix}token_missing": self.token_missing.astype(np.int8),
-                  f"{prefix}value_atoms": self.value_atoms,
-                  f"{prefix}coarse_edges": self.coarse_edges,
-                  f"{prefix}fine_edges": self.fine_edges, f"{prefix}fine_logp": self.fine_logp,
-                  f"{prefix}fine_coarse": self.fine_coarse,
-                  **self.spelling.to_arrays(f"{prefix}spell_")}
+        meta = {
+            "spec": self.spec.to_dict(),
+            "tokens": self.tokens,
+            "has_rare": self.has_rare,
+            "escape_pseudo": self.escape_pseudo,
+            "grid_lo": self.grid_lo,
+            "grid_hi": self.grid_hi,
+        }
+        arrays = {
+            f"{prefix}token_missing": self.token_missing.astype(np.int8),
+            f"{prefix}value_atoms": self.value_atoms,
+            f"{prefix}coarse_edges": self.coarse_edges,
+            f"{prefix}fine_edges": self.fine_edges,
+            f"{prefix}fine_logp": self.fine_logp,
+            f"{prefix}fine_coarse": self.fine_coarse,
+            **self.spelling.to_arrays(f"{prefix}spell_"),
+        }
         return meta, arrays
 
     @classmethod
@@ -324,7 +382,12 @@ class ColumnCodec:
         if np.any(np.diff(va) <= 0) or np.any(np.diff(ce) <= 0) or np.any(np.diff(fe) <= 0):
             raise ValueError(f"column {spec.name!r}: bin edges are not increasing")
         if len(ce) > 1:
-            if fe.shape != (len(fl) + 1,) or fc.shape != fl.shape or fe[0] != ce[0] or fe[-1] != ce[-1]:
+            if (
+                fe.shape != (len(fl) + 1,)
+                or fc.shape != fl.shape
+                or fe[0] != ce[0]
+                or fe[-1] != ce[-1]
+            ):
                 raise ValueError(f"column {spec.name!r}: fine bins do not tile the coarse bins")
             if not np.all(np.isfinite(fl)) or fc.min() < 0 or fc.max() != len(ce) - 2:
                 raise ValueError(f"column {spec.name!r}: fine-bin probabilities are invalid")
@@ -332,8 +395,21 @@ class ColumnCodec:
             if not np.allclose(sums, 1.0, atol=1e-6):
                 raise ValueError(f"column {spec.name!r}: fine-bin probabilities do not sum to one")
         spelling = SpellingModel.from_arrays(arrays, f"{prefix}spell_")
-        codec = cls(spec, tokens, tm, va, ce, fe, fl, fc, bool(meta["has_rare"]), spelling,
-                    float(meta["escape_pseudo"]), float(meta["grid_lo"]), float(meta["grid_hi"]))
+        codec = cls(
+            spec,
+            tokens,
+            tm,
+            va,
+            ce,
+            fe,
+            fl,
+            fc,
+            bool(meta["has_rare"]),
+            spelling,
+            float(meta["escape_pseudo"]),
+            float(meta["grid_lo"]),
+            float(meta["grid_hi"]),
+        )
         if len(ce) > 1 and np.any(codec._fine_width < 1):
             raise ValueError(f"column {spec.name!r}: a fine bin holds no grid point")
         return codec
@@ -354,7 +430,11 @@ def _bins(rest: np.ndarray, atoms: np.ndarray, bins: int):
         vals = rest[a:b]
         m = len(vals)
         k = int(np.clip(round(math.sqrt(m) / 2), 1, 32))
-        inner = np.quantile(vals, np.linspace(0, 1, k + 1)[1:-1], method="inverted_cdf") if k > 1 else []
+        inner = (
+            np.quantile(vals, np.linspace(0, 1, k + 1)[1:-1], method="inverted_cdf")
+            if k > 1
+            else []
+        )
         edges = np.unique(np.r_[coarse[c], inner])
         edges = edges[(edges >= coarse[c]) & (edges < coarse[c + 1])]
         full = np.r_[edges, coarse[c + 1]]

@@ -35,7 +35,8 @@ def config_space(cards: np.ndarray, parents: list[int] | tuple[int, ...]) -> int
 
 def config_keys(columns: list[np.ndarray], cards: np.ndarray, parents) -> np.ndarray:
     """Mixed-radix key of each row's parent configuration (first parent most significant)."""
-    n = len(columns[0]) if columns else 0
+    parents = list(parents)
+    n = len(columns[parents[0]]) if parents else (len(columns[0]) if columns else 0)
     key = np.zeros(n, dtype=np.int64)
     for p in parents:
         key *= int(cards[p])

@@ -18,8 +18,15 @@ _DENSE_CELLS = 1 << 21
 class CPT:
     """One node's conditional table; `alpha = inf` means the parents are ignored."""
 
-    def __init__(self, k: int, parents: tuple[int, ...], parent_cards: np.ndarray, alpha: float,
-                 prior: np.ndarray, counts: FamilyCounts):
+    def __init__(
+        self,
+        k: int,
+        parents: tuple[int, ...],
+        parent_cards: np.ndarray,
+        alpha: float,
+        prior: np.ndarray,
+        counts: FamilyCounts,
+    ):
         self.k = int(k)
         self.parents = tuple(int(p) for p in parents)
         self.parent_cards = np.asarray(parent_cards, dtype=np.int64)
@@ -72,8 +79,14 @@ class CPT:
         return np.log((n_cx + self.alpha * self.prior[x]) / (n_c + self.alpha))
 
     # ---- sampling ----------------------------------------------------------------------
-    def sample(self, columns: list[np.ndarray], cards: np.ndarray, rng: np.random.Generator,
-               n: int, allowed: np.ndarray) -> np.ndarray:
+    def sample(
+        self,
+        columns: list[np.ndarray],
+        cards: np.ndarray,
+        rng: np.random.Generator,
+        n: int,
+        allowed: np.ndarray,
+    ) -> np.ndarray:
         """Draw the child for each row given its sampled parents; only `allowed` states."""
         prior = np.where(allowed, self.prior, 0.0)
         z = prior.sum()
@@ -82,14 +95,12 @@ class CPT:
             return np.minimum(np.searchsorted(cdf, rng.random(n), "right"), self.k - 1)
         key = config_keys(columns, cards, self.parents)
         if self._use_dense():
-            table = self.dense() * allowed[None, :]
-            table /= table.sum(axis=1, keepdims=True)
-            cdf = np.cumsum(table, axis=1)
-            cdf[:, -1] = 1.0
-            flat = (cdf + np.arange(self.space)[:, None]).ravel()
+            cols = self._sampling_columns(allowed)
             u = rng.random(n)
-            j = np.searchsorted(flat, key + u, "right")
-            return np.minimum(j - key * self.k, self.k - 1)
+            out = np.zeros(n, dtype=np.int64)
+            for c in cols:  # x = number of cumulative probabilities below u
+                out += u >= c[key]
+            return out
         # sparse: mixture of the seen configuration's counts and the marginal
         fc = self.counts
         ci = np.searchsorted(fc.cfg_keys, key)
@@ -114,38 +125,76 @@ class CPT:
             out[use_emp] = fc.fam_x[np.searchsorted(self._cum, r, "right")]
         return out
 
+    def _sampling_columns(self, allowed: np.ndarray) -> list[np.ndarray]:
+        """Per-state cumulative probabilities (first k−1 columns), cached per `allowed` mask."""
+        tag = allowed.tobytes()
+        if getattr(self, "_cols_tag", None) != tag:
+            table = self.dense() * allowed[None, :]
+            table /= table.sum(axis=1, keepdims=True)
+            cdf = np.cumsum(table, axis=1)
+            last = np.flatnonzero(allowed)[-1]  # states after the last allowed one are never drawn
+            self._cols = [np.ascontiguousarray(cdf[:, j]) for j in range(last)]
+            self._cols_tag = tag
+        return self._cols
+
     # ---- persistence -------------------------------------------------------------------
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         fc = self.counts
-        return {f"{prefix}parents": np.array(self.parents, dtype=np.int64),
-                f"{prefix}alpha_prior": np.r_[self.alpha, self.prior],
-                f"{prefix}cfg_keys": fc.cfg_keys, f"{prefix}cfg_n": fc.cfg_n,
-                f"{prefix}fam_cfg": fc.fam_cfg, f"{prefix}fam_x": fc.fam_x,
-                f"{prefix}fam_n": fc.fam_n}
+        return {
+            f"{prefix}parents": np.array(self.parents, dtype=np.int64),
+            f"{prefix}alpha_prior": np.r_[self.alpha, self.prior],
+            f"{prefix}cfg_keys": fc.cfg_keys,
+            f"{prefix}cfg_n": fc.cfg_n,
+            f"{prefix}fam_cfg": fc.fam_cfg,
+            f"{prefix}fam_x": fc.fam_x,
+            f"{prefix}fam_n": fc.fam_n,
+        }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, k: int,
-                    cards: np.ndarray) -> CPT:
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], prefix: str, k: int, cards: np.ndarray
+    ) -> CPT:
         parents = tuple(int(p) for p in arrays[f"{prefix}parents"])
         ap = arrays[f"{prefix}alpha_prior"].astype(float)
         alpha, prior = float(ap[0]), ap[1:]
-        fc = FamilyCounts(*(arrays[f"{prefix}{n}"].astype(np.int64)
-                            for n in ("cfg_keys", "cfg_n", "fam_cfg", "fam_x", "fam_n")))
+        fc = FamilyCounts(
+            *(
+                arrays[f"{prefix}{n}"].astype(np.int64)
+                for n in ("cfg_keys", "cfg_n", "fam_cfg", "fam_x", "fam_n")
+            )
+        )
         if prior.shape != (k,) or np.any(prior <= 0) or abs(prior.sum() - 1.0) > 1e-9:
             raise ValueError("a marginal does not sum to one over the column's states")
         if not (alpha > 0):
             raise ValueError("a smoothing strength is not positive")
         space = int(np.prod([cards[p] for p in parents])) if parents else 1
-        ok = (len(fc.cfg_keys) == len(fc.cfg_n) and len(fc.fam_cfg) == len(fc.fam_x) == len(fc.fam_n)
-              and (len(fc.cfg_keys) == 0 or (fc.cfg_keys.min() >= 0 and fc.cfg_keys.max() < space
-                                             and np.all(np.diff(fc.cfg_keys) > 0)))
-              and (len(fc.fam_x) == 0 or (fc.fam_x.min() >= 0 and fc.fam_x.max() < k
-                                          and fc.fam_cfg.min() >= 0
-                                          and fc.fam_cfg.max() < len(fc.cfg_keys)))
-              and np.all(fc.fam_n > 0)
-              and np.array_equal(np.bincount(fc.fam_cfg, weights=fc.fam_n,
-                                             minlength=len(fc.cfg_keys)), fc.cfg_n))
+        ok = (
+            len(fc.cfg_keys) == len(fc.cfg_n)
+            and len(fc.fam_cfg) == len(fc.fam_x) == len(fc.fam_n)
+            and (
+                len(fc.cfg_keys) == 0
+                or (
+                    fc.cfg_keys.min() >= 0
+                    and fc.cfg_keys.max() < space
+                    and np.all(np.diff(fc.cfg_keys) > 0)
+                )
+            )
+            and (
+                len(fc.fam_x) == 0
+                or (
+                    fc.fam_x.min() >= 0
+                    and fc.fam_x.max() < k
+                    and fc.fam_cfg.min() >= 0
+                    and fc.fam_cfg.max() < len(fc.cfg_keys)
+                )
+            )
+            and np.all(fc.fam_n > 0)
+            and np.array_equal(
+                np.bincount(fc.fam_cfg, weights=fc.fam_n, minlength=len(fc.cfg_keys)), fc.cfg_n
+            )
+        )
         if not ok:
             raise ValueError("a conditional table's counts are inconsistent")
-        return cls(k, parents, np.array([cards[p] for p in parents], dtype=np.int64), alpha,
-                   prior, fc)
+        return cls(
+            k, parents, np.array([cards[p] for p in parents], dtype=np.int64), alpha, prior, fc
+        )

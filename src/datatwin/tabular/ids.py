@@ -13,8 +13,16 @@ _CLASSES = {"9": "0123456789", "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a": "abcdefgh
 
 
 def template_of(s: str) -> str:
-    return "".join("9" if c.isdigit() else "A" if c.isupper() else "a" if c.islower()
-                   else ("\\" + c if c in "9Aa\\" else c) for c in s)
+    return "".join(
+        "9"
+        if c.isdigit()
+        else "A"
+        if c.isupper()
+        else "a"
+        if c.islower()
+        else ("\\" + c if c in "9Aa\\" else c)
+        for c in s
+    )
 
 
 class IdGenerator:
@@ -43,8 +51,11 @@ class IdGenerator:
                 i += 2
                 continue
             alphabet = _CLASSES.get(c)
-            parts.append(np.array(list(alphabet), dtype=object)[rng.integers(0, len(alphabet), n)]
-                         if alphabet else np.full(n, c, dtype=object))
+            parts.append(
+                np.array(list(alphabet), dtype=object)[rng.integers(0, len(alphabet), n)]
+                if alphabet
+                else np.full(n, c, dtype=object)
+            )
             i += 1
         out = np.full(n, "", dtype=object)
         for p in parts:

@@ -36,8 +36,9 @@ class RawTable:
 
     def take(self, idx: np.ndarray) -> RawTable:
         """The rows at positions `idx`."""
-        return RawTable(self.columns, {c: v[idx] for c, v in self.tokens.items()}, self.dtypes,
-                        self.source)
+        return RawTable(
+            self.columns, {c: v[idx] for c, v in self.tokens.items()}, self.dtypes, self.source
+        )
 
 
 def _open_text_head(path: Path, nbytes: int = 1 << 16) -> bytes:
@@ -58,14 +59,16 @@ def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> lis
         if exc.start < len(head) - 4:  # not just a character cut at the end of the head
             raise InputError(
                 f"{path} is not valid {encoding} (byte {exc.start}); re-encode it as UTF-8 or pass "
-                "--encoding latin-1") from None
+                "--encoding latin-1"
+            ) from None
         text = head[: exc.start].decode(encoding)
     first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     return first
 
 
-def read_csv(path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",",
-             header: bool = True) -> RawTable:
+def read_csv(
+    path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",", header: bool = True
+) -> RawTable:
     """Read a CSV (or .csv.gz) into text tokens; raise InputError on anything malformed."""
     path = Path(path)
     if not path.exists():
@@ -77,29 +80,41 @@ def read_csv(path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",",
     if header:
         names = [n.strip() for n in names]
         if any(n == "" for n in names):
-            raise InputError(f"{path}: the header has an empty column name; name every column "
-                             "(or pass --no-header if the file has no header line)")
+            raise InputError(
+                f"{path}: the header has an empty column name; name every column "
+                "(or pass --no-header if the file has no header line)"
+            )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InputError(f"{path}: duplicate column names {dupes}; rename them "
-                             "(or pass --no-header if the first line is data)")
+            raise InputError(
+                f"{path}: duplicate column names {dupes}; rename them "
+                "(or pass --no-header if the first line is data)"
+            )
     else:
         names = [f"col{i + 1}" for i in range(len(names))]
-    read_opts = pacsv.ReadOptions(encoding=encoding, column_names=names,
-                                  skip_rows=1 if header else 0, block_size=1 << 24)
+    read_opts = pacsv.ReadOptions(
+        encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=1 << 24
+    )
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    conv_opts = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
+    conv_opts = pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
     try:
-        table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse_opts,
-                               convert_options=conv_opts)
+        table = pacsv.read_csv(
+            path, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+        )
     except pa.ArrowInvalid as exc:
         msg = str(exc).splitlines()[0]
         if "UTF8" in msg or "utf8" in msg.lower():
-            raise InputError(f"{path} is not valid {encoding}; re-encode it as UTF-8 or pass "
-                             "--encoding latin-1") from None
+            raise InputError(
+                f"{path} is not valid {encoding}; re-encode it as UTF-8 or pass --encoding latin-1"
+            ) from None
         if "Expected" in msg and "columns" in msg:
-            raise InputError(f"{path}: ragged rows ({msg}); every row needs {len(names)} fields") from None
+            raise InputError(
+                f"{path}: ragged rows ({msg}); every row needs {len(names)} fields"
+            ) from None
         raise InputError(f"{path}: cannot parse as CSV ({msg})") from None
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
@@ -158,7 +173,9 @@ def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTabl
             try:
                 df = pd.read_parquet(path)
             except Exception as exc:  # pyarrow raises many types for bad files
-                raise InputError(f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})") from None
+                raise InputError(
+                    f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})"
+                ) from None
             return from_frame(df, source=str(path))
         delimiter = "\t" if path.name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
         return read_csv(path, encoding=encoding, delimiter=delimiter, header=header)

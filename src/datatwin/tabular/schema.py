@@ -21,8 +21,16 @@ from .reader import RawTable
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
 DEFAULT_MISSING = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
 _BOOL = {"true", "false"}
-_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
-                 "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y")
+_DATE_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%d.%m.%Y",
+)
 _INT_RE = r"^[+-]?\d+$"
 _MAX_JUNK_SHARE = 0.05
 _MAX_JUNK_DISTINCT = 20
@@ -49,7 +57,9 @@ class ColumnSpec:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         spec = cls(**known)
         if spec.type not in TYPES:
-            raise InputError(f"column {spec.name!r}: unknown type {spec.type!r}; use one of {TYPES}")
+            raise InputError(
+                f"column {spec.name!r}: unknown type {spec.type!r}; use one of {TYPES}"
+            )
         return spec
 
 
@@ -79,14 +89,18 @@ def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
         if parsed.notna().all():
             full = pd.to_datetime(pd.Series(values, dtype=object), format=fmt, errors="coerce")
             if full.notna().all():
-                has_time = (full.dt.hour != 0).any() or (full.dt.minute != 0).any() or (
-                    full.dt.second != 0).any()
+                has_time = (
+                    (full.dt.hour != 0).any()
+                    or (full.dt.minute != 0).any()
+                    or (full.dt.second != 0).any()
+                )
                 return fmt, ("s" if has_time or "%H" in fmt else "D")
     return None
 
 
-def infer_column(name: str, tokens: np.ndarray, dtype: str = "csv",
-                 override: dict[str, Any] | None = None) -> ColumnSpec:
+def infer_column(
+    name: str, tokens: np.ndarray, dtype: str = "csv", override: dict[str, Any] | None = None
+) -> ColumnSpec:
     """Infer one column's spec from its tokens; `override` fields win over inference."""
     override = dict(override or {})
     missing = override.get("missing")
@@ -123,14 +137,21 @@ def infer_column(name: str, tokens: np.ndarray, dtype: str = "csv",
         elif spec.type == "datetime":
             found = _try_datetime(values.astype(str))
             if found is None and "datetime_format" not in override:
-                raise InputError(f"column {name!r}: cannot parse as dates; give datetime_format "
-                                 "in the schema or make it categorical")
+                raise InputError(
+                    f"column {name!r}: cannot parse as dates; give datetime_format "
+                    "in the schema or make it categorical"
+                )
             if found:
                 spec.datetime_format, spec.datetime_unit = found
         elif spec.type == "id":
             spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
-        if not forced and spec.type in ("categorical", "integer") and n_unique == len(tokens) \
-                and len(tokens) >= (20 if spec.type == "categorical" else 50) and not is_missing.any():
+        if (
+            not forced
+            and spec.type in ("categorical", "integer")
+            and n_unique == len(tokens)
+            and len(tokens) >= (20 if spec.type == "categorical" else 50)
+            and not is_missing.any()
+        ):
             spec.type = "id"
             spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
     for key in ("decimals", "datetime_format", "datetime_unit", "note"):
@@ -154,20 +175,27 @@ def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
         ok_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
         if (len(values) - ok_rows) <= _MAX_JUNK_SHARE * len(values):
             return "integer" if is_int[ok].all() else "float"
-    if (n_bad and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0]))
-            and _try_datetime(uniq.astype(str)) is not None):
+    if (
+        n_bad
+        and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0]))
+        and _try_datetime(uniq.astype(str)) is not None
+    ):
         return "datetime"
     return "categorical"
 
 
-def infer_schema(raw: RawTable, overrides: dict[str, dict[str, Any]] | None = None) -> list[ColumnSpec]:
+def infer_schema(
+    raw: RawTable, overrides: dict[str, dict[str, Any]] | None = None
+) -> list[ColumnSpec]:
     """One spec per column of `raw`, applying user `overrides` ({column: {field: value}})."""
     overrides = overrides or {}
     unknown = set(overrides) - set(raw.columns)
     if unknown:
         raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
-    return [infer_column(c, raw.tokens[c], raw.dtypes.get(c, "csv"), overrides.get(c))
-            for c in raw.columns]
+    return [
+        infer_column(c, raw.tokens[c], raw.dtypes.get(c, "csv"), overrides.get(c))
+        for c in raw.columns
+    ]
 
 
 def load_schema_overrides(path: str | Path) -> dict[str, dict[str, Any]]:

@@ -28,8 +28,9 @@ def bde_alpha(fc: FamilyCounts, prior: np.ndarray) -> tuple[float, float]:
     """(best score, its α) of the marginal-centred Dirichlet marginal likelihood."""
     a = ALPHAS[:, None]
     ap = a * prior[fc.fam_x][None, :]
-    s = (np.sum(gammaln(fc.fam_n[None, :] + ap) - gammaln(ap), axis=1)
-         + np.sum(gammaln(a) - gammaln(fc.cfg_n[None, :] + a), axis=1))
+    s = np.sum(gammaln(fc.fam_n[None, :] + ap) - gammaln(ap), axis=1) + np.sum(
+        gammaln(a) - gammaln(fc.cfg_n[None, :] + a), axis=1
+    )
     i = int(np.argmax(s))
     limit = marginal_loglik(fc, prior)
     if limit >= s[i]:
@@ -40,8 +41,10 @@ def bde_alpha(fc: FamilyCounts, prior: np.ndarray) -> tuple[float, float]:
 def bdeu(fc: FamilyCounts, k: int, q: int, ess: float = 1.0) -> float:
     a_cfg = ess / q
     a_cell = ess / (q * k)
-    return float(np.sum(gammaln(fc.fam_n + a_cell) - gammaln(a_cell))
-                 + np.sum(gammaln(a_cfg) - gammaln(fc.cfg_n + a_cfg)))
+    return float(
+        np.sum(gammaln(fc.fam_n + a_cell) - gammaln(a_cell))
+        + np.sum(gammaln(a_cfg) - gammaln(fc.cfg_n + a_cfg))
+    )
 
 
 def bic(fc: FamilyCounts, k_eff: int, n: int) -> float:
@@ -49,8 +52,9 @@ def bic(fc: FamilyCounts, k_eff: int, n: int) -> float:
     return ll - 0.5 * np.log(max(n, 2)) * len(fc.cfg_keys) * max(k_eff - 1, 1)
 
 
-def family_score(method: str, fc: FamilyCounts, prior: np.ndarray, k: int, k_eff: int,
-                 q: int, n: int) -> float:
+def family_score(
+    method: str, fc: FamilyCounts, prior: np.ndarray, k: int, k_eff: int, q: int, n: int
+) -> float:
     if method == "bde":
         return bde_alpha(fc, prior)[0]
     if method == "bdeu":

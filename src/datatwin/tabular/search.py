@@ -24,10 +24,13 @@ class LocalScorer:
         self.counter = counter
         self.method = method
         cards = counter.cards
-        self.priors = [marginal_prior(counter.columns[v], int(cards[v]), pseudo[v])
-                       for v in range(len(cards))]
-        self.k_eff = [int(np.count_nonzero(np.bincount(counter.columns[v], minlength=int(cards[v]))))
-                      for v in range(len(cards))]
+        self.priors = [
+            marginal_prior(counter.columns[v], int(cards[v]), pseudo[v]) for v in range(len(cards))
+        ]
+        self.k_eff = [
+            int(np.count_nonzero(np.bincount(counter.columns[v], minlength=int(cards[v]))))
+            for v in range(len(cards))
+        ]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
 
     def __call__(self, child: int, parents: tuple[int, ...]) -> float:
@@ -42,9 +45,15 @@ class LocalScorer:
                 if not parents and self.method == "bde":
                     s = marginal_loglik(fc, self.priors[child])
                 else:
-                    s = family_score(self.method, fc, self.priors[child],
-                                     int(self.counter.cards[child]), self.k_eff[child],
-                                     config_space(self.counter.cards, parents), self.counter.n)
+                    s = family_score(
+                        self.method,
+                        fc,
+                        self.priors[child],
+                        int(self.counter.cards[child]),
+                        self.k_eff[child],
+                        config_space(self.counter.cards, parents),
+                        self.counter.n,
+                    )
             self._cache[key] = s
         return s
 
@@ -125,8 +134,12 @@ def _path_without_edge(parents: list[set[int]], u: int, v: int) -> bool:
     return False
 
 
-def hill_climb(scorer: LocalScorer, max_parents: int = 4, start: list[tuple[int, ...]] | None = None,
-               max_iter: int = 10_000) -> list[tuple[int, ...]]:
+def hill_climb(
+    scorer: LocalScorer,
+    max_parents: int = 4,
+    start: list[tuple[int, ...]] | None = None,
+    max_iter: int = 10_000,
+) -> list[tuple[int, ...]]:
     """Greedy search over DAGs with add / delete / reverse moves; returns parent lists."""
     d = len(scorer.counter.cards)
     parents: list[set[int]] = [set(p) for p in start] if start else [set() for _ in range(d)]
@@ -144,8 +157,9 @@ def hill_climb(scorer: LocalScorer, max_parents: int = 4, start: list[tuple[int,
                 add[u, v] = -np.inf
             else:
                 rem[u, v] = -np.inf
-                add[u, v] = (scorer(v, tuple(ps | {u})) - local[v]
-                             if len(ps) < max_parents else -np.inf)
+                add[u, v] = (
+                    scorer(v, tuple(ps | {u})) - local[v] if len(ps) < max_parents else -np.inf
+                )
 
     for v in range(d):
         refresh(v)

@@ -64,8 +64,11 @@ class SpellingModel:
         return np.array([text[a:b] for a, b in zip(starts, ends, strict=True)], dtype=object)
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}chars": self.chars, f"{prefix}logp": self.logp,
-                f"{prefix}scalars": np.array([self.log_escape, self.mean_len])}
+        return {
+            f"{prefix}chars": self.chars,
+            f"{prefix}logp": self.logp,
+            f"{prefix}scalars": np.array([self.log_escape, self.mean_len]),
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> SpellingModel:

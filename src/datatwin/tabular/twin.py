@@ -74,7 +74,9 @@ def read_dag_file(path: str | Path) -> list[tuple[str, str]]:
         sep = "->" if "->" in line else ","
         parts = [p.strip() for p in line.split(sep)]
         if len(parts) != 2 or not all(parts):
-            raise InputError(f"DAG file {path}: cannot read the line {line!r}; write `parent -> child`")
+            raise InputError(
+                f"DAG file {path}: cannot read the line {line!r}; write `parent -> child`"
+            )
         edges.append((parts[0], parts[1]))
     return edges
 
@@ -85,9 +87,15 @@ class TableTwin(Twin):
     kind = "table"
     unit = "record"
 
-    def __init__(self, schema: list[ColumnSpec], codecs: list[ColumnCodec],
-                 net: DiscreteBayesNet, ids: dict[str, IdGenerator], structure: str,
-                 options: dict[str, Any]):
+    def __init__(
+        self,
+        schema: list[ColumnSpec],
+        codecs: list[ColumnCodec],
+        net: DiscreteBayesNet,
+        ids: dict[str, IdGenerator],
+        structure: str,
+        options: dict[str, Any],
+    ):
         self.schema = schema
         self.codecs = codecs
         self.net = net
@@ -107,26 +115,43 @@ class TableTwin(Twin):
         return infer_schema(raw, schema or None)
 
     @classmethod
-    def fit(cls, data, structure: str = "bayesnet", *, edges=None, schema=None, bins: int = 10,
-            score: str = "bde", max_parents: int = 4, max_categories: int = 2000,
-            specs: list[ColumnSpec] | None = None,
-            warm_start: list[tuple[str, str]] | None = None) -> TableTwin:
+    def fit(
+        cls,
+        data,
+        structure: str = "bayesnet",
+        *,
+        edges=None,
+        schema=None,
+        bins: int = 10,
+        score: str = "bde",
+        max_parents: int = 4,
+        max_categories: int = 2000,
+        specs: list[ColumnSpec] | None = None,
+        warm_start: list[tuple[str, str]] | None = None,
+    ) -> TableTwin:
         """Fit one structure (independent, chow-liu, bayesnet, dag) on `data`.
 
         warm_start: edges to start the bayesnet search from (default: the Chow-Liu tree).
         """
         if structure not in STRUCTURES:
-            raise InputError(f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}")
+            raise InputError(
+                f"unknown structure {structure!r}; choose from {', '.join(STRUCTURES)}"
+            )
         raw = read_table(data)
         _check_rows(raw, 1)
         specs = specs or cls._schema_for(raw, schema)
         model_specs = [s for s in specs if s.type != "id"]
         if not model_specs:
             raise InputError("every column is an identifier; nothing to model")
-        codecs = [ColumnCodec.fit(s, raw.tokens[s.name], bins=bins, max_categories=max_categories)
-                  for s in model_specs]
-        ids = {s.name: IdGenerator.fit(raw.tokens[s.name], _int_like(raw.tokens[s.name]))
-               for s in specs if s.type == "id"}
+        codecs = [
+            ColumnCodec.fit(s, raw.tokens[s.name], bins=bins, max_categories=max_categories)
+            for s in model_specs
+        ]
+        ids = {
+            s.name: IdGenerator.fit(raw.tokens[s.name], _int_like(raw.tokens[s.name]))
+            for s in specs
+            if s.type == "id"
+        }
         columns = [c.encode(raw.tokens[c.spec.name])[0] for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
         counter = FamilyCounter(columns, cards)
@@ -141,7 +166,9 @@ class TableTwin(Twin):
             plist: list[set[int]] = [set() for _ in codecs]
             for a, b in _parse_edges(edges, [s.name for s in specs]):
                 if a not in idx or b not in idx:
-                    raise InputError(f"edge {a} -> {b} uses an identifier column, which is not modelled")
+                    raise InputError(
+                        f"edge {a} -> {b} uses an identifier column, which is not modelled"
+                    )
                 plist[idx[b]].add(idx[a])
             parents = [tuple(sorted(p)) for p in plist]
         else:
@@ -161,15 +188,30 @@ class TableTwin(Twin):
         except ValueError as exc:
             raise InputError(f"{exc}: the edges given form a cycle") from None
         net.fit(counter, pseudo)
-        options = {"bins": bins, "score": score, "max_parents": max_parents,
-                   "max_categories": max_categories}
+        options = {
+            "bins": bins,
+            "score": score,
+            "max_parents": max_parents,
+            "max_categories": max_categories,
+        }
         return cls(specs, codecs, net, ids, structure, options)
 
     @classmethod
-    def fit_select(cls, data, *, structures=None, holdout: float | Any = 0.2, seed: int = 0,
-                   schema=None, edges=None, refit: bool = True, bins: int | None = None,
-                   score: str = "bde", max_parents: int = 4,
-                   max_categories: int = 2000) -> TableTwin:
+    def fit_select(
+        cls,
+        data,
+        *,
+        structures=None,
+        holdout: float | Any = 0.2,
+        seed: int = 0,
+        schema=None,
+        edges=None,
+        refit: bool = True,
+        bins: int | None = None,
+        score: str = "bde",
+        max_parents: int = 4,
+        max_categories: int = 2000,
+    ) -> TableTwin:
         """Fit each candidate on a training split, keep the best by holdout bits, refit it.
 
         holdout: a fraction of rows (random, seeded) or data (path/DataFrame) to hold out.
@@ -191,16 +233,23 @@ class TableTwin(Twin):
             missing = [c for c in raw.columns if c not in hold.columns]
             if missing:
                 raise InputError(f"the holdout data lacks columns {missing}")
-            hold = RawTable(raw.columns, {c: hold.tokens[c] for c in raw.columns}, raw.dtypes,
-                            hold.source)
+            hold = RawTable(
+                raw.columns, {c: hold.tokens[c] for c in raw.columns}, raw.dtypes, hold.source
+            )
             train = full = raw
             _check_rows(raw, 2)
         specs = cls._schema_for(raw, schema)
         for s in specs:
             if s.note:
                 progress.note(f"column {s.name!r}: {s.note}")
-        kw = {"schema": None, "score": score, "max_parents": max_parents,
-              "max_categories": max_categories, "specs": specs, "edges": edges}
+        kw = {
+            "schema": None,
+            "score": score,
+            "max_parents": max_parents,
+            "max_categories": max_categories,
+            "specs": specs,
+            "edges": edges,
+        }
         board: list[dict[str, Any]] = []
         fitted: dict[str, tuple[TableTwin, dict]] = {}
 
@@ -209,8 +258,15 @@ class TableTwin(Twin):
                 t0 = time.perf_counter()
                 twin = cls.fit(train, structure, bins=b, **kw)
                 secs = time.perf_counter() - t0
-                e = lb.entry(name, twin.bits(train), twin.bits(hold), secs, bins=b,
-                             edges=len(twin.net.edges), params=twin.net.n_params())
+                e = lb.entry(
+                    name,
+                    twin.bits(train),
+                    twin.bits(hold),
+                    secs,
+                    bins=b,
+                    edges=len(twin.net.edges),
+                    params=twin.net.n_params(),
+                )
             board.append(e)
             fitted[name] = (twin, {"structure": structure, "bins": b})
 
@@ -227,8 +283,9 @@ class TableTwin(Twin):
         twin, how = fitted[winner]
         if refit and full is not train:
             with progress.step(f"refitting {winner} on all {full.n_rows} rows"):
-                twin = cls.fit(full, how["structure"], bins=how["bins"], warm_start=twin.edges,
-                               **kw)
+                twin = cls.fit(
+                    full, how["structure"], bins=how["bins"], warm_start=twin.edges, **kw
+                )
         twin.structure = winner
         twin.leaderboard = board
         return twin
@@ -255,8 +312,13 @@ class TableTwin(Twin):
         return out
 
     # ---- sampling ----------------------------------------------------------------------
-    def sample(self, n: int, seed: int | None = None, given: dict[str, Any] | None = None,
-               novel: bool = False) -> pd.DataFrame:
+    def sample(
+        self,
+        n: int,
+        seed: int | None = None,
+        given: dict[str, Any] | None = None,
+        novel: bool = False,
+    ) -> pd.DataFrame:
         """`n` new records with the training columns and dtypes.
 
         given: {column: value} to sample exactly from P(other columns | given values).
@@ -279,14 +341,17 @@ class TableTwin(Twin):
             token = np.array(["" if value is None else str(value)], dtype=object)
             st = int(self.codecs[i].encode(token)[0][0])
             if st == self.codecs[i].escape_state and not self.codecs[i].has_rare:
-                raise InputError(f"--given {col}={value}: value never seen in training, "
-                                 "so the twin has no data to condition on; pick a seen value")
+                raise InputError(
+                    f"--given {col}={value}: value never seen in training, "
+                    "so the twin has no data to condition on; pick a seen value"
+                )
             evidence[i] = (st, str(token[0]))
         if evidence:
             from .inference import conditional_sample
 
-            states = conditional_sample(self.net, n, rng, allowed,
-                                        {i: s for i, (s, _) in evidence.items()})
+            states = conditional_sample(
+                self.net, n, rng, allowed, {i: s for i, (s, _) in evidence.items()}
+            )
         else:
             states = self.net.sample(n, rng, allowed)
         decoded = [c.decode(s, rng) for c, s in zip(self.codecs, states, strict=True)]
@@ -308,14 +373,15 @@ class TableTwin(Twin):
         for spec in self.schema:
             if spec.type == "id":
                 toks = self.ids[spec.name].sample(n, rng)
-                out[spec.name] = _typed(spec, toks, np.zeros(n, bool), None)
+                out[spec.name] = _typed(spec, Decoded(toks, np.zeros(n, bool), None))
             else:
                 d = by_name[spec.name]
-                out[spec.name] = _typed(spec, d.values, d.missing, d.tokens)
+                out[spec.name] = _typed(spec, d, self.codecs[self.modelled.index(spec.name)].tokens)
         return pd.DataFrame(out)
 
-    def sample_tokens(self, n: int, seed: int | None = None, given=None,
-                      novel: bool = False) -> pd.DataFrame:
+    def sample_tokens(
+        self, n: int, seed: int | None = None, given=None, novel: bool = False
+    ) -> pd.DataFrame:
         """Samples as the exact text tokens a CSV of the data would hold."""
         _, decoded = self._sample_decoded(n, seed, given, novel)
         rng = np.random.default_rng([seed or 0, 7])
@@ -325,8 +391,9 @@ class TableTwin(Twin):
             if spec.type == "id":
                 out[spec.name] = self.ids[spec.name].sample(n, rng)
             else:
-                out[spec.name] = _format_tokens(spec, by_name[spec.name], self.codecs[
-                    self.modelled.index(spec.name)])
+                out[spec.name] = _format_tokens(
+                    spec, by_name[spec.name], self.codecs[self.modelled.index(spec.name)]
+                )
         return pd.DataFrame(out, dtype=object)
 
     # ---- persistence -------------------------------------------------------------------
@@ -339,29 +406,50 @@ class TableTwin(Twin):
             arrays.update(a)
         for i, cpt in enumerate(self.net.cpts):
             arrays.update(cpt.to_arrays(f"n{i}_"))
-        meta = {"schema": [s.to_dict() for s in self.schema], "codecs": codec_meta,
-                "ids": {k: v.to_dict() for k, v in self.ids.items()}, "options": self.options}
+        meta = {
+            "schema": [s.to_dict() for s in self.schema],
+            "codecs": codec_meta,
+            "ids": {k: v.to_dict() for k, v in self.ids.items()},
+            "options": self.options,
+        }
         return meta, arrays
 
     @classmethod
-    def from_archive(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> TableTwin:
+    def from_archive(
+        cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str
+    ) -> TableTwin:
         schema = [ColumnSpec.from_dict(d) for d in meta["schema"]]
-        codecs = [ColumnCodec.from_archive(m, arrays, f"c{i}_") for i, m in enumerate(meta["codecs"])]
+        codecs = [
+            ColumnCodec.from_archive(m, arrays, f"c{i}_") for i, m in enumerate(meta["codecs"])
+        ]
         cards = arrays["cards"].astype(np.int64)
         require(cards.shape == (len(codecs),), source, "column count mismatch")
-        require(all(int(k) == c.n_states for k, c in zip(cards, codecs, strict=True)), source,
-                "state counts do not match the column codecs")
+        require(
+            all(int(k) == c.n_states for k, c in zip(cards, codecs, strict=True)),
+            source,
+            "state counts do not match the column codecs",
+        )
         modelled = [s.name for s in schema if s.type != "id"]
         require(modelled == [c.spec.name for c in codecs], source, "schema and codecs disagree")
         cpts = [CPT.from_arrays(arrays, f"n{i}_", int(cards[i]), cards) for i in range(len(codecs))]
-        require(all(all(0 <= p < len(codecs) and p != i for p in c.parents)
-                    for i, c in enumerate(cpts)), source, "a parent index is out of range")
+        require(
+            all(
+                all(0 <= p < len(codecs) and p != i for p in c.parents) for i, c in enumerate(cpts)
+            ),
+            source,
+            "a parent index is out of range",
+        )
         net = DiscreteBayesNet(cards, [c.parents for c in cpts])  # raises on a cycle
         net.cpts = cpts
-        ids = {k: IdGenerator(str(v["kind"]), int(v["start"]), str(v["template"]))
-               for k, v in meta["ids"].items()}
-        require(set(ids) == {s.name for s in schema if s.type == "id"}, source,
-                "identifier generators do not match the schema")
+        ids = {
+            k: IdGenerator(str(v["kind"]), int(v["start"]), str(v["template"]))
+            for k, v in meta["ids"].items()
+        }
+        require(
+            set(ids) == {s.name for s in schema if s.type == "id"},
+            source,
+            "identifier generators do not match the schema",
+        )
         return cls(schema, codecs, net, ids, str(meta["structure"]), dict(meta["options"]))
 
     # ---- description -------------------------------------------------------------------
@@ -380,29 +468,62 @@ class TableTwin(Twin):
     @classmethod
     def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
         g = fit.add_argument_group("tables")
-        g.add_argument("--dag", metavar="FILE", help="edges of a DAG you write down "
-                       "(lines `parent -> child` or JSON pairs); adds structure 'dag'")
-        g.add_argument("--schema", metavar="FILE", help="schema JSON overriding inferred column types")
-        g.add_argument("--write-schema", metavar="FILE", help="write the inferred schema JSON for editing")
-        g.add_argument("--bins", type=int, default=None,
-                       help="coarse bins per numeric column (default: 10, then 5 and 20 tried on holdout)")
-        g.add_argument("--score", choices=["bde", "bdeu", "bic"], default="bde",
-                       help="structure score for bayesnet (default bde)")
+        g.add_argument(
+            "--dag",
+            metavar="FILE",
+            help="edges of a DAG you write down "
+            "(lines `parent -> child` or JSON pairs); adds structure 'dag'",
+        )
+        g.add_argument(
+            "--schema", metavar="FILE", help="schema JSON overriding inferred column types"
+        )
+        g.add_argument(
+            "--write-schema", metavar="FILE", help="write the inferred schema JSON for editing"
+        )
+        g.add_argument(
+            "--bins",
+            type=int,
+            default=None,
+            help="coarse bins per numeric column (default: 10, then 5 and 20 tried on holdout)",
+        )
+        g.add_argument(
+            "--score",
+            choices=["bde", "bdeu", "bic"],
+            default="bde",
+            help="structure score for bayesnet (default bde)",
+        )
         g.add_argument("--max-parents", type=int, default=4, help="in-degree bound for bayesnet")
         g.add_argument("--no-header", action="store_true", help="the CSV has no header line")
-        g.add_argument("--encoding", default="utf-8", help="text encoding of the CSV (default utf-8)")
-        g.add_argument("--not-missing", metavar="TOKENS", default=None,
-                       help="comma-separated tokens that are real values, not missing (e.g. NA)")
+        g.add_argument(
+            "--encoding", default="utf-8", help="text encoding of the CSV (default utf-8)"
+        )
+        g.add_argument(
+            "--not-missing",
+            metavar="TOKENS",
+            default=None,
+            help="comma-separated tokens that are real values, not missing (e.g. NA)",
+        )
         sg = sample.add_argument_group("tables")
-        sg.add_argument("--given", action="append", metavar="COL=VALUE", default=[],
-                        help="sample conditionally on a column's value (repeatable)")
-        sg.add_argument("--novel", action="store_true",
-                        help="also sample values never seen in training (the escape mass)")
+        sg.add_argument(
+            "--given",
+            action="append",
+            metavar="COL=VALUE",
+            default=[],
+            help="sample conditionally on a column's value (repeatable)",
+        )
+        sg.add_argument(
+            "--novel",
+            action="store_true",
+            help="also sample values never seen in training (the escape mass)",
+        )
 
     @classmethod
     def cli_fit(cls, path: Path, args: argparse.Namespace) -> TableTwin:
-        raw = read_table(path, encoding=getattr(args, "encoding", "utf-8"),
-                         header=not getattr(args, "no_header", False))
+        raw = read_table(
+            path,
+            encoding=getattr(args, "encoding", "utf-8"),
+            header=not getattr(args, "no_header", False),
+        )
         overrides: dict[str, dict[str, Any]] = {}
         if getattr(args, "schema", None):
             overrides = load_schema_overrides(args.schema)
@@ -410,7 +531,9 @@ class TableTwin(Twin):
             keep = set(args.not_missing.split(","))
             base = infer_schema(raw, overrides)
             for s in base:
-                overrides.setdefault(s.name, {})["missing"] = [m for m in s.missing if m not in keep]
+                overrides.setdefault(s.name, {})["missing"] = [
+                    m for m in s.missing if m not in keep
+                ]
         specs = infer_schema(raw, overrides)
         if getattr(args, "write_schema", None):
             from ..modelfile import atomic_write_bytes
@@ -423,13 +546,24 @@ class TableTwin(Twin):
             try:
                 holdout = float(args.holdout)
             except ValueError:
-                holdout = read_table(args.holdout, encoding=getattr(args, "encoding", "utf-8"),
-                                     header=not getattr(args, "no_header", False))
+                holdout = read_table(
+                    args.holdout,
+                    encoding=getattr(args, "encoding", "utf-8"),
+                    header=not getattr(args, "no_header", False),
+                )
         structures = args.structures.split(",") if args.structures else None
-        return cls.fit_select(raw, structures=structures, holdout=holdout, seed=args.seed,
-                              schema=specs, edges=edges, refit=not args.no_refit,
-                              bins=getattr(args, "bins", None), score=getattr(args, "score", "bde"),
-                              max_parents=getattr(args, "max_parents", 4))
+        return cls.fit_select(
+            raw,
+            structures=structures,
+            holdout=holdout,
+            seed=args.seed,
+            schema=specs,
+            edges=edges,
+            refit=not args.no_refit,
+            bins=getattr(args, "bins", None),
+            score=getattr(args, "score", "bde"),
+            max_parents=getattr(args, "max_parents", 4),
+        )
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> RawTable:
         return read_table(path, encoding=getattr(args, "encoding", "utf-8"))
@@ -442,8 +576,9 @@ class TableTwin(Twin):
             k, v = item.split("=", 1)
             given[k.strip()] = v
         n = 1000 if args.n is None else args.n
-        return self.sample_tokens(n, seed=args.seed, given=given or None,
-                                  novel=getattr(args, "novel", False))
+        return self.sample_tokens(
+            n, seed=args.seed, given=given or None, novel=getattr(args, "novel", False)
+        )
 
     def cli_write(self, samples: pd.DataFrame, fh, args: argparse.Namespace) -> None:
         if not isinstance(samples, pd.DataFrame) or samples.dtypes.ne(object).any():
@@ -464,7 +599,9 @@ class TableTwin(Twin):
             elif spec.type == "datetime":
                 toks = col.dt.strftime(spec.datetime_format or "%Y-%m-%d").fillna("")
             else:
-                toks = col.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                toks = col.map(
+                    lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                )
             out[spec.name] = toks.astype(object)
         return pd.DataFrame(out, dtype=object)
 
@@ -472,15 +609,20 @@ class TableTwin(Twin):
 # ---- helpers ---------------------------------------------------------------------------
 def _check_rows(raw: RawTable, minimum: int) -> None:
     if raw.n_rows < minimum:
-        raise InputError(f"{raw.source} has {raw.n_rows} data rows; fitting with a holdout split "
-                         f"needs at least {minimum} (or pass --holdout FILE)")
+        raise InputError(
+            f"{raw.source} has {raw.n_rows} data rows; fitting with a holdout split "
+            f"needs at least {minimum} (or pass --holdout FILE)"
+        )
 
 
 def _structure_list(structures, edges) -> list[str]:
     if structures is None:
         out = list(DEFAULT_STRUCTURES) + (["dag"] if edges is not None else [])
     else:
-        out = [s.strip() for s in (structures.split(",") if isinstance(structures, str) else structures)]
+        out = [
+            s.strip()
+            for s in (structures.split(",") if isinstance(structures, str) else structures)
+        ]
     bad = [s for s in out if s not in STRUCTURES]
     if bad or not out:
         raise InputError(f"unknown structure(s) {bad}; choose from {', '.join(STRUCTURES)}")
@@ -513,11 +655,16 @@ def _format_tokens(spec: ColumnSpec, d: Decoded, codec: ColumnCodec) -> np.ndarr
     return out
 
 
-def _typed(spec: ColumnSpec, values: np.ndarray, missing: np.ndarray, tokens) -> pd.Series:
+def _typed(spec: ColumnSpec, d: Decoded, token_list: list[str] | None = None) -> pd.Series:
     """A sampled column with the dtype the training data had."""
+    values, missing = d.values, d.missing
     if spec.type in ("integer", "float"):
         vals = values.astype(float)
-        if spec.type == "integer" and not np.isnan(vals).any() and spec.dtype in ("csv", "int64", "int32"):
+        if (
+            spec.type == "integer"
+            and not np.isnan(vals).any()
+            and spec.dtype in ("csv", "int64", "int32")
+        ):
             return pd.Series(vals.astype(np.int64))
         if spec.dtype.startswith("Int"):
             return pd.Series(vals).astype(spec.dtype)
@@ -525,12 +672,15 @@ def _typed(spec: ColumnSpec, values: np.ndarray, missing: np.ndarray, tokens) ->
     if spec.type == "datetime":
         unit = "D" if spec.datetime_unit == "D" else "s"
         return pd.Series(pd.to_datetime(values, unit=unit, errors="coerce"))
-    vals = values.copy()
-    if missing.any():
+    any_missing = bool(missing.any())
+    if spec.type == "boolean" and not any_missing and d.states is not None and token_list:
+        lookup = np.array([t.strip().lower() == "true" for t in token_list] + [False])
+        return pd.Series(lookup[np.minimum(d.states, len(token_list))])
+    vals = values
+    if any_missing:
+        vals = values.copy()
         vals[missing] = None
-    if spec.type == "boolean" and not missing.any():
-        return pd.Series(np.char.lower(vals.astype(str)) == "true")
-    s = pd.Series(vals, dtype=object)
+    s = pd.Series(vals, dtype=object, copy=False)
     if spec.dtype == "category":
         return s.astype("category")
     return s
