@@ -1,0 +1,205 @@
+"""N-gram counting in one vectorised pass per order, and lookups of new data into the tables.
+
+Symbols are small integers: 0 = BOS (begin of a block, context only), 1 = EOS (end of a block,
+predicted), 2 = UNK (a symbol never seen in training), 3.. = the vocabulary. A *segment* is one
+block laid out as ``[BOS] tokens [EOS]``; a holdout tail is laid out as its last ``M`` tokens of
+history (context only, never counted) followed by the scored tail.
+
+The n-gram strings of length k+1 ending at each position get dense ids, level by level:
+``id_k[i] = rank(id_{k-1}[i-1] * B + t[i])``. The sorted unique keys of level k (``keys[k]``)
+are the table: ``key // B`` is the context (an index into level k-1) and ``key % B`` the symbol,
+so every context's children are one contiguous run. Strings that would cross the beginning of
+a block are not n-grams (id -1), exactly as KenLM/SRILM treat ``<s>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BOS, EOS, UNK = 0, 1, 2
+N_SPECIAL = 3
+
+
+@dataclass
+class Segment:
+    """One block of symbols to count or score.
+
+    `begin`: the block starts at the beginning of a document (a BOS precedes it);
+    `end`: the block ends at the end of a document (an EOS is predicted after it);
+    `n_context`: how many leading tokens are history only (conditioned on, not predicted).
+    """
+
+    tokens: np.ndarray
+    begin: bool = True
+    end: bool = True
+    n_context: int = 0
+
+
+@dataclass
+class Layout:
+    """Segments laid out in one array: symbols, scored positions and offset inside the block."""
+
+    t: np.ndarray  # int64 symbols
+    pred: np.ndarray  # bool: this position is predicted (scored / counted)
+    offset: np.ndarray  # int64: position inside its block (0 = BOS or first history token)
+
+
+def layout(segments: list[Segment]) -> Layout:
+    """Concatenate segments as ``[BOS] history tokens [EOS]`` with a mask of predicted positions."""
+    if not segments:
+        empty = np.zeros(0, np.int64)
+        return Layout(empty, np.zeros(0, bool), empty)
+    lens = np.array([len(s.tokens) for s in segments], np.int64)
+    begin = np.array([s.begin for s in segments], np.int64)
+    end = np.array([s.end for s in segments], np.int64)
+    nctx = np.array([s.n_context for s in segments], np.int64)
+    total = begin + lens + end
+    starts = np.zeros(len(segments), np.int64)
+    np.cumsum(total[:-1], out=starts[1:])
+    n = int(total.sum())
+    t = np.full(n, BOS, np.int64)
+    seg = np.repeat(np.arange(len(segments)), total)
+    offset = np.arange(n, dtype=np.int64) - starts[seg]
+    tok_flat = (
+        np.concatenate([np.asarray(s.tokens, np.int64) for s in segments])
+        if lens.sum()
+        else np.zeros(0, np.int64)
+    )
+    tok_seg = np.repeat(np.arange(len(segments)), lens)
+    tok_starts = np.zeros(len(segments), np.int64)
+    np.cumsum(lens[:-1], out=tok_starts[1:])
+    tok_idx = np.arange(len(tok_flat), dtype=np.int64) - tok_starts[tok_seg]
+    tok_pos = starts[tok_seg] + begin[tok_seg] + tok_idx
+    t[tok_pos] = tok_flat
+    pred = np.zeros(n, bool)
+    pred[tok_pos] = tok_idx >= nctx[tok_seg]
+    eos_pos = (starts + begin + lens)[end.astype(bool)]
+    t[eos_pos] = EOS
+    pred[eos_pos] = True
+    return Layout(t, pred, offset)
+
+
+@dataclass
+class Tables:
+    """Training n-gram tables for levels 0..M (context length k at level k)."""
+
+    base: int  # B: number of symbol ids (3 specials + vocabulary)
+    keys: list[np.ndarray] = field(default_factory=list)  # sorted int64, parent * B + symbol
+    raw: list[np.ndarray] = field(default_factory=list)  # int64 counts at predicted positions
+    cont: list[np.ndarray] = field(default_factory=list)  # distinct left extensions (k < M)
+    bos_first: list[np.ndarray] = field(default_factory=list)  # string starts with BOS
+    seconds: list[float] = field(default_factory=list)  # cumulative counting time per level
+    ids: list[np.ndarray] | None = None  # n-gram ids at every training position (if kept)
+    layout: Layout | None = None  # the training layout (if ids are kept)
+
+    @property
+    def max_order(self) -> int:
+        return len(self.keys) - 1
+
+    def kn_counts(self, k: int, top: int) -> np.ndarray:
+        """Counts used by Kneser-Ney at level k of a model of order `top`.
+
+        Raw counts at the top level and for strings starting with BOS (they cannot be extended
+        to the left); continuation counts (number of distinct left extensions) elsewhere.
+        """
+        if k == top:
+            return self.raw[k]
+        return np.where(self.bos_first[k], self.raw[k], self.cont[k])
+
+
+def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique values and the rank of each input (like np.unique with return_inverse).
+
+    Fast path: pack (value, position) into one int64 and sort values only (numpy's value sort is
+    several times faster than argsort); falls back to np.unique when they do not fit in 63 bits.
+    """
+    n = len(values)
+    if n == 0:
+        return values.astype(np.int64), np.zeros(0, np.int64)
+    vmax = int(values.max())
+    bits = max(n - 1, 1).bit_length()
+    if int(values.min()) < 0 or vmax.bit_length() + bits > 62:
+        uniq, inv = np.unique(values, return_inverse=True)
+        return uniq, inv.reshape(-1).astype(np.int64)
+    packed = np.sort((values.astype(np.int64) << bits) | np.arange(n, dtype=np.int64))
+    skeys = packed >> bits
+    new = np.empty(n, bool)
+    new[0] = True
+    np.not_equal(skeys[1:], skeys[:-1], out=new[1:])
+    rank = np.cumsum(new) - 1
+    inv = np.empty(n, np.int64)
+    inv[packed & ((1 << bits) - 1)] = rank
+    return skeys[new], inv
+
+
+def count(segments: list[Segment], base: int, max_order: int, keep_ids: bool = False) -> Tables:
+    """Count every n-gram of length 1..max_order+1 in one vectorised pass per level."""
+    import time
+
+    t0 = time.perf_counter()
+    lay = layout(segments)
+    t, pred, offset = lay.t, lay.pred, lay.offset
+    n = len(t)
+    tables = Tables(base=base)
+    if keep_ids:
+        tables.ids, tables.layout = [], lay
+    h_prev = None
+    first_prev = None
+    for k in range(max_order + 1):
+        valid = offset >= k
+        if k == 0:
+            keys = t[valid]
+        else:
+            prev = np.empty(n, np.int64)
+            prev[0] = -1
+            prev[1:] = h_prev[:-1]
+            keys = prev[valid] * base + t[valid]
+        uniq, inv = _dense_rank(keys)
+        h = np.full(n, -1, np.int64)
+        h[valid] = inv
+        raw = np.bincount(h[pred & valid], minlength=len(uniq)).astype(np.int64)
+        first = uniq == BOS if k == 0 else first_prev[uniq // base]
+        if k > 0:
+            # continuation counts of level k-1: distinct left extensions among counted n-grams
+            suffix = np.empty(len(uniq), np.int64)
+            suffix[inv] = h_prev[valid]
+            ext = np.flatnonzero(raw)
+            tables.cont.append(np.bincount(suffix[ext], minlength=len(tables.keys[-1])))
+        tables.keys.append(uniq)
+        tables.raw.append(raw)
+        tables.bos_first.append(first)
+        tables.seconds.append(time.perf_counter() - t0)
+        if keep_ids:
+            tables.ids.append(h)
+        h_prev = h
+        first_prev = first
+    # the top level has no continuation counts; keep the list aligned (never used at the top)
+    tables.cont.append(tables.raw[-1].copy())
+    return tables
+
+
+def lookup(keys: list[np.ndarray], base: int, lay: Layout) -> list[np.ndarray]:
+    """Ids of the n-grams ending at every position of `lay`, per level (-1 = unseen)."""
+    t, offset = lay.t, lay.offset
+    n = len(t)
+    out: list[np.ndarray] = []
+    h_prev = None
+    for k, table in enumerate(keys):
+        if k == 0:
+            q = t.copy()
+            ok = np.ones(n, bool)
+        else:
+            prev = np.empty(n, np.int64)
+            prev[:1] = -1
+            prev[1:] = h_prev[:-1]
+            ok = (prev >= 0) & (offset >= k)
+            q = np.where(ok, prev * base + t, 0)
+        idx = np.searchsorted(table, q)
+        idx_c = np.minimum(idx, len(table) - 1)
+        found = ok & (len(table) > 0) & (table[idx_c] == q) if len(table) else np.zeros(n, bool)
+        h = np.where(found, idx_c, -1)
+        out.append(h)
+        h_prev = h
+    return out

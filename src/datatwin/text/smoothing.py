@@ -1,0 +1,120 @@
+"""Smoothed conditional distributions, one level (context length) at a time, as arrays.
+
+Both smoothers are *interpolated*: at level k, for context h and symbol w,
+
+    p_k(w | h) = alpha_k(h, w) + gamma_k(h) * p_{k-1}(w | h')
+
+where h' drops the oldest symbol of h, alpha is zero for n-grams not seen at this level, and
+p_{-1} is uniform over the outcomes (EOS, UNK and the vocabulary). For every context,
+sum_w alpha_k(h, w) + gamma_k(h) = 1, so every distribution sums to one over the whole
+alphabet and, since gamma > 0 and the uniform base is > 0, no probability is ever zero.
+Contexts never seen at level k simply use p_{k-1}.
+
+- ``kn``: interpolated modified Kneser-Ney (Chen & Goodman 1998): three discounts per level
+  (count 1, 2, 3+) estimated from counts of counts; continuation counts below the top level.
+- ``wb``: interpolated Witten-Bell: alpha = c / (c(h) + T(h)), gamma = T(h) / (c(h) + T(h)),
+  T(h) = number of distinct symbols seen after h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SMOOTHERS = ("kn", "wb")
+
+#: discounts used when counts of counts cannot support an estimate (tiny or deduplicated data)
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+
+
+@dataclass
+class Level:
+    """One level of a smoothed model: per n-gram alpha, per context gamma."""
+
+    alpha: np.ndarray  # float64 per n-gram of this level
+    gamma: np.ndarray  # float64 per context (index into the previous level; 1 entry at level 0)
+    seen: np.ndarray  # bool per context: the context has at least one counted child
+    discounts: tuple[float, float, float] | None = None
+    fallback: bool = False
+
+
+def estimate_discounts(counts: np.ndarray) -> tuple[tuple[float, float, float], bool]:
+    """Modified Kneser-Ney discounts D1, D2, D3+ from counts of counts (Chen & Goodman).
+
+    Y = n1 / (n1 + 2 n2), D_c = c - (c + 1) Y n_{c+1} / n_c. When a needed count of counts is
+    zero or an estimate falls outside (0, c) (small or deduplicated data, a classic failure of
+    other tools), each bad discount falls back to a sound default (0.5, 1.0, 1.5) and the
+    fallback is reported. Always returns 0 < D_c < c, so every seen n-gram keeps some mass.
+    """
+    pos = counts[counts > 0]
+    n = np.bincount(np.minimum(pos, 5), minlength=6).astype(np.float64)
+    n1, n2, n3, n4 = n[1], n[2], n[3], n[4]
+    out = list(FALLBACK_DISCOUNTS)
+    fallback = False
+    if n1 > 0 and n2 > 0:
+        y = n1 / (n1 + 2 * n2)
+        for c, (nc, nc1) in enumerate(((n1, n2), (n2, n3), (n3, n4)), start=1):
+            d = c - (c + 1) * y * nc1 / nc if nc > 0 else float("nan")
+            if np.isfinite(d) and 0.0 < d < c:
+                out[c - 1] = float(d)
+            else:
+                fallback = True
+    else:
+        fallback = True
+    return (out[0], out[1], out[2]), fallback
+
+
+def _context_sums(parent: np.ndarray, weights: np.ndarray, n_ctx: int) -> np.ndarray:
+    return np.bincount(parent, weights=weights, minlength=n_ctx).astype(np.float64)
+
+
+def kn_level(keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Level:
+    """Interpolated modified Kneser-Ney for one level from its (raw or continuation) counts."""
+    parent = keys // base
+    (d1, d2, d3), fallback = estimate_discounts(counts)
+    c = counts.astype(np.float64)
+    disc = np.select([counts == 1, counts == 2, counts >= 3], [d1, d2, d3], 0.0)
+    total = _context_sums(parent, c, n_ctx)
+    mass = _context_sums(parent, disc, n_ctx)
+    seen = total > 0
+    safe = np.where(seen, total, 1.0)
+    alpha = (c - disc) / safe[parent]
+    gamma = np.where(seen, mass / safe, 1.0)
+    return Level(alpha, gamma, seen, (d1, d2, d3), fallback)
+
+
+def wb_level(keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Level:
+    """Interpolated Witten-Bell for one level from raw counts."""
+    parent = keys // base
+    c = counts.astype(np.float64)
+    total = _context_sums(parent, c, n_ctx)
+    types = _context_sums(parent, (counts > 0).astype(np.float64), n_ctx)
+    seen = total > 0
+    denom = np.where(seen, total + types, 1.0)
+    alpha = c / denom[parent]
+    gamma = np.where(seen, types / denom, 1.0)
+    return Level(alpha, gamma, seen)
+
+
+def make_level(smoother: str, keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Level:
+    """One level of smoother `smoother` ('kn' or 'wb')."""
+    if smoother == "kn":
+        return kn_level(keys, counts, base, n_ctx)
+    if smoother == "wb":
+        return wb_level(keys, counts, base, n_ctx)
+    raise ValueError(f"unknown smoother {smoother!r}")
+
+
+def apply_level(
+    level: Level, p_lower: np.ndarray, ngram_ids: np.ndarray, ctx_ids: np.ndarray | None
+) -> np.ndarray:
+    """p_k at scored positions from p_{k-1}, the n-gram ids (-1 unseen) and context ids."""
+    if ctx_ids is None:  # level 0: a single (empty) context
+        a = np.where(ngram_ids >= 0, level.alpha[np.maximum(ngram_ids, 0)], 0.0)
+        return a + level.gamma[0] * p_lower
+    ok = ctx_ids >= 0
+    cidx = np.maximum(ctx_ids, 0)
+    ok &= level.seen[cidx]
+    a = np.where(ngram_ids >= 0, level.alpha[np.maximum(ngram_ids, 0)], 0.0)
+    return np.where(ok, a + level.gamma[cidx] * p_lower, p_lower)
