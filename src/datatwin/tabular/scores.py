@@ -11,7 +11,7 @@ The same α also smooths the fitted conditional tables (see `cpt.py`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, xlogy
+from scipy.special import gammaln, logsumexp, xlogy
 
 from .counting import FamilyCounts
 
@@ -24,18 +24,25 @@ def marginal_loglik(fc: FamilyCounts, prior: np.ndarray) -> float:
     return float(np.sum(xlogy(fc.fam_n, prior[fc.fam_x])))
 
 
-def bde_alpha(fc: FamilyCounts, prior: np.ndarray) -> tuple[float, float]:
-    """(best score, its α) of the marginal-centred Dirichlet marginal likelihood."""
+def bde_alpha(fc: FamilyCounts, prior: np.ndarray, hyper: bool = True) -> tuple[float, float]:
+    """(score, α) of the marginal-centred Dirichlet marginal likelihood.
+
+    α has a uniform hyperprior over the grid plus α = ∞ (the parents ignored). With
+    `hyper` the score marginalises α out (log-mean-exp), which keeps weak parents out;
+    otherwise it is the maximum over α (empirical Bayes). The α returned is the most
+    probable one, used to smooth the table.
+    """
     a = ALPHAS[:, None]
     ap = a * prior[fc.fam_x][None, :]
     s = np.sum(gammaln(fc.fam_n[None, :] + ap) - gammaln(ap), axis=1) + np.sum(
         gammaln(a) - gammaln(fc.cfg_n[None, :] + a), axis=1
     )
+    s = np.r_[s, marginal_loglik(fc, prior)]
     i = int(np.argmax(s))
-    limit = marginal_loglik(fc, prior)
-    if limit >= s[i]:
-        return limit, float("inf")
-    return float(s[i]), float(ALPHAS[i])
+    alpha = float(ALPHAS[i]) if i < len(ALPHAS) else float("inf")
+    if hyper:
+        return float(logsumexp(s) - np.log(len(s))), alpha
+    return float(s[i]), alpha
 
 
 def bdeu(fc: FamilyCounts, k: int, q: int, ess: float = 1.0) -> float:

@@ -32,6 +32,8 @@ class LocalScorer:
             for v in range(len(cards))
         ]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
+        # structure prior for "bde": each possible edge is present with probability ~1/d
+        self.edge_penalty = float(np.log(max(len(cards), 2))) if method == "bde" else 0.0
 
     def __call__(self, child: int, parents: tuple[int, ...]) -> float:
         parents = tuple(sorted(parents))
@@ -42,7 +44,7 @@ class LocalScorer:
                 s = -np.inf
             else:
                 fc = self.counter.counts(child, parents)
-                if not parents and self.method == "bde":
+                if not parents and self.method == "bde":  # α is irrelevant without parents
                     s = marginal_loglik(fc, self.priors[child])
                 else:
                     s = family_score(
@@ -54,6 +56,7 @@ class LocalScorer:
                         config_space(self.counter.cards, parents),
                         self.counter.n,
                     )
+                s -= self.edge_penalty * len(parents)
             self._cache[key] = s
         return s
 
