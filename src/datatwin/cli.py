@@ -164,6 +164,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
+    import pandas as pd
     from rich.console import Console
 
     from .tabular.twin import TableTwin
@@ -201,9 +202,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     render(twin.leaderboard, twin.unit, console)
-    console.print(f"selected structure: [bold]{twin.structure}[/bold]; model saved to {model_path}")
-    console.print(f"1000 synthetic records written to {sample_path}; first rows:")
-    console.print(samples.head(5).to_string(index=False), highlight=False)
+    print(f"selected structure: {twin.structure}; model saved to {model_path}")
+    print(f"1000 synthetic records written to {sample_path}; the first five:")
+    with pd.option_context("display.width", 250, "display.max_columns", 50):
+        print(samples.head(5).to_string(index=False))
     return 0
 
 

@@ -82,7 +82,7 @@ def render(
         name = e["structure"] + (" (baseline)" if e.get("baseline") else "")
         table.add_row(
             mark,
-            name,
+            escape(name),
             _fmt(e["train_bits"]),
             _fmt(e["holdout_bits"]),
             _fmt(e["fit_seconds"]),
