@@ -276,7 +276,10 @@ class TableTwin(Twin):
         top = lb.best(board)["structure"]
         has_intervals = any(len(c.coarse_edges) > 2 for c in fitted[top][0].codecs)
         if bins is None and has_intervals:
-            for b in (5, 20):
+            # coarser and finer bins for the best structure; keep doubling while it helps
+            for b in (5, 20, 40, 80):
+                if b > 20 and lb.best(board)["bins"] != b // 2:
+                    break
                 run(f"{top}[bins={b}]", fitted[top][1]["structure"], b)
         winner = lb.best(board)["structure"]
         lb.mark_selected(board, winner)
@@ -373,6 +376,12 @@ class TableTwin(Twin):
         for spec in self.schema:
             if spec.type == "id":
                 toks = self.ids[spec.name].sample(n, rng)
+                if self.ids[spec.name].kind == "integer" and (
+                    spec.dtype == "csv" or spec.dtype.startswith(("int", "uint"))
+                ):  # integer identifiers keep an integer dtype
+                    dtype = np.int64 if spec.dtype == "csv" else spec.dtype
+                    out[spec.name] = pd.Series(toks.astype(np.int64).astype(dtype))
+                    continue
                 out[spec.name] = _typed(spec, Decoded(toks, np.zeros(n, bool), None))
             else:
                 d = by_name[spec.name]
@@ -663,15 +672,18 @@ def _typed(spec: ColumnSpec, d: Decoded, token_list: list[str] | None = None) ->
         if (
             spec.type == "integer"
             and not np.isnan(vals).any()
-            and spec.dtype in ("csv", "int64", "int32")
+            and (spec.dtype == "csv" or spec.dtype.startswith(("int", "uint")))
         ):
-            return pd.Series(vals.astype(np.int64))
+            return pd.Series(vals.astype(np.int64 if spec.dtype == "csv" else spec.dtype))
         if spec.dtype.startswith("Int"):
             return pd.Series(vals).astype(spec.dtype)
+        if spec.dtype.startswith("float"):
+            return pd.Series(vals.astype(spec.dtype))
         return pd.Series(vals)
     if spec.type == "datetime":
         unit = "D" if spec.datetime_unit == "D" else "s"
-        return pd.Series(pd.to_datetime(values, unit=unit, errors="coerce"))
+        out = pd.Series(pd.to_datetime(values, unit=unit, errors="coerce"))
+        return out.astype(spec.dtype) if spec.dtype.startswith("datetime64") else out
     any_missing = bool(missing.any())
     if spec.type == "boolean" and not any_missing and d.states is not None and token_list:
         lookup = np.array([t.strip().lower() == "true" for t in token_list] + [False])
@@ -681,6 +693,6 @@ def _typed(spec: ColumnSpec, d: Decoded, token_list: list[str] | None = None) ->
         vals = values.copy()
         vals[missing] = None
     s = pd.Series(vals, dtype=object, copy=False)
-    if spec.dtype == "category":
-        return s.astype("category")
+    if spec.dtype in ("category", "str", "string"):  # the frame's own string dtypes
+        return s.astype(spec.dtype)
     return s
