@@ -1,0 +1,401 @@
+"""Linear autoregressive conditionals, fit in closed form and scanned over orders.
+
+Every series model here is one `LinearModel`: in the standardised transformed space
+z = (g(y) - center) / scale, column j of step t has mean
+
+    c_j + Σ_{i<j} A[j, i] z[t, i] + Σ_l B[j, l, :] · z[t - lag_l, :]
+
+(a vector AR whose within-step dependence is written as a chain over the columns, so each
+column has a univariate conditional) and a Gaussian or Gaussian-mixture residual. i.i.d. is
+the model with no lags; differenced models (y_t - y_{t-D}) are rewritten into the same form.
+Fitting is least squares on one Gram matrix per design, so a whole scan over orders costs a
+few small Cholesky solves per order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from .precision import cell_edges, forward, log_cell_mass, log_gauss_cell
+
+SD_FLOOR = 1e-6
+
+
+@dataclass
+class Columns:
+    """Per-column facts the likelihood needs: name, decimals, support bounds."""
+
+    names: list[str]
+    decimals: list[int]
+    lower: list[float | None]
+    upper: list[float | None]
+    sqrt_ok: list[bool]
+    log_ok: list[bool]
+
+    @classmethod
+    def infer(cls, values: np.ndarray, names: list[str], decimals: list[int]) -> Columns:
+        """Bounds from the data: ≤2 distinct values -> [min, max]; zeros or counts -> ≥ 0."""
+        lower: list[float | None] = []
+        upper: list[float | None] = []
+        sq, lg = [], []
+        for j in range(values.shape[1]):
+            x = values[:, j]
+            x = x[~np.isnan(x)]
+            distinct = np.unique(x)
+            mn, mx = float(distinct[0]), float(distinct[-1])
+            if len(distinct) <= 2:
+                lower.append(mn)
+                upper.append(mx)
+                sq.append(False)
+                lg.append(False)
+                continue
+            nonneg = mn >= 0 and (mn == 0 or decimals[j] == 0)
+            lower.append(0.0 if nonneg else None)
+            upper.append(None)
+            sq.append(mn >= 0)
+            lg.append(mn > 0 and not nonneg)
+        return cls(list(names), list(decimals), lower, upper, sq, lg)
+
+    def transforms_for(self, transform: str) -> list[str]:
+        """The per-column transforms a global transform choice means (ineligible: none)."""
+        ok = {"none": [True] * len(self.names), "sqrt": self.sqrt_ok, "log": self.log_ok}[transform]
+        return [transform if e else "none" for e in ok]
+
+
+@dataclass
+class Prepared:
+    """A series in model space: filled standardised values and every value's cell edges."""
+
+    Z: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    observed: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
+    transforms: list[str]
+
+
+def standardiser(values: np.ndarray, transforms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Center and scale of each transformed column (from the rows given)."""
+    d = values.shape[1]
+    center = np.zeros(d)
+    scale = np.ones(d)
+    for j in range(d):
+        g = forward(values[:, j], transforms[j])
+        g = g[np.isfinite(g)]
+        if g.size:
+            center[j] = float(np.mean(g))
+            sd = float(np.std(g))
+            scale[j] = sd if sd > 1e-12 else 1.0
+    return center, scale
+
+
+def prepare(
+    values: np.ndarray,
+    cols: Columns,
+    transforms: list[str],
+    center: np.ndarray,
+    scale: np.ndarray,
+    where: str = "data",
+) -> Prepared:
+    """Transform, standardise, forward-fill missing values and compute cell edges."""
+    n, d = values.shape
+    Z = np.empty((n, d))
+    a = np.empty((n, d))
+    b = np.empty((n, d))
+    obs = ~np.isnan(values)
+    for j in range(d):
+        x = values[:, j]
+        a[:, j], b[:, j] = cell_edges(
+            x,
+            cols.decimals[j],
+            cols.lower[j],
+            cols.upper[j],
+            transforms[j],
+            center[j],
+            scale[j],
+            where,
+            repr(cols.names[j]),
+        )
+        k = np.round(x / 10.0 ** (-cols.decimals[j])) * 10.0 ** (-cols.decimals[j])
+        z = (forward(k, transforms[j]) - center[j]) / scale[j]
+        if transforms[j] == "log":
+            z = np.where(
+                np.isfinite(z),
+                z,
+                (np.log(0.5 * 10.0 ** (-cols.decimals[j])) - center[j]) / scale[j],
+            )
+        Z[:, j] = z
+    Z = forward_fill(Z)
+    return Prepared(Z, a, b, obs, center, scale, transforms)
+
+
+def forward_fill(Z: np.ndarray) -> np.ndarray:
+    """Carry the last observed value forward over missing ones (0, the centre, before any)."""
+    if not np.isnan(Z).any():
+        return Z
+    out = Z.copy()
+    n = len(out)
+    for j in range(out.shape[1]):
+        col = out[:, j]
+        mask = np.isnan(col)
+        idx = np.where(~mask, np.arange(n), 0)
+        np.maximum.accumulate(idx, out=idx)
+        filled = col[idx]
+        filled[mask & (np.cumsum(~mask) == 0)] = 0.0
+        out[:, j] = filled
+    return out
+
+
+@dataclass
+class LinearModel:
+    """A fitted conditional, in the raw-lag form used for scoring and simulation."""
+
+    lags: np.ndarray  # (L,) int, ascending, ≥ 1
+    intercept: np.ndarray  # (d,)
+    A: np.ndarray  # (d, d) strictly lower triangular
+    B: np.ndarray  # (d, L, d)
+    mix_w: np.ndarray  # (d, K) weights (rows sum to 1; zero-padded)
+    mix_mu: np.ndarray  # (d, K)
+    mix_sd: np.ndarray  # (d, K) > 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def max_lag(self) -> int:
+        """The number of past steps a conditional looks at."""
+        return int(self.lags[-1]) if len(self.lags) else 0
+
+    def n_params(self) -> int:
+        """Free parameters (coefficients, residual parameters)."""
+        coef = self.info.get("n_coef")
+        if coef is None:
+            coef = int(np.count_nonzero(self.B) + np.count_nonzero(self.A)) + len(self.intercept)
+        k = int(np.count_nonzero(self.mix_w))
+        return int(coef) + 3 * k - len(self.intercept)
+
+    def means(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Conditional means (n_rows, d) of z at `rows` given everything before (and left)."""
+        M = np.broadcast_to(self.intercept, (len(rows), len(self.intercept))).copy()
+        M += Z[rows] @ self.A.T
+        for li, lag in enumerate(self.lags):
+            M += Z[rows - lag] @ self.B[:, li, :].T
+        return M
+
+    def column_logp(self, j: int, a: np.ndarray, b: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Log cell masses of column j given its conditional means."""
+        keep = self.mix_w[j] > 0
+        return log_cell_mass(
+            a, b, mean, self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Design matrices and order scans
+
+
+def _design(W: np.ndarray, rows: np.ndarray, lags: list[int]) -> np.ndarray:
+    """[1, w_t (d columns), w_{t-l} for each lag] for each row."""
+    d = W.shape[1]
+    X = np.empty((len(rows), 1 + d + len(lags) * d))
+    X[:, 0] = 1.0
+    X[:, 1 : 1 + d] = W[rows]
+    for k, lag in enumerate(lags):
+        X[:, 1 + d + k * d : 1 + d + (k + 1) * d] = W[rows - lag]
+    return X
+
+
+@dataclass
+class Sequence:
+    """A family of nested candidates: lag blocks in prefix order, and (order, prefix length)."""
+
+    family: str
+    lags: list[int]
+    candidates: list[tuple[int, int]]
+
+
+def _cholesky(M: np.ndarray) -> np.ndarray:
+    """Upper Cholesky factor of a Gram block, with a tiny ridge (grown if needed)."""
+    base = max(float(np.mean(np.diag(M))), 1e-12)
+    for ridge in (1e-10, 1e-7, 1e-4, 1e-1):
+        try:
+            return np.linalg.cholesky(M + ridge * base * np.eye(len(M))).T
+        except np.linalg.LinAlgError:
+            continue
+    raise np.linalg.LinAlgError("Gram matrix is not positive definite")
+
+
+class Scan:
+    """Least-squares fits of nested lag sets on one design, scored on holdout cells.
+
+    For each family and column, one Cholesky factor of the Gram matrix (features ordered as
+    intercept, earlier columns of the step, lag blocks in the family's prefix order) gives
+    every order's coefficients by a triangular solve and its residual sum of squares for free.
+    """
+
+    def __init__(
+        self,
+        prep: Prepared,
+        train_rows: np.ndarray,
+        hold_rows: np.ndarray,
+        sequences: list[Sequence],
+        D: int = 0,
+    ) -> None:
+        Z = prep.Z
+        self.d = d = Z.shape[1]
+        self.D = D
+        self.prep = prep
+        if D > 0:
+            W = np.zeros_like(Z)
+            W[D:] = Z[D:] - Z[:-D]
+        else:
+            W = Z
+        union = sorted({lag for sq in sequences for lag in sq.lags})
+        slot = {lag: k for k, lag in enumerate(union)}
+        fit_rows = train_rows[prep.observed[train_rows].all(axis=1)]
+        self.n_fit = n = len(fit_rows)
+        Xt = _design(W, fit_rows, union)
+        G = Xt.T @ Xt
+        del Xt
+        Xh = _design(W, hold_rows, union) if len(hold_rows) else None
+        base_h = Z[hold_rows - D] if D > 0 else np.zeros((len(hold_rows), d))
+        oh = prep.observed[hold_rows]
+        self.sequences = {sq.family: sq for sq in sequences}
+        self.factors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, float]] = {}
+        self.holdout_nats: dict[str, list[float]] = {}
+        for sq in sequences:
+            totals = np.zeros(len(sq.candidates))
+            for j in range(d):
+                F = np.concatenate(
+                    [np.arange(0, 1 + j)]
+                    + [1 + d + slot[lag] * d + np.arange(d) for lag in sq.lags]
+                ).astype(int)
+                t = 1 + j
+                R = _cholesky(G[np.ix_(F, F)])
+                z = scipy.linalg.solve_triangular(R, G[F, t], trans="T", check_finite=False)
+                yy = float(G[t, t])
+                # (R[:k,:k])^-1 = (R^-1)[:k,:k], so every prefix's coefficients are columns of
+                # one cumulative sum: beta_k = cumsum(R^-1 * z, axis=1)[:, k-1] (zero below k)
+                Rinv = scipy.linalg.solve_triangular(R, np.eye(len(F)), check_finite=False)
+                cum = np.cumsum(Rinv * z[None, :], axis=1)
+                rss = yy - np.cumsum(z * z)
+                self.factors[(sq.family, j)] = (cum, rss, yy)
+                if Xh is None:
+                    continue
+                o = oh[:, j]
+                kk = np.array([1 + j + k * d for _, k in sq.candidates])
+                sds = np.maximum(np.sqrt(np.maximum(rss[kk - 1], 0.0) / max(n, 1)), SD_FLOOR)
+                Xj = Xh[np.ix_(o, F)] if not o.all() else Xh[:, F]
+                means = base_h[o, j][:, None] + Xj @ cum[:, kk - 1]
+                ah = prep.a[hold_rows, j][o][:, None]
+                bh = prep.b[hold_rows, j][o][:, None]
+                lp = log_gauss_cell((ah - means) / sds, (bh - means) / sds)
+                totals -= lp.sum(axis=0)
+            self.holdout_nats[sq.family] = totals.tolist()
+
+    def best_order(self, family: str, min_order: int = 0) -> int:
+        """The order with the fewest holdout bits (ties: the smaller order)."""
+        sq = self.sequences[family]
+        tot = self.holdout_nats[family]
+        idx = [i for i, c in enumerate(sq.candidates) if c[0] >= min_order]
+        i = min(idx, key=lambda i: (round(tot[i], 9), i))
+        return sq.candidates[i][0]
+
+    def model(self, family: str, order: int) -> LinearModel:
+        """The fitted model of one order of a family, in raw-lag form."""
+        sq = self.sequences[family]
+        k = dict(sq.candidates)[order]
+        d = self.d
+        betas, sds = [], np.empty(d)
+        for j in range(d):
+            cum, rss, _ = self.factors[(family, j)]
+            kk = 1 + j + k * d
+            betas.append(cum[:kk, kk - 1].copy())
+            sds[j] = max(math.sqrt(max(float(rss[kk - 1]), 0.0) / max(self.n_fit, 1)), SD_FLOOR)
+        lags = sq.lags[:k]
+        model = _to_linear(d, betas, sds, self.D, lags)
+        model.info = {
+            "family": family,
+            "order": int(order),
+            "D": int(self.D),
+            "n_coef": int(sum(len(b) for b in betas)),
+        }
+        return model
+
+
+def _to_linear(
+    d: int, betas: list[np.ndarray], sds: np.ndarray, D: int, slot_lags: list[int]
+) -> LinearModel:
+    """Rewrite per-column regressions (layout of `Scan`) as a raw-lag LinearModel."""
+    raw = set(slot_lags)
+    if D > 0:
+        raw |= {lag + D for lag in slot_lags} | {D}
+    raw_lags = sorted(raw)
+    pos = {lag: k for k, lag in enumerate(raw_lags)}
+    c = np.zeros(d)
+    A = np.zeros((d, d))
+    B = np.zeros((d, len(raw_lags), d))
+    # layout: 0 intercept, 1..j earlier columns of the step, then lag blocks of slot_lags
+    for j, beta in enumerate(betas):
+        c[j] = beta[0]
+        a = beta[1 : 1 + j]
+        A[j, :j] = a
+        blocks = beta[1 + j :].reshape(len(slot_lags), d)
+        for k, lag in enumerate(slot_lags):
+            B[j, pos[lag], :] += blocks[k]
+            if D > 0:
+                B[j, pos[lag + D], :] -= blocks[k]
+        if D > 0:
+            B[j, pos[D], j] += 1.0
+            B[j, pos[D], :j] -= a
+    return LinearModel(
+        np.array(raw_lags, dtype=np.int64),
+        c,
+        A,
+        B,
+        np.ones((d, 1)),
+        np.zeros((d, 1)),
+        sds.reshape(d, 1).copy(),
+    )
+
+
+def residuals(model: LinearModel, prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    """Residuals z - mean at `rows` (NaN where the value is missing)."""
+    M = model.means(prep.Z, rows)
+    r = prep.Z[rows] - M
+    return np.where(prep.observed[rows], r, np.nan)
+
+
+def fit_mixture(e: np.ndarray, k: int = 3, iters: int = 100) -> tuple[np.ndarray, ...]:
+    """Maximum-likelihood Gaussian mixture of residuals `e` by EM (deterministic start)."""
+    e = e[np.isfinite(e)]
+    s0 = float(np.std(e)) if e.size > 1 else 1.0
+    s0 = max(s0, SD_FLOOR)
+    w = np.full(k, 1.0 / k)
+    mu = np.zeros(k)
+    sd = s0 * np.geomspace(0.5, 2.0, k)
+    floor = max(0.02 * s0, SD_FLOOR)
+    prev = -np.inf
+    for _ in range(iters):
+        logr = (
+            np.log(w)[:, None]
+            - np.log(sd)[:, None]
+            - 0.5 * ((e[None, :] - mu[:, None]) / sd[:, None]) ** 2
+        )
+        m = logr.max(axis=0)
+        r = np.exp(logr - m)
+        tot = r.sum(axis=0)
+        ll = float(np.sum(np.log(tot) + m))
+        r /= tot
+        nk = r.sum(axis=1) + 1e-12
+        w = nk / nk.sum()
+        mu = (r @ e) / nk
+        sd = np.sqrt(np.maximum((r * (e[None, :] - mu[:, None]) ** 2).sum(axis=1) / nk, floor**2))
+        if ll - prev < 1e-7 * abs(ll):
+            break
+        prev = ll
+    order = np.argsort(sd)
+    return w[order], mu[order], sd[order]

@@ -1,0 +1,400 @@
+"""Reading series CSVs: the time axis, the numeric columns and their recorded precision.
+
+A series file is a CSV with an optional time column (dates or numbers, regularly spaced) and
+one or more numeric columns. Each column's recorded precision (its number of decimals) is read
+from the text of the file, so likelihoods can be computed on the recorded cells (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+#: column names taken as the time axis when --time is not given (case-insensitive)
+TIME_NAMES = ("time", "date", "datetime", "timestamp", "ds", "period", "year", "t")
+#: the fewest steps a series may have
+MIN_STEPS = 8
+
+
+@dataclass
+class TimeAxis:
+    """How time runs through a series: none, dates with a pandas frequency, or numbers."""
+
+    column: str | None = None
+    kind: str = "none"  # "none" | "datetime" | "numeric"
+    freq: str | None = None  # pandas offset alias, datetime only
+    step: float = 1.0  # numeric spacing (numeric only)
+    decimals: int = 0  # numeric time: decimals to print
+    date_only: bool = False  # datetime printed without a clock time
+    last: str | None = None  # the last time of the data, as text
+    steps_per_day: float | None = None  # datetime only: how many steps make a day
+
+    def to_json(self) -> dict[str, Any]:
+        """The axis as JSON-able metadata."""
+        return {
+            "column": self.column,
+            "kind": self.kind,
+            "freq": self.freq,
+            "step": self.step,
+            "decimals": self.decimals,
+            "date_only": self.date_only,
+            "last": self.last,
+            "steps_per_day": self.steps_per_day,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TimeAxis:
+        """Rebuild an axis written by `to_json`."""
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+    def following(self, last: str | None, n: int) -> list[str]:
+        """Text of the `n` times after `last` (default: the data's last time)."""
+        last = self.last if last is None else last
+        if self.kind == "none" or last is None:
+            return []
+        if self.kind == "datetime":
+            start = pd.Timestamp(last)
+            times = pd.date_range(start=start, periods=n + 1, freq=self.freq)[1:]
+            fmt = "%Y-%m-%d" if self.date_only else "%Y-%m-%d %H:%M:%S"
+            return [t.strftime(fmt) for t in times]
+        t0 = float(last)
+        if self.step > 0:
+            k0 = round(t0 / self.step)
+            if abs(t0 / self.step - k0) < 1e-6:  # on a grid of multiples of the step
+                return [_format_time((k0 + i) * self.step, self.decimals) for i in range(1, n + 1)]
+        vals = t0 + self.step * np.arange(1, n + 1)
+        return [_format_time(v, self.decimals) for v in vals]
+
+
+@dataclass
+class SeriesData:
+    """Numeric columns of a regular series (NaN = missing) with their precision and time."""
+
+    values: np.ndarray  # (n, d) float
+    columns: list[str]
+    decimals: list[int]
+    time: TimeAxis = field(default_factory=TimeAxis)
+    times: list[str] | None = None  # text of each step's time, if there is a time column
+    filled_gaps: int = 0
+    column_order: list[str] = field(default_factory=list)  # original CSV order incl. time
+
+
+def _format_time(v: float, decimals: int) -> str:
+    """A numeric time without trailing zeros (keeping one decimal): 2013.75, 2014.0."""
+    if decimals <= 0:
+        return str(int(round(v)))
+    text = f"{v:.{decimals}f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _snap_step(step: float, decimals: int) -> float:
+    """A numeric step made exact when it is 1/k (monthly decimal years) or a round decimal."""
+    if step <= 0:
+        return step
+    k = round(1.0 / step)
+    if k >= 1 and abs(1.0 / k - step) <= 1e-7 * step:
+        return 1.0 / k
+    q = round(step * 10.0**decimals)
+    if q >= 1 and abs(q * 10.0 ** (-decimals) - step) <= 1e-7 * step:
+        return q * 10.0 ** (-decimals)
+    return step
+
+
+def format_number(v: float, decimals: int) -> str:
+    """`v` printed with exactly `decimals` decimals (integers without a point)."""
+    if decimals <= 0:
+        return str(int(round(v)))
+    return f"{v:.{decimals}f}"
+
+
+def _decimals_of(text: pd.Series) -> int:
+    """The recorded precision of a column of numbers written as text.
+
+    Each value's decimals are read from its text ("58.0" has 1); long float-noise renderings
+    such as "3.0780282860000003" count as the shortest decimals that give the same number.
+    The column's precision is the decimals that 99.5% of its values are written with; the
+    rare longer values are scored on that grid (the cell containing them).
+    """
+    s = text.dropna().astype(str).str.strip()
+    s = s[~s.str.lower().isin(_MISSING)]
+    if s.empty:
+        return 0
+    low = s.str.lower()
+    sci = low.str.contains("e", regex=False).to_numpy()
+    mant = low.str.partition("e")
+    dec = mant[0].str.partition(".")[2].str.len().to_numpy(dtype=np.int64)
+    if sci.any():
+        exps = pd.to_numeric(mant[2].where(sci, "0"), errors="coerce").fillna(0).to_numpy()
+        dec = np.maximum(dec - exps.astype(np.int64), 0)
+    long = dec >= 12
+    if long.any():
+        v = pd.to_numeric(s[long], errors="coerce").to_numpy(dtype=float)
+        eff = dec[long].copy()
+        for k in range(11, -1, -1):
+            ok = np.abs(np.round(v, k) - v) <= 1e-12 * np.maximum(1.0, np.abs(v))
+            eff = np.where(ok, k, eff)
+        dec = dec.copy()
+        dec[long] = eff
+    q = int(np.quantile(dec, 0.995, method="higher"))
+    return max(0, min(q, 15))
+
+
+def decimals_from_floats(x: np.ndarray) -> int:
+    """Precision of float values (when no text is available): fewest decimals that fit all."""
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return 0
+    for k in range(0, 13):
+        scaled = x * 10.0**k
+        if np.all(np.abs(scaled - np.round(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return k
+    return 12
+
+
+def _read_text(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputError(f"data file not found: {path}")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(
+            f"{path} is empty; a series needs a header and at least {MIN_STEPS} rows"
+        ) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a readable CSV file ({exc})") from None
+    return frame
+
+
+_MISSING = {"", "na", "nan", "null", "none", "?", "n/a", "-"}
+
+
+def _numeric(text: pd.Series, name: str, where: str) -> np.ndarray:
+    s = text.astype(str).str.strip()
+    missing = s.str.lower().isin(_MISSING)
+    vals = pd.to_numeric(s.where(~missing, None), errors="coerce")
+    bad = vals.isna() & ~missing
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(
+            f"{where}: column {name!r} is not numeric ({s.iloc[i]!r} in data row {i + 1}); "
+            "series twins model numeric columns: drop it or choose columns with --values"
+        )
+    out = vals.to_numpy(dtype=float)
+    if not np.all(np.isfinite(out[~np.isnan(out)])):
+        raise InputError(f"{where}: column {name!r} holds infinite values")
+    return out
+
+
+def _pick_time(frame: pd.DataFrame, time: str | None, where: str) -> str | None:
+    if time is not None:
+        if time not in frame.columns:
+            raise InputError(
+                f"{where}: time column {time!r} not found; columns are {', '.join(frame.columns)}"
+            )
+        return time
+    lower = {c.lower().strip(): c for c in frame.columns}
+    for name in TIME_NAMES:
+        if name in lower:
+            return lower[name]
+    return None
+
+
+def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeAxis, np.ndarray]:
+    """Parse the time column; return the axis and each row's integer step index."""
+    s = text.astype(str).str.strip()
+    if (s == "").any():
+        i = int(np.flatnonzero((s == "").to_numpy())[0])
+        raise InputError(f"{where}: time column {name!r} is empty in data row {i + 1}")
+    num = pd.to_numeric(s, errors="coerce")
+    n = len(s)
+    if not num.isna().any():
+        t = num.to_numpy(dtype=float)
+        dec = _decimals_of(s)
+        if n < 2:
+            return TimeAxis(name, "numeric", None, 1.0, dec, False, s.iloc[-1]), np.arange(n)
+        d = np.diff(t)
+        if np.any(d <= 0):
+            i = int(np.flatnonzero(d <= 0)[0])
+            raise InputError(
+                f"{where}: time column {name!r} is not increasing at data row {i + 2} "
+                f"({s.iloc[i]} then {s.iloc[i + 1]}); sort the file by time"
+            )
+        step = float(np.min(d)) if gaps == "fill" else float(np.median(d))
+        tol = max(1e-6 * step, 2.0 * 10.0 ** (-dec))
+        k = np.round((t - t[0]) / step)
+        off = np.abs(t - (t[0] + k * step))
+        if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
+            i = int(np.argmax(off))
+            raise InputError(
+                f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
+                f"(step {step:g}); resample the series to a regular grid"
+            )
+        steps = k.astype(np.int64)
+        if gaps != "fill" and np.any(np.diff(steps) != 1):
+            i = int(np.flatnonzero(np.diff(steps) != 1)[0])
+            raise InputError(
+                f"{where}: irregular time spacing: a gap of {d[i]:g} after data row {i + 1} "
+                f"(usual step {step:g}); pass --time-gaps fill to model the gap as missing "
+                "values, or resample the series"
+            )
+        if steps[-1] > 0:
+            step = float((t[-1] - t[0]) / steps[-1])
+        step = _snap_step(step, dec)
+        return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            dt = pd.to_datetime(s, errors="raise")
+        except (ValueError, TypeError, OverflowError):
+            bad = s[num.isna()].iloc[0]
+            raise InputError(
+                f"{where}: time column {name!r} holds neither numbers nor dates (e.g. {bad!r}); "
+                "name the time column with --time"
+            ) from None
+    if getattr(dt.dt, "tz", None) is not None:
+        dt = dt.dt.tz_localize(None)
+    idx = pd.DatetimeIndex(dt)
+    date_only = bool((s.str.len() <= 10).all())
+    if n < 3:
+        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
+    if not idx.is_monotonic_increasing or idx.has_duplicates:
+        raise InputError(f"{where}: time column {name!r} is not strictly increasing; sort the file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        freq = pd.infer_freq(idx)
+    freq = getattr(freq, "freqstr", freq)
+    steps = np.arange(n)
+    if freq is None:
+        d = np.diff(idx.asi8)
+        base = int(np.min(d))
+        if gaps == "fill" and base > 0 and np.all(d % base == 0):
+            freq = pd.tseries.frequencies.to_offset(pd.Timedelta(base, unit="ns")).freqstr
+            steps = np.concatenate([[0], np.cumsum(d // base)])
+        else:
+            med = int(np.median(d))
+            i = int(np.flatnonzero(d != med)[0]) if np.any(d != med) else 0
+            raise InputError(
+                f"{where}: irregular time spacing in {name!r} after data row {i + 1} "
+                f"({s.iloc[i]} then {s.iloc[i + 1]}); pass --time-gaps fill to model the "
+                "missing steps as missing values, or resample the series to a regular grid"
+            )
+    offset = pd.tseries.frequencies.to_offset(freq)
+    try:
+        per_day = float(pd.Timedelta(days=1) / pd.Timedelta(offset))
+    except (ValueError, TypeError):
+        per_day = None
+    axis = TimeAxis(name, "datetime", offset.freqstr, 1.0, 0, date_only, s.iloc[-1], per_day)
+    return axis, steps
+
+
+def read_series(
+    data: str | Path | pd.DataFrame,
+    time: str | None = None,
+    values: list[str] | None = None,
+    gaps: str = "error",
+) -> SeriesData:
+    """Read a series from a CSV path or a DataFrame, validating everything (InputError)."""
+    if isinstance(data, pd.DataFrame):
+        where = "data"
+        frame = data
+        from_text = False
+    else:
+        path = Path(data)
+        where = str(path)
+        frame = _read_text(path)
+        from_text = True
+    if frame.shape[1] == 0 or len(frame) == 0:
+        raise InputError(f"{where} is empty; a series needs a header and at least {MIN_STEPS} rows")
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    tcol = _pick_time(frame, time, where)
+    cols = [c for c in frame.columns if c != tcol] if values is None else list(values)
+    for c in cols:
+        if c not in frame.columns:
+            raise InputError(
+                f"{where}: column {c!r} not found; columns are {', '.join(frame.columns)}"
+            )
+        if c == tcol:
+            raise InputError(f"{where}: column {c!r} is the time column; it cannot be a value")
+    if not cols:
+        raise InputError(f"{where}: no value columns besides the time column {tcol!r}")
+    n = len(frame)
+    mats = []
+    decs = []
+    for c in cols:
+        col = frame[c]
+        if pd.api.types.is_bool_dtype(col) or (
+            not from_text and pd.api.types.is_numeric_dtype(col)
+        ):
+            x = col.to_numpy(dtype=float)
+            mats.append(x)
+            decs.append(decimals_from_floats(x))
+            continue
+        text = col.astype(object).where(col.notna(), "").astype(str)
+        mats.append(_numeric(text, c, where))
+        decs.append(_decimals_of(text))
+    vals = np.column_stack(mats) if mats else np.empty((n, 0))
+    if n < MIN_STEPS:
+        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
+    axis = TimeAxis()
+    times = None
+    filled = 0
+    if tcol is not None:
+        tt = frame[tcol]
+        if pd.api.types.is_datetime64_any_dtype(tt):
+            tt = tt.dt.strftime("%Y-%m-%d %H:%M:%S")
+        axis, steps = _time_axis(tt.astype(str), tcol, where, gaps)
+        times_in = tt.astype(str).str.strip().tolist()
+        if steps[-1] + 1 != n:
+            full = np.full((int(steps[-1]) + 1, vals.shape[1]), np.nan)
+            full[steps] = vals
+            filled = int(steps[-1] + 1 - n)
+            vals = full
+            first = times_in[0]
+            axis_first = TimeAxis(**{**axis.to_json(), "last": first})
+            times = [first, *axis_first.following(first, int(steps[-1]))]
+        else:
+            times = times_in
+    if np.all(np.isnan(vals), axis=0).any():
+        c = cols[int(np.flatnonzero(np.all(np.isnan(vals), axis=0))[0])]
+        raise InputError(f"{where}: column {c!r} has no values")
+    return SeriesData(vals, cols, decs, axis, times, filled, list(frame.columns))
+
+
+def check_steps(n: int, where: str = "data") -> None:
+    """Raise InputError when a series is too short to fit."""
+    if n < MIN_STEPS:
+        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
+
+
+def seasonal_period(axis: TimeAxis) -> tuple[int | None, int | None]:
+    """(period, long period) in steps suggested by the time spacing, e.g. 48 and 336 half-hourly."""
+    if axis.kind == "datetime" and axis.freq:
+        per_day = axis.steps_per_day
+        if per_day and per_day > 1 and abs(per_day - round(per_day)) < 1e-9:
+            p = int(round(per_day))
+            return p, 7 * p
+        f = axis.freq.upper()
+        if f.startswith(("D", "B")) and per_day and abs(per_day - 1) < 1e-9:
+            return 7, None
+        if f.startswith(("W",)):
+            return 52, None
+        if f.startswith(("M", "ME", "MS", "BM", "BMS")):
+            return 12, None
+        if f.startswith(("Q", "BQ")):
+            return 4, None
+        return None, None
+    if axis.kind == "numeric":
+        st = axis.step
+        for per in (12, 4, 52):
+            if st > 0 and math.isclose(st * per, 1.0, rel_tol=1e-4):
+                return per, None
+    return None, None
