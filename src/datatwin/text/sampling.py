@@ -13,6 +13,7 @@ Temperature != 1 computes the dense distribution at every step (slower, still ex
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 
 import numpy as np
@@ -115,6 +116,7 @@ class Sampler:
             if b < len(keys[0]) and keys[0][b] == BOS and levels[1].seen[b]:
                 start = int(self.state_off[1]) + b
         self.start = start
+        self._cache: dict[int, tuple[float, list[float], list[int], list[int]]] = {}
 
     # ---- transitions -------------------------------------------------------------------
     def _child(self, state: int, w: int) -> int:
@@ -149,24 +151,21 @@ class Sampler:
 
     # ---- sampling ----------------------------------------------------------------------
     def _draw(self, state: int, next_u: Callable[[], float], rng) -> tuple[int, int]:
-        """One symbol from p(.|state): (symbol, entry that produced it or -1)."""
+        """One symbol from p(.|state) and the state that follows it."""
         u = next_u()
-        ps = self.ps[state]
-        if u < ps:
-            lo, hi = self.lo[state], self.hi[state]
-            i = lo + int(self.cum[lo:hi].searchsorted(u, "right"))
-            if i >= hi:  # rounding at the very top of the run
-                i = hi - 1
-                while not self.live[i]:
-                    i -= 1
-            return int(self.sym[i]), i
+        run = self._cache.get(state) or self._run(state)
+        if u < run[0]:
+            i = bisect_right(run[1], u)
+            return run[2][i], run[3][i]
+        syms = run[2]
         while True:
             if state == 0:
                 w = int(self.root_unseen[int(rng.integers(len(self.root_unseen)))])
-                return w, -1
-            w, e = self._draw(int(self.suffix_state[state]), next_u, rng)
-            if self._child(state, w) < 0:
-                return w, e
+                return w, 0
+            w, nx = self._draw(int(self.suffix_state[state]), next_u, rng)
+            j = bisect_left(syms, w)
+            if j >= len(syms) or syms[j] != w:  # not a child of `state`: accept (exclusion)
+                return w, nx
 
     def generate(
         self,
@@ -177,55 +176,68 @@ class Sampler:
         stop_at_end: bool = True,
     ) -> tuple[list[int], bool]:
         """Up to n symbols (EOS excluded) and whether the block ended with EOS."""
-        s = self.start if state is None else state
+        s = int(self.start if state is None else state)
         out: list[int] = []
         buf: list[float] = []
         pos = [0]
+        chunk = min(8192, max(16, 2 * n + 8))
 
         def next_u() -> float:
             if pos[0] >= len(buf):
-                buf[:] = rng.random(8192).tolist()
+                buf[:] = rng.random(chunk).tolist()
                 pos[0] = 0
             v = buf[pos[0]]
             pos[0] += 1
             return v
 
-        sym, nxt, ps, cum, lo_a, hi_a = self.sym, self.nxt, self.ps, self.cum, self.lo, self.hi
+        cache = self._cache
         exact = temperature == 1.0
+        append = out.append
         while len(out) < n:
             if exact:
                 u = next_u()
-                if u < ps[s]:
-                    lo, hi = lo_a[s], hi_a[s]
-                    i = lo + cum[lo:hi].searchsorted(u, "right")
-                    if i >= hi:
-                        i = hi - 1
-                        while not self.live[i]:
-                            i -= 1
-                    w = int(sym[i])
+                run = cache.get(s)
+                if run is None:
+                    run = self._run(s)
+                ps, cum, syms, nexts = run
+                if u < ps:
+                    i = bisect_right(cum, u)
+                    w = syms[i]
                     if w == EOS:
                         return out, True
-                    out.append(w)
-                    s = nxt[i]
+                    append(w)
+                    s = nexts[i]
                     continue
-                pos[0] -= 1  # reuse the same uniform inside _draw for the same decision
-                w, e = self._draw(int(s), next_u, rng)
+                pos[0] -= 1  # the same uniform decides the back-off inside _draw
+                w, nx = self._draw(s, next_u, rng)
+                if w == EOS:
+                    return out, True
+                append(w)
+                s = nx
+                continue
             else:
-                p = self.distribution(int(s)) ** (1.0 / temperature)
+                p = self.distribution(s) ** (1.0 / temperature)
                 p /= p.sum()
-                w = int(np.searchsorted(np.cumsum(p), next_u() * 1.0, "right"))
+                w = int(np.searchsorted(np.cumsum(p), next_u(), "right"))
                 w = min(w, len(p) - 1)
-                e = -2
-            if w == EOS:
-                return out, True
-            out.append(w)
-            if e >= 0:
-                s = nxt[e]
-            elif e == -1:
-                s = 0
-            else:
-                s = self.advance(int(s), w)
+                if w == EOS:
+                    return out, True
+                append(w)
+                s = self.advance(s, w)
         return out, False
+
+    def _run(self, s: int) -> tuple[float, list[float], list[int], list[int]]:
+        """Python lists of one state's children (cached: the sampling loop's fast path)."""
+        lo, hi = int(self.lo[s]), int(self.hi[s])
+        run = (
+            float(self.ps[s]),
+            self.cum[lo:hi].tolist(),
+            self.sym[lo:hi].tolist(),
+            self.nxt[lo:hi].tolist(),
+        )
+        if len(self._cache) < 2_000_000:
+            self._cache[s] = run
+        return run
 
     def distribution(self, state: int) -> np.ndarray:
         """Dense next-symbol distribution (length base) at `state`."""

@@ -55,6 +55,13 @@ def _decode(raw: bytes, name: str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        head = np.frombuffer(raw[:65536], np.uint8)
+        odd = ((head < 9) | ((head > 13) & (head < 32))).mean() if len(head) else 0.0
+        if odd > 0.05:
+            raise InputError(
+                f"{name} looks binary ({odd:.0%} control bytes, invalid UTF-8 at offset "
+                f"{exc.start}), not text; use --tokens bytes to model its raw bytes"
+            ) from None
         raise InputError(
             f"{name} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "re-encode it as UTF-8 or use --tokens bytes to model its raw bytes"

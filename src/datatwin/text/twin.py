@@ -124,12 +124,10 @@ class _SequenceTwin(Twin):
                     r["holdout_total_bits"] / max(holdout_units, 1),
                     r["fit_seconds"],
                     order=r["order"],
-                    smoothing=r["smoother"],
-                    discount_fallback=r["discount_fallback"],
                 )
             )
         win = best(rows)
-        return tables, rows, (int(win["order"]), str(win["smoothing"]))
+        return tables, rows, parse_structure(win["structure"])
 
     def model_meta(self) -> dict[str, Any]:
         return {
@@ -439,8 +437,17 @@ class TextTwin(_SequenceTwin):
         return out
 
 
+def _encode_events(names: list[str], ev: np.ndarray) -> np.ndarray:
+    idx = pd.Index(np.asarray(names, dtype=object)).get_indexer(ev)
+    return np.where(idx >= 0, idx + N_SPECIAL, UNK).astype(np.int64)
+
+
 def _looks_like_path(s: str) -> bool:
-    return len(s) < 4096 and "\n" not in s and Path(s).exists()
+    """A str names a file when it is an existing path; otherwise it is the text itself."""
+    try:
+        return len(s) < 1024 and "\n" not in s and Path(s).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _as_bytes(c: str | bytes) -> bytes:
@@ -559,9 +566,7 @@ class EventsTwin(_SequenceTwin):
         return ev, starts, lengths
 
     def _encode(self, ev: np.ndarray) -> np.ndarray:
-        names = np.asarray(self.events, dtype=object)
-        idx = pd.Index(names).get_indexer(ev)
-        return np.where(idx >= 0, idx + N_SPECIAL, UNK).astype(np.int64)
+        return _encode_events(self.events, ev)
 
     @staticmethod
     def _segments(
@@ -612,11 +617,10 @@ class EventsTwin(_SequenceTwin):
             train_pick = np.sort(perm[n_hold:])
         train_events = np.concatenate([ev[starts[i] : starts[i] + lengths[i]] for i in train_pick])
         vocab_names = sorted(set(train_events.tolist()))
-        proto = cls(vocab_names, cols, NgramModel.__new__(NgramModel))
-        ids = proto._encode(ev)
+        ids = _encode_events(vocab_names, ev)
         train_segs = cls._segments(ids, starts, lengths, train_pick)
         if isinstance(hold, Path):
-            hids = proto._encode(hev)
+            hids = _encode_events(vocab_names, hev)
             hold_segs = cls._segments(hids, hstarts, hlengths)
             hold_text = [hev[a : a + n] for a, n in zip(hstarts, hlengths, strict=True)]
         else:
@@ -640,8 +644,7 @@ class EventsTwin(_SequenceTwin):
         refitted = False
         if refit and not isinstance(hold, Path):
             vocab_names = sorted(set(ev.tolist()))
-            proto = cls(vocab_names, cols, NgramModel.__new__(NgramModel))
-            ids = proto._encode(ev)
+            ids = _encode_events(vocab_names, ev)
             del tables
             tables = count(cls._segments(ids, starts, lengths), len(vocab_names) + N_SPECIAL, order)
             refitted = True
