@@ -22,6 +22,7 @@ class LocalScorer:
 
     def __init__(self, counter: FamilyCounter, pseudo: list[np.ndarray], method: str = "bde"):
         self.counter = counter
+        self.d = len(counter.cards)
         self.method = method
         cards = counter.cards
         self.priors = [
@@ -144,7 +145,7 @@ def hill_climb(
     max_iter: int = 10_000,
 ) -> list[tuple[int, ...]]:
     """Greedy search over DAGs with add / delete / reverse moves; returns parent lists."""
-    d = len(scorer.counter.cards)
+    d = scorer.d
     parents: list[set[int]] = [set(p) for p in start] if start else [set() for _ in range(d)]
     local = np.array([scorer(v, tuple(parents[v])) for v in range(d)])
     add = np.full((d, d), -np.inf)  # add[u, v]: gain of adding u -> v

@@ -23,15 +23,16 @@ from ..base import Twin
 from ..errors import InputError
 from ..modelfile import require
 from .bayesnet import DiscreteBayesNet
-from .codec import ColumnCodec, Decoded
+from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
 from .counting import FamilyCounter
 from .cpt import CPT
+from .gaussian import GaussianScorer, LinearGaussianNet
 from .ids import IdGenerator
 from .reader import RawTable, read_table
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .search import LocalScorer, chow_liu, hill_climb
 
-STRUCTURES = ("independent", "chow-liu", "bayesnet", "dag")
+STRUCTURES = ("independent", "chow-liu", "bayesnet", "dag", "gaussian")
 DEFAULT_STRUCTURES = ("independent", "chow-liu", "bayesnet")
 MIN_ROWS = 10
 
@@ -95,8 +96,10 @@ class TableTwin(Twin):
         ids: dict[str, IdGenerator],
         structure: str,
         options: dict[str, Any],
+        gnet: LinearGaussianNet | None = None,
     ):
         self.schema = schema
+        self.gnet = gnet
         self.codecs = codecs
         self.net = net
         self.ids = ids
@@ -129,7 +132,8 @@ class TableTwin(Twin):
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
     ) -> TableTwin:
-        """Fit one structure (independent, chow-liu, bayesnet, dag) on `data`.
+        """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
+        dag (the `edges` you give) or gaussian (linear-Gaussian network over numeric columns).
 
         warm_start: edges to start the bayesnet search from (default: the Chow-Liu tree).
         """
@@ -157,7 +161,17 @@ class TableTwin(Twin):
         counter = FamilyCounter(columns, cards)
         pseudo = [c.prior_counts() for c in codecs]
         names = [c.spec.name for c in codecs]
-        if structure == "independent":
+        gnet = None
+        if structure == "gaussian":
+            X = _numeric_matrix(codecs, raw)
+            if X is None:
+                raise InputError(
+                    "structure 'gaussian' needs every modelled column numeric with no missing "
+                    "or non-numeric values"
+                )
+            gparents = hill_climb(GaussianScorer(X), max_parents=max_parents)
+            gnet = LinearGaussianNet.fit(X, gparents, np.ones(X.shape[1]))
+        if structure in ("independent", "gaussian"):
             parents: list[tuple[int, ...]] = [() for _ in codecs]
         elif structure == "dag":
             if edges is None:
@@ -194,7 +208,7 @@ class TableTwin(Twin):
             "max_parents": max_parents,
             "max_categories": max_categories,
         }
-        return cls(specs, codecs, net, ids, structure, options)
+        return cls(specs, codecs, net, ids, structure, options, gnet)
 
     @classmethod
     def fit_select(
@@ -218,6 +232,7 @@ class TableTwin(Twin):
         bins: coarse bins of numeric columns; None tries 5, 10 and 20 for the best structure.
         """
         raw = read_table(data)
+        auto = structures is None
         structures = _structure_list(structures, edges)
         if isinstance(holdout, (int, float)) and not isinstance(holdout, bool):
             if not 0.0 < float(holdout) < 1.0:
@@ -264,8 +279,8 @@ class TableTwin(Twin):
                     twin.bits(hold),
                     secs,
                     bins=b,
-                    edges=len(twin.net.edges),
-                    params=twin.net.n_params(),
+                    edges=len(twin.edges),
+                    params=twin.n_params(),
                 )
             board.append(e)
             fitted[name] = (twin, {"structure": structure, "bins": b})
@@ -273,8 +288,13 @@ class TableTwin(Twin):
         base_bins = bins or 10
         for s in structures:
             run(s, s, base_bins)
+        first = fitted[structures[0]][0]
+        if auto and all(c.numeric and not c.tokens for c in first.codecs):
+            run("gaussian", "gaussian", base_bins)  # every column numeric: a candidate too
         top = lb.best(board)["structure"]
-        has_intervals = any(len(c.coarse_edges) > 2 for c in fitted[top][0].codecs)
+        has_intervals = top != "gaussian" and any(
+            len(c.coarse_edges) > 2 for c in fitted[top][0].codecs
+        )
         if bins is None and has_intervals:
             # coarser and finer bins for the best structure; keep doubling while it helps
             for b in (5, 20, 40, 80):
@@ -309,7 +329,18 @@ class TableTwin(Twin):
         """log P(row) in nats for each row (identifier columns are not part of it)."""
         raw = read_table(data)
         cols, within = self._encode(raw)
-        out = self.net.log_prob(cols) + within
+        if self.gnet is not None:
+            X = np.column_stack([to_grid(c.spec, raw.tokens[c.spec.name]) for c in self.codecs])
+            nbytes = (
+                np.column_stack(
+                    [[len(str(t).encode()) for t in raw.tokens[c.spec.name]] for c in self.codecs]
+                )
+                if np.isnan(X).any()
+                else np.zeros(X.shape, dtype=np.int64)
+            )
+            out = self.gnet.log_prob(X, nbytes)
+        else:
+            out = self.net.log_prob(cols) + within
         if not np.all(np.isfinite(out)):
             raise AssertionError("internal error: a non-finite log-probability")
         return out
@@ -349,6 +380,18 @@ class TableTwin(Twin):
                     "so the twin has no data to condition on; pick a seen value"
                 )
             evidence[i] = (st, str(token[0]))
+        if self.gnet is not None:
+            if evidence:
+                raise InputError(
+                    "--given is supported for discrete structures; this twin is linear-Gaussian "
+                    "(fit with --structures bayesnet to condition)"
+                )
+            X = self.gnet.sample(n, rng)
+            decoded = [
+                Decoded(grid_to_values(c.spec, X[:, i]), np.zeros(n, bool), None)
+                for i, c in enumerate(self.codecs)
+            ]
+            return None, decoded
         if evidence:
             from .inference import conditional_sample
 
@@ -361,8 +404,6 @@ class TableTwin(Twin):
         for i, (_, tok) in evidence.items():  # given values are reproduced exactly
             d = decoded[i]
             if self.codecs[i].numeric:
-                from .codec import grid_to_values, to_grid
-
                 g = to_grid(self.codecs[i].spec, np.array([tok], dtype=object))[0]
                 if not np.isnan(g):
                     d.values[:] = grid_to_values(self.codecs[i].spec, np.array([g]))[0]
@@ -415,6 +456,8 @@ class TableTwin(Twin):
             arrays.update(a)
         for i, cpt in enumerate(self.net.cpts):
             arrays.update(cpt.to_arrays(f"n{i}_"))
+        if self.gnet is not None:
+            arrays.update(self.gnet.to_arrays())
         meta = {
             "schema": [s.to_dict() for s in self.schema],
             "codecs": codec_meta,
@@ -459,13 +502,22 @@ class TableTwin(Twin):
             source,
             "identifier generators do not match the schema",
         )
-        return cls(schema, codecs, net, ids, str(meta["structure"]), dict(meta["options"]))
+        gnet = None
+        if "g_parents" in arrays:
+            gnet = LinearGaussianNet.from_arrays(arrays)  # raises on a cycle or bad values
+            require(len(gnet.parents) == len(codecs), source, "Gaussian network size mismatch")
+        return cls(schema, codecs, net, ids, str(meta["structure"]), dict(meta["options"]), gnet)
 
     # ---- description -------------------------------------------------------------------
     @property
     def edges(self) -> list[tuple[str, str]]:
         """Learned dependencies as (parent column, child column) pairs."""
-        return [(self.modelled[p], self.modelled[v]) for p, v in self.net.edges]
+        net = self.gnet if self.gnet is not None else self.net
+        return [(self.modelled[p], self.modelled[v]) for p, v in net.edges]
+
+    def n_params(self) -> int:
+        """Free parameters of the fitted structure (a complexity figure)."""
+        return (self.gnet if self.gnet is not None else self.net).n_params()
 
     def schema_json(self) -> str:
         return schema_json(self.schema)
@@ -616,6 +668,15 @@ class TableTwin(Twin):
 
 
 # ---- helpers ---------------------------------------------------------------------------
+def _numeric_matrix(codecs: list[ColumnCodec], raw: RawTable) -> np.ndarray | None:
+    """Grid values of every column (rows × columns), or None if any column is not purely
+    numeric in this data (then the linear-Gaussian structure does not apply)."""
+    if not all(c.numeric and not c.tokens for c in codecs):
+        return None
+    X = np.column_stack([to_grid(c.spec, raw.tokens[c.spec.name]) for c in codecs])
+    return None if np.isnan(X).any() else X
+
+
 def _check_rows(raw: RawTable, minimum: int) -> None:
     if raw.n_rows < minimum:
         raise InputError(
