@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,14 @@ def load_archive(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.
             arrays = {k: npz[k] for k in npz.files}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+    ) as exc:
         raise ModelFileError(
             f"{path} is truncated or not a datatwin model file ({exc}); refit it with `datatwin fit`"
         ) from None

@@ -273,7 +273,7 @@ class ColumnCodec:
 
     def _spell(self, toks: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(toks.astype(str), return_inverse=True)
-        lp = np.array([self.spelling.log_prob(str(u)) for u in uniq])
+        lp = self.spelling.log_prob_many([str(u) for u in uniq])
         return lp[inv]
 
     def _escape_numeric_logp(self, g: np.ndarray) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Identifier columns (unique per row): left out of the likelihood, regenerated in samples.
 
 Integers continue past the largest training identifier; strings follow the most common
-character template of the training identifiers (digit / upper / lower / literal), drawn at
-random and kept unique within a sample. No training identifier is stored.
+character template of the training identifiers (digit / upper / lower / literal, with the
+positions every such identifier shares kept literally, e.g. the "CU-" of "CU-004217") and
+continue past the largest of them in that template's order, so a sample is unique and never
+reproduces a training identifier. No training identifier is stored.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 _CLASSES = {"9": "0123456789", "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a": "abcdefghijklmnopqrstuvwxyz"}
+_MIN_FOR_LITERAL = 20  # identifiers needed before a shared character is taken as literal
 
 
 def template_of(s: str) -> str:
@@ -25,6 +28,24 @@ def template_of(s: str) -> str:
     )
 
 
+def _slots(template: str) -> list[tuple[bool, str]]:
+    """(is a character class, class or literal character) for each position of a template."""
+    out, i = [], 0
+    while i < len(template):
+        c = template[i]
+        if c == "\\" and i + 1 < len(template):
+            out.append((False, template[i + 1]))
+            i += 2
+            continue
+        out.append((c in _CLASSES, c))
+        i += 1
+    return out
+
+
+def _render(slots: list[tuple[bool, str]]) -> str:
+    return "".join(c if cls or c not in "9Aa\\" else "\\" + c for cls, c in slots)
+
+
 class IdGenerator:
     """Parameters: kind ("integer" or "string"), a start integer, a character template."""
 
@@ -36,32 +57,50 @@ class IdGenerator:
         if integer:
             vals = np.array([int(str(t).strip()) for t in tokens], dtype=np.int64)
             return cls("integer", start=int(vals.max()) + 1)
-        temps, counts = np.unique([template_of(str(t)) for t in tokens], return_counts=True)
-        return cls("string", template=str(temps[np.argmax(counts)]))
+        strings = [str(t) for t in tokens]
+        temps = [template_of(s) for s in strings]
+        uniq, counts = np.unique(temps, return_counts=True)
+        template = str(uniq[np.argmax(counts)])
+        matching = [s for s, t in zip(strings, temps, strict=True) if t == template]
+        slots = _slots(template)
+        if len(matching) >= _MIN_FOR_LITERAL:  # positions all identifiers share are literal
+            for p, (is_cls, _) in enumerate(slots):
+                chars = {s[p] for s in matching}
+                if is_cls and len(chars) == 1:
+                    slots[p] = (False, chars.pop())
+        # start after the largest identifier of the template (same order as the strings)
+        largest = max(matching)
+        ordinal = 0
+        for (is_cls, c), ch in zip(slots, largest, strict=True):
+            if is_cls:
+                ordinal = ordinal * len(_CLASSES[c]) + _CLASSES[c].index(ch)
+        return cls("string", start=ordinal + 1, template=_render(slots))
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         if self.kind == "integer":
             return np.arange(self.start, self.start + n, dtype=np.int64).astype(str).astype(object)
-        parts: list[np.ndarray] = []
-        i, t = 0, self.template
-        while i < len(t):
-            c = t[i]
-            if c == "\\":
-                parts.append(np.full(n, t[i + 1], dtype=object))
-                i += 2
-                continue
-            alphabet = _CLASSES.get(c)
-            parts.append(
-                np.array(list(alphabet), dtype=object)[rng.integers(0, len(alphabet), n)]
-                if alphabet
-                else np.full(n, c, dtype=object)
-            )
-            i += 1
+        slots = _slots(self.template)
+        variable = [p for p, (is_cls, _) in enumerate(slots) if is_cls]
+        # digits of start + k (k = 0..n-1) in the template's mixed radix, least significant last
+        first, rest = [], self.start
+        for p in reversed(variable):
+            radix = len(_CLASSES[slots[p][1]])
+            first.append(rest % radix)
+            rest //= radix
+        carry = np.arange(n, dtype=np.int64)
+        parts: list[np.ndarray] = [np.full(n, c, dtype=object) for _, c in slots]
+        for p, d0 in zip(reversed(variable), first, strict=True):
+            alphabet = _CLASSES[slots[p][1]]
+            total = carry + d0
+            parts[p] = np.array(list(alphabet), dtype=object)[total % len(alphabet)]
+            carry = total // len(alphabet)
         out = np.full(n, "", dtype=object)
-        for p in parts:
-            out = out + p
-        if len(set(out)) < n and any(ch in "9Aa" for ch in t):  # keep identifiers unique
-            out = np.array([f"{v}-{j}" for j, v in enumerate(out)], dtype=object)
+        for part in parts:
+            out = out + part
+        exhausted = (carry > 0) | (rest > 0)  # the template has no room left: add a suffix
+        if np.any(exhausted):
+            idx = np.flatnonzero(exhausted)
+            out[idx] = np.array([f"{out[j]}-{j}" for j in idx], dtype=object)
         return out
 
     def to_dict(self) -> dict:

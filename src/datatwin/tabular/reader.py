@@ -135,7 +135,9 @@ def _series_tokens(s: pd.Series) -> np.ndarray:
         out = np.array([repr(float(v)) for v in vals], dtype=object)
         out = np.array([t[:-2] if t.endswith(".0") else t for t in out], dtype=object)
     elif pd.api.types.is_datetime64_any_dtype(s):
-        out = s.dt.strftime("%Y-%m-%d %H:%M:%S").to_numpy(object)
+        whole_days = bool((s.dropna() == s.dropna().dt.normalize()).all())
+        fmt = "%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M:%S"  # keep the recorded precision
+        out = s.dt.strftime(fmt).to_numpy(object)
     else:
         out = s.astype(object).to_numpy(object)
         out = np.array([x if isinstance(x, str) else str(x) for x in out], dtype=object)
