@@ -174,6 +174,10 @@ def typed_frame(n: int = 400) -> pd.DataFrame:
             ),
             "nf": np.where(rng.random(n) < 0.1, np.nan, np.round(rng.normal(5, 1, n), 1)),
             "i32": rng.integers(0, 10, n).astype("int32"),
+            "f32": np.round(rng.normal(0, 1, n), 2).astype("float32"),
+            "tz": pd.Timestamp("2021-03-01", tz="Europe/Berlin")
+            + pd.to_timedelta(rng.integers(0, 10**6, n), unit="s"),
+            "bn": pd.Series(np.where(rng.random(n) < 0.1, None, rng.random(n) < 0.5), dtype=object),
         }
     )
 
@@ -189,6 +193,9 @@ def test_samples_have_the_columns_and_dtypes_of_the_frame():
     assert s["ni"].isna().any() and s["nf"].isna().any()
     assert set(s["s"].dropna()) <= {"red", "green", "blue"}
     assert set(s["cat"].cat.categories) <= {"lo", "hi"}
+    assert s["bn"].isna().any()
+    assert {type(v) for v in s["bn"].dropna()} == {bool}
+    np.testing.assert_array_equal(s["f32"], np.round(s["f32"].astype(float), 2).astype("float32"))
 
 
 def test_dates_keep_their_recorded_precision():

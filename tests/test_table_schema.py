@@ -315,3 +315,33 @@ def test_schema_naming_an_absent_column(typed_csv, tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nosuch" in err[0]
+
+
+def test_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    body = "".join(f"{i % 7},{'xy'[i % 2]}\r\n" for i in range(40))
+    path.write_bytes(("\ufeffage,k\r\n" + body).encode("utf-8"))
+    raw = read_table(path)
+    assert raw.columns == ["age", "k"]
+    assert specs_of(path)["age"].type == "integer"
+
+
+def test_float32_frame_keeps_its_recorded_decimals():
+    """float32 values are read at their own precision (0.1, not 0.10000000149011612)."""
+    df = pd.DataFrame({"f": np.round(np.linspace(0, 5, 300), 1).astype("float32")})
+    spec = infer_schema(read_table(df))[0]
+    assert (spec.type, spec.decimals) == ("float", 1)
+    twin = TableTwin.fit(df, "independent")
+    assert twin.sample(100, seed=1)["f"].dtype == np.float32
+    assert np.isfinite(twin.log_prob(pd.DataFrame({"f": [1e12, -3.3]}))).all()
+
+
+def test_very_fine_precision_over_a_wide_range():
+    """12 recorded decimals over a range of 1e5: 1e17 grid points, still finite everywhere."""
+    rng = np.random.default_rng(6)
+    df = pd.DataFrame({"v": [f"{x:.12f}" for x in rng.uniform(0, 1e5, 500)]})
+    twin = TableTwin.fit(df, "independent")
+    assert twin.schema[0].decimals == 12
+    probe = pd.DataFrame({"v": ["-5.000000000000", "3e9", "50000.5", df["v"].iloc[0]]})
+    assert np.isfinite(twin.log_prob(probe)).all()
+    assert twin.sample(50, seed=1, novel=True)["v"].notna().all()

@@ -280,12 +280,13 @@ class ColumnCodec:
         """Escape mass for a number never seen: ½ uniform over the seen range, ¼ per tail."""
         lo, hi = self.grid_lo, self.grid_hi
         width = hi - lo + 1.0
-        q = 1.0 - 1.0 / max(width / 4.0, 2.0)  # geometric tail, mean a quarter of the range
+        m = max(width / 4.0, 2.0)  # geometric tail, mean a quarter of the range
         out = np.empty(len(g))
         inside = (g >= lo) & (g <= hi)
         out[inside] = math.log(0.5 / width)
         d = np.where(g < lo, lo - g, g - hi)[~inside]
-        out[~inside] = math.log(0.25) + math.log1p(-q) + (d - 1) * math.log(q)
+        # log(1 - q) and log(q) for q = 1 - 1/m, stable however wide the range
+        out[~inside] = math.log(0.25) - math.log(m) + (d - 1) * math.log1p(-1.0 / m)
         return out
 
     # ---- decoding -----------------------------------------------------------------------
@@ -342,9 +343,9 @@ class ColumnCodec:
     def _sample_escape_numeric(self, n: int, rng: np.random.Generator) -> np.ndarray:
         lo, hi = self.grid_lo, self.grid_hi
         width = hi - lo + 1.0
-        q = 1.0 - 1.0 / max(width / 4.0, 2.0)
+        m = max(width / 4.0, 2.0)
         part = rng.random(n)
-        d = rng.geometric(1.0 - q, size=n).astype(float)
+        d = rng.geometric(1.0 / m, size=n).astype(float)
         inside = lo + np.floor(rng.random(n) * width)
         return np.where(part < 0.5, inside, np.where(part < 0.75, lo - d, hi + d))
 

@@ -62,6 +62,7 @@ def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> lis
                 "--encoding latin-1"
             ) from None
         text = head[: exc.start].decode(encoding)
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first name
     first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
     return first
 
@@ -132,7 +133,11 @@ def _series_tokens(s: pd.Series) -> np.ndarray:
         out = np.where(s.to_numpy(bool), "True", "False").astype(object)
     elif pd.api.types.is_float_dtype(s):
         vals = s.to_numpy(float, na_value=np.nan)
-        out = np.array([repr(float(v)) for v in vals], dtype=object)
+        np_dtype = getattr(s.dtype, "numpy_dtype", s.dtype)
+        if isinstance(np_dtype, np.dtype) and np_dtype.itemsize < 8:  # float32: its own digits
+            out = np.array([str(np_dtype.type(v)) for v in vals], dtype=object)
+        else:
+            out = np.array([repr(float(v)) for v in vals], dtype=object)
         out = np.array([t[:-2] if t.endswith(".0") else t for t in out], dtype=object)
     elif pd.api.types.is_datetime64_any_dtype(s):
         whole_days = bool((s.dropna() == s.dropna().dt.normalize()).all())

@@ -744,14 +744,22 @@ def _typed(spec: ColumnSpec, d: Decoded, token_list: list[str] | None = None) ->
     if spec.type == "datetime":
         unit = "D" if spec.datetime_unit == "D" else "s"
         out = pd.Series(pd.to_datetime(values, unit=unit, errors="coerce"))
-        return out.astype(spec.dtype) if spec.dtype.startswith("datetime64") else out
+        if not spec.dtype.startswith("datetime64"):
+            return out
+        dtype = pd.api.types.pandas_dtype(spec.dtype)
+        tz = getattr(dtype, "tz", None)
+        if tz is not None:  # values are the recorded wall-clock times of that zone
+            out = out.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward")
+        return out.astype(dtype)
     any_missing = bool(missing.any())
     if spec.type == "boolean" and not any_missing and d.states is not None and token_list:
         lookup = np.array([t.strip().lower() == "true" for t in token_list] + [False])
         return pd.Series(lookup[np.minimum(d.states, len(token_list))])
     vals = values
+    if spec.type == "boolean":  # True/False objects, None where missing
+        vals = np.array([str(v).strip().lower() == "true" for v in values], dtype=object)
     if any_missing:
-        vals = values.copy()
+        vals = vals.copy()
         vals[missing] = None
     s = pd.Series(vals, dtype=object, copy=False)
     if spec.dtype in ("category", "str", "string"):  # the frame's own string dtypes
