@@ -158,6 +158,11 @@ def test_non_utf8_bytes_then_latin1_works(tmp_path, capsys):
     assert run(["-q", "sample", out, "-n", "200", "-o", sample], capsys)[0] == 0
     s = pd.read_csv(sample, dtype=str)
     assert s["name"].str.startswith("café ").all()
+    # scoring the same file needs the same option, and the error says so
+    assert_input_error(["score", out, data], capsys, None, "--encoding")
+    code, stdout, err = run(["score", out, data, "--encoding", "latin-1", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["count"] == 60
 
 
 def test_non_utf8_late_in_a_big_file(tmp_path, capsys):
@@ -403,3 +408,62 @@ def test_process_round_trip(tmp_path):
     res = _proc(["sample", "g.twin", "-n", "-5"], tmp_path)
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "Traceback" not in res.stderr
+
+
+# ---- bad options and option files --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--bins", "0"], ["--bins"]),
+        (["--bins", "-3"], ["--bins"]),
+        (["--max-parents", "-1"], ["--max-parents"]),
+        (["--encoding", "klingon"], ["klingon"]),
+    ],
+)
+def test_bad_option_values(tmp_path, capsys, extra, words):
+    out = tmp_path / "m.twin"
+    data = good_csv(tmp_path / "g.csv")
+    assert_input_error(["fit", data, "-o", out, *extra], capsys, out, *words)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("[[1, 2, 3]]", ["pairs"]),
+        ('{"edges": "age->colour"}', ["pairs"]),
+        ("{not json", ["json"]),
+        ("age colour\n", ["age colour"]),
+    ],
+)
+def test_bad_dag_files(tmp_path, capsys, content, words):
+    out = tmp_path / "m.twin"
+    data = good_csv(tmp_path / "g.csv")
+    dag = write(tmp_path / "dag.json", content)
+    assert_input_error(["fit", data, "-o", out, "--dag", dag], capsys, out, *words)
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('{"columns": [{"type": "integer"}]}', ["name"]),
+        ("[1, 2]", ["name"]),
+        ('{"age": {"decimals": "two"}}', ["decimals"]),
+        ('{"colour": {"missing": "NA"}}', ["missing"]),
+        ('{"age": "integer"}', ["columns"]),
+        ("{oops", ["json"]),
+    ],
+)
+def test_bad_schema_files(tmp_path, capsys, content, words):
+    out = tmp_path / "m.twin"
+    data = good_csv(tmp_path / "g.csv")
+    schema = write(tmp_path / "schema.json", content)
+    assert_input_error(["fit", data, "-o", out, "--schema", schema], capsys, out, *words)
+
+
+def test_output_in_a_missing_folder(tmp_path, capsys, model):
+    data = good_csv(tmp_path / "g.csv")
+    out = tmp_path / "no" / "such" / "m.twin"
+    assert_input_error(["-q", "fit", data, "-o", out], capsys, None, "cannot write")
+    assert not (tmp_path / "no").exists()
+    sample = tmp_path / "no" / "s.csv"
+    assert_input_error(["sample", model, "-o", sample], capsys, None, "cannot write")

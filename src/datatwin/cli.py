@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("model", metavar="MODEL")
     score.add_argument("data", metavar="DATA")
     score.add_argument("--json", action="store_true", help="print one JSON object")
+    score.add_argument("--encoding", default="utf-8", help="text encoding of DATA (default utf-8)")
 
     sample = sub.add_parser("sample", help="draw new data from a saved twin")
     sample.add_argument("model", metavar="MODEL")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 
 FORMAT_NAME = "datatwin"
 FORMAT_VERSION = 1
@@ -30,7 +30,10 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call `write(fileobj)` on a temporary file next to `path`, then rename it into place."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:  # no such folder, no permission: bad usage, one line
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)

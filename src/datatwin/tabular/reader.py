@@ -7,6 +7,7 @@ Parquet files are turned into the same token form, remembering each column's pan
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -76,6 +77,10 @@ def read_csv(
         raise InputError(f"data file not found: {path}")
     if path.is_dir():
         raise InputError(f"{path} is a folder; give a CSV or Parquet file")
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(f"unknown text encoding {encoding!r}; try utf-8 or latin-1") from None
     head = _open_text_head(path)
     names = _check_header(path, head, encoding, delimiter)
     if header:

@@ -189,6 +189,8 @@ def infer_schema(
 ) -> list[ColumnSpec]:
     """One spec per column of `raw`, applying user `overrides` ({column: {field: value}})."""
     overrides = overrides or {}
+    for name, ov in overrides.items():
+        _check_override(name, ov)
     unknown = set(overrides) - set(raw.columns)
     if unknown:
         raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
@@ -208,10 +210,33 @@ def load_schema_overrides(path: str | Path) -> dict[str, dict[str, Any]]:
         raise InputError(f"schema file {path} is not valid JSON ({exc})") from None
     cols = doc.get("columns", doc) if isinstance(doc, dict) else doc
     if isinstance(cols, list):
+        if not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in cols):
+            raise InputError(
+                f'schema file {path}: every column entry needs a "name" (a JSON object)'
+            )
         return {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in cols}
-    if isinstance(cols, dict):
+    if isinstance(cols, dict) and all(isinstance(v, dict) for v in cols.values()):
         return cols
     raise InputError(f"schema file {path}: expected a list of columns")
+
+
+def _check_override(name: str, ov: Any) -> None:
+    """Reject override fields of the wrong type with a one-line error."""
+    if not isinstance(ov, dict):
+        raise InputError(f"schema for column {name!r} must be an object of fields")
+    missing = ov.get("missing")
+    if missing is not None and not (
+        isinstance(missing, list) and all(isinstance(m, str) for m in missing)
+    ):
+        raise InputError(f"schema for column {name!r}: missing must be a list of strings")
+    dec = ov.get("decimals")
+    if dec is not None and not (isinstance(dec, int) and not isinstance(dec, bool) and dec >= 0):
+        raise InputError(f"schema for column {name!r}: decimals must be a whole number >= 0")
+    for key in ("type", "datetime_format", "note"):
+        if key in ov and not isinstance(ov[key], str):
+            raise InputError(f"schema for column {name!r}: {key} must be a string")
+    if ov.get("datetime_unit", "D") not in ("D", "s"):
+        raise InputError(f'schema for column {name!r}: datetime_unit must be "D" or "s"')
 
 
 def schema_json(specs: list[ColumnSpec]) -> str:

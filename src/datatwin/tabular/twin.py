@@ -66,6 +66,10 @@ def read_dag_file(path: str | Path) -> list[tuple[str, str]]:
             raise InputError(f"DAG file {path} is not valid JSON ({exc})") from None
         if isinstance(doc, dict):
             doc = doc.get("edges", [])
+        if not isinstance(doc, list) or not all(
+            isinstance(e, (list, tuple)) and len(e) == 2 for e in doc
+        ):
+            raise InputError(f"DAG file {path}: expected a JSON list of [parent, child] pairs")
         return [(str(a), str(b)) for a, b in doc]
     edges = []
     for line in text.splitlines():
@@ -231,6 +235,10 @@ class TableTwin(Twin):
         holdout: a fraction of rows (random, seeded) or data (path/DataFrame) to hold out.
         bins: coarse bins of numeric columns; None tries 5, 10 and 20 for the best structure.
         """
+        if bins is not None and bins < 1:
+            raise InputError(f"--bins must be a positive number of bins, got {bins}")
+        if max_parents < 0:
+            raise InputError(f"--max-parents must be 0 or more, got {max_parents}")
         raw = read_table(data)
         auto = structures is None
         structures = _structure_list(structures, edges)
