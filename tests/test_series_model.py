@@ -151,3 +151,36 @@ def test_reproducible_fit_and_samples():
     np.testing.assert_array_equal(a.model.B, b.model.B)
     pd.testing.assert_frame_equal(a.sample(50, seed=3, paths=3), b.sample(50, seed=3, paths=3))
     assert not a.sample(50, seed=3).equals(a.sample(50, seed=4))
+
+
+def test_phase_scales_found_and_kept_consistent_across_entry_points(tmp_path):
+    rng = np.random.default_rng(12)
+    n, per = 24 * 200, 24
+    phase = np.arange(n) % per
+    noise_sd = np.where(phase < 6, 3.0, 0.5)  # noisy at night
+    y = np.zeros(n)
+    for t in range(1, n):
+        y[t] = 0.6 * y[t - 1] + noise_sd[t] * rng.normal()
+    times = pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    df = pd.DataFrame({"time": times, "y": np.round(y, 2)})
+    train, nxt = df.iloc[: n - 500], df.iloc[n - 500 :]
+    tw = datatwin.fit(train, kind="series", max_lag=4, structures="ar,phase,none")
+    assert tw.structure.endswith("+phase")
+    ps = tw.model.phase_scale[0]
+    assert ps[:6].mean() / ps[6:].mean() == pytest.approx(6.0, rel=0.15)
+    auto = tw.log_prob(nxt)
+    np.testing.assert_allclose(tw.log_prob(nxt, history=train), auto)
+    # a file that does not continue: scored steps get their phase from their own times
+    late = df.iloc[1000:1300]
+    lp = tw.log_prob(late)
+    m = tw.model.max_lag
+    np.testing.assert_allclose(lp, tw.log_prob(late.iloc[m:], history=late.iloc[:m]))
+    tw.save(tmp_path / "p.twin")
+    back = datatwin.load(tmp_path / "p.twin")
+    np.testing.assert_array_equal(back.log_prob(nxt), auto)
+    # simulated noise follows the phase pattern: night steps vary more
+    s = tw.sample(24 * 20, seed=1, paths=50)
+    v = s["y"].to_numpy().reshape(50, -1)
+    d = np.diff(v, axis=1)
+    ph = (np.arange(1, v.shape[1]) + tw.next_step) % per
+    assert d[:, ph < 6].std() > 3 * d[:, ph >= 8].std()

@@ -163,6 +163,8 @@ class LinearModel:
     mix_mu: np.ndarray  # (d, K)
     mix_sd: np.ndarray  # (d, K) > 0
     info: dict = field(default_factory=dict)
+    #: (d, period) residual scale by seasonal phase (step index mod period), or None
+    phase_scale: np.ndarray | None = None
 
     @property
     def max_lag(self) -> int:
@@ -185,12 +187,27 @@ class LinearModel:
             M += Z[rows - lag] @ self.B[:, li, :].T
         return M
 
-    def column_logp(self, j: int, a: np.ndarray, b: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        """Log cell masses of column j given its conditional means."""
+    def column_logp(
+        self,
+        j: int,
+        a: np.ndarray,
+        b: np.ndarray,
+        mean: np.ndarray,
+        steps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Log cell masses of column j given its conditional means (and step indices)."""
         keep = self.mix_w[j] > 0
-        return log_cell_mass(
-            a, b, mean, self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
-        )
+        w, mu, sd = self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
+        if self.phase_scale is None or steps is None:
+            return log_cell_mass(a, b, mean, w, mu, sd)
+        s = self.phase_scale[j, steps % self.phase_scale.shape[1]]
+        return log_cell_mass((a - mean) / s, (b - mean) / s, np.zeros_like(mean), w, mu, sd)
+
+    def step_scale(self, j: int, steps: np.ndarray) -> np.ndarray:
+        """Residual scale multiplier of column j at absolute step indices (1 if homoscedastic)."""
+        if self.phase_scale is None:
+            return np.ones(len(steps))
+        return self.phase_scale[j, steps % self.phase_scale.shape[1]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +217,7 @@ class LinearModel:
 def _design(W: np.ndarray, rows: np.ndarray, lags: list[int]) -> np.ndarray:
     """[1, w_t (d columns), w_{t-l} for each lag] for each row."""
     d = W.shape[1]
-    X = np.empty((len(rows), 1 + d + len(lags) * d))
+    X = np.empty((len(rows), 1 + d + len(lags) * d), order="F")
     X[:, 0] = 1.0
     X[:, 1 : 1 + d] = W[rows]
     for k, lag in enumerate(lags):
@@ -245,7 +262,7 @@ class Scan:
         D: int = 0,
     ) -> None:
         Z = prep.Z
-        self.d = d = Z.shape[1]
+        self.d = Z.shape[1]
         self.D = D
         self.prep = prep
         if D > 0:
@@ -256,17 +273,27 @@ class Scan:
         union = sorted({lag for sq in sequences for lag in sq.lags})
         slot = {lag: k for k, lag in enumerate(union)}
         fit_rows = train_rows[prep.observed[train_rows].all(axis=1)]
-        self.n_fit = n = len(fit_rows)
+        self.n_fit = len(fit_rows)
         Xt = _design(W, fit_rows, union)
-        G = Xt.T @ Xt
+        self.G = Xt.T @ Xt
         del Xt
-        Xh = _design(W, hold_rows, union) if len(hold_rows) else None
-        base_h = Z[hold_rows - D] if D > 0 else np.zeros((len(hold_rows), d))
-        oh = prep.observed[hold_rows]
+        self.Xh = _design(W, hold_rows, union) if len(hold_rows) else None
+        self.hold_rows = hold_rows
+        self.slot = slot
         self.sequences = {sq.family: sq for sq in sequences}
         self.factors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, float]] = {}
         self.holdout_nats: dict[str, list[float]] = {}
-        for sq in sequences:
+
+    def run(self, family: str) -> None:
+        """Fit and score every order of one family (once; later calls do nothing)."""
+        if family in self.holdout_nats:
+            return
+        prep, D, d, G, Xh, slot = self.prep, self.D, self.d, self.G, self.Xh, self.slot
+        n = self.n_fit
+        hold_rows = self.hold_rows
+        base_h = prep.Z[hold_rows - D] if D > 0 else np.zeros((len(hold_rows), d))
+        oh = prep.observed[hold_rows]
+        for sq in [self.sequences[family]]:
             totals = np.zeros(len(sq.candidates))
             for j in range(d):
                 F = np.concatenate(
@@ -298,6 +325,7 @@ class Scan:
 
     def best_order(self, family: str, min_order: int = 0) -> int:
         """The order with the fewest holdout bits (ties: the smaller order)."""
+        self.run(family)
         sq = self.sequences[family]
         tot = self.holdout_nats[family]
         idx = [i for i, c in enumerate(sq.candidates) if c[0] >= min_order]
@@ -306,6 +334,7 @@ class Scan:
 
     def model(self, family: str, order: int) -> LinearModel:
         """The fitted model of one order of a family, in raw-lag form."""
+        self.run(family)
         sq = self.sequences[family]
         k = dict(sq.candidates)[order]
         d = self.d
@@ -367,6 +396,23 @@ def residuals(model: LinearModel, prep: Prepared, rows: np.ndarray) -> np.ndarra
     M = model.means(prep.Z, rows)
     r = prep.Z[rows] - M
     return np.where(prep.observed[rows], r, np.nan)
+
+
+def fit_phase_scale(
+    res: np.ndarray, steps: np.ndarray, sd: np.ndarray, period: int, shrink: float = 5.0
+) -> np.ndarray:
+    """Residual scale per seasonal phase, relative to `sd`, shrunk toward 1 (d, period)."""
+    d = res.shape[1]
+    out = np.ones((d, period))
+    ph = steps % period
+    for j in range(d):
+        r = res[:, j]
+        ok = np.isfinite(r)
+        ss = np.bincount(ph[ok], weights=r[ok] ** 2, minlength=period)
+        nn = np.bincount(ph[ok], minlength=period)
+        var = (ss + shrink * sd[j] ** 2) / (nn + shrink)
+        out[j] = np.maximum(np.sqrt(var) / sd[j], 1e-3)
+    return out
 
 
 def fit_mixture(e: np.ndarray, k: int = 3, iters: int = 100) -> tuple[np.ndarray, ...]:

@@ -36,6 +36,7 @@ class TimeAxis:
     date_only: bool = False  # datetime printed without a clock time
     last: str | None = None  # the last time of the data, as text
     steps_per_day: float | None = None  # datetime only: how many steps make a day
+    first: str | None = None  # the first time of the training data (step index 0)
 
     def to_json(self) -> dict[str, Any]:
         """The axis as JSON-able metadata."""
@@ -48,12 +49,36 @@ class TimeAxis:
             "date_only": self.date_only,
             "last": self.last,
             "steps_per_day": self.steps_per_day,
+            "first": self.first,
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TimeAxis:
         """Rebuild an axis written by `to_json`."""
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+    def index_of(self, when: str) -> int | None:
+        """Step index of a time on the training grid (0 = the first training step), if known."""
+        if self.first is None or self.kind == "none":
+            return None
+        try:
+            if self.kind == "numeric":
+                return int(round((float(when) - float(self.first)) / self.step))
+            t, r = pd.Timestamp(when), pd.Timestamp(self.first)
+            off = pd.tseries.frequencies.to_offset(self.freq)
+            if isinstance(off, pd.offsets.Tick):
+                return int(round((t - r) / pd.Timedelta(off)))
+            months = (t.year - r.year) * 12 + (t.month - r.month)
+            name = off.name.upper()
+            if name.startswith(("M", "BM", "SM")):
+                return months // max(off.n, 1)
+            if name.startswith(("Q", "BQ")):
+                return months // (3 * max(off.n, 1))
+            if name.startswith(("Y", "A", "BY", "BA")):
+                return (t.year - r.year) // max(off.n, 1)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return None
 
     def following(self, last: str | None, n: int) -> list[str]:
         """Text of the `n` times after `last` (default: the data's last time)."""
@@ -263,8 +288,11 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
         dt = dt.dt.tz_localize(None)
     idx = pd.DatetimeIndex(dt)
     date_only = bool((s.str.len() <= 10).all())
-    if n < 3:
-        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
+    if n < 3:  # too few steps to infer a frequency: a continuation or a history
+        freq = None
+        if n == 2:
+            freq = pd.tseries.frequencies.to_offset(dt.iloc[1] - dt.iloc[0]).freqstr
+        return TimeAxis(name, "datetime", freq, 1.0, 0, date_only, s.iloc[-1]), np.arange(n)
     if not idx.is_monotonic_increasing or idx.has_duplicates:
         raise InputError(f"{where}: time column {name!r} is not strictly increasing; sort the file")
     with warnings.catch_warnings():
@@ -300,6 +328,7 @@ def read_series(
     time: str | None = None,
     values: list[str] | None = None,
     gaps: str = "error",
+    min_steps: int = MIN_STEPS,
 ) -> SeriesData:
     """Read a series from a CSV path or a DataFrame, validating everything (InputError)."""
     if isinstance(data, pd.DataFrame):
@@ -342,8 +371,8 @@ def read_series(
         mats.append(_numeric(text, c, where))
         decs.append(_decimals_of(text))
     vals = np.column_stack(mats) if mats else np.empty((n, 0))
-    if n < MIN_STEPS:
-        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
+    if n < min_steps:
+        raise InputError(f"{where}: too short: {n} steps; a series needs at least {min_steps}")
     axis = TimeAxis()
     times = None
     filled = 0
@@ -353,6 +382,7 @@ def read_series(
             tt = tt.dt.strftime("%Y-%m-%d %H:%M:%S")
         axis, steps = _time_axis(tt.astype(str), tcol, where, gaps)
         times_in = tt.astype(str).str.strip().tolist()
+        axis.first = times_in[0]
         if steps[-1] + 1 != n:
             full = np.full((int(steps[-1]) + 1, vals.shape[1]), np.nan)
             full[steps] = vals

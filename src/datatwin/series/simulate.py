@@ -26,10 +26,12 @@ def simulate(
     n: int,
     paths: int,
     seed: int | None,
+    step0: int = 0,
 ) -> np.ndarray:
     """Simulate `paths` continuations of `n` steps; returns values (paths, n, d), NaN = missing.
 
-    `history_z` (m, d) is the standardised, filled history with m ≥ model.max_lag.
+    `history_z` (m, d) is the standardised, filled history with m ≥ model.max_lag; `step0` is
+    the first simulated step's index on the training grid (for seasonal-phase scales).
     """
     d = len(cols.names)
     rng = np.random.default_rng(seed)
@@ -55,11 +57,14 @@ def simulate(
             base = np.broadcast_to(model.intercept, (paths, d)).copy()
         for j in range(d):
             mean = base[:, j] + buf[:, pos, :j] @ model.A[j, :j]
+            s = 1.0
+            if model.phase_scale is not None:
+                s = model.phase_scale[j, (step0 + t) % model.phase_scale.shape[1]]
             if K > 1:
                 comp = np.minimum((picks[t, j][:, None] > cum_w[j][None, :]).sum(axis=1), K - 1)
-                z = mean + model.mix_mu[j][comp] + model.mix_sd[j][comp] * normals[t, j]
+                z = mean + s * (model.mix_mu[j][comp] + model.mix_sd[j][comp] * normals[t, j])
             else:
-                z = mean + model.mix_mu[j, 0] + model.mix_sd[j, 0] * normals[t, j]
+                z = mean + s * (model.mix_mu[j, 0] + model.mix_sd[j, 0] * normals[t, j])
             y = inverse(center[j] + scale[j] * z, transforms[j])
             y = to_grid(y, cols.decimals[j], lows[j], cols.upper[j])
             zc = (forward(y, transforms[j]) - center[j]) / scale[j]

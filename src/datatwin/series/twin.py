@@ -38,6 +38,7 @@ from .ar import (
     Scan,
     Sequence,
     fit_mixture,
+    fit_phase_scale,
     prepare,
     residuals,
     standardiser,
@@ -46,7 +47,7 @@ from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, sea
 from .precision import TRANSFORMS, inverse, log_cell_mass
 from .simulate import simulate
 
-FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "mix")
+FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "phase", "mix")
 _MIX_K = 3
 
 
@@ -80,6 +81,7 @@ class SeriesTwin(Twin):
         column_order: list[str],
         structure: str,
         leaderboard: list[dict[str, Any]] | None = None,
+        next_step: int = 0,
     ) -> None:
         self.cols = cols
         self.transforms = list(transforms)
@@ -92,6 +94,8 @@ class SeriesTwin(Twin):
         self.column_order = list(column_order)
         self.structure = structure
         self.leaderboard = leaderboard or []
+        #: step index (on the training grid) of the step right after the data the twin keeps
+        self.next_step = int(next_step)
 
     # ---- fitting --------------------------------------------------------------------------
     @classmethod
@@ -171,6 +175,7 @@ class SeriesTwin(Twin):
             s for s in plan["level"] if s.family in fams or (s.family == "ar" and "iid" in fams)
         ]
         preps: dict[str, Prepared] = {}
+        scans: dict[str, tuple[Scan, float]] = {}
         for tname in TRANSFORMS:
             if tname not in trans:
                 continue
@@ -184,27 +189,26 @@ class SeriesTwin(Twin):
             with progress.step(f"fitting AR orders 0..{plan['P']} [{tname}]"):
                 t0 = _time.perf_counter()
                 sc = Scan(prep, train_rows, hold_rows, level)
-                secs = (_time.perf_counter() - t0) / len(level)
+                sc.run("ar")
+                secs = _time.perf_counter() - t0
+                scans[tname] = (sc, secs)
             if "iid" in fams:
                 add(sc, "ar", 0, tname, secs, prep)
                 cands[-1]["family"] = "iid"
                 cands[-1]["name"] = _family_name("iid", 0, tname, period)
-            for sq in level:
-                if sq.family in fams and not (sq.family == "ar" and plan["P"] < 1):
-                    add(
-                        sc,
-                        sq.family,
-                        sc.best_order(sq.family, 1 if sq.family == "ar" else 0),
-                        tname,
-                        secs,
-                        prep,
-                    )
+            if "ar" in fams and plan["P"] >= 1:
+                add(sc, "ar", sc.best_order("ar", 1), tname, secs, prep)
         if not preps:
             raise InputError("no candidate structure applies; check --structures")
         t_best = (
             min(cands, key=lambda r: r["holdout_bits"])["transform"] if cands else next(iter(preps))
         )
         prep = preps[t_best]
+        if t_best in scans and any(q.family == "seasonal" for q in level):
+            sc, secs = scans[t_best]
+            t0 = _time.perf_counter()
+            order = sc.best_order("seasonal")
+            add(sc, "seasonal", order, t_best, _time.perf_counter() - t0 + secs, prep)
         with progress.step("fitting differenced structures"):
             for fam, D in (("diff", 1), ("sdiff", plan["sdiff"])):
                 if fam in fams and D:
@@ -214,6 +218,11 @@ class SeriesTwin(Twin):
                     add(sc, fam, sc.best_order(fam), t_best, _time.perf_counter() - t0, prep)
         if not cands:
             raise InputError("no candidate structure applies to this series; check --structures")
+        if "phase" in fams and period and period > 1:
+            base = min(cands, key=lambda r: r["holdout_bits"])
+            rec = cls._phase_candidate(base, cols, rate, train_rows, hold_rows, period)
+            if rec is not None:
+                cands.append(rec)
         if "mix" in fams:
             base = min(cands, key=lambda r: r["holdout_bits"])
             rec = cls._mixture_candidate(base, cols, rate, train_rows, hold_rows)
@@ -250,6 +259,7 @@ class SeriesTwin(Twin):
             sd.column_order,
             chosen["structure"],
             board,
+            len(vals),
         )
         twin.model.info.update(
             {"period": period, "max_lag_scanned": plan["P"], "refit": bool(refit)}
@@ -297,18 +307,23 @@ class SeriesTwin(Twin):
             W[j, 0], SD[j, 0] = 1.0, m0.mix_sd[j, 0]
             if cols.upper[j] is not None:  # indicator columns keep their Gaussian
                 continue
-            w, mu, sd = fit_mixture(res[:, j], _MIX_K)
+            w, mu, sd = fit_mixture(res[:, j] / m0.step_scale(j, train_rows), _MIX_K)
             o = prep.observed[hold_rows, j]
             a, b = prep.a[hold_rows, j][o], prep.b[hold_rows, j][o]
             mean = hm[o, j]
-            g = float(np.sum(m0.column_logp(j, a, b, mean)))
-            mx = float(np.sum(log_cell_mass(a, b, mean, w, mu, sd)))
+            steps = hold_rows[o]
+            sc = m0.step_scale(j, steps)
+            g = float(np.sum(m0.column_logp(j, a, b, mean, steps)))
+            zero = np.zeros_like(mean)
+            mx = float(np.sum(log_cell_mass((a - mean) / sc, (b - mean) / sc, zero, w, mu, sd)))
             if mx > g:
                 W[j], MU[j], SD[j] = w, mu, sd
                 used.append(cols.names[j])
         if not used:
             return None
-        model = LinearModel(m0.lags, m0.intercept, m0.A, m0.B, W, MU, SD, dict(m0.info))
+        model = LinearModel(
+            m0.lags, m0.intercept, m0.A, m0.B, W, MU, SD, dict(m0.info), m0.phase_scale
+        )
         model.info["mixture_columns"] = used
         tw = cls._assemble(cols, prep, model, rate)
         return {
@@ -316,6 +331,37 @@ class SeriesTwin(Twin):
             "model": model,
             "name": base["name"] + "+mix",
             "mix": True,
+            "seconds": base["seconds"] + _time.perf_counter() - t0,
+            "train_bits": tw._bits_rows(prep, train_rows),
+            "holdout_bits": tw._bits_rows(prep, hold_rows),
+        }
+
+    @classmethod
+    def _phase_candidate(
+        cls,
+        base: dict[str, Any],
+        cols: Columns,
+        rate: np.ndarray,
+        train_rows: np.ndarray,
+        hold_rows: np.ndarray,
+        period: int,
+    ) -> dict[str, Any] | None:
+        """The best candidate with a residual scale per seasonal phase (step mod period)."""
+        t0 = _time.perf_counter()
+        prep: Prepared = base["prep"]
+        m0: LinearModel = base["model"]
+        res = residuals(m0, prep, train_rows)
+        ps = fit_phase_scale(res, train_rows, m0.mix_sd[:, 0], period)
+        model = LinearModel(
+            m0.lags, m0.intercept, m0.A, m0.B, m0.mix_w, m0.mix_mu, m0.mix_sd, dict(m0.info), ps
+        )
+        model.info["phase_period"] = int(period)
+        tw = cls._assemble(cols, prep, model, rate)
+        return {
+            **base,
+            "model": model,
+            "name": base["name"] + "+phase",
+            "phase": True,
             "seconds": base["seconds"] + _time.perf_counter() - t0,
             "train_bits": tw._bits_rows(prep, train_rows),
             "holdout_bits": tw._bits_rows(prep, hold_rows),
@@ -341,8 +387,12 @@ class SeriesTwin(Twin):
         rows = np.arange(plan["T0"], len(vals))
         model = Scan(prep, rows, np.arange(0), [seq], D).model(seq.family, order)
         old: LinearModel = win["model"]
+        res = residuals(model, prep, rows)
+        if old.phase_scale is not None:
+            ps = fit_phase_scale(res, rows, model.mix_sd[:, 0], old.phase_scale.shape[1])
+            model.phase_scale = ps
+            res = res / ps[:, rows % ps.shape[1]].T
         if win.get("mix"):
-            res = residuals(model, prep, rows)
             W, MU, SD = old.mix_w.copy(), old.mix_mu.copy(), old.mix_sd.copy()
             for j in range(len(cols.names)):
                 if old.mix_w[j, 1:].any():
@@ -350,7 +400,9 @@ class SeriesTwin(Twin):
                 else:
                     W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
                     W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
-            model = LinearModel(model.lags, model.intercept, model.A, model.B, W, MU, SD)
+            model = LinearModel(
+                model.lags, model.intercept, model.A, model.B, W, MU, SD, {}, model.phase_scale
+            )
         model.info = dict(old.info)
         return {**win, "model": model, "prep": prep}
 
@@ -361,14 +413,23 @@ class SeriesTwin(Twin):
         lp = self._logp_rows(prep, rows)
         return float(-np.sum(lp) / len(rows) / LN2)
 
-    def _logp_rows(self, prep: Prepared, rows: np.ndarray) -> np.ndarray:
-        """Per-step log-probability (nats) of `rows` of a prepared series."""
+    def _logp_rows(
+        self, prep: Prepared, rows: np.ndarray, steps: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per-step log-probability (nats) of `rows` of a prepared series.
+
+        `steps` are the rows' step indices on the training grid (for seasonal-phase scales);
+        by default the rows themselves (the training data's own indices).
+        """
+        steps = rows if steps is None else steps
         M = self.model.means(prep.Z, rows)
         out = np.zeros(len(rows))
         for j in range(len(self.cols.names)):
             o = prep.observed[rows, j]
             lp = np.zeros(len(rows))
-            lp[o] = self.model.column_logp(j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j])
+            lp[o] = self.model.column_logp(
+                j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o]
+            )
             r = self.missing_rate[j]
             if r > 0:
                 lp = np.where(o, lp + math.log1p(-r), math.log(r))
@@ -386,7 +447,7 @@ class SeriesTwin(Twin):
     def _read(self, data: Any) -> SeriesData:
         if isinstance(data, SeriesData):
             return data
-        return read_series(data, time=self.time.column, values=self.cols.names)
+        return read_series(data, time=self.time.column, values=self.cols.names, min_steps=1)
 
     def log_prob(self, data: Any, history: Any = None) -> np.ndarray:
         """Log-probability (nats) of each step of `data`, a continuation of the series.
@@ -398,6 +459,8 @@ class SeriesTwin(Twin):
         sd = self._read(data)
         where = "data"
         m = self.tail.shape[0]
+        first_idx = self.time.index_of(sd.times[0]) if sd.times else None
+        offset = 0  # rows of `vals` before the data's first row
         if history is not None:
             hist = self._read(history).values
             if len(hist) < self.model.max_lag:
@@ -405,10 +468,11 @@ class SeriesTwin(Twin):
                     f"history has {len(hist)} steps; this model conditions on {self.model.max_lag}"
                 )
             vals = np.vstack([_fill_raw(hist[-m:], self), sd.values])
-            start = m
+            start = offset = m
         elif self._continues(sd):
             vals = np.vstack([self.tail, sd.values])
-            start = m
+            start = offset = m
+            first_idx = self.next_step
         else:
             need = self.model.max_lag
             if len(sd.values) <= need:
@@ -424,10 +488,11 @@ class SeriesTwin(Twin):
             start = max(need, 0)
             if start == 0:
                 vals = np.vstack([self.tail, vals])
-                start = m
+                start = offset = m
         prep = self._prepare(vals, where)
         rows = np.arange(start, len(vals))
-        lp = self._logp_rows(prep, rows)
+        base = self.next_step if first_idx is None else first_idx
+        lp = self._logp_rows(prep, rows, base + rows - offset)
         if not np.all(np.isfinite(lp)):
             raise AssertionError("internal error: non-finite log-probability")
         return lp
@@ -453,6 +518,7 @@ class SeriesTwin(Twin):
         if n < 0 or paths < 1:
             raise InputError("need n ≥ 0 steps and at least 1 path")
         last = None
+        step0 = self.next_step
         if history is not None:
             hs = self._read(history)
             if len(hs.values) < self.model.max_lag:
@@ -463,6 +529,8 @@ class SeriesTwin(Twin):
             hist = _fill_raw(hs.values[-self.tail.shape[0] :], self)
             if hs.times:
                 last = hs.times[-1]
+                idx = self.time.index_of(last)
+                step0 = self.next_step if idx is None else idx + 1
         else:
             hist = self.tail
         prep = self._prepare(hist, "history")
@@ -477,6 +545,7 @@ class SeriesTwin(Twin):
             int(n),
             int(paths),
             seed,
+            step0,
         )
         frames = {}
         times = self.time.following(last, n) if self.time.kind != "none" else None
@@ -504,6 +573,7 @@ class SeriesTwin(Twin):
             "time": self.time.to_json(),
             "column_order": self.column_order,
             "info": _jsonable(self.model.info),
+            "next_step": self.next_step,
         }
         arrays = {
             "lags": self.model.lags.astype(np.int64),
@@ -517,6 +587,11 @@ class SeriesTwin(Twin):
             "scale": self.scale,
             "missing_rate": self.missing_rate,
             "tail": self.tail,
+            "phase_scale": (
+                self.model.phase_scale
+                if self.model.phase_scale is not None
+                else np.ones((len(self.cols.names), 1))
+            ),
         }
         return meta, arrays
 
@@ -579,6 +654,12 @@ class SeriesTwin(Twin):
         )
         for key in ("intercept", "A", "B", "mix_w", "mix_mu", "mix_sd", "center", "scale", "tail"):
             require(bool(np.all(np.isfinite(arrays[key]))), source, f"{key} not finite")
+        phase = arrays.get("phase_scale", np.ones((d, 1)))
+        require(
+            phase.ndim == 2 and phase.shape[0] == d and phase.shape[1] >= 1, source, "phase_scale"
+        )
+        require(bool(np.all(np.isfinite(phase)) and np.all(phase > 0)), source, "phase_scale > 0")
+        phase = phase.astype(float)
         cols = Columns(
             list(names),
             [int(k) for k in meta["decimals"]],
@@ -596,8 +677,10 @@ class SeriesTwin(Twin):
             arrays["mix_mu"].astype(float),
             arrays["mix_sd"].astype(float),
             dict(meta.get("info") or {}),
+            phase if phase.shape[1] > 1 else None,
         )
         axis = TimeAxis.from_json(meta["time"])
+        require(isinstance(meta.get("next_step", 0), int), source, "next_step")
         require(axis.kind in ("none", "datetime", "numeric"), source, "time kind")
         return cls(
             cols,
@@ -610,6 +693,8 @@ class SeriesTwin(Twin):
             axis,
             list(meta.get("column_order") or names),
             str(meta.get("structure", "")),
+            None,
+            int(meta.get("next_step", 0)),
         )
 
     # ---- command line ---------------------------------------------------------------------
