@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .schema import ColumnSpec, _numeric_parse
+from .schema import ColumnSpec, _numeric_parse, isin_tokens
 from .spelling import SpellingModel
 
 TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
@@ -43,15 +43,23 @@ def _grid_scale(spec: ColumnSpec) -> float:
     return 10.0**spec.decimals if spec.type == "float" else 1.0
 
 
+#: seconds per grid step of a datetime column's recorded precision (`ColumnSpec.datetime_unit`)
+DATETIME_SECONDS = {"D": 86400, "h": 3600, "min": 60, "s": 1}
+
+
+def datetime_step(spec: ColumnSpec) -> int:
+    return DATETIME_SECONDS.get(spec.datetime_unit, 1)
+
+
 def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
     """Grid index (int64 as float, NaN where not a number/date) of each token."""
     if spec.type == "datetime":
-        t = pd.to_datetime(
-            pd.Series(tokens, dtype=object).str.strip(),
-            format=spec.datetime_format or None,
-            errors="coerce",
-        )
-        unit = 86400 if spec.datetime_unit == "D" else 1
+        text = pd.Series(tokens, dtype=object).str.strip()
+        t = pd.to_datetime(text, format=spec.datetime_format or None, errors="coerce")
+        retry = t.isna() & text.notna() & (text != "")
+        if retry.any():  # the same instant written another way (e.g. ISO 8601 from a frame)
+            t[retry] = pd.to_datetime(text[retry], format="ISO8601", errors="coerce")
+        unit = datetime_step(spec)
         secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
     vals, _ = _numeric_parse(tokens)
@@ -121,8 +129,8 @@ class ColumnCodec:
         missing_set = set(spec.missing)
         if spec.type in ("integer", "float", "datetime"):
             g = to_grid(spec, col)
-            is_tok = np.isnan(g) | np.isin(col, list(missing_set)) if missing_set else np.isnan(g)
-            tok_vals, tok_counts = np.unique(col[is_tok].astype(str), return_counts=True)
+            is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
+            tok_vals, tok_counts = token_counts(col[is_tok])
             order = np.argsort(-tok_counts, kind="stable")
             tokens = [str(t) for t in tok_vals[order]]
             gv = g[~is_tok]
@@ -155,7 +163,7 @@ class ColumnCodec:
                 hi,
             )
         # categorical / boolean: every distinct token an atom, capped for huge cardinality
-        vals, counts = np.unique(col.astype(str), return_counts=True)
+        vals, counts = token_counts(col)
         order = np.argsort(-counts, kind="stable")
         vals, counts = vals[order], counts[order]
         has_rare = False
@@ -414,6 +422,15 @@ class ColumnCodec:
         if len(ce) > 1 and np.any(codec._fine_width < 1):
             raise ValueError(f"column {spec.name!r}: a fine bin holds no grid point")
         return codec
+
+
+def token_counts(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct tokens (sorted, as str) and their counts, by hashing rather than sorting rows."""
+    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    counts = np.bincount(codes, minlength=len(uniques))
+    names = np.array([str(u) for u in uniques], dtype=object)
+    order = np.argsort(names.astype(str), kind="stable")
+    return names[order].astype(str), counts[order]
 
 
 def _bins(rest: np.ndarray, atoms: np.ndarray, bins: int):

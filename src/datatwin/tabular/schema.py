@@ -45,7 +45,7 @@ class ColumnSpec:
     missing: list[str] = field(default_factory=list)  # tokens that mean "missing" here
     decimals: int = 0  # recorded precision of float columns
     datetime_format: str = ""  # strftime format of datetime columns
-    datetime_unit: str = "D"  # grid step of datetime columns: D (days) or s (seconds)
+    datetime_unit: str = "D"  # grid step of datetime columns: D, h, min or s
     dtype: str = "csv"  # pandas dtype of the input, for samples ("csv": infer like read_csv)
     note: str = ""
 
@@ -64,17 +64,22 @@ class ColumnSpec:
 
 
 def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float values (NaN where a token is not a number) and whether each token is an integer."""
-    s = pd.Series(tokens, dtype=object).str.strip()
+    """Float values (NaN where a token is not a number) and whether each token is an integer.
+
+    Tokens repeat a lot in real columns, so each distinct token is parsed once.
+    """
+    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    s = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
     vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
     is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
     vals[~np.isfinite(vals)] = np.nan
-    return vals, is_int
+    return vals[codes], is_int[codes]
 
 
 def recorded_decimals(tokens: np.ndarray) -> int:
     """Decimals recorded in numeric tokens (scientific notation counted exactly)."""
-    s = pd.Series(tokens, dtype=object).str.strip().str.lower()
+    s = pd.Series(pd.unique(np.asarray(tokens, dtype=object)), dtype=object)
+    s = s.astype(str).str.strip().str.lower()
     m = s.str.extract(r"^[+-]?\d*(?:\.(\d*))?(?:e([+-]?\d+))?$")
     frac = m[0].fillna("").str.len().to_numpy(int)
     exp = pd.to_numeric(m[1], errors="coerce").fillna(0).to_numpy(int)
@@ -94,8 +99,17 @@ def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
                     or (full.dt.minute != 0).any()
                     or (full.dt.second != 0).any()
                 )
-                return fmt, ("s" if has_time or "%H" in fmt else "D")
+                if not has_time and "%H" not in fmt:
+                    return fmt, "D"
+                return fmt, ("s" if "%S" in fmt else "min")  # the precision the format records
     return None
+
+
+def isin_tokens(tokens: np.ndarray, wanted: set[str]) -> np.ndarray:
+    """Whether each token is one of `wanted` (hash-based, one test per distinct token)."""
+    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    hit = np.array([u in wanted for u in uniques], dtype=bool)
+    return hit[codes] if len(uniques) else np.zeros(len(tokens), bool)
 
 
 def infer_column(
@@ -108,7 +122,7 @@ def infer_column(
         present = set(pd.unique(tokens)) if len(tokens) < 5_000_000 else set()
         missing = [m for m in DEFAULT_MISSING if m in present]
     missing_set = set(missing)
-    is_missing = np.isin(tokens, list(missing_set)) if missing_set else np.zeros(len(tokens), bool)
+    is_missing = isin_tokens(tokens, missing_set) if missing_set else np.zeros(len(tokens), bool)
     values = tokens[~is_missing]
     spec = ColumnSpec(name=name, type="categorical", missing=list(missing), dtype=dtype)
     forced = override.get("type")
@@ -235,8 +249,8 @@ def _check_override(name: str, ov: Any) -> None:
     for key in ("type", "datetime_format", "note"):
         if key in ov and not isinstance(ov[key], str):
             raise InputError(f"schema for column {name!r}: {key} must be a string")
-    if ov.get("datetime_unit", "D") not in ("D", "s"):
-        raise InputError(f'schema for column {name!r}: datetime_unit must be "D" or "s"')
+    if ov.get("datetime_unit", "D") not in ("D", "h", "min", "s"):
+        raise InputError(f"schema for column {name!r}: datetime_unit must be D, h, min or s")
 
 
 def schema_json(specs: list[ColumnSpec]) -> str:

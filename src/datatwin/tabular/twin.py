@@ -23,7 +23,7 @@ from ..base import Twin
 from ..errors import InputError
 from ..modelfile import require
 from .bayesnet import DiscreteBayesNet
-from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
+from .codec import ColumnCodec, Decoded, datetime_step, grid_to_values, to_grid
 from .counting import FamilyCounter
 from .cpt import CPT
 from .gaussian import GaussianScorer, LinearGaussianNet
@@ -724,8 +724,8 @@ def _format_tokens(spec: ColumnSpec, d: Decoded, codec: ColumnCodec) -> np.ndarr
     elif spec.type == "integer":
         out[ok] = vals[ok].astype(np.int64).astype(str).astype(object)
     else:
-        unit = "D" if spec.datetime_unit == "D" else "s"
-        ts = pd.to_datetime(vals[ok].astype(np.int64), unit=unit)
+        secs = vals[ok].astype(np.int64) * datetime_step(spec)
+        ts = pd.to_datetime(secs, unit="s")
         out[ok] = ts.strftime(spec.datetime_format or "%Y-%m-%d").to_numpy(object)
     if d.tokens is not None:
         has = np.array([t is not None for t in d.tokens])
@@ -750,8 +750,8 @@ def _typed(spec: ColumnSpec, d: Decoded, token_list: list[str] | None = None) ->
             return pd.Series(vals.astype(spec.dtype))
         return pd.Series(vals)
     if spec.type == "datetime":
-        unit = "D" if spec.datetime_unit == "D" else "s"
-        out = pd.Series(pd.to_datetime(values, unit=unit, errors="coerce"))
+        secs = values.astype(float) * datetime_step(spec)
+        out = pd.Series(pd.to_datetime(secs, unit="s", errors="coerce"))
         if not spec.dtype.startswith("datetime64"):
             return out
         dtype = pd.api.types.pandas_dtype(spec.dtype)
