@@ -23,7 +23,7 @@ def fit(data: Any, kind: str = "table", **kwargs: Any) -> Twin:
     """Fit a twin of `data` (a DataFrame or a path) choosing the structure by holdout bits.
 
     Keyword arguments go to the kind's fit function (for tables: structures, holdout, seed,
-    schema, refit, ...); see `datatwin.tabular.fit_table`.
+    schema, refit, bins, score, ...); see `datatwin.tabular.TableTwin.fit_select`.
     """
     from .kinds import twin_class
 
