@@ -386,3 +386,14 @@ def test_typed_samples_score_like_their_csv_form(dates_csv):
     np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-12)
     # and a sample is about as probable as the data itself (within a bit per record)
     assert abs(twin.bits(toks) - twin.bits(dates_csv)) < 1.0
+
+
+def test_integers_too_large_for_floats_are_kept_exactly():
+    rng = np.random.default_rng(8)
+    big = [str(10**22 + int(v) * 10**12) for v in rng.integers(0, 40, 300)]
+    df = pd.DataFrame({"big": big, "k": rng.choice(["a", "b"], 300)})
+    twin = TableTwin.fit(df, "independent")
+    assert twin.schema[0].type == "categorical"
+    toks = twin.sample_tokens(500, seed=1)
+    assert set(toks["big"]) <= set(big)
+    assert twin.bits(df) < 8  # about log2(40) + 1 bits, not a uniform spread over 1e12 points

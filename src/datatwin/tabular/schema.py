@@ -148,6 +148,9 @@ def infer_column(
             junk = n_unique - len(pd.unique(values[ok]))
             if junk and not forced:
                 spec.note = f"{int((~ok).sum())} non-numeric tokens kept as their own values"
+            if spec.type == "integer" and not forced and np.nanmax(np.abs(vals)) >= 2.0**53:
+                spec.type = "categorical"  # beyond exact float arithmetic: keep the digits
+                spec.note = "integers too large to model exactly: kept as exact tokens"
         elif spec.type == "datetime":
             found = _try_datetime(values.astype(str))
             if found is None and "datetime_format" not in override:
