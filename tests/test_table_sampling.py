@@ -302,3 +302,24 @@ def test_frame_samples_score_like_the_frame():
     toks = twin.sample_tokens(2_000, seed=8)
     np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-9)
     assert abs(twin.bits(typed) - twin.bits(df)) < 1.5
+
+
+def test_rare_tail_of_a_high_cardinality_column_is_sampled():
+    """Values beyond the kept categories share a 'rare' state: default samples draw it as
+    often as the data holds such values (and spell new strings for it)."""
+    rng = np.random.default_rng(12)
+    n = 6_000
+    names = np.array([f"u{v}" for v in rng.zipf(1.3, n) % 5_000])
+    df = pd.DataFrame({"name": names, "g": rng.choice(["a", "b"], n)})
+    twin = TableTwin.fit(df, "independent", max_categories=50)
+    codec = twin.codecs[0]
+    assert codec.has_rare and len(codec.tokens) == 50
+    kept = set(codec.tokens)
+    want = float(np.isin(names, list(kept)).mean())
+    assert 0.2 < want < 0.95
+    s = twin.sample(20_000, seed=4)
+    got = float(s["name"].isin(kept).mean())
+    assert abs(got - want) < 4 * np.sqrt(want * (1 - want) / 20_000) + 0.005, (got, want)
+    # kept values keep their relative frequencies
+    top = codec.tokens[0]
+    assert abs((s["name"] == top).mean() - (names == top).mean()) < 0.015

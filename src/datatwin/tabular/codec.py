@@ -264,7 +264,8 @@ class ColumnCodec:
             if esc_tok.any():
                 within[esc_tok] = math.log(0.5) + self._spell(col[esc_tok])
         elif rest.any():
-            states[rest] = self.escape_state if not self.has_rare else self.n_states - 1
+            # the rare tail of a high-cardinality column has its own (sampled) state
+            states[rest] = self.escape_state - 1 if self.has_rare else self.escape_state
             within[rest] = self._spell(col[rest])
         return states, within
 
