@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..modelfile import require
+from .cache import CacheSpec, apply_cache, cache_stats
 from .counts import BOS, N_SPECIAL, Layout, Segment, Tables, count, layout, lookup
 from .smoothing import SMOOTHERS, Level, apply_level, make_level
 
@@ -29,15 +30,18 @@ def structure_name(order: int, smoother: str) -> str:
     return f"{'unigram' if order == 0 else f'markov{order}'}+{smoother}"
 
 
-def parse_structure(name: str) -> tuple[int, str]:
-    """Inverse of `structure_name`."""
+def parse_structure(name: str) -> tuple[int, str, bool]:
+    """Inverse of `structure_name` (+ whether the name ends in '+cache')."""
+    cached = name.endswith("+cache")
+    if cached:
+        name = name[: -len("+cache")]
     left, _, smoother = name.partition("+")
     if smoother not in SMOOTHERS:
         raise ValueError(name)
-    if left == "unigram":
-        return 0, smoother
+    if left == "unigram" and not cached:
+        return 0, smoother, cached
     if left.startswith("markov") and left[6:].isdigit() and int(left[6:]) >= 1:
-        return int(left[6:]), smoother
+        return int(left[6:]), smoother, cached
     raise ValueError(name)
 
 
@@ -241,12 +245,16 @@ def fit_family(
     orders: list[int] | None = None,
     holdout_extra_bits: float = 0.0,
     train_bits: bool = True,
+    cache: CacheSpec | None = None,
+    cache_holdout: Layout | None = None,
 ) -> tuple[Tables, list[dict[str, Any]]]:
     """Count once, score every (order, smoother) on train and holdout.
 
     Returns the tables and one dict per candidate: order, smoother, train_total_bits,
     holdout_total_bits, fit_seconds, discount fallback flags. `holdout_extra_bits` is added to
-    every holdout total (e.g. the cost of spelling out unseen symbols).
+    every holdout total (e.g. the cost of spelling out unseen symbols). With `cache`, every
+    candidate of order >= 1 also gets a '+cache' variant (see `cache.py`); `cache_holdout` is
+    the holdout laid out with each block's whole history (default: the holdout layout).
     """
     t0 = time.perf_counter()
     tables = count(train, base, max_order, keep_ids=train_bits)
@@ -255,14 +263,23 @@ def fit_family(
     hold_lay = layout(holdout)
     hold_ids = lookup(tables.keys, base, hold_lay)
     hold_where = np.flatnonzero(hold_lay.pred)
+    cache_hold = cache_holdout if cache_holdout is not None else hold_lay
+    hold_stats = cache_stats(cache_hold, base, cache) if cache is not None else None
     train_ids = tables.ids
     train_where = None
+    train_stats = None
     if train_bits:
-        # train bits on an evenly strided subsample of at most TRAIN_BITS_POSITIONS positions
+        # train bits on the first TRAIN_BITS_POSITIONS predicted positions (a prefix keeps the
+        # whole history of each scored position, which the document cache needs)
         train_where = np.flatnonzero(tables.layout.pred)
-        step = -(-len(train_where) // TRAIN_BITS_POSITIONS)
-        train_scale = len(train_where) / len(train_where[::step])
-        train_where = train_where[::step]
+        n_all = len(train_where)
+        train_where = train_where[:TRAIN_BITS_POSITIONS]
+        train_scale = n_all / max(len(train_where), 1)
+        if cache is not None and len(train_where):
+            end = int(train_where[-1]) + 1
+            tl = tables.layout
+            train_cache_lay = Layout(tl.t[:end], tl.pred[:end], tl.offset[:end])
+            train_stats = cache_stats(train_cache_lay, base, cache)
     n_out = base - 1
     results: list[dict[str, Any]] = []
 
@@ -291,18 +308,37 @@ def fit_family(
                     if train_bits
                     else float("nan")
                 )
-                results.append(
-                    {
-                        "order": k,
-                        "smoother": smoother,
-                        "structure": structure_name(k, smoother),
-                        "holdout_total_bits": _bits(ph, holdout_extra_bits),
-                        "train_total_bits": tr,
-                        "fit_seconds": tables.seconds[k] + (time.perf_counter() - ts),
-                        "discount_fallback": bool(lev.fallback or any(fallbacks)),
-                        "discounts": list(lev.discounts) if lev.discounts else None,
-                    }
-                )
+                row = {
+                    "order": k,
+                    "smoother": smoother,
+                    "cache": False,
+                    "structure": structure_name(k, smoother),
+                    "holdout_total_bits": _bits(ph, holdout_extra_bits),
+                    "train_total_bits": tr,
+                    "fit_seconds": tables.seconds[k] + (time.perf_counter() - ts),
+                    "discount_fallback": bool(lev.fallback or any(fallbacks)),
+                    "discounts": list(lev.discounts) if lev.discounts else None,
+                }
+                results.append(row)
+                if cache is not None and k >= 1:
+                    tc = time.perf_counter()
+                    qh = apply_cache(hold_stats, ph, cache)
+                    trc = float("nan")
+                    if train_bits:
+                        pt_k = apply_level(
+                            lev, p_t, train_ids[k][train_where], ctx_of(train_ids, train_where, k)
+                        )
+                        trc = train_scale * _bits(apply_cache(train_stats, pt_k, cache), 0.0)
+                    results.append(
+                        {
+                            **row,
+                            "cache": True,
+                            "structure": row["structure"] + "+cache",
+                            "holdout_total_bits": _bits(qh, holdout_extra_bits),
+                            "train_total_bits": trc,
+                            "fit_seconds": row["fit_seconds"] + time.perf_counter() - tc,
+                        }
+                    )
             if k < max_order and k < max(orders):
                 low_counts = tables.kn_counts(k, max_order) if smoother == "kn" else tables.raw[k]
                 lev = make_level(smoother, tables.keys[k], low_counts, base, n_ctx)

@@ -131,13 +131,17 @@ class Sampler:
 
     def advance(self, state: int, w: int) -> int:
         """State after symbol w is appended to the history of `state`."""
-        if w in (BOS, UNK):
-            return 0 if w == UNK else self.start
+        if w == UNK:
+            return 0
+        if w == BOS:
+            return self.start
         s = state
         while True:
-            e = self._child(s, w)
-            if e >= 0:
-                return int(self.nxt[e])
+            run = self._cache.get(s) or self._run(s)
+            syms = run[2]
+            j = bisect_left(syms, w)
+            if j < len(syms) and syms[j] == w:
+                return run[3][j]
             if s == 0:
                 return 0
             s = int(self.suffix_state[s])
@@ -150,7 +154,7 @@ class Sampler:
         return s
 
     # ---- sampling ----------------------------------------------------------------------
-    def _draw(self, state: int, next_u: Callable[[], float], rng) -> tuple[int, int]:
+    def draw(self, state: int, next_u: Callable[[], float], rng) -> tuple[int, int]:
         """One symbol from p(.|state) and the state that follows it."""
         u = next_u()
         run = self._cache.get(state) or self._run(state)
@@ -162,7 +166,7 @@ class Sampler:
             if state == 0:
                 w = int(self.root_unseen[int(rng.integers(len(self.root_unseen)))])
                 return w, 0
-            w, nx = self._draw(int(self.suffix_state[state]), next_u, rng)
+            w, nx = self.draw(int(self.suffix_state[state]), next_u, rng)
             j = bisect_left(syms, w)
             if j >= len(syms) or syms[j] != w:  # not a child of `state`: accept (exclusion)
                 return w, nx
@@ -209,7 +213,7 @@ class Sampler:
                     s = nexts[i]
                     continue
                 pos[0] -= 1  # the same uniform decides the back-off inside _draw
-                w, nx = self._draw(s, next_u, rng)
+                w, nx = self.draw(s, next_u, rng)
                 if w == EOS:
                     return out, True
                 append(w)

@@ -24,7 +24,8 @@ from ..leaderboard import best, entry, mark_selected
 from ..modelfile import atomic_write_bytes, require
 from ..units import LN2
 from .baselines import start_baselines
-from .counts import EOS, N_SPECIAL, UNK, Segment, count
+from .cache import CacheSpec, cache_probs, generate_cached
+from .counts import EOS, N_SPECIAL, UNK, Segment, count, layout
 from .model import NgramModel, fit_family, parse_structure, structure_name
 from .smoothing import SMOOTHERS
 from .tokenize import TOKENS, Document, Vocabulary, as_documents, char_count, read_documents
@@ -35,29 +36,37 @@ DEFAULT_HOLDOUT = 0.2
 WHOLE_DOC_MIN = 10
 
 
-def _parse_structures(structures: str | list[str] | None, max_order: int) -> list[tuple[int, str]]:
-    """Candidate (order, smoother) pairs from names like 'markov3+kn', 'kn', 'markov3'."""
-    every = [(k, s) for s in SMOOTHERS for k in range(max_order + 1)]
+def _parse_structures(
+    structures: str | list[str] | None, max_order: int, cache: bool
+) -> list[tuple[int, str, bool]]:
+    """Candidates (order, smoother, cached) from names like 'markov3+kn', 'markov5+kn+cache',
+    'kn', 'wb', 'cache' or 'markov3' (each picks every matching candidate)."""
+    every = [(k, s, False) for s in SMOOTHERS for k in range(max_order + 1)]
+    if cache:
+        every += [(k, s, True) for s in SMOOTHERS for k in range(1, max_order + 1)]
     if structures is None:
         return every
     names = structures.split(",") if isinstance(structures, str) else list(structures)
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, bool]] = []
     for raw in names:
         name = raw.strip()
         if not name:
             continue
         if name in SMOOTHERS:
             picked = [c for c in every if c[1] == name]
+        elif name == "cache":
+            picked = [c for c in every if c[2]]
         elif "+" in name:
             try:
                 picked = [parse_structure(name)]
             except ValueError:
                 picked = []
         else:
-            picked = [c for c in every if structure_name(*c).split("+")[0] == name]
+            picked = [c for c in every if structure_name(c[0], c[1]).split("+")[0] == name]
         if not picked:
             raise InputError(
-                f"unknown structure {name!r}; use e.g. unigram+kn, markov5+kn, markov3+wb, kn or wb"
+                f"unknown structure {name!r}; use e.g. unigram+kn, markov5+kn, markov3+wb, "
+                "markov7+kn+cache, kn, wb or cache"
             )
         out.extend(c for c in picked if c not in out)
     return out
@@ -102,20 +111,30 @@ class _SequenceTwin(Twin):
         train: list[Segment],
         holdout: list[Segment],
         base: int,
-        candidates: list[tuple[int, str]],
+        candidates: list[tuple[int, str, bool]],
         train_units: int,
         holdout_units: int,
         holdout_extra_bits: float,
-    ) -> tuple[Any, list[dict[str, Any]], tuple[int, str]]:
-        max_order = max(k for k, _ in candidates)
+        cache_holdout: list[Segment] | None = None,
+    ) -> tuple[Any, list[dict[str, Any]], tuple[int, str, bool]]:
+        max_order = max(c[0] for c in candidates)
         smoothers = tuple(s for s in SMOOTHERS if any(c[1] == s for c in candidates))
-        orders = sorted({k for k, _ in candidates})
+        orders = sorted({c[0] for c in candidates})
+        use_cache = any(c[2] for c in candidates)
         tables, results = fit_family(
-            train, holdout, base, max_order, smoothers, orders, holdout_extra_bits
+            train,
+            holdout,
+            base,
+            max_order,
+            smoothers,
+            orders,
+            holdout_extra_bits,
+            cache=CacheSpec() if use_cache else None,
+            cache_holdout=layout(cache_holdout) if use_cache and cache_holdout else None,
         )
         rows = []
         for r in results:
-            if (r["order"], r["smoother"]) not in candidates:
+            if (r["order"], r["smoother"], r["cache"]) not in candidates:
                 continue
             rows.append(
                 entry(
@@ -134,7 +153,37 @@ class _SequenceTwin(Twin):
             "order": self.model.order,
             "smoother": self.model.smoother,
             "base": self.model.base,
+            "cache": self.cache.to_json() if self.cache else None,
         }
+
+    def _probs(self, segs: list[Segment]) -> np.ndarray:
+        """Probability of every predicted symbol (static model, then the document cache)."""
+        lay = layout(segs)
+        p = self.model.prob_layout(lay)
+        if self.cache is not None:
+            p = cache_probs(lay, self.model.base, p, self.cache)
+        return p
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float
+    ) -> tuple[list[int], bool]:
+        sampler = self.sampler()
+        state = sampler.walk(history)
+        if self.cache is None:
+            return sampler.generate(n, rng, state, temperature)
+        return generate_cached(
+            sampler, self.cache, [int(x) for x in history], n, rng, state, temperature
+        )
+
+    @staticmethod
+    def _load_cache(info: dict[str, Any], source: str) -> CacheSpec | None:
+        if info.get("cache") is None:
+            return None
+        try:
+            return CacheSpec.from_json(info["cache"])
+        except (KeyError, TypeError, ValueError) as exc:
+            require(False, source, f"bad cache settings ({exc})")
+        return None
 
     def cli_write_arpa(self, args: argparse.Namespace) -> None:
         if getattr(args, "arpa", None):
@@ -156,10 +205,12 @@ class TextTwin(_SequenceTwin):
         model: NgramModel,
         leaderboard: list[dict[str, Any]] | None = None,
         info: dict[str, Any] | None = None,
+        cache: CacheSpec | None = None,
     ) -> None:
         self.vocab = vocab
         self.model = model
-        self.structure = structure_name(model.order, model.smoother)
+        self.cache = cache
+        self.structure = structure_name(model.order, model.smoother) + ("+cache" if cache else "")
         self.leaderboard = leaderboard or []
         self.info = info or {}
         self._last_units = 0
@@ -176,12 +227,14 @@ class TextTwin(_SequenceTwin):
         seed: int = 0,
         refit: bool = True,
         baselines: bool = True,
+        cache: bool = True,
     ) -> TextTwin:
         """Fit orders 0..max_order with each smoother, select by holdout bits per character.
 
         `data`: a path (file or folder), a str, or a list of str/paths (one document each).
         `holdout`: a fraction (default 0.2: the tail of each document, or whole documents when
         there are 10 or more) or a path to held-out text (then the twin is fit on `data` only).
+        `cache`: also try each order with a document cache (see `datatwin.text.cache`).
         """
         if tokens not in TOKENS:
             raise InputError(f"unknown --tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
@@ -193,8 +246,8 @@ class TextTwin(_SequenceTwin):
         docs = [d for d in docs if len(d.content)]
         if not docs:
             raise InputError("the text is empty; there is nothing to learn from")
-        candidates = _parse_structures(structures, max_order)
-        max_order = max(k for k, _ in candidates)
+        candidates = _parse_structures(structures, max_order, cache)
+        max_order = max(c[0] for c in candidates)
         hold = _parse_holdout(holdout)
         if isinstance(hold, Path):
             hold_docs = read_documents(hold, tokens)
@@ -205,16 +258,20 @@ class TextTwin(_SequenceTwin):
         vocab = Vocabulary.build([Document("", c) for c, _ in train_parts], tokens)
         train_segs = [Segment(vocab.encode(c), True, end) for c, end in train_parts]
         hold_segs = []
+        cache_segs = []  # the holdout with each document's whole history (for the cache)
         n_unk = 0
         for content, history, end in hold_parts:
             ids = vocab.encode(content)
             n_unk += int(np.sum(ids == UNK))
             if history is None or not len(history):
                 hold_segs.append(Segment(ids, True, end))
+                cache_segs.append(hold_segs[-1])
             else:
                 h = vocab.encode(history[-max_order:]) if max_order else np.zeros(0, np.int64)
                 starts_doc = len(history) <= max_order
                 hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
+                full = vocab.encode(history)
+                cache_segs.append(Segment(np.concatenate([full, ids]), True, end, len(full)))
         train_units = sum(char_count(c) for c, _ in train_parts)
         hold_units = sum(char_count(c) for c, _, _ in hold_parts)
         if hold_units == 0:
@@ -226,7 +283,7 @@ class TextTwin(_SequenceTwin):
             fut = start_baselines(tb, hb, train_units, hold_units)
         t0 = time.perf_counter()
         with progress.step(f"counting n-grams up to order {max_order} and scoring the holdout"):
-            tables, rows, (order, smoother) = cls._select(
+            tables, rows, (order, smoother, cached) = cls._select(
                 train_segs,
                 hold_segs,
                 vocab.base,
@@ -234,8 +291,9 @@ class TextTwin(_SequenceTwin):
                 train_units,
                 hold_units,
                 n_unk * vocab.unk_bits,
+                cache_segs,
             )
-        name = structure_name(order, smoother)
+        name = structure_name(order, smoother) + ("+cache" if cached else "")
         refitted = False
         if refit and not isinstance(hold, Path):
             all_vocab = Vocabulary.build(docs, tokens)
@@ -258,7 +316,7 @@ class TextTwin(_SequenceTwin):
             "refit_on_all_data": refitted,
             "fit_seconds_total": time.perf_counter() - t0,
         }
-        return cls(vocab, model, rows, info)
+        return cls(vocab, model, rows, info, CacheSpec() if cached else None)
 
     # ---- likelihood --------------------------------------------------------------------
     def _docs(self, data: Any) -> list[Document]:
@@ -270,7 +328,7 @@ class TextTwin(_SequenceTwin):
         """Nats of every symbol of every document, including each document's end."""
         docs = self._docs(data)
         segs = [Segment(self.vocab.encode(d.content)) for d in docs]
-        lp = self.model.log_prob_segments(segs)
+        lp = np.log(self._probs(segs))
         ids = np.concatenate([np.append(s.tokens, EOS) for s in segs]) if segs else np.zeros(0)
         lp = np.where(ids == UNK, lp - self.vocab.unk_bits * LN2, lp)
         self._last_units = sum(d.n_chars for d in docs)
@@ -296,10 +354,8 @@ class TextTwin(_SequenceTwin):
         if self.vocab.tokens == "bytes" and isinstance(prefix, str):
             prefix = prefix.encode("utf-8")
         rng = np.random.default_rng(seed)
-        sampler = self.sampler()
         pre_ids = self.vocab.encode(prefix) if len(prefix) else np.zeros(0, np.int64)
-        state = sampler.walk(pre_ids)
-        ids, _ = sampler.generate(n, rng, state, temperature)
+        ids, _ = self._generate(n, rng, pre_ids, temperature)
         ids_arr = np.asarray(ids, np.int64)
         unk = ids_arr == UNK
         unk_codes = np.array(
@@ -336,7 +392,13 @@ class TextTwin(_SequenceTwin):
         model = NgramModel.from_arrays(
             arrays, base, info.get("order"), info.get("smoother"), source
         )
-        return cls(Vocabulary(tokens, codes), model, list(meta.get("leaderboard", [])), info)
+        return cls(
+            Vocabulary(tokens, codes),
+            model,
+            list(meta.get("leaderboard", [])),
+            info,
+            cls._load_cache(info, source),
+        )
 
     # ---- command line ------------------------------------------------------------------
     @classmethod
@@ -498,11 +560,13 @@ class EventsTwin(_SequenceTwin):
         model: NgramModel,
         leaderboard: list[dict[str, Any]] | None = None,
         info: dict[str, Any] | None = None,
+        cache: CacheSpec | None = None,
     ) -> None:
         self.events = list(events)
         self.columns = dict(columns)
         self.model = model
-        self.structure = structure_name(model.order, model.smoother)
+        self.cache = cache
+        self.structure = structure_name(model.order, model.smoother) + ("+cache" if cache else "")
         self.leaderboard = leaderboard or []
         self.info = info or {}
         self._last_units = 0
@@ -589,17 +653,20 @@ class EventsTwin(_SequenceTwin):
         seed: int = 0,
         refit: bool = True,
         baselines: bool = True,
+        cache: bool = False,
     ) -> EventsTwin:
         """Fit orders 0..max_order with each smoother on sequences, select by bits per event.
 
         `holdout`: a fraction of whole sequences (default 0.2, seeded) or a table file.
+        `cache`: also try each order with a per-sequence cache (off by default: sequences are
+        usually short).
         """
         if not isinstance(max_order, int) or not 0 <= max_order <= 32:
             raise InputError(f"--max-order must be an integer from 0 to 32, got {max_order}")
         df, cols = cls.read_table(data, sequence_id, order_by, event)
         ev, starts, lengths = cls.sequences(df, cols)
-        candidates = _parse_structures(structures, max_order)
-        max_order = max(k for k, _ in candidates)
+        candidates = _parse_structures(structures, max_order, cache)
+        max_order = max(c[0] for c in candidates)
         hold = _parse_holdout(holdout)
         n_seq = len(starts)
         if isinstance(hold, Path):
@@ -637,10 +704,10 @@ class EventsTwin(_SequenceTwin):
             fut = start_baselines(tb.encode(), hb.encode(), train_units, hold_units)
         base = len(vocab_names) + N_SPECIAL
         t0 = time.perf_counter()
-        tables, rows, (order, smoother) = cls._select(
-            train_segs, hold_segs, base, candidates, train_units, hold_units, 0.0
+        tables, rows, (order, smoother, cached) = cls._select(
+            train_segs, hold_segs, base, candidates, train_units, hold_units, 0.0, hold_segs
         )
-        name = structure_name(order, smoother)
+        name = structure_name(order, smoother) + ("+cache" if cached else "")
         refitted = False
         if refit and not isinstance(hold, Path):
             vocab_names = sorted(set(ev.tolist()))
@@ -661,7 +728,7 @@ class EventsTwin(_SequenceTwin):
             "refit_on_all_data": refitted,
             "fit_seconds_total": time.perf_counter() - t0,
         }
-        return cls(vocab_names, cols, model, rows, info)
+        return cls(vocab_names, cols, model, rows, info, CacheSpec() if cached else None)
 
     # ---- likelihood --------------------------------------------------------------------
     def log_prob(self, data: Any) -> np.ndarray:
@@ -673,7 +740,7 @@ class EventsTwin(_SequenceTwin):
         ids = self._encode(ev)
         segs = self._segments(ids, starts, lengths)
         self._last_units = int(len(ev))
-        return self.model.log_prob_segments(segs)
+        return np.log(self._probs(segs))
 
     def unit_count(self, data: Any, logp: np.ndarray) -> int:
         """Events (bits are reported per event; sequence ends are included in the total)."""
@@ -689,11 +756,11 @@ class EventsTwin(_SequenceTwin):
         if not (temperature > 0 and math.isfinite(temperature)):
             raise InputError(f"--temperature must be a positive number, got {temperature}")
         rng = np.random.default_rng(seed)
-        sampler = self.sampler()
         cap = max(10 * int(self.info.get("max_length", 100)), 100)
         names = ["<other>", "<other>", "<other>", *self.events]
+        empty = np.zeros(0, np.int64)
         return [
-            [names[i] for i in sampler.generate(cap, rng, None, temperature)[0]] for _ in range(n)
+            [names[i] for i in self._generate(cap, rng, empty, temperature)[0]] for _ in range(n)
         ]
 
     def sample(self, n: int, seed: int | None = None, temperature: float = 1.0) -> pd.DataFrame:
@@ -745,7 +812,14 @@ class EventsTwin(_SequenceTwin):
             arrays, base, info.get("order"), info.get("smoother"), source
         )
         rest = {k: v for k, v in info.items() if k not in ("names", "columns")}
-        return cls(names, cols, model, list(meta.get("leaderboard", [])), rest)
+        return cls(
+            names,
+            cols,
+            model,
+            list(meta.get("leaderboard", [])),
+            rest,
+            cls._load_cache(info, source),
+        )
 
     # ---- command line ------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,268 @@
+"""A document cache on top of a static n-gram model: the text adapts to what it has said so far.
+
+Compressors such as PPMd learn a document as they read it; a fixed n-gram model cannot (new
+character names in a new play stay surprising forever). The cache model keeps the static
+model as its base and layers the counts of the current document so far on top, for a few
+context lengths L (default 4, 6, 8), from short to long:
+
+    q_L(w | h) = (c_L(h, w) + e_L(h) q_{L-}(w | h)) / (c_L(h) + e_L(h)),   e_L(h) = a + b T_L(h)
+
+where c_L counts earlier occurrences *in the same document* of the last L symbols followed by
+w, c_L(h) = sum_w c_L(h, w), T_L(h) is the number of distinct symbols seen after h so far,
+and q_{L-} is the next shorter cache level (the static model below the shortest). Since
+sum_w c_L(h, w) = c_L(h) and e > 0, every q sums to one and is never zero; the likelihood is
+exact and sequential (each symbol depends on the whole document before it). Sampling runs the
+same mixture forward: with probability c/(c + e) copy what followed an earlier occurrence of
+the context, otherwise fall through to the shorter level and finally the static sampler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .counts import BOS, EOS, Layout, _dense_rank
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """Context lengths and escape strength (a + b * distinct successors) of a document cache."""
+
+    orders: tuple[int, ...] = (4, 6, 8)
+    a: float = 2.0
+    b: float = 8.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"orders": list(self.orders), "a": self.a, "b": self.b}
+
+    @classmethod
+    def from_json(cls, d: Any) -> CacheSpec:
+        if not isinstance(d, dict):
+            raise ValueError("cache spec must be an object")
+        orders = tuple(int(x) for x in d["orders"])
+        a, b = float(d["a"]), float(d["b"])
+        if (
+            not orders
+            or any(o < 1 or o > 64 for o in orders)
+            or list(orders) != sorted(set(orders))
+        ):
+            raise ValueError(f"bad cache orders {orders}")
+        if not (a > 0 and b >= 0 and np.isfinite(a) and np.isfinite(b)):
+            raise ValueError("bad cache strengths")
+        return cls(orders, a, b)
+
+
+def layout_ids(lay: Layout, base: int, max_order: int) -> list[np.ndarray]:
+    """Dense ids of the strings of length k+1 ending at every position (-1 if they would cross
+    the start of a block), computed on the layout itself, for k = 0..max_order."""
+    t, offset = lay.t, lay.offset
+    n = len(t)
+    out: list[np.ndarray] = []
+    h_prev = None
+    for k in range(max_order + 1):
+        valid = offset >= k
+        if k == 0:
+            keys = t[valid]
+        else:
+            prev = np.empty(n, np.int64)
+            prev[:1] = -1
+            prev[1:] = h_prev[:-1]
+            keys = prev[valid] * base + t[valid]
+        _, inv = _dense_rank(keys)
+        h = np.full(n, -1, np.int64)
+        h[valid] = inv
+        out.append(h)
+        h_prev = h
+    return out
+
+
+def _occurrences_before(keys: np.ndarray) -> np.ndarray:
+    """For each position, how many earlier positions hold the same key."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.argsort(keys, kind="stable")
+    s = keys[order]
+    start = np.empty(n, bool)
+    start[0] = True
+    np.not_equal(s[1:], s[:-1], out=start[1:])
+    grp = np.cumsum(start) - 1
+    rank = np.arange(n) - np.flatnonzero(start)[grp]
+    out = np.empty(n, np.int64)
+    out[order] = rank
+    return out
+
+
+def _distinct_before(gkeys: np.ndarray, ckeys: np.ndarray) -> np.ndarray:
+    """For each position, how many distinct gkeys occurred earlier with the same ckey."""
+    n = len(gkeys)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    first = _occurrences_before(gkeys) == 0
+    order = np.argsort(ckeys, kind="stable")
+    s = ckeys[order]
+    start = np.empty(n, bool)
+    start[0] = True
+    np.not_equal(s[1:], s[:-1], out=start[1:])
+    f = first[order].astype(np.int64)
+    cs = np.cumsum(f) - f
+    grp = np.cumsum(start) - 1
+    rel = cs - cs[np.flatnonzero(start)][grp]
+    out = np.empty(n, np.int64)
+    out[order] = rel
+    return out
+
+
+def cache_stats(lay: Layout, base: int, spec: CacheSpec) -> list[tuple[np.ndarray, ...]]:
+    """Per cache level, at the predicted positions of `lay`: earlier occurrences in the same
+    block of (context, symbol), of the context, and distinct symbols seen after the context.
+    History positions of a block count as the document so far."""
+    ids = layout_ids(lay, base, max(spec.orders))
+    n = len(lay.t)
+    block = np.cumsum(lay.offset == 0) - 1
+    where = np.flatnonzero(lay.pred)
+    out = []
+    for L in spec.orders:
+        g = ids[L]
+        ctx = np.empty(n, np.int64)
+        ctx[:1] = -1
+        ctx[1:] = ids[L - 1][:-1]
+        vpos = np.flatnonzero(g >= 0)
+        cg = np.zeros(n, np.int64)
+        cc = np.zeros(n, np.int64)
+        tt = np.zeros(n, np.int64)
+        if len(vpos):
+            gk = block[vpos] * (int(g.max()) + 1) + g[vpos]
+            ck = block[vpos] * (int(ctx[vpos].max()) + 1) + ctx[vpos]
+            cg[vpos] = _occurrences_before(gk)
+            cc[vpos] = _occurrences_before(ck)
+            tt[vpos] = _distinct_before(gk, ck)
+        out.append((cg[where], cc[where], tt[where]))
+    return out
+
+
+def apply_cache(
+    stats: list[tuple[np.ndarray, ...]], p_static: np.ndarray, spec: CacheSpec
+) -> np.ndarray:
+    """Cache-model probabilities from `cache_stats` and the static probabilities."""
+    q = p_static
+    for cg, cc, tt in stats:
+        e = spec.a + spec.b * tt
+        q = (cg + e * q) / (cc + e)
+    return q
+
+
+def cache_probs(lay: Layout, base: int, p_static: np.ndarray, spec: CacheSpec) -> np.ndarray:
+    """Cache-model probabilities at the predicted positions of `lay`."""
+    return apply_cache(cache_stats(lay, base, spec), p_static, spec)
+
+
+class CacheState:
+    """The document so far, as successor lists per context, for sampling with a cache."""
+
+    def __init__(self, spec: CacheSpec, history: list[int]) -> None:
+        self.spec = spec
+        self.seq: list[int] = [BOS]
+        self.tables: dict[int, dict[tuple[int, ...], tuple[list[int], set[int]]]] = {
+            L: {} for L in spec.orders
+        }
+        for w in history:
+            self.push(w)
+
+    def push(self, w: int) -> None:
+        """Append symbol w to the document and count it after each context."""
+        seq = self.seq
+        n = len(seq)
+        for L, table in self.tables.items():
+            if n >= L:
+                key = tuple(seq[n - L :])
+                entry = table.get(key)
+                if entry is None:
+                    table[key] = ([w], {w})
+                else:
+                    entry[0].append(w)
+                    entry[1].add(w)
+        seq.append(w)
+
+    def dense(self, q: np.ndarray) -> np.ndarray:
+        """Apply the cache levels to a dense static distribution."""
+        seq = self.seq
+        n = len(seq)
+        for L in self.spec.orders:
+            if n < L:
+                continue
+            entry = self.tables[L].get(tuple(seq[n - L :]))
+            if entry is None:
+                continue
+            c = np.bincount(entry[0], minlength=len(q)).astype(np.float64)
+            e = self.spec.a + self.spec.b * len(entry[1])
+            q = (c + e * q) / (len(entry[0]) + e)
+        return q
+
+
+def generate_cached(
+    sampler,
+    spec: CacheSpec,
+    history: list[int],
+    n: int,
+    rng: np.random.Generator,
+    state: int,
+    temperature: float = 1.0,
+) -> tuple[list[int], bool]:
+    """Up to n symbols from the cache model over `sampler`'s static model."""
+    cache = CacheState(spec, history)
+    out: list[int] = []
+    levels = list(reversed(spec.orders))
+    a, b = spec.a, spec.b
+    tables = cache.tables
+    seq = cache.seq
+    s = state
+    buf: list[float] = []
+    pos = [0]
+    chunk = min(8192, max(16, 4 * n + 8))
+
+    def next_u() -> float:
+        if pos[0] >= len(buf):
+            buf[:] = rng.random(chunk).tolist()
+            pos[0] = 0
+        v = buf[pos[0]]
+        pos[0] += 1
+        return v
+
+    while len(out) < n:
+        m = len(seq)
+        keys = [(tables[L], tuple(seq[m - L :])) for L in levels if m >= L]
+        if temperature != 1.0:
+            p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
+            p /= p.sum()
+            w = min(int(np.searchsorted(np.cumsum(p), next_u(), "right")), len(p) - 1)
+            nx = -1
+        else:
+            w = -1
+            nx = -1
+            for table, key in keys:
+                entry = table.get(key)
+                if entry is None:
+                    continue
+                c = len(entry[0])
+                u = next_u() * (c + a + b * len(entry[1]))
+                if u < c:
+                    w = entry[0][int(u)]
+                    break
+            if w < 0:
+                w, nx = sampler.draw(s, next_u, rng)
+        if w == EOS:
+            return out, True
+        out.append(w)
+        s = nx if nx >= 0 else sampler.advance(s, w)
+        for table, key in keys:
+            entry = table.get(key)
+            if entry is None:
+                table[key] = ([w], {w})
+            else:
+                entry[0].append(w)
+                entry[1].add(w)
+        seq.append(w)
+    return out, False
