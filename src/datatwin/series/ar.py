@@ -283,6 +283,8 @@ class Scan:
         self.sequences = {sq.family: sq for sq in sequences}
         self.factors: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, float]] = {}
         self.holdout_nats: dict[str, list[float]] = {}
+        #: per family: (d, candidates) holdout nats of each column
+        self.holdout_cols: dict[str, np.ndarray] = {}
 
     def run(self, family: str) -> None:
         """Fit and score every order of one family (once; later calls do nothing)."""
@@ -295,6 +297,7 @@ class Scan:
         oh = prep.observed[hold_rows]
         for sq in [self.sequences[family]]:
             totals = np.zeros(len(sq.candidates))
+            per_col = np.zeros((d, len(sq.candidates)))
             for j in range(d):
                 F = np.concatenate(
                     [np.arange(0, 1 + j)]
@@ -320,8 +323,10 @@ class Scan:
                 ah = prep.a[hold_rows, j][o][:, None]
                 bh = prep.b[hold_rows, j][o][:, None]
                 lp = log_gauss_cell((ah - means) / sds, (bh - means) / sds)
+                per_col[j] = -lp.sum(axis=0)
                 totals -= lp.sum(axis=0)
             self.holdout_nats[sq.family] = totals.tolist()
+            self.holdout_cols[sq.family] = per_col
 
     def best_order(self, family: str, min_order: int = 0) -> int:
         """The order with the fewest holdout bits (ties: the smaller order)."""

@@ -161,6 +161,7 @@ class SeriesTwin(Twin):
                 {
                     "family": family,
                     "transform": transform,
+                    "transforms": "/".join(prep.transforms),
                     "order": order,
                     "model": model,
                     "prep": prep,
@@ -176,12 +177,15 @@ class SeriesTwin(Twin):
         ]
         preps: dict[str, Prepared] = {}
         scans: dict[str, tuple[Scan, float]] = {}
-        for tname in TRANSFORMS:
-            if tname not in trans:
-                continue
-            tr = cols.transforms_for(tname)
-            if tname != "none" and all(t == "none" for t in tr):
-                continue
+        options = [
+            (t, cols.transforms_for(t))
+            for t in TRANSFORMS
+            if t in trans and (t == "none" or any(x != "none" for x in cols.transforms_for(t)))
+        ]
+        k = 0
+        while k < len(options):
+            tname, tr = options[k]
+            k += 1
             c, s = standardiser(vals[:n_train], tr)
             preps[tname] = prep = prepare(vals, cols, tr, c, s)
             if not level:
@@ -198,6 +202,15 @@ class SeriesTwin(Twin):
                 cands[-1]["name"] = _family_name("iid", 0, tname, period)
             if "ar" in fams and plan["P"] >= 1:
                 add(sc, "ar", sc.best_order("ar", 1), tname, secs, prep)
+            if (
+                k == len(options)
+                and len(scans) > 1
+                and len(cols.names) > 1
+                and "mixed" not in scans
+            ):
+                mixed = _per_column_transforms(scans, preps, plan["P"])
+                if all(mixed != tr2 for _, tr2 in options):
+                    options.append(("mixed", mixed))
         if not preps:
             raise InputError("no candidate structure applies; check --structures")
         t_best = (
@@ -235,7 +248,7 @@ class SeriesTwin(Twin):
                 r["holdout_bits"],
                 r["seconds"],
                 order=r["order"],
-                transform=r["transform"],
+                transform=r["transforms"],
                 params=r["model"].n_params(),
             )
             for r in cands
@@ -771,6 +784,24 @@ class SeriesTwin(Twin):
         lines = [",".join(_csv_field(c) for c in cols)]
         lines += [",".join(row) for row in zip(*(text[c] for c in cols), strict=True)]
         fh.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _per_column_transforms(
+    scans: dict[str, tuple[Scan, float]], preps: dict[str, Prepared], P: int
+) -> list[str]:
+    """Each column's transform from the AR scans: the one with its fewest holdout bits."""
+    best: list[tuple[float, str]] = []
+    for tname, (sc, _) in scans.items():
+        order = sc.best_order("ar", 1 if P >= 1 else 0)
+        i = [c[0] for c in sc.sequences["ar"].candidates].index(order)
+        col_nats = sc.holdout_cols["ar"][:, i]
+        for j, v in enumerate(col_nats):
+            t = preps[tname].transforms[j]
+            if len(best) <= j:
+                best.append((float(v), t))
+            elif v < best[j][0]:
+                best[j] = (float(v), t)
+    return [t for _, t in best]
 
 
 def _plan(
