@@ -397,3 +397,27 @@ def test_integers_too_large_for_floats_are_kept_exactly():
     toks = twin.sample_tokens(500, seed=1)
     assert set(toks["big"]) <= set(big)
     assert twin.bits(df) < 8  # about log2(40) + 1 bits, not a uniform spread over 1e12 points
+
+
+def test_zero_padded_codes_keep_their_digits(tmp_path):
+    """Zip codes and zero-padded identifiers are codes: 02134 must not become 2134."""
+    rng = np.random.default_rng(9)
+    n = 300
+    path = tmp_path / "zips.csv"
+    zips = ["02134", "02139", "10001", "00501", "94103"]
+    write_csv(
+        path,
+        {
+            "id": [f"{v:06d}" for v in range(1, n + 1)],
+            "zip": list(rng.choice(zips, n)),
+            "count": [str(v) for v in rng.integers(0, 100, n)],
+        },
+    )
+    s = specs_of(path)
+    assert (s["id"].type, s["zip"].type, s["count"].type) == ("id", "categorical", "integer")
+    twin = TableTwin.fit(path, "independent")
+    toks = twin.sample_tokens(500, seed=1)
+    assert set(toks["zip"]) <= set(zips)
+    assert toks["id"].str.fullmatch(r"\d{6}").all()
+    assert not set(toks["id"]) & {f"{v:06d}" for v in range(1, n + 1)}
+    assert twin.sample(10, seed=1)["zip"].str.len().eq(5).all()

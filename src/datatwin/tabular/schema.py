@@ -190,8 +190,9 @@ def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
     n_bad = int((~ok).sum())
     if ok.any() and n_bad <= _MAX_JUNK_DISTINCT:
         ok_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
-        if (len(values) - ok_rows) <= _MAX_JUNK_SHARE * len(values):
-            return "integer" if is_int[ok].all() else "float"
+        padded = pd.Series(uniq[ok], dtype=object).astype(str).str.match(r"^\s*[+-]?0\d")
+        if (len(values) - ok_rows) <= _MAX_JUNK_SHARE * len(values) and not padded.any():
+            return "integer" if is_int[ok].all() else "float"  # (zero-padded: codes, not counts)
     if (
         n_bad
         and re.match(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}", str(uniq[0]))

@@ -710,7 +710,8 @@ def _structure_list(structures, edges) -> list[str]:
 
 
 def _int_like(tokens: np.ndarray) -> bool:
-    return bool(pd.Series(tokens, dtype=object).str.strip().str.match(r"^[+-]?\d+$").all())
+    """Plain integers (zero-padded ones like 000123 keep their width as string identifiers)."""
+    return bool(pd.Series(tokens, dtype=object).str.strip().str.match(r"^[+-]?(0|[1-9]\d*)$").all())
 
 
 def _format_tokens(spec: ColumnSpec, d: Decoded, codec: ColumnCodec) -> np.ndarray:
