@@ -84,3 +84,16 @@ def test_sample_count_is_exact(frame):
     twin = TableTwin.fit(frame, "chow-liu")
     for n in (0, 1, 7, 1_001):
         assert len(twin.sample(n, seed=3)) == n
+
+
+def test_leaderboard_bits_split_the_data_without_overlap(frame):
+    """Without the refit, the chosen twin is the one fit on the training split: its bits on
+    all rows are exactly the row-weighted mix of the leaderboard's train and holdout bits."""
+    twin = datatwin.fit(frame, seed=3, refit=False, holdout=0.25)
+    entry = next(e for e in twin.leaderboard if e["selected"])
+    n = len(frame)
+    n_hold = round(0.25 * n)
+    mixed = ((n - n_hold) * entry["train_bits"] + n_hold * entry["holdout_bits"]) / n
+    assert twin.bits(frame) == pytest.approx(mixed, rel=1e-9)
+    # the holdout is genuinely held out: a rich model does worse on it than on training
+    assert entry["holdout_bits"] > entry["train_bits"]
