@@ -184,3 +184,30 @@ def test_phase_scales_found_and_kept_consistent_across_entry_points(tmp_path):
     d = np.diff(v, axis=1)
     ph = (np.arange(1, v.shape[1]) + tw.next_step) % per
     assert d[:, ph < 6].std() > 3 * d[:, ph >= 8].std()
+
+
+def test_calendar_terms_recover_a_time_of_day_profile(tmp_path):
+    rng = np.random.default_rng(13)
+    n, per = 24 * 300, 24
+    hour = np.arange(n) % per
+    profile = np.where((hour >= 9) & (hour < 17), 4.0, 0.0)
+    e = np.zeros(n)
+    for t in range(1, n):
+        e[t] = 0.3 * e[t - 1] + rng.normal()
+    times = pd.date_range("2021-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    df = pd.DataFrame({"time": times, "y": np.round(profile + e, 2)})
+    tw = datatwin.fit(df, kind="series", max_lag=3, structures="ar,calendar,none")
+    assert "+calendar" in tw.structure
+    assert tw.model.calendar == (24, 24)
+    # away from the transitions the hour dummies, in data units and divided by (1 - φ), give
+    # the 0 / 4 profile (hour 0 is the baseline; shift[i] is hour i + 1)
+    shift = tw.model.cal_coef[0, :23] * tw.scale[0] / (1 - tw.model.B[0, :, 0].sum())
+    assert shift[9:16].mean() == pytest.approx(4.0, abs=0.3)
+    assert np.abs(shift[:7]).max() < 0.4
+    s = tw.sample(24 * 50, seed=0, paths=20)
+    y = s["y"].to_numpy().reshape(20, -1)
+    ph = (np.arange(y.shape[1]) + tw.next_step) % per
+    assert y[:, (ph >= 9) & (ph < 17)].mean() - y[:, (ph < 8)].mean() == pytest.approx(4.0, abs=0.3)
+    tw.save(tmp_path / "c.twin")
+    back = datatwin.load(tmp_path / "c.twin")
+    pd.testing.assert_frame_equal(back.sample(30, seed=2), tw.sample(30, seed=2))

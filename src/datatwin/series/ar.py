@@ -165,6 +165,10 @@ class LinearModel:
     info: dict = field(default_factory=dict)
     #: (d, period) residual scale by seasonal phase (step index mod period), or None
     phase_scale: np.ndarray | None = None
+    #: (d, n_calendar) mean shift per calendar dummy (see `calendar_features`), or None
+    cal_coef: np.ndarray | None = None
+    #: (period, week) of the calendar dummies
+    calendar: tuple[int, int] | None = None
 
     @property
     def max_lag(self) -> int:
@@ -179,9 +183,15 @@ class LinearModel:
         k = int(np.count_nonzero(self.mix_w))
         return int(coef) + 3 * k - len(self.intercept)
 
-    def means(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Conditional means (n_rows, d) of z at `rows` given everything before (and left)."""
+    def means(self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+        """Conditional means (n_rows, d) of z at `rows` given everything before (and left).
+
+        `steps` are the rows' indices on the training grid (for calendar terms; default rows).
+        """
         M = np.broadcast_to(self.intercept, (len(rows), len(self.intercept))).copy()
+        if self.cal_coef is not None and self.calendar is not None:
+            steps = rows if steps is None else steps
+            M += calendar_features(steps, *self.calendar) @ self.cal_coef.T
         M += Z[rows] @ self.A.T
         for li, lag in enumerate(self.lags):
             M += Z[rows - lag] @ self.B[:, li, :].T
@@ -214,14 +224,39 @@ class LinearModel:
 # Design matrices and order scans
 
 
-def _design(W: np.ndarray, rows: np.ndarray, lags: list[int]) -> np.ndarray:
-    """[1, w_t (d columns), w_{t-l} for each lag] for each row."""
+def calendar_count(period: int, week: int) -> int:
+    """How many calendar dummies a (period, week) calendar has."""
+    return (period - 1) + (6 if week else 0)
+
+
+def calendar_features(steps: np.ndarray, period: int, week: int) -> np.ndarray:
+    """Dummies of the phase in the season (step mod period, phase 0 dropped) and, when `week`
+    is the number of steps in a day, of the day of the week (day 0 dropped)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    X = np.zeros((len(steps), calendar_count(period, week)))
+    ph = steps % period
+    m = ph > 0
+    X[np.flatnonzero(m), ph[m] - 1] = 1.0
+    if week:
+        dow = (steps // week) % 7
+        m = dow > 0
+        X[np.flatnonzero(m), period - 1 + dow[m] - 1] = 1.0
+    return X
+
+
+def _design(
+    W: np.ndarray, rows: np.ndarray, lags: list[int], calendar: tuple[int, int] | None = None
+) -> np.ndarray:
+    """[1, calendar dummies, w_t (d columns), w_{t-l} for each lag] for each row."""
     d = W.shape[1]
-    X = np.empty((len(rows), 1 + d + len(lags) * d), order="F")
+    h = 1 + (calendar_count(*calendar) if calendar else 0)
+    X = np.empty((len(rows), h + d + len(lags) * d), order="F")
     X[:, 0] = 1.0
-    X[:, 1 : 1 + d] = W[rows]
+    if calendar:
+        X[:, 1:h] = calendar_features(rows, *calendar)
+    X[:, h : h + d] = W[rows]
     for k, lag in enumerate(lags):
-        X[:, 1 + d + k * d : 1 + d + (k + 1) * d] = W[rows - lag]
+        X[:, h + d + k * d : h + d + (k + 1) * d] = W[rows - lag]
     return X
 
 
@@ -260,10 +295,13 @@ class Scan:
         hold_rows: np.ndarray,
         sequences: list[Sequence],
         D: int = 0,
+        calendar: tuple[int, int] | None = None,
     ) -> None:
         Z = prep.Z
         self.d = Z.shape[1]
         self.D = D
+        self.calendar = calendar
+        self.h = 1 + (calendar_count(*calendar) if calendar else 0)
         self.prep = prep
         if D > 0:
             W = np.zeros_like(Z)
@@ -274,10 +312,10 @@ class Scan:
         slot = {lag: k for k, lag in enumerate(union)}
         fit_rows = train_rows[prep.observed[train_rows].all(axis=1)]
         self.n_fit = len(fit_rows)
-        Xt = _design(W, fit_rows, union)
+        Xt = _design(W, fit_rows, union, calendar)
         self.G = Xt.T @ Xt
         del Xt
-        self.Xh = _design(W, hold_rows, union) if len(hold_rows) else None
+        self.Xh = _design(W, hold_rows, union, calendar) if len(hold_rows) else None
         self.hold_rows = hold_rows
         self.slot = slot
         self.sequences = {sq.family: sq for sq in sequences}
@@ -290,7 +328,7 @@ class Scan:
         """Fit and score every order of one family (once; later calls do nothing)."""
         if family in self.holdout_nats:
             return
-        prep, D, d, G, Xh, slot = self.prep, self.D, self.d, self.G, self.Xh, self.slot
+        prep, D, d, G, Xh, slot, h = self.prep, self.D, self.d, self.G, self.Xh, self.slot, self.h
         n = self.n_fit
         hold_rows = self.hold_rows
         base_h = prep.Z[hold_rows - D] if D > 0 else np.zeros((len(hold_rows), d))
@@ -300,10 +338,10 @@ class Scan:
             per_col = np.zeros((d, len(sq.candidates)))
             for j in range(d):
                 F = np.concatenate(
-                    [np.arange(0, 1 + j)]
-                    + [1 + d + slot[lag] * d + np.arange(d) for lag in sq.lags]
+                    [np.arange(0, h + j)]
+                    + [h + d + slot[lag] * d + np.arange(d) for lag in sq.lags]
                 ).astype(int)
-                t = 1 + j
+                t = h + j
                 R = _cholesky(G[np.ix_(F, F)])
                 z = scipy.linalg.solve_triangular(R, G[F, t], trans="T", check_finite=False)
                 yy = float(G[t, t])
@@ -316,7 +354,7 @@ class Scan:
                 if Xh is None:
                     continue
                 o = oh[:, j]
-                kk = np.array([1 + j + k * d for _, k in sq.candidates])
+                kk = np.array([h + j + k * d for _, k in sq.candidates])
                 sds = np.maximum(np.sqrt(np.maximum(rss[kk - 1], 0.0) / max(n, 1)), SD_FLOOR)
                 Xj = Xh[np.ix_(o, F)] if not o.all() else Xh[:, F]
                 means = base_h[o, j][:, None] + Xj @ cum[:, kk - 1]
@@ -346,11 +384,13 @@ class Scan:
         betas, sds = [], np.empty(d)
         for j in range(d):
             cum, rss, _ = self.factors[(family, j)]
-            kk = 1 + j + k * d
+            kk = self.h + j + k * d
             betas.append(cum[:kk, kk - 1].copy())
             sds[j] = max(math.sqrt(max(float(rss[kk - 1]), 0.0) / max(self.n_fit, 1)), SD_FLOOR)
         lags = sq.lags[:k]
-        model = _to_linear(d, betas, sds, self.D, lags)
+        model = _to_linear(d, betas, sds, self.D, lags, self.h)
+        if self.calendar:
+            model.calendar = self.calendar
         model.info = {
             "family": family,
             "order": int(order),
@@ -361,7 +401,7 @@ class Scan:
 
 
 def _to_linear(
-    d: int, betas: list[np.ndarray], sds: np.ndarray, D: int, slot_lags: list[int]
+    d: int, betas: list[np.ndarray], sds: np.ndarray, D: int, slot_lags: list[int], h: int = 1
 ) -> LinearModel:
     """Rewrite per-column regressions (layout of `Scan`) as a raw-lag LinearModel."""
     raw = set(slot_lags)
@@ -372,12 +412,14 @@ def _to_linear(
     c = np.zeros(d)
     A = np.zeros((d, d))
     B = np.zeros((d, len(raw_lags), d))
-    # layout: 0 intercept, 1..j earlier columns of the step, then lag blocks of slot_lags
+    cal = np.zeros((d, h - 1))
+    # layout: 0 intercept, 1..h-1 calendar, h..h+j-1 earlier columns of the step, then lags
     for j, beta in enumerate(betas):
         c[j] = beta[0]
-        a = beta[1 : 1 + j]
+        cal[j] = beta[1:h]
+        a = beta[h : h + j]
         A[j, :j] = a
-        blocks = beta[1 + j :].reshape(len(slot_lags), d)
+        blocks = beta[h + j :].reshape(len(slot_lags), d)
         for k, lag in enumerate(slot_lags):
             B[j, pos[lag], :] += blocks[k]
             if D > 0:
@@ -393,6 +435,7 @@ def _to_linear(
         np.ones((d, 1)),
         np.zeros((d, 1)),
         sds.reshape(d, 1).copy(),
+        cal_coef=cal if h > 1 else None,
     )
 
 

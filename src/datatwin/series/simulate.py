@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ar import Columns, LinearModel
+from .ar import Columns, LinearModel, calendar_features
 from .precision import effective_lower, forward, inverse, to_grid
 
 
@@ -47,6 +47,9 @@ def simulate(
     cum_w[:, -1] = 1.0
     lows = [effective_lower(cols.lower[j], transforms[j]) for j in range(d)]
     lags = model.lags
+    cal = None
+    if model.cal_coef is not None and model.calendar is not None:
+        cal = calendar_features(step0 + np.arange(n), *model.calendar) @ model.cal_coef.T
     Bflat = model.B.reshape(d, -1)  # (d, L*d), lag-major
     for t in range(n):
         pos = m + t
@@ -55,6 +58,8 @@ def simulate(
             base = hist @ Bflat.T + model.intercept
         else:
             base = np.broadcast_to(model.intercept, (paths, d)).copy()
+        if cal is not None:
+            base = base + cal[t]
         for j in range(d):
             mean = base[:, j] + buf[:, pos, :j] @ model.A[j, :j]
             s = 1.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import time as _time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .ar import (
     Prepared,
     Scan,
     Sequence,
+    calendar_count,
     fit_mixture,
     fit_phase_scale,
     prepare,
@@ -47,7 +49,7 @@ from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, sea
 from .precision import TRANSFORMS, inverse, log_cell_mass
 from .simulate import simulate
 
-FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "phase", "mix")
+FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "calendar", "phase", "mix")
 _MIX_K = 3
 
 
@@ -231,6 +233,19 @@ class SeriesTwin(Twin):
                     add(sc, fam, sc.best_order(fam), t_best, _time.perf_counter() - t0, prep)
         if not cands:
             raise InputError("no candidate structure applies to this series; check --structures")
+        if "calendar" in fams and period and period > 1:
+            base = min(cands, key=lambda r: r["holdout_bits"])
+            if base["family"] in ("iid", "ar", "seasonal"):
+                fam = "ar" if base["family"] == "iid" else base["family"]
+                seq = next(q for q in plan["level"] if q.family == fam)
+                cal = (int(period), int(period) if long_period == 7 * period else 0)
+                with progress.step("fitting calendar terms"):
+                    t0 = _time.perf_counter()
+                    sc = Scan(base["prep"], train_rows, hold_rows, [seq], 0, cal)
+                    order = sc.best_order(fam, 1 if fam == "ar" else 0)
+                    add(sc, fam, order, base["transform"], _time.perf_counter() - t0, base["prep"])
+                cands[-1]["calendar"] = cal
+                cands[-1]["name"] += "+calendar"
         if "phase" in fams and period and period > 1:
             base = min(cands, key=lambda r: r["holdout_bits"])
             rec = cls._phase_candidate(base, cols, rate, train_rows, hold_rows, period)
@@ -334,9 +349,7 @@ class SeriesTwin(Twin):
                 used.append(cols.names[j])
         if not used:
             return None
-        model = LinearModel(
-            m0.lags, m0.intercept, m0.A, m0.B, W, MU, SD, dict(m0.info), m0.phase_scale
-        )
+        model = replace(m0, mix_w=W, mix_mu=MU, mix_sd=SD, info=dict(m0.info))
         model.info["mixture_columns"] = used
         tw = cls._assemble(cols, prep, model, rate)
         return {
@@ -365,9 +378,7 @@ class SeriesTwin(Twin):
         m0: LinearModel = base["model"]
         res = residuals(m0, prep, train_rows)
         ps = fit_phase_scale(res, train_rows, m0.mix_sd[:, 0], period)
-        model = LinearModel(
-            m0.lags, m0.intercept, m0.A, m0.B, m0.mix_w, m0.mix_mu, m0.mix_sd, dict(m0.info), ps
-        )
+        model = replace(m0, phase_scale=ps, info=dict(m0.info))
         model.info["phase_period"] = int(period)
         tw = cls._assemble(cols, prep, model, rate)
         return {
@@ -398,7 +409,8 @@ class SeriesTwin(Twin):
             D = 1 if fam == "diff" else plan["sdiff"]
         seq = Sequence(seq.family, seq.lags, [c for c in seq.candidates if c[0] == order])
         rows = np.arange(plan["T0"], len(vals))
-        model = Scan(prep, rows, np.arange(0), [seq], D).model(seq.family, order)
+        cal = win.get("calendar")
+        model = Scan(prep, rows, np.arange(0), [seq], D, cal).model(seq.family, order)
         old: LinearModel = win["model"]
         res = residuals(model, prep, rows)
         if old.phase_scale is not None:
@@ -413,9 +425,7 @@ class SeriesTwin(Twin):
                 else:
                     W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
                     W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
-            model = LinearModel(
-                model.lags, model.intercept, model.A, model.B, W, MU, SD, {}, model.phase_scale
-            )
+            model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
         model.info = dict(old.info)
         return {**win, "model": model, "prep": prep}
 
@@ -435,7 +445,7 @@ class SeriesTwin(Twin):
         by default the rows themselves (the training data's own indices).
         """
         steps = rows if steps is None else steps
-        M = self.model.means(prep.Z, rows)
+        M = self.model.means(prep.Z, rows, steps)
         out = np.zeros(len(rows))
         for j in range(len(self.cols.names)):
             o = prep.observed[rows, j]
@@ -587,6 +597,7 @@ class SeriesTwin(Twin):
             "column_order": self.column_order,
             "info": _jsonable(self.model.info),
             "next_step": self.next_step,
+            "calendar": list(self.model.calendar) if self.model.calendar else None,
         }
         arrays = {
             "lags": self.model.lags.astype(np.int64),
@@ -600,6 +611,11 @@ class SeriesTwin(Twin):
             "scale": self.scale,
             "missing_rate": self.missing_rate,
             "tail": self.tail,
+            "cal_coef": (
+                self.model.cal_coef
+                if self.model.cal_coef is not None
+                else np.zeros((len(self.cols.names), 0))
+            ),
             "phase_scale": (
                 self.model.phase_scale
                 if self.model.phase_scale is not None
@@ -673,6 +689,20 @@ class SeriesTwin(Twin):
         )
         require(bool(np.all(np.isfinite(phase)) and np.all(phase > 0)), source, "phase_scale > 0")
         phase = phase.astype(float)
+        cal = meta.get("calendar")
+        cal_coef = arrays.get("cal_coef", np.zeros((d, 0))).astype(float)
+        if cal is not None:
+            require(
+                isinstance(cal, list)
+                and len(cal) == 2
+                and all(isinstance(v, int) for v in cal)
+                and cal[0] >= 2
+                and cal[1] >= 0,
+                source,
+                "calendar",
+            )
+            require(cal_coef.shape == (d, calendar_count(cal[0], cal[1])), source, "cal_coef shape")
+            require(bool(np.all(np.isfinite(cal_coef))), source, "cal_coef not finite")
         cols = Columns(
             list(names),
             [int(k) for k in meta["decimals"]],
@@ -691,6 +721,8 @@ class SeriesTwin(Twin):
             arrays["mix_sd"].astype(float),
             dict(meta.get("info") or {}),
             phase if phase.shape[1] > 1 else None,
+            cal_coef if cal is not None else None,
+            (int(cal[0]), int(cal[1])) if cal is not None else None,
         )
         axis = TimeAxis.from_json(meta["time"])
         require(isinstance(meta.get("next_step", 0), int), source, "next_step")
