@@ -467,3 +467,13 @@ def test_output_in_a_missing_folder(tmp_path, capsys, model):
     assert not (tmp_path / "no").exists()
     sample = tmp_path / "no" / "s.csv"
     assert_input_error(["sample", model, "-o", sample], capsys, None, "cannot write")
+
+
+def test_output_is_a_folder(tmp_path, capsys, model):
+    data = good_csv(tmp_path / "g.csv")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert_input_error(["-q", "fit", data, "-o", folder], capsys, None, "folder")
+    assert_input_error(["sample", model, "-o", folder], capsys, None, "folder")
+    assert list(folder.iterdir()) == []
+    assert not list(tmp_path.glob(".out.*"))

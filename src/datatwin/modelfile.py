@@ -30,6 +30,8 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call `write(fileobj)` on a temporary file next to `path`, then rename it into place."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder; give a file name")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:  # no such folder, no permission: bad usage, one line
