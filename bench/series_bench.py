@@ -13,8 +13,8 @@ For sunspot_month and elecdemand (../shared/data/series) it prints and writes
   largest order datatwin scans), fit on the same 80% and scored on the same holdout steps at the
   same recorded precision (Gaussian mass of each value's cell, tails folded at the same bounds
   as datatwin's, which only helps AutoReg);
-- fit seconds for the whole datatwin fit (all candidates, selection and the refit on all data),
-  with the machine's default BLAS threads and with BLAS limited to one thread;
+- fit seconds for the whole datatwin fit (all candidates, selection and the refit on all data;
+  datatwin runs BLAS single-threaded during series fits, see datatwin/series/blas.py);
 - simulation fidelity of the selected twin and of the iid twin: 20 simulated paths as long as
   the data, continuing from its end; distance of their autocorrelation (lags 1..50, RMS over
   lags of mean-path ACF minus data ACF) and of their marginal (KS statistic, and Wasserstein-1
@@ -228,7 +228,11 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--no-single-thread", action="store_true")
+    parser.add_argument(
+        "--threadpoolctl-check",
+        action="store_true",
+        help="also time a fit under threadpoolctl's 1-thread BLAS limit",
+    )
     args = parser.parse_args()
     import statsmodels
 
@@ -246,7 +250,7 @@ def main() -> int:
     results = []
     for name in args.datasets.split(","):
         print(f"running {name} ...", file=sys.stderr)
-        results.append(run_dataset(name, DATASETS[name], not args.no_single_thread))
+        results.append(run_dataset(name, DATASETS[name], args.threadpoolctl_check))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "series.json").write_text(
         json.dumps({"meta": meta, "results": results}, indent=1, allow_nan=False)

@@ -45,6 +45,7 @@ from .ar import (
     residuals,
     standardiser,
 )
+from .blas import blas_single_threaded
 from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
 from .precision import TRANSFORMS, inverse, log_cell_mass
 from .simulate import simulate
@@ -101,6 +102,7 @@ class SeriesTwin(Twin):
 
     # ---- fitting --------------------------------------------------------------------------
     @classmethod
+    @blas_single_threaded
     def fit_select(
         cls,
         data: str | Path | pd.DataFrame,
@@ -472,6 +474,7 @@ class SeriesTwin(Twin):
             return data
         return read_series(data, time=self.time.column, values=self.cols.names, min_steps=1)
 
+    @blas_single_threaded
     def log_prob(self, data: Any, history: Any = None) -> np.ndarray:
         """Log-probability (nats) of each step of `data`, a continuation of the series.
 
@@ -530,6 +533,7 @@ class SeriesTwin(Twin):
         return abs(float(first) - float(expected)) <= max(1e-6 * abs(self.time.step), 1e-9)
 
     # ---- simulation -----------------------------------------------------------------------
+    @blas_single_threaded
     def sample(
         self, n: int, seed: int | None = None, paths: int = 1, history: Any = None, **_: Any
     ) -> pd.DataFrame:
