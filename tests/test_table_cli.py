@@ -477,3 +477,39 @@ def test_output_is_a_folder(tmp_path, capsys, model):
     assert_input_error(["sample", model, "-o", folder], capsys, None, "folder")
     assert list(folder.iterdir()) == []
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_corrupt_gzip_and_parquet(tmp_path, capsys):
+    import gzip
+
+    out = tmp_path / "m.twin"
+    bad_gz = tmp_path / "bad.csv.gz"
+    bad_gz.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
+    assert_input_error(["fit", bad_gz, "-o", out], capsys, out, "bad.csv.gz")
+    whole = gzip.compress(("a,b\n" + "".join(f"{i},{i % 7}\n" for i in range(50_000))).encode())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert_input_error(["fit", cut, "-o", out], capsys, out, "cut.csv.gz")
+    bad_pq = tmp_path / "bad.parquet"
+    bad_pq.write_bytes(b"PAR1 nonsense")
+    assert_input_error(["fit", bad_pq, "-o", out], capsys, out, "parquet")
+    empty_pq = tmp_path / "empty.parquet"
+    pd.DataFrame({"a": pd.Series([], dtype=int)}).to_parquet(empty_pq)
+    assert_input_error(["fit", empty_pq, "-o", out], capsys, out, "empty.parquet", "no rows")
+
+
+def test_gzip_and_parquet_inputs_work(tmp_path, capsys):
+    import gzip
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"n": rng.integers(0, 9, 300), "c": rng.choice(["u", "v"], 300)})
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress(df.to_csv(index=False).encode()))
+    pq = tmp_path / "t.parquet"
+    df.to_parquet(pq)
+    for data in (gz, pq):
+        out = tmp_path / f"{data.name}.twin"
+        code, _, err = run(["-q", "fit", data, "-o", out, "--json"], capsys)
+        assert code == 0, err
+        code, stdout, _ = run(["-q", "score", out, pq, "--json"], capsys)
+        assert code == 0 and json.loads(stdout)["count"] == 300

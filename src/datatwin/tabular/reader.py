@@ -11,6 +11,7 @@ import codecs
 import csv
 import gzip
 import io
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def _open_text_head(path: Path, nbytes: int = 1 << 16) -> bytes:
     try:
         with opener(path, "rb") as fh:
             return fh.read(nbytes)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
 
 
@@ -122,7 +123,7 @@ def read_csv(
                 f"{path}: ragged rows ({msg}); every row needs {len(names)} fields"
             ) from None
         raise InputError(f"{path}: cannot parse as CSV ({msg})") from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     tokens = {n: table.column(n).to_numpy(zero_copy_only=False).astype(object) for n in names}
     raw = RawTable(names, tokens, {n: "csv" for n in names}, source=str(path))
@@ -167,7 +168,7 @@ def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
     if dupes:
         raise InputError(f"duplicate column names {dupes}; rename them")
     if len(df) == 0 or not names:
-        raise InputError("the DataFrame has no rows or no columns")
+        raise InputError(f"{source} has no rows or no columns")
     tokens = {n: _series_tokens(df.iloc[:, i]) for i, n in enumerate(names)}
     dtypes = {n: str(df.iloc[:, i].dtype) for i, n in enumerate(names)}
     return RawTable(names, tokens, dtypes, source)
