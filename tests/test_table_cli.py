@@ -513,3 +513,18 @@ def test_gzip_and_parquet_inputs_work(tmp_path, capsys):
         assert code == 0, err
         code, stdout, _ = run(["-q", "score", out, pq, "--json"], capsys)
         assert code == 0 and json.loads(stdout)["count"] == 300
+
+
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_bad_seed(model, tmp_path, capsys, seed):
+    out = tmp_path / "s.csv"
+    for argv in (
+        ["sample", model, "-o", out, "--seed", seed],
+        ["fit", good_csv(tmp_path / "g.csv"), "-o", out, "--seed", seed],
+    ):
+        with pytest.raises(SystemExit) as info:
+            run(argv, capsys)
+        assert info.value.code == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and "seed" in err[0], err
+        assert not out.exists()

@@ -27,6 +27,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _seed(text: str) -> int:
+    """A random seed: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: give a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: give a number >= 0")
+    return value
+
+
 def _default_model_path(data: Path) -> Path:
     name = data.name
     for suffix in (".gz", ".bz2", ".xz", ".zip"):
@@ -63,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="holdout fraction (default 0.2) or a file of held-out data",
     )
-    fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fit.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     fit.add_argument(
         "--no-refit",
         action="store_true",
@@ -82,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "-n", type=int, default=None, help="how many units (records, characters, events, steps)"
     )
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     sample.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
 
     demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="datatwin-demo",
         help="folder for the demo's model and sample (default: datatwin-demo)",
     )
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--json", action="store_true")
 
     for kind in _KINDS:
