@@ -421,3 +421,19 @@ def test_zero_padded_codes_keep_their_digits(tmp_path):
     assert toks["id"].str.fullmatch(r"\d{6}").all()
     assert not set(toks["id"]) & {f"{v:06d}" for v in range(1, n + 1)}
     assert twin.sample(10, seed=1)["zip"].str.len().eq(5).all()
+
+
+def test_missing_cells_of_a_frame_match_the_recorded_marker(tmp_path):
+    """Data marks missing values with "?": a DataFrame's NaN (a typed sample) is the same
+    missing value, so typed samples score like their CSV tokens."""
+    rng = np.random.default_rng(10)
+    n = 2_000
+    cat = rng.choice(["a", "b", "?"], n, p=[0.5, 0.4, 0.1])
+    num = np.where(rng.random(n) < 0.1, "?", rng.integers(0, 50, n).astype(str))
+    path = tmp_path / "q.csv"
+    write_csv(path, {"cat": list(cat), "num": list(num)})
+    twin = TableTwin.fit(path, "independent")
+    typed = twin.sample(3_000, seed=1)
+    toks = twin.sample_tokens(3_000, seed=1)
+    assert typed["cat"].isna().any() and typed["num"].isna().any()
+    np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-12)

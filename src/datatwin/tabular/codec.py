@@ -278,6 +278,11 @@ class ColumnCodec:
             [self._token_index.get(u, -1) if isinstance(u, str) else -1 for u in uniques],
             dtype=np.int64,
         )
+        if "" not in self._token_index and self.token_missing.any():
+            # an empty cell (a DataFrame's NaN) is missing: the column's usual missing marker
+            lookup[[i for i, u in enumerate(uniques) if u == "" or u is None]] = int(
+                np.flatnonzero(self.token_missing)[0]
+            )
         return lookup[codes]
 
     def _spell(self, toks: np.ndarray) -> np.ndarray:
