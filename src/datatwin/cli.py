@@ -107,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--json", action="store_true")
 
+    for name, text in (
+        ("evaluate", "fidelity and privacy numbers of a twin against real data it did not see"),
+        ("report", "self-contained HTML report: real vs twin, pictures and numbers"),
+    ):
+        ev = sub.add_parser(name, help=text)
+        ev.add_argument("model", metavar="MODEL")
+        ev.add_argument(
+            "--real", required=True, metavar="DATA", help="real data the twin did not see"
+        )
+        ev.add_argument("--train", metavar="TRAIN", help="the data the twin was fit on (privacy)")
+        ev.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        ev.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "report":
+            ev.add_argument(
+                "-o", "--output", metavar="HTML", help="default: MODEL's stem + .report.html"
+            )
+
     for kind in _KINDS:
         try:
             twin_class(kind).cli_add_options(fit, sample)
@@ -221,6 +238,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .report.commands import run_evaluate
+
+    return run_evaluate(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.commands import run_report
+
+    return run_report(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -228,9 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     progress.set_enabled(not args.quiet)
-    handler = {"fit": cmd_fit, "score": cmd_score, "sample": cmd_sample, "demo": cmd_demo}[
-        args.command
-    ]
+    handler = {
+        "fit": cmd_fit,
+        "score": cmd_score,
+        "sample": cmd_sample,
+        "demo": cmd_demo,
+        "evaluate": cmd_evaluate,
+        "report": cmd_report,
+    }[args.command]
     try:
         return handler(args)
     except DataTwinError as exc:
