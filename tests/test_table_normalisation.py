@@ -74,6 +74,11 @@ def test_seen_combinations_sum_to_one_minus_escape(structure, edges):
     assert escape < 0.1  # smoothing must not eat the table
     # exactly the probability that no column takes its escape state
     assert total == pytest.approx(_joint_over_states(twin, exclude_escape=True), rel=1e-10)
+    # one unseen value per column added: still at most one, and strictly more than before
+    wider = [v + ["zz-unseen"] for v in seen]
+    combos = pd.DataFrame(list(itertools.product(*wider)), columns=list(df.columns))
+    total_wider = float(np.exp(twin.log_prob(combos)).sum())
+    assert total < total_wider <= 1.0 + 1e-12
 
 
 @pytest.mark.parametrize(("structure", "edges"), STRUCTS)
