@@ -13,7 +13,7 @@ from datatwin.text.counts import BOS, EOS, N_SPECIAL, Segment, count, layout
 from datatwin.text.model import NgramModel
 from datatwin.text.sampling import Sampler
 
-SPEC = CacheSpec(orders=(1, 2, 3), a=1.5, b=2.0)
+SPEC = CacheSpec(orders=(1, 2, 3), a=1.5, b=2.0, cap=2.0)
 
 
 def _setup():
@@ -32,7 +32,7 @@ def test_cache_probabilities_match_the_dense_reference_and_sum_to_one():
     toks = np.array([ids[c] for c in doc], np.int64)
     lay = layout([Segment(toks)])
     q = cache_probs(lay, model.base, model.prob_layout(lay), SPEC)
-    state = CacheState(SPEC, [])
+    state = CacheState(SPEC, [], model.base)
     hist = [BOS]
     for i, w in enumerate([*toks.tolist(), EOS]):
         dense = state.dense(model.distribution(np.array(hist[-2:] if len(hist) > 2 else hist)))
@@ -60,7 +60,7 @@ def test_cached_sampling_matches_the_model():
     sampler = Sampler(model)
     history = [ids[c] for c in "xyzzy abra xyz"]
     state = sampler.walk(np.array(history))
-    ref = CacheState(SPEC, history)
+    ref = CacheState(SPEC, history, model.base)
     p = ref.dense(sampler.distribution(state))
     rng = np.random.default_rng(0)
     n = 20000
@@ -71,13 +71,13 @@ def test_cached_sampling_matches_the_model():
     assert np.all(np.abs(freq / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-4)
 
 
-@pytest.mark.parametrize("spec", [CacheSpec(), CacheSpec((2,), 0.5, 0.0)])
+@pytest.mark.parametrize("spec", [CacheSpec(), CacheSpec((2,), 0.5, 0.0, 1.0)])
 def test_cache_spec_json_round_trip(spec):
     assert CacheSpec.from_json(spec.to_json()) == spec
     with pytest.raises(ValueError):
-        CacheSpec.from_json({"orders": [3, 2], "a": 1, "b": 1})
+        CacheSpec.from_json({"orders": [3, 2], "a": 1, "b": 1, "cap": 4})
     with pytest.raises(ValueError):
-        CacheSpec.from_json({"orders": [2], "a": 0, "b": 1})
+        CacheSpec.from_json({"orders": [2], "a": 0, "b": 1, "cap": 4})
 
 
 def test_cached_twin_round_trips_and_scores_consistently(tmp_path):

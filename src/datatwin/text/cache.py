@@ -5,11 +5,14 @@ character names in a new play stay surprising forever). The cache model keeps th
 model as its base and layers the counts of the current document so far on top, for a few
 context lengths L (default 4, 6, 8), from short to long:
 
-    q_L(w | h) = (c_L(h, w) + e_L(h) q_{L-}(w | h)) / (c_L(h) + e_L(h)),   e_L(h) = a + b T_L(h)
+    q_L(w | h) = (s c_L(h, w) + e_L(h) q_{L-}(w | h)) / (s c_L(h) + e_L(h)),
+    e_L(h) = a + b T_L(h),   s = min(1, cap / c_L(h))
 
 where c_L counts earlier occurrences *in the same document* of the last L symbols followed by
 w, c_L(h) = sum_w c_L(h, w), T_L(h) is the number of distinct symbols seen after h so far,
-and q_{L-} is the next shorter cache level (the static model below the shortest). Since
+and q_{L-} is the next shorter cache level (the static model below the shortest). The cap
+keeps the copy weight s c / (s c + e) below cap / (cap + a + b), so a long generated document
+cannot lock itself into repeating one thing forever (an unbounded cache is a Polya urn). Since
 sum_w c_L(h, w) = c_L(h) and e > 0, every q sums to one and is never zero; the likelihood is
 exact and sequential (each symbol depends on the whole document before it). Sampling runs the
 same mixture forward: with probability c/(c + e) copy what followed an earlier occurrence of
@@ -18,6 +21,7 @@ the context, otherwise fall through to the shorter level and finally the static 
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +37,19 @@ class CacheSpec:
     orders: tuple[int, ...] = (4, 6, 8)
     a: float = 2.0
     b: float = 8.0
+    cap: float = 32.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"orders": list(self.orders), "a": self.a, "b": self.b}
+        return {"orders": list(self.orders), "a": self.a, "b": self.b, "cap": self.cap}
 
     @classmethod
     def from_json(cls, d: Any) -> CacheSpec:
         if not isinstance(d, dict):
             raise ValueError("cache spec must be an object")
         orders = tuple(int(x) for x in d["orders"])
-        a, b = float(d["a"]), float(d["b"])
+        a, b, cap = float(d["a"]), float(d["b"]), float(d["cap"])
+        if not (cap > 0 and np.isfinite(cap)):
+            raise ValueError("bad cache cap")
         if (
             not orders
             or any(o < 1 or o > 64 for o in orders)
@@ -51,7 +58,7 @@ class CacheSpec:
             raise ValueError(f"bad cache orders {orders}")
         if not (a > 0 and b >= 0 and np.isfinite(a) and np.isfinite(b)):
             raise ValueError("bad cache strengths")
-        return cls(orders, a, b)
+        return cls(orders, a, b, cap)
 
 
 def layout_ids(lay: Layout, base: int, max_order: int) -> list[np.ndarray]:
@@ -150,7 +157,8 @@ def apply_cache(
     q = p_static
     for cg, cc, tt in stats:
         e = spec.a + spec.b * tt
-        q = (cg + e * q) / (cc + e)
+        scale = np.minimum(1.0, spec.cap / np.maximum(cc, 1))
+        q = (scale * cg + e * q) / (scale * cc + e)
     return q
 
 
@@ -160,45 +168,55 @@ def cache_probs(lay: Layout, base: int, p_static: np.ndarray, spec: CacheSpec) -
 
 
 class CacheState:
-    """The document so far, as successor lists per context, for sampling with a cache."""
+    """The document so far, as successor lists per context, for sampling with a cache.
 
-    def __init__(self, spec: CacheSpec, history: list[int]) -> None:
+    Contexts are integer keys (the last L symbol ids as base-`base` digits, updated as a
+    rolling number), mapped to (successor list, successor set).
+    """
+
+    def __init__(self, spec: CacheSpec, history: list[int], base: int) -> None:
         self.spec = spec
-        self.seq: list[int] = [BOS]
-        self.tables: dict[int, dict[tuple[int, ...], tuple[list[int], set[int]]]] = {
-            L: {} for L in spec.orders
-        }
+        self.base = base
+        self.n = 1  # symbols in the document so far, counting the leading BOS
+        self.mods = {L: base**L for L in spec.orders}
+        self.keys = {L: BOS for L in spec.orders}
+        self.tables: dict[int, dict[int, tuple[list[int], set[int]]]] = {L: {} for L in spec.orders}
         for w in history:
             self.push(w)
 
-    def push(self, w: int) -> None:
+    def entries(self) -> list[tuple[dict, int, tuple[list[int], set[int]] | None]]:
+        """(table, key, entry or None) of the current contexts, longest first."""
+        out = []
+        for L in reversed(self.spec.orders):
+            if self.n >= L:
+                table = self.tables[L]
+                key = self.keys[L]
+                out.append((table, key, table.get(key)))
+        return out
+
+    def push(self, w: int, entries=None) -> None:
         """Append symbol w to the document and count it after each context."""
-        seq = self.seq
-        n = len(seq)
-        for L, table in self.tables.items():
-            if n >= L:
-                key = tuple(seq[n - L :])
-                entry = table.get(key)
-                if entry is None:
-                    table[key] = ([w], {w})
-                else:
-                    entry[0].append(w)
-                    entry[1].add(w)
-        seq.append(w)
+        for table, key, entry in self.entries() if entries is None else entries:
+            if entry is None:
+                table[key] = ([w], {w})
+            else:
+                entry[0].append(w)
+                entry[1].add(w)
+        base = self.base
+        keys = self.keys
+        for L, mod in self.mods.items():
+            keys[L] = (keys[L] * base + w) % mod
+        self.n += 1
 
     def dense(self, q: np.ndarray) -> np.ndarray:
-        """Apply the cache levels to a dense static distribution."""
-        seq = self.seq
-        n = len(seq)
-        for L in self.spec.orders:
-            if n < L:
-                continue
-            entry = self.tables[L].get(tuple(seq[n - L :]))
+        """Apply the cache levels (shortest first) to a dense static distribution."""
+        for _, _, entry in reversed(self.entries()):
             if entry is None:
                 continue
             c = np.bincount(entry[0], minlength=len(q)).astype(np.float64)
             e = self.spec.a + self.spec.b * len(entry[1])
-            q = (c + e * q) / (len(entry[0]) + e)
+            scale = min(1.0, self.spec.cap / len(entry[0]))
+            q = (scale * c + e * q) / (scale * len(entry[0]) + e)
         return q
 
 
@@ -212,12 +230,28 @@ def generate_cached(
     temperature: float = 1.0,
 ) -> tuple[list[int], bool]:
     """Up to n symbols from the cache model over `sampler`'s static model."""
-    cache = CacheState(spec, history)
+    # the cache holds millions of small containers: keep the cyclic GC from rescanning them
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _generate_cached(sampler, spec, history, n, rng, state, temperature)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _generate_cached(
+    sampler,
+    spec: CacheSpec,
+    history: list[int],
+    n: int,
+    rng: np.random.Generator,
+    state: int,
+    temperature: float,
+) -> tuple[list[int], bool]:
+    cache = CacheState(spec, history, sampler.model.base)
     out: list[int] = []
-    levels = list(reversed(spec.orders))
-    a, b = spec.a, spec.b
-    tables = cache.tables
-    seq = cache.seq
+    a, b, cap = spec.a, spec.b, spec.cap
     s = state
     buf: list[float] = []
     pos = [0]
@@ -232,24 +266,22 @@ def generate_cached(
         return v
 
     while len(out) < n:
-        m = len(seq)
-        keys = [(tables[L], tuple(seq[m - L :])) for L in levels if m >= L]
+        ents = cache.entries()
+        nx = -1
         if temperature != 1.0:
             p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
             p /= p.sum()
             w = min(int(np.searchsorted(np.cumsum(p), next_u(), "right")), len(p) - 1)
-            nx = -1
         else:
             w = -1
-            nx = -1
-            for table, key in keys:
-                entry = table.get(key)
+            for _, _, entry in ents:
                 if entry is None:
                     continue
                 c = len(entry[0])
-                u = next_u() * (c + a + b * len(entry[1]))
-                if u < c:
-                    w = entry[0][int(u)]
+                scale = cap / c if c > cap else 1.0
+                u = next_u() * (scale * c + a + b * len(entry[1]))
+                if u < scale * c:
+                    w = entry[0][min(int(u / scale), c - 1)]
                     break
             if w < 0:
                 w, nx = sampler.draw(s, next_u, rng)
@@ -257,12 +289,5 @@ def generate_cached(
             return out, True
         out.append(w)
         s = nx if nx >= 0 else sampler.advance(s, w)
-        for table, key in keys:
-            entry = table.get(key)
-            if entry is None:
-                table[key] = ([w], {w})
-            else:
-                entry[0].append(w)
-                entry[1].add(w)
-        seq.append(w)
+        cache.push(w, ents)
     return out, False
