@@ -11,7 +11,7 @@ The same α also smooths the fitted conditional tables (see `cpt.py`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, logsumexp, xlogy
+from scipy.special import gammaln, xlogy
 
 from .counting import FamilyCounts
 
@@ -41,7 +41,8 @@ def bde_alpha(fc: FamilyCounts, prior: np.ndarray, hyper: bool = True) -> tuple[
     i = int(np.argmax(s))
     alpha = float(ALPHAS[i]) if i < len(ALPHAS) else float("inf")
     if hyper:
-        return float(logsumexp(s) - np.log(len(s))), alpha
+        top = s[i]
+        return float(top + np.log(np.mean(np.exp(s - top)))), alpha
     return float(s[i]), alpha
 
 
