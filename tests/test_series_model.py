@@ -198,12 +198,11 @@ def test_calendar_terms_recover_a_time_of_day_profile(tmp_path):
     df = pd.DataFrame({"time": times, "y": np.round(profile + e, 2)})
     tw = datatwin.fit(df, kind="series", max_lag=3, structures="ar,calendar,none")
     assert "+calendar" in tw.structure
-    assert tw.model.calendar == (24, 24)
-    # away from the transitions the hour dummies, in data units and divided by (1 - φ), give
-    # the 0 / 4 profile (hour 0 is the baseline; shift[i] is hour i + 1)
-    shift = tw.model.cal_coef[0, :23] * tw.scale[0] / (1 - tw.model.B[0, :, 0].sum())
-    assert shift[9:16].mean() == pytest.approx(4.0, abs=0.3)
-    assert np.abs(shift[:7]).max() < 0.4
+    # the level is a mean per hour of the week (hourly data): the 0 / 4 profile in data units
+    assert tw.model.level.shape == (1, 7 * 24)
+    lvl = tw.center[0] + tw.scale[0] * tw.model.level[0]
+    hour = np.arange(7 * 24) % 24
+    assert lvl[(hour >= 9) & (hour < 17)].mean() - lvl[hour < 8].mean() == pytest.approx(4, abs=0.3)
     s = tw.sample(24 * 50, seed=0, paths=20)
     y = s["y"].to_numpy().reshape(20, -1)
     ph = (np.arange(y.shape[1]) + tw.next_step) % per

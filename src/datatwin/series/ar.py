@@ -165,10 +165,8 @@ class LinearModel:
     info: dict = field(default_factory=dict)
     #: (d, period) residual scale by seasonal phase (step index mod period), or None
     phase_scale: np.ndarray | None = None
-    #: (d, n_calendar) mean shift per calendar dummy (see `calendar_features`), or None
-    cal_coef: np.ndarray | None = None
-    #: (period, week) of the calendar dummies
-    calendar: tuple[int, int] | None = None
+    #: (d, Pm) the level the series reverts to, by phase (step index mod Pm), or None (0)
+    level: np.ndarray | None = None
 
     @property
     def max_lag(self) -> int:
@@ -188,14 +186,28 @@ class LinearModel:
 
         `steps` are the rows' indices on the training grid (for calendar terms; default rows).
         """
-        M = np.broadcast_to(self.intercept, (len(rows), len(self.intercept))).copy()
-        if self.cal_coef is not None and self.calendar is not None:
-            steps = rows if steps is None else steps
-            M += calendar_features(steps, *self.calendar) @ self.cal_coef.T
+        steps = rows if steps is None else steps
+        C = self.intercepts()
+        M = C[:, steps % C.shape[1]].T.copy()
         M += Z[rows] @ self.A.T
         for li, lag in enumerate(self.lags):
             M += Z[rows - lag] @ self.B[:, li, :].T
         return M
+
+    def intercepts(self) -> np.ndarray:
+        """(d, Pm) intercept of each phase: the model written as deviations from its level,
+
+        z_t - m(t) = A (z_t - m(t))_<j + Σ_l B_l (z_{t-l} - m(t-l)) + e, expanded."""
+        d = len(self.intercept)
+        if self.level is None:
+            return self.intercept[:, None].copy()
+        m = self.level
+        pm = m.shape[1]
+        phases = np.arange(pm)
+        C = m - self.A @ m
+        for li, lag in enumerate(self.lags):
+            C -= self.B[:, li, :] @ m[:, (phases - lag) % pm]
+        return C + self.intercept.reshape(d, 1)
 
     def column_logp(
         self,
@@ -224,36 +236,29 @@ class LinearModel:
 # Design matrices and order scans
 
 
-def calendar_count(period: int, week: int) -> int:
-    """How many calendar dummies a (period, week) calendar has."""
-    return (period - 1) + (6 if week else 0)
-
-
-def calendar_features(steps: np.ndarray, period: int, week: int) -> np.ndarray:
-    """Dummies of the phase in the season (step mod period, phase 0 dropped) and, when `week`
-    is the number of steps in a day, of the day of the week (day 0 dropped)."""
-    steps = np.asarray(steps, dtype=np.int64)
-    X = np.zeros((len(steps), calendar_count(period, week)))
-    ph = steps % period
-    m = ph > 0
-    X[np.flatnonzero(m), ph[m] - 1] = 1.0
-    if week:
-        dow = (steps // week) % 7
-        m = dow > 0
-        X[np.flatnonzero(m), period - 1 + dow[m] - 1] = 1.0
-    return X
-
-
-def _design(
-    W: np.ndarray, rows: np.ndarray, lags: list[int], calendar: tuple[int, int] | None = None
+def level_table(
+    Z: np.ndarray, observed: np.ndarray, rows: np.ndarray, pm: int, shrink: float = 1.0
 ) -> np.ndarray:
-    """[1, calendar dummies, w_t (d columns), w_{t-l} for each lag] for each row."""
+    """(d, pm) mean of z by phase (row mod pm) over `rows`, shrunk toward the overall mean."""
+    d = Z.shape[1]
+    out = np.zeros((d, pm))
+    ph = rows % pm
+    for j in range(d):
+        ok = observed[rows, j]
+        z = Z[rows[ok], j]
+        mean = float(z.mean()) if z.size else 0.0
+        s = np.bincount(ph[ok], weights=z, minlength=pm)
+        n = np.bincount(ph[ok], minlength=pm)
+        out[j] = (s + shrink * mean) / (n + shrink)
+    return out
+
+
+def _design(W: np.ndarray, rows: np.ndarray, lags: list[int]) -> np.ndarray:
+    """[1, w_t (d columns), w_{t-l} for each lag] for each row."""
     d = W.shape[1]
-    h = 1 + (calendar_count(*calendar) if calendar else 0)
+    h = 1
     X = np.empty((len(rows), h + d + len(lags) * d), order="F")
     X[:, 0] = 1.0
-    if calendar:
-        X[:, 1:h] = calendar_features(rows, *calendar)
     X[:, h : h + d] = W[rows]
     for k, lag in enumerate(lags):
         X[:, h + d + k * d : h + d + (k + 1) * d] = W[rows - lag]
@@ -295,27 +300,34 @@ class Scan:
         hold_rows: np.ndarray,
         sequences: list[Sequence],
         D: int = 0,
-        calendar: tuple[int, int] | None = None,
+        level: np.ndarray | None = None,
     ) -> None:
         Z = prep.Z
         self.d = Z.shape[1]
         self.D = D
-        self.calendar = calendar
-        self.h = 1 + (calendar_count(*calendar) if calendar else 0)
+        self.h = 1
+        # levels (D = 0): the model is fit to deviations from the level table, without drift
+        self.level = level if D == 0 else None
+        self.offset = None
+        if self.level is not None:
+            steps = np.arange(len(Z))
+            self.offset = self.level[:, steps % self.level.shape[1]].T
         self.prep = prep
         if D > 0:
             W = np.zeros_like(Z)
             W[D:] = Z[D:] - Z[:-D]
+        elif self.offset is not None:
+            W = Z - self.offset
         else:
             W = Z
         union = sorted({lag for sq in sequences for lag in sq.lags})
         slot = {lag: k for k, lag in enumerate(union)}
         fit_rows = train_rows[prep.observed[train_rows].all(axis=1)]
         self.n_fit = len(fit_rows)
-        Xt = _design(W, fit_rows, union, calendar)
+        Xt = _design(W, fit_rows, union)
         self.G = Xt.T @ Xt
         del Xt
-        self.Xh = _design(W, hold_rows, union, calendar) if len(hold_rows) else None
+        self.Xh = _design(W, hold_rows, union) if len(hold_rows) else None
         self.hold_rows = hold_rows
         self.slot = slot
         self.sequences = {sq.family: sq for sq in sequences}
@@ -331,7 +343,12 @@ class Scan:
         prep, D, d, G, Xh, slot, h = self.prep, self.D, self.d, self.G, self.Xh, self.slot, self.h
         n = self.n_fit
         hold_rows = self.hold_rows
-        base_h = prep.Z[hold_rows - D] if D > 0 else np.zeros((len(hold_rows), d))
+        if D > 0:
+            base_h = prep.Z[hold_rows - D]
+        elif self.offset is not None:
+            base_h = self.offset[hold_rows]
+        else:
+            base_h = np.zeros((len(hold_rows), d))
         oh = prep.observed[hold_rows]
         for sq in [self.sequences[family]]:
             totals = np.zeros(len(sq.candidates))
@@ -389,8 +406,10 @@ class Scan:
             sds[j] = max(math.sqrt(max(float(rss[kk - 1]), 0.0) / max(self.n_fit, 1)), SD_FLOOR)
         lags = sq.lags[:k]
         model = _to_linear(d, betas, sds, self.D, lags, self.h)
-        if self.calendar:
-            model.calendar = self.calendar
+        if self.level is not None or self.D > 0:
+            # reverting to the level (or no drift for differences): the intercept is the level's
+            model.intercept = np.zeros(d)
+            model.level = None if self.level is None else self.level.copy()
         model.info = {
             "family": family,
             "order": int(order),
@@ -412,11 +431,9 @@ def _to_linear(
     c = np.zeros(d)
     A = np.zeros((d, d))
     B = np.zeros((d, len(raw_lags), d))
-    cal = np.zeros((d, h - 1))
     # layout: 0 intercept, 1..h-1 calendar, h..h+j-1 earlier columns of the step, then lags
     for j, beta in enumerate(betas):
         c[j] = beta[0]
-        cal[j] = beta[1:h]
         a = beta[h : h + j]
         A[j, :j] = a
         blocks = beta[h + j :].reshape(len(slot_lags), d)
@@ -435,7 +452,6 @@ def _to_linear(
         np.ones((d, 1)),
         np.zeros((d, 1)),
         sds.reshape(d, 1).copy(),
-        cal_coef=cal if h > 1 else None,
     )
 
 

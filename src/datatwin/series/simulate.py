@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ar import Columns, LinearModel, calendar_features
+from .ar import Columns, LinearModel
 from .precision import effective_lower, forward, inverse, to_grid
 
 
@@ -47,19 +47,16 @@ def simulate(
     cum_w[:, -1] = 1.0
     lows = [effective_lower(cols.lower[j], transforms[j]) for j in range(d)]
     lags = model.lags
-    cal = None
-    if model.cal_coef is not None and model.calendar is not None:
-        cal = calendar_features(step0 + np.arange(n), *model.calendar) @ model.cal_coef.T
+    C = model.intercepts()
+    cal = C[:, (step0 + np.arange(n)) % C.shape[1]].T  # (n, d) intercept of each step
     Bflat = model.B.reshape(d, -1)  # (d, L*d), lag-major
     for t in range(n):
         pos = m + t
         if len(lags):
             hist = buf[:, pos - lags, :].reshape(paths, -1)
-            base = hist @ Bflat.T + model.intercept
+            base = hist @ Bflat.T + cal[t]
         else:
-            base = np.broadcast_to(model.intercept, (paths, d)).copy()
-        if cal is not None:
-            base = base + cal[t]
+            base = np.broadcast_to(cal[t], (paths, d)).copy()
         for j in range(d):
             mean = base[:, j] + buf[:, pos, :j] @ model.A[j, :j]
             s = 1.0

@@ -38,9 +38,9 @@ from .ar import (
     Prepared,
     Scan,
     Sequence,
-    calendar_count,
     fit_mixture,
     fit_phase_scale,
+    level_table,
     prepare,
     residuals,
     standardiser,
@@ -51,6 +51,8 @@ from .precision import TRANSFORMS, inverse, log_cell_mass
 from .simulate import simulate
 
 FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "calendar", "phase", "mix")
+#: the level a model reverts to: the training mean, or (``calendar``) a mean per phase of the
+#: week (sub-daily data) or of the season
 _MIX_K = 3
 
 
@@ -196,7 +198,8 @@ class SeriesTwin(Twin):
                 continue
             with progress.step(f"fitting AR orders 0..{plan['P']} [{tname}]"):
                 t0 = _time.perf_counter()
-                sc = Scan(prep, train_rows, hold_rows, level)
+                m0 = level_table(prep.Z, prep.observed, train_rows, 1)
+                sc = Scan(prep, train_rows, hold_rows, level, 0, m0)
                 sc.run("ar")
                 secs = _time.perf_counter() - t0
                 scans[tname] = (sc, secs)
@@ -240,13 +243,17 @@ class SeriesTwin(Twin):
             if base["family"] in ("iid", "ar", "seasonal"):
                 fam = "ar" if base["family"] == "iid" else base["family"]
                 seq = next(q for q in plan["level"] if q.family == fam)
-                cal = (int(period), int(period) if long_period == 7 * period else 0)
-                with progress.step("fitting calendar terms"):
+                pm = int(long_period) if long_period == 7 * period else int(period)
+                if len(train_rows) < 10 * pm:
+                    pm = int(period)
+                bp: Prepared = base["prep"]
+                with progress.step("fitting calendar levels"):
                     t0 = _time.perf_counter()
-                    sc = Scan(base["prep"], train_rows, hold_rows, [seq], 0, cal)
+                    m = level_table(bp.Z, bp.observed, train_rows, pm)
+                    sc = Scan(bp, train_rows, hold_rows, [seq], 0, m)
                     order = sc.best_order(fam, 1 if fam == "ar" else 0)
                     add(sc, fam, order, base["transform"], _time.perf_counter() - t0, base["prep"])
-                cands[-1]["calendar"] = cal
+                cands[-1]["calendar"] = pm
                 cands[-1]["name"] += "+calendar"
         if "phase" in fams and period and period > 1:
             base = min(cands, key=lambda r: r["holdout_bits"])
@@ -411,8 +418,8 @@ class SeriesTwin(Twin):
             D = 1 if fam == "diff" else plan["sdiff"]
         seq = Sequence(seq.family, seq.lags, [c for c in seq.candidates if c[0] == order])
         rows = np.arange(plan["T0"], len(vals))
-        cal = win.get("calendar")
-        model = Scan(prep, rows, np.arange(0), [seq], D, cal).model(seq.family, order)
+        level = level_table(prep.Z, prep.observed, rows, int(win.get("calendar") or 1))
+        model = Scan(prep, rows, np.arange(0), [seq], D, level).model(seq.family, order)
         old: LinearModel = win["model"]
         res = residuals(model, prep, rows)
         if old.phase_scale is not None:
@@ -601,7 +608,6 @@ class SeriesTwin(Twin):
             "column_order": self.column_order,
             "info": _jsonable(self.model.info),
             "next_step": self.next_step,
-            "calendar": list(self.model.calendar) if self.model.calendar else None,
         }
         arrays = {
             "lags": self.model.lags.astype(np.int64),
@@ -615,10 +621,10 @@ class SeriesTwin(Twin):
             "scale": self.scale,
             "missing_rate": self.missing_rate,
             "tail": self.tail,
-            "cal_coef": (
-                self.model.cal_coef
-                if self.model.cal_coef is not None
-                else np.zeros((len(self.cols.names), 0))
+            "level": (
+                self.model.level
+                if self.model.level is not None
+                else np.zeros((len(self.cols.names), 1))
             ),
             "phase_scale": (
                 self.model.phase_scale
@@ -693,20 +699,12 @@ class SeriesTwin(Twin):
         )
         require(bool(np.all(np.isfinite(phase)) and np.all(phase > 0)), source, "phase_scale > 0")
         phase = phase.astype(float)
-        cal = meta.get("calendar")
-        cal_coef = arrays.get("cal_coef", np.zeros((d, 0))).astype(float)
-        if cal is not None:
-            require(
-                isinstance(cal, list)
-                and len(cal) == 2
-                and all(isinstance(v, int) for v in cal)
-                and cal[0] >= 2
-                and cal[1] >= 0,
-                source,
-                "calendar",
-            )
-            require(cal_coef.shape == (d, calendar_count(cal[0], cal[1])), source, "cal_coef shape")
-            require(bool(np.all(np.isfinite(cal_coef))), source, "cal_coef not finite")
+        level = arrays.get("level", np.zeros((d, 1)))
+        require(
+            level.ndim == 2 and level.shape[0] == d and level.shape[1] >= 1, source, "level shape"
+        )
+        require(bool(np.all(np.isfinite(level))), source, "level not finite")
+        level = level.astype(float)
         cols = Columns(
             list(names),
             [int(k) for k in meta["decimals"]],
@@ -725,8 +723,7 @@ class SeriesTwin(Twin):
             arrays["mix_sd"].astype(float),
             dict(meta.get("info") or {}),
             phase if phase.shape[1] > 1 else None,
-            cal_coef if cal is not None else None,
-            (int(cal[0]), int(cal[1])) if cal is not None else None,
+            level,
         )
         axis = TimeAxis.from_json(meta["time"])
         require(isinstance(meta.get("next_step", 0), int), source, "next_step")
