@@ -250,44 +250,82 @@ def _generate_cached(
     temperature: float,
 ) -> tuple[list[int], bool]:
     cache = CacheState(spec, history, sampler.model.base)
+    if temperature != 1.0:
+        return _generate_dense(sampler, cache, n, rng, state, temperature)
     out: list[int] = []
     a, b, cap = spec.a, spec.b, spec.cap
+    base = cache.base
+    # the hot loop keeps everything in locals: contexts longest first as [L, table, key, mod]
+    levels = [[L, cache.tables[L], cache.keys[L], cache.mods[L]] for L in reversed(spec.orders)]
+    count = cache.n
     s = state
-    buf: list[float] = []
-    pos = [0]
-    chunk = min(8192, max(16, 4 * n + 8))
+    buf = rng.random(min(8192, max(16, 4 * n + 8))).tolist()
+    pos = 0
+    refill = len(buf)
 
-    def next_u() -> float:
-        if pos[0] >= len(buf):
-            buf[:] = rng.random(chunk).tolist()
-            pos[0] = 0
-        v = buf[pos[0]]
-        pos[0] += 1
+    def next_u() -> float:  # for the static sampler's back-off draws
+        nonlocal pos, buf
+        if pos >= len(buf):
+            buf = rng.random(refill).tolist()
+            pos = 0
+        v = buf[pos]
+        pos += 1
         return v
 
+    draw, advance = sampler.draw, sampler.advance
+    append = out.append
+    ended = False
     while len(out) < n:
-        ents = cache.entries()
+        w = -1
         nx = -1
-        if temperature != 1.0:
-            p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
-            p /= p.sum()
-            w = min(int(np.searchsorted(np.cumsum(p), next_u(), "right")), len(p) - 1)
-        else:
-            w = -1
-            for _, _, entry in ents:
-                if entry is None:
-                    continue
-                c = len(entry[0])
-                scale = cap / c if c > cap else 1.0
-                u = next_u() * (scale * c + a + b * len(entry[1]))
-                if u < scale * c:
-                    w = entry[0][min(int(u / scale), c - 1)]
-                    break
-            if w < 0:
-                w, nx = sampler.draw(s, next_u, rng)
+        ents = []
+        for lev in levels:
+            if count < lev[0]:
+                continue
+            entry = lev[1].get(lev[2])
+            ents.append((lev[1], lev[2], entry))
+            if w >= 0 or entry is None:
+                continue
+            succ = entry[0]
+            c = len(succ)
+            scale = cap / c if c > cap else 1.0
+            if pos >= len(buf):
+                buf = rng.random(refill).tolist()
+                pos = 0
+            u = buf[pos] * (scale * c + a + b * len(entry[1]))
+            pos += 1
+            if u < scale * c:
+                w = succ[min(int(u / scale), c - 1)]
+        if w < 0:
+            w, nx = draw(s, next_u, rng)
+        if w == EOS:
+            ended = True
+            break
+        append(w)
+        s = nx if nx >= 0 else advance(s, w)
+        for table, key, entry in ents:
+            if entry is None:
+                table[key] = ([w], {w})
+            else:
+                entry[0].append(w)
+                entry[1].add(w)
+        for lev in levels:
+            lev[2] = (lev[2] * base + w) % lev[3]
+        count += 1
+    return out, ended
+
+
+def _generate_dense(sampler, cache: CacheState, n: int, rng, state: int, temperature: float):
+    """Temperature sampling: the dense cache distribution at every step."""
+    out: list[int] = []
+    s = state
+    while len(out) < n:
+        p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
+        p /= p.sum()
+        w = min(int(np.searchsorted(np.cumsum(p), rng.random(), "right")), len(p) - 1)
         if w == EOS:
             return out, True
         out.append(w)
-        s = nx if nx >= 0 else sampler.advance(s, w)
-        cache.push(w, ents)
+        s = sampler.advance(s, w)
+        cache.push(w)
     return out, False
