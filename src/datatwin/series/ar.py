@@ -179,7 +179,12 @@ class LinearModel:
         if coef is None:
             coef = int(np.count_nonzero(self.B) + np.count_nonzero(self.A)) + len(self.intercept)
         k = int(np.count_nonzero(self.mix_w))
-        return int(coef) + 3 * k - len(self.intercept)
+        extra = 0
+        if self.level is not None and self.level.shape[1] > 1:
+            extra += self.level.size - len(self.intercept)
+        if self.phase_scale is not None:
+            extra += self.phase_scale.size
+        return int(coef) + 3 * k - len(self.intercept) + extra
 
     def means(self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
         """Conditional means (n_rows, d) of z at `rows` given everything before (and left).
