@@ -35,7 +35,7 @@ def render_report(twin, real, train=None, seed: int = 0, source: str = "") -> tu
     _check_kind(twin)
     from .html import table_report
 
-    result, frames = evaluate_table(twin, real, train, seed)
+    result, frames = evaluate_table(twin, real, train, seed, background=True)
     text = table_report(twin, result, frames, source or str(real))
     return text, json_safe(metrics.strip_private(result))
 
