@@ -17,6 +17,17 @@ from .scores import bde_alpha
 _CHUNK = 1 << 16
 
 
+def reachable(starts, neighbours) -> set[int]:
+    """Nodes reachable from `starts` (included) following `neighbours(node)`."""
+    seen, stack = set(starts), list(starts)
+    while stack:
+        for w in neighbours(stack.pop()):
+            if w not in seen:
+                seen.add(w)
+                stack.append(w)
+    return seen
+
+
 def topological_order(parents: list[tuple[int, ...]]) -> list[int]:
     """Kahn's order of a DAG given as parent lists; ValueError on a cycle."""
     d = len(parents)

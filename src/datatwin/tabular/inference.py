@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .bayesnet import DiscreteBayesNet
+from .bayesnet import DiscreteBayesNet, reachable
 
 _MAX_CELLS = 20_000_000
 
@@ -45,17 +45,6 @@ def _cost(v: int, pool: list[_Factor], cards: np.ndarray) -> int:
     return int(np.prod([cards[u] for u in vs]))
 
 
-def _ancestors_of(net: DiscreteBayesNet, nodes) -> set[int]:
-    seen, stack = set(nodes), list(nodes)
-    while stack:
-        v = stack.pop()
-        for p in net.parents[v]:
-            if p not in seen:
-                seen.add(p)
-                stack.append(p)
-    return seen
-
-
 def conditional_sample(
     net: DiscreteBayesNet,
     n: int,
@@ -65,7 +54,7 @@ def conditional_sample(
 ) -> list[np.ndarray]:
     """`n` draws of every node's state from P(states | evidence), exactly."""
     cards = net.cards
-    relevant = _ancestors_of(net, evidence)
+    relevant = reachable(evidence, lambda v: net.parents[v])
     factors = []
     for v in relevant:
         cpt = net.cpts[v]

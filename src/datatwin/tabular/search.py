@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
-from .bayesnet import marginal_prior
+from .bayesnet import marginal_prior, reachable
 from .counting import FamilyCounter, config_space
 from .scores import family_score, marginal_loglik
 
@@ -124,18 +124,9 @@ def _ancestors(parents: list[set[int]]) -> np.ndarray:
 
 def _path_without_edge(parents: list[set[int]], u: int, v: int) -> bool:
     """Is there a path u -> ... -> v other than the edge u -> v itself?"""
-    stack = [c for c in range(len(parents)) if u in parents[c] and c != v]
-    seen = set(stack)
-    children = [[c for c in range(len(parents)) if a in parents[c]] for a in range(len(parents))]
-    while stack:
-        a = stack.pop()
-        if a == v:
-            return True
-        for c in children[a]:
-            if c not in seen:
-                seen.add(c)
-                stack.append(c)
-    return False
+    d = len(parents)
+    children = [[c for c in range(d) if a in parents[c]] for a in range(d)]
+    return v in reachable([c for c in children[u] if c != v], children.__getitem__)
 
 
 def hill_climb(
