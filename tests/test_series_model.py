@@ -210,3 +210,15 @@ def test_calendar_terms_recover_a_time_of_day_profile(tmp_path):
     tw.save(tmp_path / "c.twin")
     back = datatwin.load(tmp_path / "c.twin")
     pd.testing.assert_frame_equal(back.sample(30, seed=2), tw.sample(30, seed=2))
+
+
+@pytest.mark.parametrize("structures", ["seasonal", "diff,sdiff", "iid,mix", "ar,sqrt"])
+def test_structure_subsets_fit_and_phase_alone_is_rejected(structures):
+    rng = np.random.default_rng(14)
+    n = 12 * 60
+    y = np.round(10 + 3 * np.sin(2 * np.pi * np.arange(n) / 12) + rng.normal(0, 1, n), 1)
+    df = pd.DataFrame({"time": np.round(1900 + np.arange(n) / 12, 5), "y": y})
+    tw = datatwin.fit(df, kind="series", structures=structures, max_lag=6)
+    assert np.all(np.isfinite(tw.log_prob(df.iloc[:100])))
+    with pytest.raises(datatwin.InputError, match="modify a base structure"):
+        datatwin.fit(df, kind="series", structures="phase")

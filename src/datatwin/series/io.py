@@ -255,6 +255,9 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
         step = float(np.min(d)) if gaps == "fill" else float(np.median(d))
         tol = max(1e-6 * step, 2.0 * 10.0 ** (-dec))
         k = np.round((t - t[0]) / step)
+        if k[-1] > 0:  # refine the step over the whole span (printed times are rounded)
+            step = _snap_step(float((t[-1] - t[0]) / k[-1]), dec)
+            k = np.round((t - t[0]) / step)
         off = np.abs(t - (t[0] + k * step))
         if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
             i = int(np.argmax(off))

@@ -200,7 +200,9 @@ class SeriesTwin(Twin):
                 t0 = _time.perf_counter()
                 m0 = level_table(prep.Z, prep.observed, train_rows, 1)
                 sc = Scan(prep, train_rows, hold_rows, level, 0, m0)
-                sc.run("ar")
+                has_ar = any(q.family == "ar" for q in level)
+                if has_ar:
+                    sc.run("ar")
                 secs = _time.perf_counter() - t0
                 scans[tname] = (sc, secs)
             if "iid" in fams:
@@ -210,7 +212,8 @@ class SeriesTwin(Twin):
             if "ar" in fams and plan["P"] >= 1:
                 add(sc, "ar", sc.best_order("ar", 1), tname, secs, prep)
             if (
-                k == len(options)
+                has_ar
+                and k == len(options)
                 and len(scans) > 1
                 and len(cols.names) > 1
                 and "mixed" not in scans
@@ -237,7 +240,10 @@ class SeriesTwin(Twin):
                     sc = Scan(prep, train_rows, hold_rows, [seq], D)
                     add(sc, fam, sc.best_order(fam), t_best, _time.perf_counter() - t0, prep)
         if not cands:
-            raise InputError("no candidate structure applies to this series; check --structures")
+            raise InputError(
+                "no candidate structure applies to this series; calendar, phase and mix modify a "
+                "base structure, so --structures needs one of iid, ar, seasonal, diff, sdiff"
+            )
         if "calendar" in fams and period and period > 1:
             base = min(cands, key=lambda r: r["holdout_bits"])
             if base["family"] in ("iid", "ar", "seasonal"):
