@@ -2,15 +2,17 @@
 
 Candidates (all scored on the same final holdout steps, each conditioning on the steps before):
 
-- ``iid``           no memory (the columns of a step still depend on each other)
-- ``ar``            AR(p) / vector AR(p), p = 1..P, P from the seasonality (24 monthly, 96 half-hourly)
-- ``seasonal``      AR(p) plus seasonal lags (k·period ± 1, and the weekly lag for sub-daily data)
-- ``diff``          AR(p) of first differences (ARIMA(p,1,0))
-- ``sdiff``         AR(p) of seasonal differences y_t − y_{t−period}
-- ``mix``           the best of the above with Gaussian-mixture residuals (per column, when it helps)
+- ``iid``        no memory (the columns of a step still depend on each other)
+- ``ar``         AR(p) / vector AR(p), p = 1..P, P from the season (24 monthly, 96 half-hourly)
+- ``seasonal``   AR(p) plus seasonal lags (k·season ± 1, and the weekly lag for sub-daily data)
+- ``diff``       AR(p) of first differences (ARIMA(p,1,0)), no drift
+- ``sdiff``      AR(p) of seasonal differences y_t − y_{t−season}, no drift
+- ``calendar``   the best level structure reverting to a mean per phase of the week/season
+- ``phase``      the best so far with a residual scale per phase of the season
+- ``mix``        the best so far with Gaussian-mixture residuals (per column, when it helps)
 
-each under the transforms ``none``, ``sqrt`` (non-negative columns) and ``log`` (positive ones);
-the transform is chosen with the AR family and then used by the other families.
+``iid`` and ``ar`` are tried under the transforms ``none``, ``sqrt`` (non-negative columns),
+``log`` (positive ones) and the per-column best of those; the others use the winning one.
 """
 
 from __future__ import annotations
