@@ -13,18 +13,26 @@ from . import deps, metrics
 from .evaluate import evaluate_table, json_safe
 
 
-def _check_kind(twin) -> None:
-    if twin.kind != "table":
-        raise InputError(
-            f"evaluate/report support table twins so far; this twin is of kind {twin.kind!r}"
-        )
+def _sequence_kind(twin):
+    from . import sequences
+
+    return {
+        "text": sequences.evaluate_text,
+        "events": sequences.evaluate_events,
+        "series": sequences.evaluate_series,
+    }.get(twin.kind)
 
 
 def evaluate(twin, real, train=None, seed: int = 0) -> dict[str, Any]:
     """Fidelity and privacy of `twin` against `real` (unseen) and `train` (fit) data."""
     deps.sklearn()
-    _check_kind(twin)
-    result, _ = evaluate_table(twin, real, train, seed)
+    if twin.kind == "table":
+        result, _ = evaluate_table(twin, real, train, seed)
+    else:
+        fn = _sequence_kind(twin)
+        if fn is None:
+            raise InputError(f"evaluate does not support twins of kind {twin.kind!r} yet")
+        result, _ = fn(twin, real, train, seed)
     return json_safe(metrics.strip_private(result))
 
 
@@ -32,11 +40,21 @@ def render_report(twin, real, train=None, seed: int = 0, source: str = "") -> tu
     """The report page (HTML text) and the evaluation behind it."""
     deps.pyplot()
     deps.sklearn()
-    _check_kind(twin)
-    from .html import table_report
+    from . import html
 
-    result, frames = evaluate_table(twin, real, train, seed, background=True)
-    text = table_report(twin, result, frames, source or str(real))
+    source = source or str(real)
+    if twin.kind == "table":
+        result, frames = evaluate_table(twin, real, train, seed, background=True)
+        text = html.table_report(twin, result, frames, source)
+    else:
+        fn = _sequence_kind(twin)
+        if fn is None:
+            raise InputError(f"report does not support twins of kind {twin.kind!r} yet")
+        result, ctx = fn(twin, real, train, seed)
+        draw = {"text": html.text_report, "events": html.events_report}.get(
+            twin.kind, html.series_report
+        )
+        text = draw(twin, result, ctx, source)
     return text, json_safe(metrics.strip_private(result))
 
 
@@ -67,6 +85,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, allow_nan=False))
         return 0
+    if twin.kind != "table":
+        _print_generic(result)
+        return 0
     fid, priv = result["fidelity"], result["privacy"]
 
     def f(x, spec=".3f"):
@@ -96,6 +117,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
             f"{f(priv['holdout_bits'])}  gap {f(priv['bits_gap'])}"
         )
     return 0
+
+
+def _print_generic(result: dict[str, Any]) -> None:
+    for part in ("fidelity", "privacy"):
+        print(part)
+        for k, v in result[part].items():
+            if isinstance(v, dict):
+                continue
+            print(f"  {k:28s} {v:.4f}" if isinstance(v, float) else f"  {k:28s} {v}")
 
 
 def default_output(model: str) -> Path:

@@ -190,3 +190,170 @@ def table_report(twin, result: dict[str, Any], frames: dict[str, Any], source: s
     title = f"datatwin report: {source}"
     sub = f"table twin, structure {twin.structure}; {len(twin.edges)} edges"
     return page(title, sub, sections)
+
+
+def _cards_generic(result: dict[str, Any], extra: list[tuple[str, str, str]]) -> str:
+    fid, priv = result["fidelity"], result["privacy"]
+    auc = fid.get("c2st_auc")
+    cards = [
+        _card(
+            "Classifier test (ROC AUC)",
+            fmt(auc),
+            "0.5 = real and twin indistinguishable",
+            "good" if auc is not None and auc <= 0.6 else "warn",
+        )
+    ]
+    cards += [_card(a, b, c) for a, b, c in extra]
+    if priv.get("exact_copy_share") is not None:
+        ecs, base = priv["exact_copy_share"], priv["holdout_exact_copy_share"]
+        cards.append(
+            _card(
+                "Copies of training data",
+                f"{ecs:.2%}",
+                f"held-out data by chance: {base:.2%}",
+                "good" if ecs <= 1.1 * base + 0.005 else "warn",
+            )
+        )
+    if priv.get("bits_gap") is not None:
+        cards.append(_card("Holdout − train bits", fmt(priv["bits_gap"]), f"per {result['unit']}"))
+    elif priv.get("note"):
+        cards.append(_card("Privacy", "–", priv["note"]))
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _leader(twin) -> list[str]:
+    if not twin.leaderboard:
+        return []
+    return [
+        "<h2>Leaderboard</h2>",
+        _img(plots.leaderboard(twin.leaderboard, twin.unit), "leaderboard chart"),
+        '<p class="note">Grey bars: compressor or other baselines.</p>',
+    ]
+
+
+def _share(counter, keys) -> np.ndarray:
+    total = max(sum(counter.values()), 1)
+    return np.array([counter.get(k, 0) / total for k in keys])
+
+
+def text_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str) -> str:
+    from collections import Counter
+
+    fid = result["fidelity"]
+    real, tw = ctx["real_text"], ctx["twin_text"]
+    sections = [
+        "<h2>Summary</h2>",
+        _cards_generic(
+            result,
+            [
+                ("Character bigram TV", fmt(fid["char2gram_tv"]), "0 = same frequencies"),
+                ("Word TV distance", fmt(fid["word_tv"]), "whitespace-separated words"),
+            ],
+        ),
+        f'<p class="note">{len(real)} real characters vs {len(tw)} sampled; classifier test '
+        f"on {fid.get('c2st_rows_per_side')} passages of {200} characters a side "
+        "(character 1–3-gram frequencies). Copies: 32-character windows found verbatim in "
+        "the training text.</p>",
+        *_leader(twin),
+    ]
+    imgs = []
+    for n, label in ((1, "characters"), (2, "character bigrams"), (3, "character trigrams")):
+        cr = Counter(real[i : i + n] for i in range(len(real) - n + 1))
+        ct = Counter(tw[i : i + n] for i in range(len(tw) - n + 1))
+        keys = [k for k, _ in cr.most_common(20)]
+        imgs.append(
+            _img(
+                plots.compare_bars(keys, _share(cr, keys), _share(ct, keys), f"top {label}"),
+                f"{label} frequencies",
+            )
+        )
+    wr, wt = ctx["words"]
+    keys = [k for k, _ in wr.most_common(25)]
+    imgs.append(
+        _img(plots.compare_bars(keys, _share(wr, keys), _share(wt, keys), "top words"), "words")
+    )
+    sections += ["<h2>n-gram frequencies: real vs twin</h2>", '<div class="grid">', *imgs, "</div>"]
+    rng = np.random.default_rng(result["seed"])
+    k = 4
+    rows = []
+    for _ in range(k):
+        a = int(rng.integers(0, max(len(real) - 400, 1)))
+        b = int(rng.integers(0, max(len(tw) - 400, 1)))
+        rows.append((real[a : a + 400], tw[b : b + 400]))
+    body = "".join(
+        f"<tr><td><pre style='white-space:pre-wrap'>{esc(r)}</pre></td>"
+        f"<td><pre style='white-space:pre-wrap'>{esc(t)}</pre></td></tr>"
+        for r, t in rows
+    )
+    sections += [
+        "<h2>Passages: real next to twin</h2>",
+        f"<table><tr><th>real</th><th>twin</th></tr>{body}</table>",
+    ]
+    return page(f"datatwin report: {source}", f"text twin, structure {twin.structure}", sections)
+
+
+def events_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str) -> str:
+    fid = result["fidelity"]
+    rs, ts = ctx["real_seqs"], ctx["twin_seqs"]
+    lr = np.array([len(s) for s in rs], float)
+    lt = np.array([len(s) for s in ts], float)
+    sections = [
+        "<h2>Summary</h2>",
+        _cards_generic(
+            result,
+            [
+                ("Sequence-length TV", fmt(fid["length_tv"]), f"KS {fmt(fid['length_ks'])}"),
+                ("Event TV distance", fmt(fid["event_tv"]), f"bigrams {fmt(fid['bigram_tv'])}"),
+            ],
+        ),
+        f'<p class="note">{len(rs)} real sequences vs {len(ts)} sampled; classifier test on '
+        "per-sequence features (length, first/last event, event counts). Copies: sampled "
+        "sequences identical to a training sequence.</p>",
+        *_leader(twin),
+    ]
+    er, et = ctx["events"]
+    keys = [k for k, _ in er.most_common(25)]
+    sections += [
+        "<h2>Sequence lengths and events: real vs twin</h2>",
+        '<div class="grid">',
+        _img(plots.length_hist(lr, lt, "sequence length"), "sequence length distribution"),
+        _img(plots.compare_bars(keys, _share(er, keys), _share(et, keys), "top events"), "events"),
+        "</div>",
+    ]
+    k = min(12, len(rs), len(ts))
+    body = "".join(
+        f"<tr><td>{esc(' '.join(rs[i]))}</td><td>{esc(' '.join(ts[i]))}</td></tr>" for i in range(k)
+    )
+    sections += [
+        "<h2>Sequences: real next to twin</h2>",
+        f"<table><tr><th>real</th><th>twin</th></tr>{body}</table>",
+    ]
+    return page(f"datatwin report: {source}", f"events twin, structure {twin.structure}", sections)
+
+
+def series_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str) -> str:
+    fid = result["fidelity"]
+    sections = [
+        "<h2>Summary</h2>",
+        _cards_generic(
+            result,
+            [
+                ("Mean KS of values", fmt(fid["ks_mean"]), "real vs all simulated steps"),
+                ("Autocorrelation RMSE", fmt(fid["acf_rmse_mean"]), "lags 1.., mean of columns"),
+            ],
+        ),
+        f'<p class="note">{result["rows"]["real"]} real steps vs {result["rows"]["paths"]} '
+        f"simulated paths of the same length; classifier test on windows of "
+        f"{fid['window_steps']} consecutive steps.</p>",
+        *_leader(twin),
+        "<h2>Paths and autocorrelations</h2>",
+    ]
+    for name in ctx["names"][:6]:
+        a_r, a_s = fid["columns"][name]["_acf"]
+        sections += [
+            _img(
+                plots.paths(name, ctx["real"][:, ctx["names"].index(name)], ctx["sims"][name]), name
+            ),
+            _img(plots.acf_plot(name, a_r, a_s), f"autocorrelation of {name}"),
+        ]
+    return page(f"datatwin report: {source}", f"series twin, structure {twin.structure}", sections)

@@ -33,7 +33,11 @@ def _short(s: str, n: int = 18) -> str:
 def leaderboard(board: list[dict[str, Any]], unit: str, limit: float | None = None) -> str:
     """Holdout (bars) and train (dots) bits per structure; baselines grey, the limit dashed."""
     plt = deps.pyplot()
-    rows = sorted(board, key=lambda e: -float(e["holdout_bits"]))
+    ranked = sorted(board, key=lambda e: float(e["holdout_bits"]))
+    models = [e for e in ranked if not e.get("baseline")]
+    keep = models[:12] + [e for e in models[12:] if e.get("selected")]  # the best dozen
+    keep += [e for e in ranked if e.get("baseline")]
+    rows = sorted(keep, key=lambda e: -float(e["holdout_bits"]))
     fig, ax = plt.subplots(layout="constrained", figsize=(8, 0.42 * len(rows) + 1.2))
     y = np.arange(len(rows))
     hold = np.array([float(e["holdout_bits"]) for e in rows])
@@ -208,4 +212,67 @@ def mi_heatmaps(names: list[str], mi_real: np.ndarray, mi_twin: np.ndarray) -> s
         ax.set_yticks(range(p), labels if ax is axes[0] else [""] * p, fontsize=fs)
         ax.set_title(title, fontsize=10, y=1.01)
     fig.colorbar(im, ax=list(axes), shrink=0.7, label="mutual information (bits)")
+    return _uri(fig)
+
+
+def compare_bars(labels: list[str], pa, pb, title: str, xlabel: str = "share") -> str:
+    """Horizontal bars of real vs twin shares for a list of items (n-grams, events, ...)."""
+    plt = deps.pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 0.22 * len(labels) + 1.2))
+    fig.subplots_adjust(left=0.3, right=0.97, top=0.92, bottom=0.08)
+    y = np.arange(len(labels))[::-1]
+    ax.barh(y + 0.2, pa, height=0.4, color=REAL, label="real")
+    ax.barh(y - 0.2, pb, height=0.4, color=TWIN, label="twin")
+    shown = [
+        _short(repr(x)[1:-1].replace(" ", "␣") if isinstance(x, str) else x, 22) for x in labels
+    ]
+    ax.set_yticks(y, shown)
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_title(title, fontsize=9, y=1.0)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return _uri(fig)
+
+
+def length_hist(a: np.ndarray, b: np.ndarray, title: str) -> str:
+    plt = deps.pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.9, bottom=0.15)
+    hi = int(max(a.max(initial=1), b.max(initial=1)))
+    edges = np.arange(0, hi + 2) - 0.5 if hi <= 60 else np.linspace(0, hi + 1, 61)
+    ax.hist(a, bins=edges, density=True, color=REAL, alpha=0.55, label="real")
+    ax.hist(b, bins=edges, density=True, histtype="step", color=TWIN, lw=1.6, label="twin")
+    ax.set_title(title, fontsize=9, y=1.0)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, frameon=False)
+    return _uri(fig)
+
+
+def paths(name: str, real: np.ndarray, sims: np.ndarray, show: int = 3) -> str:
+    """The real series next to a few simulated paths of the same length."""
+    plt = deps.pyplot()
+    fig, ax = plt.subplots(figsize=(10, 2.6))
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.14)
+    t = np.arange(len(real))
+    ax.plot(t, real, color=REAL, lw=1.0, label="real")
+    for k in range(min(show, len(sims))):
+        ax.plot(t, sims[k], color=TWIN, lw=0.7, alpha=0.7, label="twin paths" if k == 0 else None)
+    ax.set_title(f"{_short(name, 30)}: real vs simulated paths", fontsize=9, y=1.0)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    return _uri(fig)
+
+
+def acf_plot(name: str, a_real: np.ndarray, a_twin: np.ndarray) -> str:
+    plt = deps.pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 2.6))
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.88, bottom=0.16)
+    lags = np.arange(len(a_real))
+    ax.bar(lags - 0.2, a_real, width=0.4, color=REAL, label="real")
+    ax.bar(lags + 0.2, a_twin, width=0.4, color=TWIN, label="twin (mean of paths)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("lag (steps)", fontsize=8)
+    ax.set_title(f"{_short(name, 30)}: autocorrelation", fontsize=9, y=1.0)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, frameon=False)
     return _uri(fig)
