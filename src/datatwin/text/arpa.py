@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..modelfile import atomic_write_bytes
-from .counts import BOS, EOS, N_SPECIAL, UNK
+from .counts import BOS, UNK
 
 
 def arpa_text(model, names: list[str]) -> str:
@@ -68,4 +68,4 @@ def write_arpa(twin, path: str | Path) -> None:
     atomic_write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-__all__ = ["arpa_text", "write_arpa", "EOS", "N_SPECIAL"]
+__all__ = ["arpa_text", "write_arpa"]

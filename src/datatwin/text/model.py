@@ -8,7 +8,6 @@ order, so each candidate costs one extra level on top of a shared chain.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,6 @@ from .cache import CacheSpec, apply_cache, cache_stats
 from .counts import BOS, N_SPECIAL, Layout, Segment, Tables, count, layout, lookup
 from .smoothing import SMOOTHERS, Level, apply_level, make_level
 
-LOG2 = math.log(2.0)
 #: training bits are measured on at most this many evenly spaced positions
 TRAIN_BITS_POSITIONS = 1_000_000
 

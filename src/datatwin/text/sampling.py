@@ -177,7 +177,6 @@ class Sampler:
         rng: np.random.Generator,
         state: int | None = None,
         temperature: float = 1.0,
-        stop_at_end: bool = True,
     ) -> tuple[list[int], bool]:
         """Up to n symbols (EOS excluded) and whether the block ended with EOS."""
         s = int(self.start if state is None else state)

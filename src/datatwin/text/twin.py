@@ -21,7 +21,7 @@ from .. import progress
 from ..base import Twin
 from ..errors import InputError
 from ..leaderboard import best, entry, mark_selected
-from ..modelfile import atomic_write_bytes, require
+from ..modelfile import require
 from ..units import LN2
 from .baselines import start_baselines
 from .cache import CacheSpec, cache_probs, generate_cached
@@ -879,4 +879,4 @@ class EventsTwin(_SequenceTwin):
         return [e.replace(" ", "_") or "<empty>" for e in self.events]
 
 
-__all__ = ["TextTwin", "EventsTwin", "atomic_write_bytes"]
+__all__ = ["TextTwin", "EventsTwin"]
