@@ -135,6 +135,7 @@ class TableTwin(Twin):
         max_categories: int = 2000,
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
+        _shared: dict | None = None,
     ) -> TableTwin:
         """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
         dag (the `edges` you give) or gaussian (linear-Gaussian network over numeric columns).
@@ -151,19 +152,29 @@ class TableTwin(Twin):
         model_specs = [s for s in specs if s.type != "id"]
         if not model_specs:
             raise InputError("every column is an identifier; nothing to model")
-        codecs = [
-            ColumnCodec.fit(s, raw.tokens[s.name], bins=bins, max_categories=max_categories)
-            for s in model_specs
-        ]
+        # fits of several structures on the same rows share codecs, counts and scores
+        shared = None if _shared is None else _shared.setdefault((bins, max_categories), {})
+        if shared and "codecs" in shared:
+            codecs, columns = shared["codecs"], shared["columns"]
+        else:
+            codecs = [
+                ColumnCodec.fit(s, raw.tokens[s.name], bins=bins, max_categories=max_categories)
+                for s in model_specs
+            ]
+            columns = [c.encode(raw.tokens[c.spec.name])[0] for c in codecs]
         ids = {
             s.name: IdGenerator.fit(raw.tokens[s.name], _int_like(raw.tokens[s.name]))
             for s in specs
             if s.type == "id"
         }
-        columns = [c.encode(raw.tokens[c.spec.name])[0] for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
-        counter = FamilyCounter(columns, cards)
         pseudo = [c.prior_counts() for c in codecs]
+        if shared is not None and "counter" in shared:
+            counter = shared["counter"]
+        else:
+            counter = FamilyCounter(columns, cards)
+            if shared is not None:
+                shared.update(codecs=codecs, columns=columns, counter=counter)
         names = [c.spec.name for c in codecs]
         gnet = None
         if structure == "gaussian":
@@ -190,15 +201,21 @@ class TableTwin(Twin):
                 plist[idx[b]].add(idx[a])
             parents = [tuple(sorted(p)) for p in plist]
         else:
-            scorer = LocalScorer(counter, pseudo, method=score)
+            scorer = (shared or {}).get(("scorer", score)) or LocalScorer(counter, pseudo, score)
+            if shared is not None:
+                shared[("scorer", score)] = scorer
             if structure == "bayesnet" and warm_start is not None:
                 idx = {n: i for i, n in enumerate(names)}
                 start: list[set[int]] = [set() for _ in codecs]
                 for a, b in warm_start:
                     start[idx[b]].add(idx[a])
                 parents = [tuple(sorted(p)) for p in start]
+            elif shared is not None and ("chow-liu", score) in shared:
+                parents = shared[("chow-liu", score)]
             else:
                 parents = chow_liu(counter, scorer)
+                if shared is not None:
+                    shared[("chow-liu", score)] = parents
             if structure == "bayesnet":
                 parents = hill_climb(scorer, max_parents=max_parents, start=parents)
         try:
@@ -276,10 +293,12 @@ class TableTwin(Twin):
         board: list[dict[str, Any]] = []
         fitted: dict[str, tuple[TableTwin, dict]] = {}
 
+        shared: dict = {}  # codecs, counts and scores of the training split, reused
+
         def run(name: str, structure: str, b: int) -> None:
             with progress.step(f"fitting {name}"):
                 t0 = time.perf_counter()
-                twin = cls.fit(train, structure, bins=b, **kw)
+                twin = cls.fit(train, structure, bins=b, _shared=shared, **kw)
                 secs = time.perf_counter() - t0
                 e = lb.entry(
                     name,
