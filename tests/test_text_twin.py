@@ -333,3 +333,33 @@ def test_cli_events_and_bad_input_exit_2_without_output(tmp_path, capsys):
         assert not path.exists()
     assert main(["sample", str(model), "-n", "3", "--seed", "0"]) == 0
     assert capsys.readouterr().out.startswith("word,position,phone")
+
+
+# ---- words ----------------------------------------------------------------------------------
+def test_word_tokens_join_back_and_spelling_sums_to_one():
+    from datatwin.text.tokenize import WordVocabulary, split_words
+
+    text = "Hello, world!  It's 3 o'clock\n\tnaïve café"
+    assert "".join(split_words(text)) == text
+    vocab = WordVocabulary.build([Document("d", "a b a b c d e " * 3 + "rare once")])
+    assert vocab.words == sorted(vocab.words) and "rare" not in vocab.words
+    # spelling model, one step: seen characters + escape + end sum to one
+    total = vocab.spell_counts.sum() + 1
+    p_end = 2 ** -vocab.spell_bits("")
+    p_chars = sum(2 ** -vocab.spell_bits(chr(c)) for c in vocab.spell_codes) / p_end
+    assert math.isclose(p_chars + 1 / total + p_end, 1.0)
+    unseen = 2 ** -vocab.spell_bits("Ж") / p_end
+    assert math.isclose(unseen, 1 / total / (0x110000 - 2048 - len(vocab.spell_codes)))
+
+
+def test_words_twin_scores_per_character_and_round_trips(tmp_path):
+    t = TextTwin.fit_select(TEXT, tokens="words", max_order=3, baselines=False)
+    s = t.score("The quick zebra jumps.")
+    assert s["count"] == len("The quick zebra jumps.") and math.isfinite(s["total_bits"])
+    assert t.score("The zebra")["total_bits"] > t.score("The quick")["total_bits"]
+    out = t.sample(40, seed=0, prefix="The ")
+    assert out.startswith("The ")
+    t.save(tmp_path / "w.twin")
+    back = datatwin.load(tmp_path / "w.twin")
+    assert back.sample(40, seed=0, prefix="The ") == out
+    np.testing.assert_array_equal(back.log_prob("The zebra sleeps"), t.log_prob("The zebra sleeps"))

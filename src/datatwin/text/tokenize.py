@@ -1,14 +1,19 @@
 """Reading text documents and mapping them to symbol ids (characters or bytes).
 
-A text twin models Unicode characters by default (`tokens="chars"`) or raw bytes
-(`tokens="bytes"`). Symbols seen in training are numbered 3.. in code-point order; anything else
-becomes UNK, whose probability is the model's escape probability times a uniform choice among
-all the symbols the training data never used (every Unicode scalar value, or every byte).
+A text twin models Unicode characters by default (`tokens="chars"`), raw bytes
+(`tokens="bytes"`) or words (`tokens="words"`: runs of word characters, and every other
+character as its own token, so the tokens join back to the exact text). Symbols seen in
+training are numbered 3..; anything else becomes UNK. For characters and bytes an UNK costs the
+model's escape probability times a uniform choice among all the symbols training never used;
+for words, words seen only once in training are counted as UNK (so the escape probability is
+learned) and an unknown word is spelled out by a character model with an end mark.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +22,8 @@ import numpy as np
 from ..errors import InputError
 from .counts import N_SPECIAL, UNK
 
-TOKENS = ("chars", "bytes")
+TOKENS = ("chars", "bytes", "words")
+WORD_RE = re.compile(r"\w+|[^\w]", re.UNICODE)
 #: Unicode scalar values: all code points except the 2048 surrogates
 N_UNICODE = 0x110000 - 2048
 
@@ -141,6 +147,10 @@ class Vocabulary:
         """Number of symbol ids (3 specials + vocabulary)."""
         return len(self.codes) + N_SPECIAL
 
+    def unk_bits_total(self, content: str | bytes) -> float:
+        """Bits to say which unseen symbols the UNKs of `content` are."""
+        return float(np.sum(self.encode(content) == UNK)) * self.unk_bits
+
     @property
     def n_unseen(self) -> int:
         """How many symbols UNK stands for."""
@@ -172,6 +182,27 @@ class Vocabulary:
             return codes.astype(np.uint8).tobytes()
         return codes.astype(np.uint32).tobytes().decode("utf-32-le")
 
+    def unk_nats(self, ids: np.ndarray, content: str | bytes) -> np.ndarray:
+        """Extra nats at each UNK position: which unseen symbol it is (uniform)."""
+        return np.where(ids == UNK, self.unk_bits * math.log(2.0), 0.0)
+
+    def render(self, ids: list[int] | np.ndarray, rng: np.random.Generator) -> str | bytes:
+        """Content of sampled ids; each UNK becomes a uniformly drawn unseen symbol."""
+        arr = np.asarray(ids, np.int64)
+        n_unk = int(np.sum(arr == UNK))
+        return self.decode(arr, np.array([self.random_unseen(rng) for _ in range(n_unk)], np.int64))
+
+    def symbol_names(self) -> list[str]:
+        """Printable names of symbol ids 3.. (ARPA words)."""
+        out = []
+        for c in self.codes:
+            ch = chr(int(c)) if self.tokens == "chars" else None
+            if ch is not None and ch.isprintable() and not ch.isspace():
+                out.append(ch)
+            else:
+                out.append(f"<U+{int(c):04X}>" if ch is not None else f"<0x{int(c):02X}>")
+        return out
+
     def random_unseen(self, rng: np.random.Generator) -> int:
         """A symbol drawn uniformly among those never seen in training."""
         total = 256 if self.tokens == "bytes" else N_UNICODE
@@ -182,3 +213,124 @@ class Vocabulary:
             i = int(np.searchsorted(self.codes, r))
             if i >= len(self.codes) or self.codes[i] != r:
                 return r
+
+
+def split_words(text: str) -> list[str]:
+    """Word tokens: runs of word characters, every other character alone (joins back exactly)."""
+    return WORD_RE.findall(text)
+
+
+@dataclass
+class WordVocabulary:
+    """Words seen at least twice in training, and the spelling model for all other words.
+
+    Spelling model: p(next char) = n_c / (T + 1), p(end) = n_end / (T + 1), p(escape) = 1 / (T+1)
+    followed by a uniform choice among the Unicode characters it has not seen; n_c and n_end
+    count the characters and ends of the training words seen once (T their total). It sums to
+    one over all finite strings.
+    """
+
+    words: list[str]
+    spell_codes: np.ndarray  # sorted code points
+    spell_counts: np.ndarray  # per code point, then the end count (length len(codes) + 1)
+    tokens: str = "words"
+
+    @classmethod
+    def build(cls, docs: list[Document], min_count: int = 2) -> WordVocabulary:
+        counts: Counter[str] = Counter()
+        for d in docs:
+            counts.update(split_words(str(d.content)))
+        words = sorted(w for w, c in counts.items() if c >= min_count)
+        rare = [w for w, c in counts.items() if c < min_count]
+        chars: Counter[str] = Counter()
+        for w in rare:
+            chars.update(w)
+        codes = np.array(sorted(ord(c) for c in chars), np.int64)
+        spell = np.array([chars[chr(c)] for c in codes] + [len(rare) + 1], np.int64)
+        return cls(words, codes, spell)
+
+    @property
+    def base(self) -> int:
+        return len(self.words) + N_SPECIAL
+
+    def _index(self):
+        idx = getattr(self, "_idx", None)
+        if idx is None:
+            import pandas as pd
+
+            idx = pd.Index(self.words)
+            self._idx = idx
+        return idx
+
+    def split(self, content: str | bytes) -> list[str]:
+        return split_words(content.decode("utf-8") if isinstance(content, bytes) else content)
+
+    def encode(self, content: str | bytes) -> np.ndarray:
+        toks = self.split(content)
+        if not toks:
+            return np.zeros(0, np.int64)
+        idx = self._index().get_indexer(toks)
+        return np.where(idx >= 0, idx + N_SPECIAL, UNK).astype(np.int64)
+
+    def spell_bits(self, word: str) -> float:
+        """Bits to spell `word` with the spelling model (end mark included)."""
+        total = float(self.spell_counts.sum()) + 1.0
+        bits = -math.log2(self.spell_counts[-1] / total)
+        unseen = max(N_UNICODE - len(self.spell_codes), 1)
+        for ch in word:
+            c = ord(ch)
+            i = int(np.searchsorted(self.spell_codes, c))
+            if i < len(self.spell_codes) and self.spell_codes[i] == c:
+                bits -= math.log2(self.spell_counts[i] / total)
+            else:
+                bits += math.log2(total) + math.log2(unseen)
+        return bits
+
+    def unk_nats(self, ids: np.ndarray, content: str | bytes) -> np.ndarray:
+        """Extra nats at each UNK position: spelling the unknown word out."""
+        out = np.zeros(len(ids))
+        where = np.flatnonzero(ids == UNK)
+        if len(where):
+            toks = self.split(content)
+            for i in where:
+                if i < len(toks):
+                    out[i] = self.spell_bits(toks[i]) * math.log(2.0)
+        return out
+
+    def unk_bits_total(self, content: str | bytes) -> float:
+        ids = self.encode(content)
+        return float(self.unk_nats(ids, content).sum() / math.log(2.0))
+
+    def spell(self, rng: np.random.Generator) -> str:
+        """A word drawn from the spelling model."""
+        p = np.append(self.spell_counts, 1).astype(np.float64)
+        cum = np.cumsum(p / p.sum())
+        out = []
+        while len(out) < 1000:
+            i = min(int(np.searchsorted(cum, rng.random(), "right")), len(cum) - 1)
+            if i == len(self.spell_codes):
+                break
+            if i < len(self.spell_codes):
+                out.append(chr(int(self.spell_codes[i])))
+            else:
+                while True:
+                    r = int(rng.integers(N_UNICODE))
+                    r = r + 2048 if r >= 0xD800 else r
+                    j = int(np.searchsorted(self.spell_codes, r))
+                    if j >= len(self.spell_codes) or self.spell_codes[j] != r:
+                        out.append(chr(r))
+                        break
+        return "".join(out)
+
+    def render(self, ids: list[int] | np.ndarray, rng: np.random.Generator) -> str:
+        words = self.words
+        return "".join(words[i - N_SPECIAL] if i >= N_SPECIAL else self.spell(rng) for i in ids)
+
+    def symbol_names(self) -> list[str]:
+        out = []
+        for w in self.words:
+            if w.isprintable() and not any(ch.isspace() for ch in w):
+                out.append(w)
+            else:
+                out.append("".join(f"<U+{ord(ch):04X}>" for ch in w))
+        return out

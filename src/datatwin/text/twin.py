@@ -22,13 +22,20 @@ from ..base import Twin
 from ..errors import InputError
 from ..leaderboard import best, entry, mark_selected
 from ..modelfile import require
-from ..units import LN2
 from .baselines import start_baselines
 from .cache import CacheSpec, cache_probs, generate_cached
-from .counts import EOS, N_SPECIAL, UNK, Segment, count, layout
+from .counts import N_SPECIAL, UNK, Segment, count, layout
 from .model import NgramModel, fit_family, parse_structure, structure_name
 from .smoothing import SMOOTHERS
-from .tokenize import TOKENS, Document, Vocabulary, as_documents, char_count, read_documents
+from .tokenize import (
+    TOKENS,
+    Document,
+    Vocabulary,
+    WordVocabulary,
+    as_documents,
+    char_count,
+    read_documents,
+)
 
 DEFAULT_MAX_ORDER = 8
 DEFAULT_HOLDOUT = 0.2
@@ -201,7 +208,7 @@ class TextTwin(_SequenceTwin):
 
     def __init__(
         self,
-        vocab: Vocabulary,
+        vocab: Vocabulary | WordVocabulary,
         model: NgramModel,
         leaderboard: list[dict[str, Any]] | None = None,
         info: dict[str, Any] | None = None,
@@ -255,22 +262,22 @@ class TextTwin(_SequenceTwin):
             hold_parts = [(d.content, None, True) for d in hold_docs]
         else:
             train_parts, hold_parts = _split_docs(docs, hold or DEFAULT_HOLDOUT, seed)
-        vocab = Vocabulary.build([Document("", c) for c, _ in train_parts], tokens)
+        vocab = build_vocab([Document("", c) for c, _ in train_parts], tokens)
         train_segs = [Segment(vocab.encode(c), True, end) for c, end in train_parts]
         hold_segs = []
         cache_segs = []  # the holdout with each document's whole history (for the cache)
-        n_unk = 0
+        unk_bits = 0.0
         for content, history, end in hold_parts:
             ids = vocab.encode(content)
-            n_unk += int(np.sum(ids == UNK))
+            unk_bits += vocab.unk_bits_total(content)
             if history is None or not len(history):
                 hold_segs.append(Segment(ids, True, end))
                 cache_segs.append(hold_segs[-1])
             else:
-                h = vocab.encode(history[-max_order:]) if max_order else np.zeros(0, np.int64)
-                starts_doc = len(history) <= max_order
-                hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
                 full = vocab.encode(history)
+                h = full[len(full) - max_order :] if max_order else np.zeros(0, np.int64)
+                starts_doc = len(full) <= max_order
+                hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
                 cache_segs.append(Segment(np.concatenate([full, ids]), True, end, len(full)))
         train_units = sum(char_count(c) for c, _ in train_parts)
         hold_units = sum(char_count(c) for c, _, _ in hold_parts)
@@ -290,13 +297,13 @@ class TextTwin(_SequenceTwin):
                 candidates,
                 train_units,
                 hold_units,
-                n_unk * vocab.unk_bits,
+                unk_bits,
                 cache_segs,
             )
         name = structure_name(order, smoother) + ("+cache" if cached else "")
         refitted = False
         if refit and not isinstance(hold, Path):
-            all_vocab = Vocabulary.build(docs, tokens)
+            all_vocab = build_vocab(docs, tokens)
             segs = [Segment(all_vocab.encode(d.content)) for d in docs]
             del tables
             with progress.step(f"refitting {name} on all the text"):
@@ -329,8 +336,12 @@ class TextTwin(_SequenceTwin):
         docs = self._docs(data)
         segs = [Segment(self.vocab.encode(d.content)) for d in docs]
         lp = np.log(self._probs(segs))
-        ids = np.concatenate([np.append(s.tokens, EOS) for s in segs]) if segs else np.zeros(0)
-        lp = np.where(ids == UNK, lp - self.vocab.unk_bits * LN2, lp)
+        extra = [
+            np.append(self.vocab.unk_nats(s.tokens, d.content), 0.0)
+            for s, d in zip(segs, docs, strict=True)
+        ]
+        if extra:
+            lp = lp - np.concatenate(extra)
         self._last_units = sum(d.n_chars for d in docs)
         return lp
 
@@ -356,18 +367,20 @@ class TextTwin(_SequenceTwin):
         rng = np.random.default_rng(seed)
         pre_ids = self.vocab.encode(prefix) if len(prefix) else np.zeros(0, np.int64)
         ids, _ = self._generate(n, rng, pre_ids, temperature)
-        ids_arr = np.asarray(ids, np.int64)
-        unk = ids_arr == UNK
-        unk_codes = np.array(
-            [self.vocab.random_unseen(rng) for _ in range(int(unk.sum()))], np.int64
-        )
-        return prefix + self.vocab.decode(ids_arr, unk_codes)
+        return prefix + self.vocab.render(ids, rng)
 
     # ---- persistence -------------------------------------------------------------------
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {"text": {**self.info, **self.model_meta(), "tokens": self.vocab.tokens}}
-        arrays = {"vocab": self.vocab.codes, **self.model.to_arrays()}
-        return meta, arrays
+        if isinstance(self.vocab, WordVocabulary):
+            meta["text"]["words"] = self.vocab.words
+            vocab_arrays = {
+                "spell_codes": self.vocab.spell_codes,
+                "spell_counts": self.vocab.spell_counts,
+            }
+        else:
+            vocab_arrays = {"vocab": self.vocab.codes}
+        return meta, {**vocab_arrays, **self.model.to_arrays()}
 
     @classmethod
     def from_archive(
@@ -377,23 +390,45 @@ class TextTwin(_SequenceTwin):
         require(isinstance(info, dict), source, "missing text section")
         tokens = info.get("tokens")
         require(tokens in TOKENS, source, f"unknown tokens {tokens!r}")
-        codes = arrays.get("vocab")
-        require(
-            codes is not None and codes.ndim == 1 and codes.dtype.kind in "iu", source, "bad vocab"
-        )
-        codes = codes.astype(np.int64)
-        limit = 256 if tokens == "bytes" else 0x110000
-        require(bool(np.all(np.diff(codes) > 0)), source, "vocab is not sorted and unique")
-        require(
-            len(codes) == 0 or (codes[0] >= 0 and codes[-1] < limit), source, "vocab out of range"
-        )
+
+        def int_array(name: str, limit: int) -> np.ndarray:
+            a = arrays.get(name)
+            require(a is not None and a.ndim == 1 and a.dtype.kind in "iu", source, f"bad {name}")
+            a = a.astype(np.int64)
+            require(bool(np.all(np.diff(a) > 0)), source, f"{name} is not sorted and unique")
+            require(len(a) == 0 or (a[0] >= 0 and a[-1] < limit), source, f"{name} out of range")
+            return a
+
+        vocab: Vocabulary | WordVocabulary
+        if tokens == "words":
+            words = info.get("words")
+            require(
+                isinstance(words, list)
+                and all(isinstance(w, str) and w for w in words)
+                and words == sorted(set(words)),
+                source,
+                "bad word list",
+            )
+            codes = int_array("spell_codes", 0x110000)
+            counts = arrays.get("spell_counts")
+            require(
+                counts is not None
+                and counts.shape == (len(codes) + 1,)
+                and counts.dtype.kind in "iu"
+                and bool(np.all(counts > 0)),
+                source,
+                "bad spelling counts",
+            )
+            vocab = WordVocabulary(words, codes, counts.astype(np.int64))
+        else:
+            vocab = Vocabulary(tokens, int_array("vocab", 256 if tokens == "bytes" else 0x110000))
         base = info.get("base")
-        require(base == len(codes) + N_SPECIAL, source, "alphabet size does not match the vocab")
+        require(base == vocab.base, source, "alphabet size does not match the vocabulary")
         model = NgramModel.from_arrays(
             arrays, base, info.get("order"), info.get("smoother"), source
         )
         return cls(
-            Vocabulary(tokens, codes),
+            vocab,
             model,
             list(meta.get("leaderboard", [])),
             info,
@@ -408,7 +443,7 @@ class TextTwin(_SequenceTwin):
             "--tokens",
             choices=TOKENS,
             default="chars",
-            help="text: model Unicode characters (default) or raw bytes",
+            help="text: model Unicode characters (default), raw bytes or words",
         )
         g.add_argument(
             "--max-order",
@@ -464,7 +499,7 @@ class TextTwin(_SequenceTwin):
             unseen = int(np.sum(ids == UNK))
             if unseen:
                 progress.note(
-                    f"the prefix has {unseen} character(s) never seen in training; "
+                    f"the prefix has {unseen} symbol(s) never seen in training; "
                     "the continuation restarts from an empty context after each of them"
                 )
         n = 1000 if args.n is None else args.n
@@ -489,14 +524,14 @@ class TextTwin(_SequenceTwin):
 
     def symbol_names(self) -> list[str]:
         """Printable names of symbol ids 3.. (for ARPA)."""
-        out = []
-        for c in self.vocab.codes:
-            ch = chr(int(c)) if self.vocab.tokens == "chars" else None
-            if ch is not None and ch.isprintable() and not ch.isspace():
-                out.append(ch)
-            else:
-                out.append(f"<U+{int(c):04X}>" if ch is not None else f"<0x{int(c):02X}>")
-        return out
+        return self.vocab.symbol_names()
+
+
+def build_vocab(docs: list[Document], tokens: str) -> Vocabulary | WordVocabulary:
+    """The vocabulary of training documents for `tokens` (chars, bytes or words)."""
+    if tokens == "words":
+        return WordVocabulary.build(docs)
+    return Vocabulary.build(docs, tokens)
 
 
 def _encode_events(names: list[str], ev: np.ndarray) -> np.ndarray:
