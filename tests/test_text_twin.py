@@ -363,3 +363,60 @@ def test_words_twin_scores_per_character_and_round_trips(tmp_path):
     back = datatwin.load(tmp_path / "w.twin")
     assert back.sample(40, seed=0, prefix="The ") == out
     np.testing.assert_array_equal(back.log_prob("The zebra sleeps"), t.log_prob("The zebra sleeps"))
+
+
+def test_model_file_validation_of_cache_and_words(tmp_path):
+    t = TextTwin.fit_select(TEXT, tokens="words", structures="markov2+kn+cache", baselines=False)
+    t.save(tmp_path / "w.twin")
+    meta, arrays = load_archive(tmp_path / "w.twin")
+    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+    bad_cache = {
+        **meta,
+        "text": {**meta["text"], "cache": {"orders": [4, 2], "a": 2, "b": 8, "cap": 32}},
+    }
+    bad_words = {**meta, "text": {**meta["text"], "words": list(reversed(meta["text"]["words"]))}}
+    bad_spell = {**arrays, "spell_counts": np.zeros_like(arrays["spell_counts"])}
+    for m, a in [(bad_cache, arrays), (bad_words, arrays), (meta, bad_spell)]:
+        save_archive(tmp_path / "bad.twin", m, a)
+        with pytest.raises(ModelFileError):
+            datatwin.load(tmp_path / "bad.twin")
+
+
+def test_structure_names_and_bad_options():
+    t = TextTwin.fit_select(TEXT, structures="markov2,wb", max_order=3, baselines=False)
+    names = {r["structure"] for r in t.leaderboard}
+    assert names == {
+        "markov2+kn",
+        "markov2+wb",
+        "markov2+kn+cache",
+        "markov2+wb+cache",
+        "unigram+wb",
+        "markov1+wb",
+        "markov3+wb",
+        "markov1+wb+cache",
+        "markov3+wb+cache",
+    }
+    for bad in (
+        {"structures": "markov2+zz"},
+        {"max_order": -1},
+        {"holdout": 1.5},
+        {"tokens": "runes"},
+    ):
+        with pytest.raises(InputError):
+            TextTwin.fit_select(TEXT, baselines=False, **bad)
+
+
+def test_events_holdout_is_whole_sequences():
+    df = _events(300)
+    t = EventsTwin.fit_select(
+        df,
+        sequence_id="word",
+        order_by="position",
+        event="phone",
+        max_order=2,
+        holdout=0.25,
+        refit=False,
+        baselines=False,
+    )
+    assert t.info["train_events"] + t.info["holdout_events"] == len(df)
+    assert not t.info["refit_on_all_data"]
