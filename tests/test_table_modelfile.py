@@ -304,3 +304,17 @@ def test_model_json_not_json(saved):
         zf.writestr("model.json", b"{not json\xff")
         zf.writestr("arrays.npz", buf.getvalue())
     _rejected(saved)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Model files are written via a temporary file, but end with umask-based permissions."""
+    import os
+
+    from datatwin.modelfile import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "x.bin", lambda fh: fh.write(b"1"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o644

@@ -26,6 +26,12 @@ FORMAT_VERSION = 1
 _MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     """Call `write(fileobj)` on a temporary file next to `path`, then rename it into place."""
     path = Path(path)
@@ -39,6 +45,7 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
