@@ -180,3 +180,15 @@ def test_bad_input_exits_2_with_one_line(files, tmp_path, capsys, which):
         assert err.count("\n") == 1 and err.startswith("datatwin: error:")
         assert not out.exists()
         assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_missing_extra_is_one_line(files, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    out = tmp_path / "r.html"
+    argv = ["-q", "report", str(files["dir"] / "model.twin"), "--real", str(files["holdout"])]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "datatwin[report]"' in err
+    assert not out.exists()
