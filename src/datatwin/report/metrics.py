@@ -217,8 +217,10 @@ class Gower:
                 out.append(k)
         return out
 
-    def closest(self, frame: Frame, chunk: int = 256) -> np.ndarray:
+    def closest(self, frame: Frame, chunk: int | None = None) -> np.ndarray:
         enc = self._encode(frame)
+        if chunk is None:  # about 80 MB of distances at a time
+            chunk = max(8, int(2e7 // max(self.train.n_rows, 1)))
         p = len(enc)
         best = np.full(frame.n_rows, np.inf)
         for lo in range(0, frame.n_rows, chunk):
