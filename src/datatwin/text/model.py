@@ -177,7 +177,7 @@ class NgramModel:
         prefix: str = "",
     ) -> NgramModel:
         """Rebuild and validate (ModelFileError) a model written by `to_arrays`."""
-        require(isinstance(base, int) and base > N_SPECIAL, source, "bad alphabet size")
+        require(isinstance(base, int) and base >= N_SPECIAL, source, "bad alphabet size")
         require(isinstance(order, int) and 0 <= order <= 64, source, "bad order")
         require(smoother in SMOOTHERS, source, f"unknown smoother {smoother!r}")
         keys, counts = [], []

@@ -109,12 +109,20 @@ def make_level(smoother: str, keys: np.ndarray, counts: np.ndarray, base: int, n
 def apply_level(
     level: Level, p_lower: np.ndarray, ngram_ids: np.ndarray, ctx_ids: np.ndarray | None
 ) -> np.ndarray:
-    """p_k at scored positions from p_{k-1}, the n-gram ids (-1 unseen) and context ids."""
-    if ctx_ids is None:  # level 0: a single (empty) context
+    """p_k at scored positions from p_{k-1}, the n-gram ids (-1 unseen) and context ids.
+
+    A level with nothing to add (no n-grams, no contexts, or no context seen: e.g. an order
+    longer than any training block) is a pass-through: p_k = p_{k-1}.
+    """
+    if len(level.alpha):
         a = np.where(ngram_ids >= 0, level.alpha[np.maximum(ngram_ids, 0)], 0.0)
+    else:  # no n-gram at this level: every id is -1 and alpha is 0
+        a = np.zeros(len(ngram_ids))
+    if ctx_ids is None:  # level 0: a single (empty) context
         return a + level.gamma[0] * p_lower
+    if not level.seen.any():  # no context (or none with a counted child): pass-through
+        return p_lower.copy()
     ok = ctx_ids >= 0
     cidx = np.maximum(ctx_ids, 0)
     ok &= level.seen[cidx]
-    a = np.where(ngram_ids >= 0, level.alpha[np.maximum(ngram_ids, 0)], 0.0)
     return np.where(ok, a + level.gamma[cidx] * p_lower, p_lower)

@@ -415,6 +415,14 @@ def _split_docs(docs: list[Document], frac: float, seed: int):
         cut = n - nh
         train.append((d.content[:cut], False))
         hold.append((d.content[cut:], d.content[:cut], True))
+    if not hold:
+        # every document too short for a tail of `frac`: hold out the last symbol of the
+        # longest document that has at least two (none: the caller reports too little text)
+        i = max(range(len(docs)), key=lambda j: len(docs[j].content))
+        d = docs[i]
+        if len(d.content) >= 2:
+            train[i] = (d.content[:-1], False)
+            hold.append((d.content[-1:], d.content[:-1], True))
     return train, hold
 
 
