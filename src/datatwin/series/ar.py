@@ -20,14 +20,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from .precision import cell_edges, forward, log_cell_mass, log_gauss_cell
+from .precision import (
+    cell_edges,
+    effective_lower,
+    escape_log_prob,
+    forward,
+    log_cell_mass,
+    log_gauss_cell,
+)
 
 SD_FLOOR = 1e-6
 
 
 @dataclass
 class Columns:
-    """Per-column facts the likelihood needs: name, decimals, support bounds."""
+    """Per-column facts the likelihood needs: name, decimals, support bounds, escape.
+
+    `escape` is the mass per step a bounded column reserves for values outside its support
+    (1/(n+1), n the steps the support was learned from); `spread` is the column's spread in
+    data units (its range max - min, at least one grid cell), the mean distance beyond a bound
+    over which that mass is spread (see `precision.escape_log_prob`).
+    """
 
     names: list[str]
     decimals: list[int]
@@ -35,6 +48,8 @@ class Columns:
     upper: list[float | None]
     sqrt_ok: list[bool]
     log_ok: list[bool]
+    escape: list[float]
+    spread: list[float]
 
     @classmethod
     def infer(cls, values: np.ndarray, names: list[str], decimals: list[int]) -> Columns:
@@ -42,11 +57,14 @@ class Columns:
         lower: list[float | None] = []
         upper: list[float | None] = []
         sq, lg = [], []
+        escape = [1.0 / (len(values) + 1.0)] * values.shape[1]
+        spread = []
         for j in range(values.shape[1]):
             x = values[:, j]
             x = x[~np.isnan(x)]
             distinct = np.unique(x)
             mn, mx = float(distinct[0]), float(distinct[-1])
+            spread.append(max(mx - mn, 10.0 ** (-decimals[j])))
             if len(distinct) <= 2:
                 lower.append(mn)
                 upper.append(mx)
@@ -58,7 +76,7 @@ class Columns:
             upper.append(None)
             sq.append(mn >= 0)
             lg.append(mn > 0 and not nonneg)
-        return cls(list(names), list(decimals), lower, upper, sq, lg)
+        return cls(list(names), list(decimals), lower, upper, sq, lg, escape, spread)
 
     def transforms_for(self, transform: str) -> list[str]:
         """The per-column transforms a global transform choice means (ineligible: none)."""
@@ -68,7 +86,12 @@ class Columns:
 
 @dataclass
 class Prepared:
-    """A series in model space: filled standardised values and every value's cell edges."""
+    """A series in model space: filled standardised values and every value's cell edges.
+
+    `outside` marks values beyond the column's support; `adj` is each value's log-probability
+    adjustment for the escape mass (added to an in-support cell's log mass; the whole
+    log-probability of a value outside), see `precision.escape_log_prob`.
+    """
 
     Z: np.ndarray
     a: np.ndarray
@@ -77,6 +100,19 @@ class Prepared:
     center: np.ndarray
     scale: np.ndarray
     transforms: list[str]
+    outside: np.ndarray
+    adj: np.ndarray
+
+    def cell_logp(self, rows: np.ndarray, j: int, model_logp: np.ndarray) -> np.ndarray:
+        """Log-probability of column j's values at `rows` given the model's log cell masses
+
+        (broadcast along trailing axes): (1 - ε) times the cell mass inside the support, the
+        escape mass outside it."""
+        adj = self.adj[rows, j]
+        out = self.outside[rows, j]
+        shape = adj.shape + (1,) * (np.ndim(model_logp) - adj.ndim)
+        adj, out = adj.reshape(shape), out.reshape(shape)
+        return np.where(out, adj, model_logp + adj)
 
 
 def standardiser(values: np.ndarray, transforms: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,11 +138,17 @@ def prepare(
     scale: np.ndarray,
     where: str = "data",
 ) -> Prepared:
-    """Transform, standardise, forward-fill missing values and compute cell edges."""
+    """Transform, standardise, forward-fill missing values and compute cell edges.
+
+    A value outside the column's support is scored with the escape mass and enters the history
+    (the conditioning of later steps) as the nearest value inside the support.
+    """
     n, d = values.shape
     Z = np.empty((n, d))
     a = np.empty((n, d))
     b = np.empty((n, d))
+    outside = np.zeros((n, d), dtype=bool)
+    adj = np.zeros((n, d))
     obs = ~np.isnan(values)
     for j in range(d):
         x = values[:, j]
@@ -121,7 +163,24 @@ def prepare(
             where,
             repr(cols.names[j]),
         )
-        k = np.round(x / 10.0 ** (-cols.decimals[j])) * 10.0 ** (-cols.decimals[j])
+        outside[:, j], adj[:, j] = escape_log_prob(
+            x,
+            cols.decimals[j],
+            cols.lower[j],
+            cols.upper[j],
+            transforms[j],
+            cols.escape[j],
+            cols.spread[j],
+        )
+        delta = 10.0 ** (-cols.decimals[j])
+        with np.errstate(over="ignore"):
+            k = np.round(x / delta)
+        lo = effective_lower(cols.lower[j], transforms[j])
+        if lo is not None:
+            k = np.maximum(k, round(lo / delta))
+        if cols.upper[j] is not None:
+            k = np.minimum(k, round(cols.upper[j] / delta))
+        k = k * delta
         z = (forward(k, transforms[j]) - center[j]) / scale[j]
         if transforms[j] == "log":
             z = np.where(
@@ -131,7 +190,7 @@ def prepare(
             )
         Z[:, j] = z
     Z = forward_fill(Z)
-    return Prepared(Z, a, b, obs, center, scale, transforms)
+    return Prepared(Z, a, b, obs, center, scale, transforms, outside, adj)
 
 
 def forward_fill(Z: np.ndarray) -> np.ndarray:
@@ -383,6 +442,7 @@ class Scan:
                 ah = prep.a[hold_rows, j][o][:, None]
                 bh = prep.b[hold_rows, j][o][:, None]
                 lp = log_gauss_cell((ah - means) / sds, (bh - means) / sds)
+                lp = prep.cell_logp(hold_rows[o], j, lp)
                 per_col[j] = -lp.sum(axis=0)
                 totals -= lp.sum(axis=0)
             self.holdout_nats[sq.family] = totals.tolist()

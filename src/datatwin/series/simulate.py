@@ -2,7 +2,8 @@
 
 Each step draws every column in chain order from its conditional (Gaussian or mixture
 residual), maps it back through the column's transform, rounds it to the recorded grid and
-clips it to the column's support (exactly the folded cell probabilities the likelihood uses),
+clips it to the column's support (exactly the folded cell probabilities the likelihood uses;
+the escape mass the likelihood reserves for values outside the support is never sampled),
 and feeds the recorded value back as history. Missing values (when the training data had
 them) are drawn with the fitted missing rate and carried forward for conditioning.
 """

@@ -467,8 +467,12 @@ class SeriesTwin(Twin):
         for j in range(len(self.cols.names)):
             o = prep.observed[rows, j]
             lp = np.zeros(len(rows))
-            lp[o] = self.model.column_logp(
-                j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o]
+            lp[o] = prep.cell_logp(
+                rows[o],
+                j,
+                self.model.column_logp(
+                    j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o]
+                ),
             )
             r = self.missing_rate[j]
             if r > 0:
@@ -496,6 +500,7 @@ class SeriesTwin(Twin):
         With `history` (steps just before `data`) the model conditions on it; otherwise on the
         training tail it keeps when `data` continues the training series in time (or has no
         time column), and else on the first `max_lag` steps of `data` itself (not scored).
+        Values outside a column's support get its escape mass (finite; see `precision`).
         """
         sd = self._read(data)
         where = "data"
@@ -555,7 +560,8 @@ class SeriesTwin(Twin):
         """Simulate `paths` futures of `n` steps after the training data (or after `history`).
 
         Returns a DataFrame with a ``path`` column (when paths > 1), the time column continuing
-        the data's spacing (when the data had one) and the value columns.
+        the data's spacing (when the data had one) and the value columns. Values stay inside
+        each column's support (the likelihood's escape mass for values outside is not sampled).
         """
         if n < 0 or paths < 1:
             raise InputError("need n ≥ 0 steps and at least 1 path")
@@ -611,6 +617,8 @@ class SeriesTwin(Twin):
             "upper": self.cols.upper,
             "sqrt_ok": self.cols.sqrt_ok,
             "log_ok": self.cols.log_ok,
+            "escape": [float(v) for v in self.cols.escape],
+            "spread": [float(v) for v in self.cols.spread],
             "transforms": self.transforms,
             "time": self.time.to_json(),
             "column_order": self.column_order,
@@ -656,6 +664,29 @@ class SeriesTwin(Twin):
         require(
             all(isinstance(k, int) and 0 <= k <= 15 for k in meta["decimals"]), source, "decimals"
         )
+        next_step = meta.get("next_step", 0)
+        require(isinstance(next_step, int) and next_step >= 0, source, "next_step")
+        # model files written before the escape mass existed: ε = 1/(n+1) of the steps it kept
+        escape = meta.get("escape", [1.0 / (next_step + 1.0)] * d)
+        spread = meta.get("spread")
+        if spread is None:
+            spread = [
+                _default_spread(meta["transforms"][j], arrays, j, meta["decimals"][j])
+                for j in range(d)
+            ]
+        for key, vals in (("escape", escape), ("spread", spread)):
+            require(
+                isinstance(vals, list)
+                and len(vals) == d
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in vals
+                ),
+                source,
+                f"bad {key}",
+            )
+        require(all(0.0 < v < 1.0 for v in escape), source, "escape masses must be in (0, 1)")
+        require(all(v > 0.0 for v in spread), source, "spreads must be > 0")
         for key in (
             "lags",
             "intercept",
@@ -720,6 +751,8 @@ class SeriesTwin(Twin):
             [None if v is None else float(v) for v in meta["upper"]],
             [bool(v) for v in meta["sqrt_ok"]],
             [bool(v) for v in meta["log_ok"]],
+            [float(v) for v in escape],
+            [float(v) for v in spread],
         )
         model = LinearModel(
             lags,
@@ -734,7 +767,6 @@ class SeriesTwin(Twin):
             level,
         )
         axis = TimeAxis.from_json(meta["time"])
-        require(isinstance(meta.get("next_step", 0), int), source, "next_step")
         require(axis.kind in ("none", "datetime", "numeric"), source, "time kind")
         return cls(
             cols,
@@ -825,6 +857,18 @@ class SeriesTwin(Twin):
         lines = [",".join(_csv_field(c) for c in cols)]
         lines += [",".join(row) for row in zip(*(text[c] for c in cols), strict=True)]
         fh.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _default_spread(transform: str, arrays: dict[str, np.ndarray], j: int, decimals: int) -> float:
+    """A column's spread (about its range) from its standardiser, for files without `spread`."""
+    delta = 10.0 ** (-decimals)
+    try:
+        c, s = float(arrays["center"][j]), float(arrays["scale"][j])
+        ends = inverse(np.array([c - 3.0 * s, c + 3.0 * s]), transform)
+        v = abs(float(ends[1] - ends[0]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return delta
+    return v if math.isfinite(v) and v > delta else delta
 
 
 def _per_column_transforms(
