@@ -27,7 +27,15 @@ _MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where the OS says it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)  # elsewhere: set and restore (briefly racy in threaded programs)
     os.umask(mask)
     return mask
 
