@@ -29,6 +29,22 @@ WINDOW = 32
 MAX_LAG = 40
 
 
+def _result(
+    twin, seed: int, n_real: int, n_synth: int, unit: str, fid: dict, priv: dict, t0: float
+) -> dict[str, Any]:
+    """The evaluation result shared by text and events."""
+    return {
+        "kind": twin.kind,
+        "unit": twin.unit,
+        "structure": twin.structure,
+        "seed": seed,
+        "rows": {"real": n_real, "synthetic": n_synth, "unit": unit},
+        "fidelity": fid,
+        "privacy": priv,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def _auc(x_real: np.ndarray, x_twin: np.ndarray, seed: int) -> dict[str, Any]:
     """5-fold CV ROC AUC of gradient boosting on feature rows (real = 0, twin = 1)."""
     deps.sklearn()
@@ -150,16 +166,7 @@ def evaluate_text(twin, real, train=None, seed: int = 0) -> tuple[dict[str, Any]
     else:
         priv["note"] = "give --train (the text the twin was fit on) for the privacy figures"
         priv["train_bits"] = priv["bits_gap"] = None
-    result = {
-        "kind": twin.kind,
-        "unit": twin.unit,
-        "structure": twin.structure,
-        "seed": seed,
-        "rows": {"real": len(real_text), "synthetic": len(twin_text), "unit": "characters"},
-        "fidelity": fid,
-        "privacy": priv,
-        "seconds": time.perf_counter() - t0,
-    }
+    result = _result(twin, seed, len(real_text), len(twin_text), "characters", fid, priv, t0)
     return result, {"real_text": real_text, "twin_text": twin_text, "words": (words_r, words_t)}
 
 
@@ -232,16 +239,7 @@ def evaluate_events(twin, real, train=None, seed: int = 0) -> tuple[dict[str, An
     else:
         priv["note"] = "give --train (the sequences the twin was fit on) for the privacy figures"
         priv["train_bits"] = priv["bits_gap"] = None
-    result = {
-        "kind": twin.kind,
-        "unit": twin.unit,
-        "structure": twin.structure,
-        "seed": seed,
-        "rows": {"real": len(real_seqs), "synthetic": len(twin_seqs), "unit": "sequences"},
-        "fidelity": fid,
-        "privacy": priv,
-        "seconds": time.perf_counter() - t0,
-    }
+    result = _result(twin, seed, len(real_seqs), len(twin_seqs), "sequences", fid, priv, t0)
     ctx = {"real_seqs": real_seqs, "twin_seqs": twin_seqs, "events": (ev_r, ev_t)}
     return result, ctx
 

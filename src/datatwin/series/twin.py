@@ -368,16 +368,7 @@ class SeriesTwin(Twin):
             return None
         model = replace(m0, mix_w=W, mix_mu=MU, mix_sd=SD, info=dict(m0.info))
         model.info["mixture_columns"] = used
-        tw = cls._assemble(cols, prep, model, rate)
-        return {
-            **base,
-            "model": model,
-            "name": base["name"] + "+mix",
-            "mix": True,
-            "seconds": base["seconds"] + _time.perf_counter() - t0,
-            "train_bits": tw._bits_rows(prep, train_rows),
-            "holdout_bits": tw._bits_rows(prep, hold_rows),
-        }
+        return cls._derived(base, cols, model, rate, train_rows, hold_rows, "mix", t0)
 
     @classmethod
     def _phase_candidate(
@@ -397,12 +388,28 @@ class SeriesTwin(Twin):
         ps = fit_phase_scale(res, train_rows, m0.mix_sd[:, 0], period)
         model = replace(m0, phase_scale=ps, info=dict(m0.info))
         model.info["phase_period"] = int(period)
+        return cls._derived(base, cols, model, rate, train_rows, hold_rows, "phase", t0)
+
+    @classmethod
+    def _derived(
+        cls,
+        base: dict[str, Any],
+        cols: Columns,
+        model: LinearModel,
+        rate: np.ndarray,
+        train_rows: np.ndarray,
+        hold_rows: np.ndarray,
+        feature: str,
+        t0: float,
+    ) -> dict[str, Any]:
+        """A candidate made from `base` with `model` (base + `feature`), scored like the rest."""
+        prep: Prepared = base["prep"]
         tw = cls._assemble(cols, prep, model, rate)
         return {
             **base,
             "model": model,
-            "name": base["name"] + "+phase",
-            "phase": True,
+            "name": base["name"] + "+" + feature,
+            feature: True,
             "seconds": base["seconds"] + _time.perf_counter() - t0,
             "train_bits": tw._bits_rows(prep, train_rows),
             "holdout_bits": tw._bits_rows(prep, hold_rows),
