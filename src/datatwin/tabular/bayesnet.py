@@ -74,12 +74,7 @@ class DiscreteBayesNet:
 
     def n_params(self) -> int:
         """Free parameters of the seen configurations (a complexity figure for reports)."""
-        return int(
-            sum(
-                len(c.counts.cfg_keys) * (c.k - 1) if np.isfinite(c.alpha) else c.k - 1
-                for c in self.cpts
-            )
-        )
+        return int(sum(c.n_params() for c in self.cpts))
 
     def fit(self, counter: FamilyCounter, pseudo: list[np.ndarray]) -> DiscreteBayesNet:
         """Finalise the tables from the counter's family counts."""

@@ -37,6 +37,12 @@ class CPT:
         self._dense_logp: np.ndarray | None = None
         self._cum: np.ndarray | None = None
 
+    def n_params(self) -> int:
+        """Free parameters of the seen configurations (a complexity figure)."""
+        if not np.isfinite(self.alpha):
+            return self.k - 1
+        return len(self.counts.cfg_keys) * (self.k - 1)
+
     # ---- probabilities -----------------------------------------------------------------
     def _lam(self) -> np.ndarray:
         if not np.isfinite(self.alpha):

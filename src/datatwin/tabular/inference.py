@@ -5,6 +5,10 @@ To draw from P(X | evidence): only the evidence nodes' ancestors matter for the 
 eliminated one at a time (smallest resulting table first), each bucket's factor is kept, and
 samples are drawn in reverse elimination order from the buckets given the values drawn so far.
 No rejection: the cost does not depend on how unlikely the evidence is.
+
+Decision-tree tables (the `trees` structure) can have so many parents that their dense
+tables do not fit; there the draw is by rejection instead (forward samples kept when they
+match the evidence: exact too, its cost growing as the evidence gets rarer).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import numpy as np
 
 from ..errors import InputError
 from .bayesnet import DiscreteBayesNet, reachable
+from .trees import TreeCPT
 
 _MAX_CELLS = 20_000_000
+_MAX_REJECTION_DRAWS = 4_000_000
 
 
 class _Factor:
@@ -55,6 +61,11 @@ def conditional_sample(
     """`n` draws of every node's state from P(states | evidence), exactly."""
     cards = net.cards
     relevant = reachable(evidence, lambda v: net.parents[v])
+    if any(
+        isinstance(net.cpts[v], TreeCPT) and net.cpts[v].dense_cells() > _MAX_CELLS
+        for v in relevant
+    ):
+        return rejection_sample(net, n, rng, allowed, evidence)
     factors = []
     for v in relevant:
         cpt = net.cpts[v]
@@ -105,3 +116,35 @@ def conditional_sample(
         cols[v] = np.minimum((cdf <= u_[:, None]).sum(axis=1), table.shape[-1] - 1).astype(np.int64)
     fixed = {v: c for v, c in enumerate(cols) if c is not None}
     return net.sample(n, rng, allowed, fixed=fixed)
+
+
+def rejection_sample(
+    net: DiscreteBayesNet,
+    n: int,
+    rng: np.random.Generator,
+    allowed: list[np.ndarray],
+    evidence: dict[int, int],
+    max_draws: int = _MAX_REJECTION_DRAWS,
+) -> list[np.ndarray]:
+    """`n` exact draws from P(states | evidence): forward samples that match the evidence."""
+    kept: list[list[np.ndarray]] = [[np.zeros(0, dtype=np.int64) for _ in net.cards]]
+    have = drawn = accepted = 0
+    while have < n:
+        rate = (accepted + 1) / (drawn + 2)  # a guess at the acceptance rate, never zero
+        batch = int(min(max(2 * (n - have) / rate, 1024), max_draws - drawn, 1 << 20))
+        if batch <= 0:
+            raise InputError(
+                f"the given values are too rare to sample from this trees twin exactly "
+                f"({accepted} matches in {drawn:,} draws); condition on fewer columns or "
+                "fit with --structures bayesnet"
+            )
+        cols = net.sample(batch, rng, allowed)
+        drawn += batch
+        ok = np.ones(batch, dtype=bool)
+        for v, s in evidence.items():
+            ok &= cols[v] == s
+        accepted += int(ok.sum())
+        if ok.any():
+            kept.append([c[ok] for c in cols])
+            have += int(ok.sum())
+    return [np.concatenate([k[v] for k in kept])[:n] for v in range(len(net.cards))]

@@ -1,4 +1,5 @@
-"""Tabular twins: schema + column codecs + a discrete Bayesian network over column states.
+"""Tabular twins: schema + column codecs + a discrete Bayesian network over column states
+(conditional tables, or decision trees for the `trees` structure).
 
 `TableTwin.fit_select` (what `datatwin.fit` calls) fits every candidate structure on a
 training split, scores each on the holdout in bits per record, keeps the best and refits it
@@ -22,7 +23,7 @@ from .. import progress
 from ..base import Twin
 from ..errors import InputError
 from ..modelfile import require
-from .bayesnet import DiscreteBayesNet
+from .bayesnet import DiscreteBayesNet, topological_order
 from .codec import ColumnCodec, Decoded, datetime_step, grid_to_values, to_grid
 from .counting import FamilyCounter
 from .cpt import CPT
@@ -31,9 +32,10 @@ from .ids import IdGenerator
 from .reader import RawTable, read_table
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .search import LocalScorer, chow_liu, hill_climb
+from .trees import TreeCPT, grow_trees, state_ranks
 
-STRUCTURES = ("independent", "chow-liu", "bayesnet", "dag", "gaussian")
-DEFAULT_STRUCTURES = ("independent", "chow-liu", "bayesnet")
+STRUCTURES = ("independent", "chow-liu", "bayesnet", "trees", "dag", "gaussian")
+DEFAULT_STRUCTURES = ("independent", "chow-liu", "bayesnet", "trees")
 MIN_ROWS = 10
 
 
@@ -135,12 +137,16 @@ class TableTwin(Twin):
         max_categories: int = 2000,
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
+        order: list[str] | None = None,
         _shared: dict | None = None,
     ) -> TableTwin:
         """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
-        dag (the `edges` you give) or gaussian (linear-Gaussian network over numeric columns).
+        trees (each column a decision tree over the columns before it, in the order of the
+        bayesnet), dag (the `edges` you give) or gaussian (linear-Gaussian network over
+        numeric columns).
 
         warm_start: edges to start the bayesnet search from (default: the Chow-Liu tree).
+        order: the column order of a trees fit (default: the learned bayesnet's).
         """
         if structure not in STRUCTURES:
             raise InputError(
@@ -200,6 +206,8 @@ class TableTwin(Twin):
                     )
                 plist[idx[b]].add(idx[a])
             parents = [tuple(sorted(p)) for p in plist]
+        elif structure == "trees" and order is not None:
+            parents = []  # the order is given: no network search
         else:
             scorer = (shared or {}).get(("scorer", score)) or LocalScorer(counter, pseudo, score)
             if shared is not None:
@@ -216,19 +224,36 @@ class TableTwin(Twin):
                 parents = chow_liu(counter, scorer)
                 if shared is not None:
                     shared[("chow-liu", score)] = parents
-            if structure == "bayesnet":
-                parents = hill_climb(scorer, max_parents=max_parents, start=parents)
-        try:
-            net = DiscreteBayesNet(cards, parents)
-        except ValueError as exc:
-            raise InputError(f"{exc}: the edges given form a cycle") from None
-        net.fit(counter, pseudo)
-        options = {
+            if structure in ("bayesnet", "trees"):
+                key = ("bayesnet", score, max_parents)
+                if shared is not None and warm_start is None and key in shared:
+                    parents = shared[key]  # trees take their order from the same search
+                else:
+                    parents = hill_climb(scorer, max_parents=max_parents, start=parents)
+                    if shared is not None and warm_start is None:
+                        shared[key] = parents
+        options: dict[str, Any] = {
             "bins": bins,
             "score": score,
             "max_parents": max_parents,
             "max_categories": max_categories,
         }
+        if structure == "trees":
+            if order is None:
+                seq = topological_order(parents)
+            else:
+                idx = {n: i for i, n in enumerate(names)}
+                if sorted(order) != sorted(names):
+                    raise InputError("a trees order must name every modelled column once")
+                seq = [idx[n] for n in order]
+            net = grow_trees(counter, pseudo, seq, [state_ranks(c) for c in codecs])
+            options["order"] = [names[v] for v in seq]
+            return cls(specs, codecs, net, ids, structure, options, gnet)
+        try:
+            net = DiscreteBayesNet(cards, parents)
+        except ValueError as exc:
+            raise InputError(f"{exc}: the edges given form a cycle") from None
+        net.fit(counter, pseudo)
         return cls(specs, codecs, net, ids, structure, options, gnet)
 
     @classmethod
@@ -334,7 +359,12 @@ class TableTwin(Twin):
         if refit and full is not train:
             with progress.step(f"refitting {winner} on all {full.n_rows} rows"):
                 twin = cls.fit(
-                    full, how["structure"], bins=how["bins"], warm_start=twin.edges, **kw
+                    full,
+                    how["structure"],
+                    bins=how["bins"],
+                    warm_start=twin.edges,
+                    order=twin.options.get("order"),
+                    **kw,
                 )
         twin.structure = winner
         twin.leaderboard = board
@@ -510,7 +540,12 @@ class TableTwin(Twin):
         )
         modelled = [s.name for s in schema if s.type != "id"]
         require(modelled == [c.spec.name for c in codecs], source, "schema and codecs disagree")
-        cpts = [CPT.from_arrays(arrays, f"n{i}_", int(cards[i]), cards) for i in range(len(codecs))]
+        cpts = [
+            (TreeCPT if TreeCPT.stored(arrays, f"n{i}_") else CPT).from_arrays(
+                arrays, f"n{i}_", int(cards[i]), cards
+            )
+            for i in range(len(codecs))
+        ]
         require(
             all(
                 all(0 <= p < len(codecs) and p != i for p in c.parents) for i, c in enumerate(cpts)
