@@ -124,9 +124,10 @@ def rejection_sample(
     rng: np.random.Generator,
     allowed: list[np.ndarray],
     evidence: dict[int, int],
-    max_draws: int = _MAX_REJECTION_DRAWS,
+    max_draws: int | None = None,
 ) -> list[np.ndarray]:
     """`n` exact draws from P(states | evidence): forward samples that match the evidence."""
+    max_draws = _MAX_REJECTION_DRAWS if max_draws is None else max_draws
     kept: list[list[np.ndarray]] = [[np.zeros(0, dtype=np.int64) for _ in net.cards]]
     have = drawn = accepted = 0
     while have < n:

@@ -116,7 +116,9 @@ class TreeCPT:
                 f"conditioning on this tree twin needs a {space:,}-row table for one column; "
                 "condition on fewer columns or fit with --structures bayesnet"
             )
-        grid = np.unravel_index(np.arange(space), tuple(int(c) for c in cards)) if space else ()
+        if not self.parents:
+            return self.probs[self.leaf[:1]]
+        grid = np.unravel_index(np.arange(space), tuple(int(c) for c in cards))
         cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * (max(self.parents, default=0) + 1)
         for p, g in zip(self.parents, grid, strict=True):
             cols[p] = np.asarray(g, dtype=np.int64)
