@@ -59,7 +59,7 @@ def leaderboard(board: list[dict[str, Any]], unit: str, limit: float | None = No
     span = max(hi - lo, 1e-9)
     ax.set_xlim(max(0.0, lo - 0.15 * span), hi + 0.2 * span)
     ax.set_xlabel(f"bits per {unit} (lower is better)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Leaderboard: candidate structures scored on held-out data", y=1.01)
     return _uri(fig)
 
