@@ -26,6 +26,7 @@ STRUCTS = [
     ("independent", None),
     ("chow-liu", None),
     ("bayesnet", None),
+    ("trees", None),
     ("dag", [("a", "c"), ("b", "c")]),  # two parents
 ]
 

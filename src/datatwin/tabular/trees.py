@@ -27,6 +27,7 @@ from .scores import bde_alpha, marginal_loglik
 
 _DENSE_CELLS = 20_000_000
 MIN_LEAF = 5
+_SCAN_CELLS = 1 << 21  # threshold cells scored at once
 MAX_DEPTH = 40
 
 
@@ -99,6 +100,11 @@ class TreeCPT:
         """log P(x | parents) for each row (nats)."""
         return self._logp[self.leaves(columns, len(x)), x]
 
+    @property
+    def space(self) -> int:
+        """Number of parent configurations."""
+        return self.dense_cells() // self.k
+
     def dense_cells(self) -> int:
         """Cells of the dense table (parent configurations × k)."""
         space = 1
@@ -110,7 +116,7 @@ class TreeCPT:
         """Full table (parent configurations × k), configurations in mixed radix with the
         first parent most significant; only for small configuration spaces."""
         cards = self._cards
-        space = self.dense_cells() // self.k
+        space = self.space
         if space * self.k > _DENSE_CELLS:
             raise InputError(
                 f"conditioning on this tree twin needs a {space:,}-row table for one column; "
@@ -284,13 +290,12 @@ def grow(
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
     keys = np.column_stack([(off[j] + columns[p]) * k for j, p in enumerate(preds)])
     keys += x[:, None]
-    total_states = int(off[-1])
     stack = [(root, np.arange(len(x)), prior, 0)]
     while stack:
         node, rows, q, depth = stack.pop()
         best = None
         if len(rows) >= 2 * min_leaf and depth < max_depth:
-            best = _best_split(keys[rows], k, preds, off, total_states, ranks, q, min_leaf)
+            best = _best_split(keys[rows], k, preds, off, ranks, q, min_leaf)
         if best is None:
             g.make_leaf(node, q)
             continue
@@ -302,50 +307,44 @@ def grow(
     return g.finish(k).bind(cards)
 
 
-def _best_split(keys, k, preds, off, total_states, ranks, q, min_leaf):
-    """The best binary split of one node's rows, or None when no split pays for itself.
+def _node_counts(keys: np.ndarray, k: int, total_states: int):
+    """Counts of (predictor state, child state) among one node's rows: the predictor states
+    present (global ids, sorted), the child states present, and the counts between them."""
+    flat = keys.ravel()
+    if total_states * k <= max(1 << 16, 4 * flat.size):
+        c = np.bincount(flat, minlength=total_states * k).reshape(total_states, k)
+        rows = np.flatnonzero(c.any(axis=1))
+        c = c[rows]
+        xs = np.flatnonzero(c.any(axis=0))
+        return rows, xs, c[:, xs]
+    u, cnt = np.unique(flat, return_counts=True)  # many states: count what is there
+    pos, x = np.divmod(u, k)
+    rows, ri = np.unique(pos, return_inverse=True)
+    xs, xi = np.unique(x, return_inverse=True)
+    m = np.zeros((len(rows), len(xs)), dtype=np.int64)
+    m[ri, xi] = cnt
+    return rows, xs, m
 
-    Returns (predictor position, goes-left mask over its states, left and right
-    distributions)."""
-    n = len(keys)
-    counts = np.bincount(keys.ravel(), minlength=total_states * k).reshape(total_states, k)
-    totals = counts[off[0] : off[1]].sum(axis=0)  # the child's counts at this node
-    xs = np.flatnonzero(totals)
-    if len(xs) < 2:
-        return None
-    counts = counts[:, xs]
-    blocks, orders, seg = [], [], []
-    for j in range(len(preds)):
-        block = counts[off[j] : off[j + 1]]
-        present = np.flatnonzero(block.sum(axis=1))
-        if len(present) < 2:
-            orders.append(None)
-            continue
-        if ranks[j] is not None:
-            present = present[np.argsort(ranks[j][present], kind="stable")]
-        else:
-            present = present[_category_order(block[present], q[xs])]
-        orders.append(present)
-        blocks.append(block[present])
-        seg.append(np.full(len(present), j))
-    if not blocks:
-        return None
+
+def _scan(blocks: list[np.ndarray], totals: np.ndarray, min_leaf: int):
+    """Every threshold of every (ordered) block at once: (best row, its gain, number of
+    valid thresholds, left counts, right counts); row i means "states up to i go left"."""
+    n = totals.sum()
     b = np.concatenate(blocks).astype(float)
-    seg_id = np.concatenate(seg)
+    sizes = np.array([len(x) for x in blocks])
     cum = np.cumsum(b, axis=0)
-    first = np.r_[True, seg_id[1:] != seg_id[:-1]]
-    last = np.r_[seg_id[1:] != seg_id[:-1], True]
-    start_rows = np.flatnonzero(first)
-    before = np.zeros_like(cum)
-    before[start_rows[1:]] = cum[start_rows[1:] - 1]
-    before = np.maximum.accumulate(before, axis=0)  # the segment's offset, carried forward
-    left = cum - before
-    right = totals[xs][None, :] - left
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    before = np.zeros((len(blocks), b.shape[1]))
+    before[1:] = cum[starts[1:] - 1]
+    left = cum - np.repeat(before, sizes, axis=0)  # cumulative counts within each block
+    right = totals[None, :] - left
     n_left = left.sum(axis=1)
     n_right = n - n_left
+    last = np.zeros(len(b), dtype=bool)
+    last[starts + sizes - 1] = True  # "everything goes left" is no split
     valid = ~last & (n_left >= min_leaf) & (n_right >= min_leaf)
-    n_cand = int(valid.sum())
-    if n_cand == 0:
+    n_valid = int(valid.sum())
+    if n_valid == 0:
         return None
     gain = (
         xlogy(left, left).sum(axis=1)
@@ -355,8 +354,50 @@ def _best_split(keys, k, preds, off, total_states, ranks, q, min_leaf):
     )
     gain[~valid] = -np.inf
     i = int(np.argmax(gain))
-    j = int(seg_id[i])
-    lc, rc = left[i].astype(np.int64), right[i].astype(np.int64)
+    return i, float(gain[i]), n_valid, left[i], right[i]
+
+
+def _best_split(keys, k, preds, off, ranks, q, min_leaf):
+    """The best binary split of one node's rows, or None when no split pays for itself.
+
+    Returns (predictor position, goes-left mask over its states, left and right
+    distributions)."""
+    rows_g, xs, m = _node_counts(keys, k, int(off[-1]))
+    if len(xs) < 2:
+        return None
+    bounds = np.searchsorted(rows_g, off)
+    totals = m[bounds[0] : bounds[1]].sum(axis=0)  # the child's counts at this node
+    cands = []  # (predictor position, its present states in threshold order, their counts)
+    for j in range(len(preds)):
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        if b - a < 2:
+            continue
+        present, block = rows_g[a:b] - off[j], m[a:b]
+        if ranks[j] is not None:
+            order = np.argsort(ranks[j][present], kind="stable")
+        else:
+            order = _category_order(block, q[xs])
+        cands.append((j, present[order], block[order]))
+    best, n_cand, group, cells = None, 0, [], 0
+    for pos, cand in enumerate(cands):  # in groups of bounded size: bounded memory
+        group.append(cand)
+        cells += len(cand[1]) * len(xs)
+        if cells < _SCAN_CELLS and pos < len(cands) - 1:
+            continue
+        found = _scan([c[2] for c in group], totals, min_leaf)
+        if found is not None:
+            i, gain, n_valid, lc, rc = found
+            n_cand += n_valid
+            if best is None or gain > best[0]:
+                sizes = np.cumsum([len(c[1]) for c in group])
+                g_i = int(np.searchsorted(sizes, i, side="right"))
+                at = i - (int(sizes[g_i - 1]) if g_i else 0)
+                best = (gain, group[g_i], at, lc, rc)
+        group, cells = [], 0
+    if best is None:
+        return None
+    _, (j, order, _), at, lc, rc = best
+    lc, rc = lc.astype(np.int64), rc.astype(np.int64)
     fc = FamilyCounts(
         np.array([0, 1]),
         np.array([lc.sum(), rc.sum()]),
@@ -367,14 +408,12 @@ def _best_split(keys, k, preds, off, total_states, ranks, q, min_leaf):
     score, alpha = bde_alpha(fc, q)
     if not np.isfinite(alpha) or score - marginal_loglik(fc, q) <= np.log(n_cand):
         return None
-    pos = i - int(start_rows[np.searchsorted(start_rows, i, side="right") - 1])
-    order = orders[j]
     c_j = int(off[j + 1] - off[j])
-    mask = np.zeros(c_j, dtype=bool)
     if ranks[j] is not None:  # a threshold: every state ranked at or below it goes left
-        mask = ranks[j] <= ranks[j][order[pos]]
+        mask = ranks[j] <= ranks[j][order[at]]
     else:
-        mask[order[: pos + 1]] = True
+        mask = np.zeros(c_j, dtype=bool)
+        mask[order[: at + 1]] = True
         unseen = np.ones(c_j, dtype=bool)
         unseen[order] = False
         mask[unseen] = lc.sum() >= rc.sum()  # categories not seen here go the larger way
