@@ -69,10 +69,32 @@ def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> lis
     return first
 
 
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(text: str) -> str:
+    """The field separator of a CSV head: of `, ; tab |`, the one that splits the first rows
+    into the same number (> 1) of fields, the most fields winning; a comma otherwise."""
+    best, best_fields = ",", 1
+    for d in _DELIMITERS:
+        rows = list(csv.reader(io.StringIO(text), delimiter=d))[:50]
+        rows = [r for r in rows[:-1] if r] or [r for r in rows if r]  # the last may be cut
+        widths = {len(r) for r in rows}
+        if len(widths) == 1 and (w := widths.pop()) > best_fields:
+            best, best_fields = d, w
+    return best
+
+
 def read_csv(
-    path: str | Path, *, encoding: str = "utf-8", delimiter: str = ",", header: bool = True
+    path: str | Path,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = ",",
+    header: bool = True,
 ) -> RawTable:
-    """Read a CSV (or .csv.gz) into text tokens; raise InputError on anything malformed."""
+    """Read a CSV (or .csv.gz) into text tokens; raise InputError on anything malformed.
+
+    delimiter: None sniffs it from the first rows (comma, semicolon, tab or pipe)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"data file not found: {path}")
@@ -83,6 +105,9 @@ def read_csv(
     except LookupError:
         raise InputError(f"unknown text encoding {encoding!r}; try utf-8 or latin-1") from None
     head = _open_text_head(path)
+    if delimiter is None:
+        text = head.decode(encoding, errors="ignore").removeprefix("\ufeff")
+        delimiter = sniff_delimiter(text)
     names = _check_header(path, head, encoding, delimiter)
     if header:
         names = [n.strip() for n in names]
@@ -175,7 +200,8 @@ def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
 
 
 def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTable:
-    """A path (CSV, .csv.gz, .tsv, Parquet) or a DataFrame, as a RawTable."""
+    """A path (CSV, .csv.gz, .tsv, Parquet) or a DataFrame, as a RawTable; a CSV's separator
+    (comma, semicolon, tab or pipe) is sniffed from its first rows."""
     if isinstance(data, RawTable):
         return data
     if isinstance(data, (str, Path)):
@@ -190,6 +216,6 @@ def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTabl
                     f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})"
                 ) from None
             return from_frame(df, source=str(path))
-        delimiter = "\t" if path.name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
+        delimiter = "\t" if path.name.endswith((".tsv", ".tsv.gz", ".tab")) else None
         return read_csv(path, encoding=encoding, delimiter=delimiter, header=header)
     return from_frame(data)
