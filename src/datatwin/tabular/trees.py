@@ -36,6 +36,8 @@ def _category_order(block: np.ndarray, q: np.ndarray) -> np.ndarray:
     distributions (the optimal order for a two-state child; a good one otherwise)."""
     n = block.sum(axis=1)
     p = (block + q[None, :]) / (n + 1.0)[:, None]
+    if len(block) == 2 or block.shape[1] == 2:  # one threshold only, or a two-state child
+        return np.argsort(p[:, -1], kind="stable")
     mean = (n[:, None] * p).sum(axis=0) / n.sum()
     d = np.sqrt(n)[:, None] * (p - mean[None, :])
     _, _, vt = np.linalg.svd(d, full_matrices=False)
