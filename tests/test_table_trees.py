@@ -243,3 +243,12 @@ def test_rejection_gives_up_on_evidence_too_rare_with_a_clear_error(monkeypatch)
 def test_order_must_name_every_column_once():
     with pytest.raises(datatwin.InputError, match="order"):
         TableTwin.fit(known_frame(200), "trees", order=["x", "y"])
+
+
+def test_edge_weights_count_the_splits_on_each_parent(ordered):
+    weights = ordered.edge_weights()
+    assert len(weights) == len(ordered.edges)
+    for (parent, child), w in zip(ordered.edges, weights, strict=True):
+        t = _tree(ordered, child)
+        assert w == np.sum(t.feature == ordered.modelled.index(parent)) >= 1
+    assert TableTwin.fit(known_frame(500), "bayesnet").edge_weights() is None

@@ -147,7 +147,10 @@ def table_report(twin, result: dict[str, Any], frames: dict[str, Any], source: s
             ]
         sections += [
             "<h2>Learned structure</h2>",
-            _img(plots.structure(twin.modelled, twin.edges), "structure graph"),
+            _img(
+                plots.structure(twin.modelled, twin.edges, twin.edge_weights()),
+                "structure graph",
+            ),
         ]
     with progress.step("drawing column distributions"):
         imgs = [

@@ -64,9 +64,17 @@ def leaderboard(board: list[dict[str, Any]], unit: str, limit: float | None = No
     return _uri(fig)
 
 
-def structure(names: list[str], edges: list[tuple[str, str]]) -> str:
-    """The learned DAG, drawn in layers (parents above children)."""
+def structure(
+    names: list[str], edges: list[tuple[str, str]], weights: list[float] | None = None
+) -> str:
+    """The learned DAG, drawn in layers (parents to the left of children); `weights` (e.g. a
+    tree's splits per parent) set the arrows' width and shade."""
     plt = deps.pyplot()
+    if weights is not None and len(weights) == len(edges) and len(edges):
+        top = max(max(weights), 1e-9)
+        strength = [w / top for w in weights]
+    else:
+        strength, weights = [1.0] * len(edges), None
     parents: dict[str, list[str]] = {n: [] for n in names}
     for a, b in edges:
         parents[b].append(a)
@@ -92,15 +100,16 @@ def structure(names: list[str], edges: list[tuple[str, str]]) -> str:
         layout="constrained",
         figsize=(min(2.5 + 1.9 * len(layers), 15), min(2.5 + 1.1 * tallest, 9)),
     )
-    for a, b in edges:
+    for (a, b), w in sorted(zip(edges, strength, strict=True), key=lambda e: e[1]):
+        shade = "#777777" if weights is None else plt.cm.Greys(0.3 + 0.65 * w)
         ax.annotate(
             "",
             xy=pos[b],
             xytext=pos[a],
             arrowprops={
                 "arrowstyle": "-|>",
-                "color": "#777777",
-                "lw": 0.9,
+                "color": shade,
+                "lw": 0.9 if weights is None else 0.4 + 2.4 * w,
                 "shrinkA": 12,
                 "shrinkB": 12,
                 "connectionstyle": "arc3,rad=0.12",
@@ -119,9 +128,10 @@ def structure(names: list[str], edges: list[tuple[str, str]]) -> str:
     ax.set_xlim(-0.9, 1.6 * max(layers) + 0.9)
     ax.set_ylim(-tallest - 0.4, 0.2)
     ax.axis("off")
-    ax.set_title(
-        f"Learned structure: {len(edges)} dependencies (arrows: parent → child)", fontsize=10, y=1.0
+    how = "arrows: parent → child" + (
+        "; width: splits on the parent in the child's tree" if weights is not None else ""
     )
+    ax.set_title(f"Learned structure: {len(edges)} dependencies ({how})", fontsize=10, y=1.0)
     return _uri(fig)
 
 

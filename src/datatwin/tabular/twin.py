@@ -578,6 +578,17 @@ class TableTwin(Twin):
         net = self.gnet if self.gnet is not None else self.net
         return [(self.modelled[p], self.modelled[v]) for p, v in net.edges]
 
+    def edge_weights(self) -> list[float] | None:
+        """For a `trees` twin, each edge's number of splits (in the order of `edges`): how
+        much of the child's tree that parent shapes. None for other structures."""
+        if self.gnet is not None or not any(isinstance(c, TreeCPT) for c in self.net.cpts):
+            return None
+        out = []
+        for p, v in self.net.edges:
+            t = self.net.cpts[v]
+            out.append(float(np.sum(t.feature == p)) if isinstance(t, TreeCPT) else 1.0)
+        return out
+
     def n_params(self) -> int:
         """Free parameters of the fitted structure (a complexity figure)."""
         return (self.gnet if self.gnet is not None else self.net).n_params()
