@@ -67,7 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="MODEL", help="model file (default: DATA's stem + .twin)"
     )
     fit.add_argument("--kind", choices=list(_KINDS), help="data kind (default: inferred)")
-    fit.add_argument("--structures", metavar="A,B,..", help="candidate structures to compare")
+    fit.add_argument(
+        "--structures",
+        metavar="A,B,..",
+        help="candidate structures to compare (tables: independent, chow-liu, bayesnet, "
+        "trees, dag, gaussian; default: the first four, plus gaussian when every column is "
+        "numeric)",
+    )
     fit.add_argument(
         "--holdout",
         metavar="FRACTION|FILE",
