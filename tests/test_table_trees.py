@@ -210,8 +210,13 @@ def _posterior(twin: TableTwin, given: dict[str, str], free: dict[str, list[str]
     return dict(zip(map(tuple, combos[list(free)].to_numpy()), p, strict=True))
 
 
-@pytest.mark.parametrize("path", ["elimination", "rejection"])
-def test_given_matches_brute_force_posterior(monkeypatch, path):
+@pytest.mark.parametrize(
+    ("path", "given"),
+    [("elimination", "c"), ("rejection", "c"), ("rejection", "a")],
+)
+def test_given_matches_brute_force_posterior(monkeypatch, path, given):
+    """Evidence on the last column (every column its ancestor) or on the first (the rest
+    sampled forward after the rejection step)."""
     rng = np.random.default_rng(6)
     n = 6000
     a = rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2])
@@ -220,16 +225,19 @@ def test_given_matches_brute_force_posterior(monkeypatch, path):
     twin = TableTwin.fit(pd.DataFrame({"a": a, "b": b, "c": c}), "trees", order=["a", "b", "c"])
     if path == "rejection":
         monkeypatch.setattr(inference, "_MAX_CELLS", 0)
-    expected = _posterior(twin, {"c": "lo"}, {"a": ["x", "y", "z"], "b": ["on", "off"]})
+    values = {"a": ["x", "y", "z"], "b": ["on", "off"], "c": ["hi", "lo"]}
+    ev = {"c": "lo"} if given == "c" else {"a": "y"}
+    free = {k: v for k, v in values.items() if k not in ev}
+    expected = _posterior(twin, ev, free)
     m = 100_000
-    s = twin.sample(m, seed=5, given={"c": "lo"})
-    assert len(s) == m and (s["c"] == "lo").all()
-    freq = s.groupby(["a", "b"]).size() / m
+    s = twin.sample(m, seed=5, given=ev)
+    assert len(s) == m and (s[given] == ev[given]).all()
+    freq = s.groupby(list(free)).size() / m
     for key, prob in expected.items():
         se = np.sqrt(prob * (1 - prob) / m)
         assert abs(float(freq.get(key, 0.0)) - prob) < 5 * se + 1e-4, (key, prob)
-    again = twin.sample(1000, seed=5, given={"c": "lo"})
-    pd.testing.assert_frame_equal(again, twin.sample(1000, seed=5, given={"c": "lo"}))
+    again = twin.sample(1000, seed=5, given=ev)
+    pd.testing.assert_frame_equal(again, twin.sample(1000, seed=5, given=ev))
 
 
 def test_rejection_gives_up_on_evidence_too_rare_with_a_clear_error(monkeypatch):

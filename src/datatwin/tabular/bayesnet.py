@@ -101,15 +101,18 @@ class DiscreteBayesNet:
         rng: np.random.Generator,
         allowed: list[np.ndarray],
         fixed: dict[int, np.ndarray] | None = None,
+        only: set[int] | None = None,
     ) -> list[np.ndarray]:
         """Ancestral sampling; `fixed` columns are taken as given (they must have no
-        non-fixed ancestors for this to be exact — see `inference.conditional_sample`)."""
+        non-fixed ancestors for this to be exact — see `inference.conditional_sample`);
+        `only`: sample just these nodes (a set closed under parents), the rest left empty."""
         fixed = fixed or {}
-        out = [np.empty(n, dtype=np.int64) for _ in self.cpts]
+        order = self.order if only is None else [v for v in self.order if v in only]
+        out = [np.empty(n if v in order else 0, dtype=np.int64) for v in range(len(self.cpts))]
         for a in range(0, n, _CHUNK):  # chunks keep the working set in cache
             b = min(n, a + _CHUNK)
             cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(self.cpts)
-            for v in self.order:
+            for v in order:
                 if v in fixed:
                     cols[v] = fixed[v][a:b]
                 else:

@@ -126,9 +126,11 @@ def rejection_sample(
     evidence: dict[int, int],
     max_draws: int | None = None,
 ) -> list[np.ndarray]:
-    """`n` exact draws from P(states | evidence): forward samples that match the evidence."""
+    """`n` exact draws from P(states | evidence): forward samples of the evidence's ancestors
+    kept when they match it, then every other column sampled forward given them."""
     max_draws = _MAX_REJECTION_DRAWS if max_draws is None else max_draws
-    kept: list[list[np.ndarray]] = [[np.zeros(0, dtype=np.int64) for _ in net.cards]]
+    relevant = reachable(evidence, lambda v: net.parents[v])
+    kept: list[dict[int, np.ndarray]] = [{v: np.zeros(0, dtype=np.int64) for v in relevant}]
     have = drawn = accepted = 0
     while have < n:
         rate = (accepted + 1) / (drawn + 2)  # a guess at the acceptance rate, never zero
@@ -139,13 +141,14 @@ def rejection_sample(
                 f"({accepted} matches in {drawn:,} draws); condition on fewer columns or "
                 "fit with --structures bayesnet"
             )
-        cols = net.sample(batch, rng, allowed)
+        cols = net.sample(batch, rng, allowed, only=relevant)
         drawn += batch
         ok = np.ones(batch, dtype=bool)
         for v, s in evidence.items():
             ok &= cols[v] == s
         accepted += int(ok.sum())
         if ok.any():
-            kept.append([c[ok] for c in cols])
+            kept.append({v: cols[v][ok] for v in relevant})
             have += int(ok.sum())
-    return [np.concatenate([k[v] for k in kept])[:n] for v in range(len(net.cards))]
+    fixed = {v: np.concatenate([k[v] for k in kept])[:n] for v in relevant}
+    return net.sample(n, rng, allowed, fixed=fixed)
