@@ -437,3 +437,35 @@ def test_missing_cells_of_a_frame_match_the_recorded_marker(tmp_path):
     toks = twin.sample_tokens(3_000, seed=1)
     assert typed["cat"].isna().any() and typed["num"].isna().any()
     np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-12)
+
+
+def test_frame_cells_become_the_text_a_csv_would_hold():
+    """Each distinct value is formatted once and shared; the text is what a CSV would hold:
+    whole floats without '.0', -0.0 keeps its sign, nullable integers stay integers, mixed
+    object columns keep each cell's own type, missing cells are empty."""
+    from datatwin.tabular.reader import from_frame
+
+    df = pd.DataFrame(
+        {
+            "f": [0.0, -0.0, 1.5, np.nan],
+            "g": [2.0, 1.25, 2.0, np.nan],
+            "f32": np.array([0.1, 0.2, 0.1, np.nan], dtype="float32"),
+            "i": pd.array([1, None, 3, 1], dtype="Int64"),
+            "i64": [5, 6, 5, 7],
+            "o": ["a", None, "b", "a"],
+            "m": [1, 1.0, True, "x"],
+            "cat": pd.Categorical(["u", "v", "u", None]),
+            "bn": [True, None, False, True],
+        }
+    )
+    tok = from_frame(df).tokens
+    assert list(tok["f"]) == ["0", "-0", "1.5", ""]
+    assert list(tok["g"]) == ["2", "1.25", "2", ""]
+    assert list(tok["f32"]) == ["0.1", "0.2", "0.1", ""]
+    assert list(tok["i"]) == ["1", "", "3", "1"]
+    assert list(tok["i64"]) == ["5", "6", "5", "7"]
+    assert list(tok["o"]) == ["a", "", "b", "a"]
+    assert list(tok["m"]) == ["1", "1.0", "True", "x"]
+    assert list(tok["cat"]) == ["u", "v", "u", ""]
+    assert list(tok["bn"]) == ["True", "", "False", "True"]
+    assert tok["g"][0] is tok["g"][2]  # one string per distinct value

@@ -177,20 +177,35 @@ def _series_tokens(s: pd.Series) -> np.ndarray:
     elif pd.api.types.is_float_dtype(s):
         vals = s.to_numpy(float, na_value=np.nan)
         np_dtype = getattr(s.dtype, "numpy_dtype", s.dtype)
-        if isinstance(np_dtype, np.dtype) and np_dtype.itemsize < 8:  # float32: its own digits
-            out = np.array([str(np_dtype.type(v)) for v in vals], dtype=object)
+        short = isinstance(np_dtype, np.dtype) and np_dtype.itemsize < 8  # float32's own digits
+
+        def text(v: float) -> str:
+            t = str(np_dtype.type(v)) if short else repr(float(v))
+            return t[:-2] if t.endswith(".0") else t
+
+        if np.any((vals == 0) & np.signbit(vals)):  # -0.0 keeps its sign: one cell at a time
+            out = np.array([text(v) for v in vals], dtype=object)
         else:
-            out = np.array([repr(float(v)) for v in vals], dtype=object)
-        out = np.array([t[:-2] if t.endswith(".0") else t for t in out], dtype=object)
+            out = _per_distinct(vals, text)
     elif pd.api.types.is_datetime64_any_dtype(s):
         whole_days = bool((s.dropna() == s.dropna().dt.normalize()).all())
         fmt = "%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M:%S"  # keep the recorded precision
         out = s.dt.strftime(fmt).to_numpy(object)
+    elif pd.api.types.infer_dtype(s, skipna=True) in ("string", "integer"):
+        out = _per_distinct(s, str)  # one type: equal values, equal text
     else:
         out = s.astype(object).to_numpy(object)
         out = np.array([x if isinstance(x, str) else str(x) for x in out], dtype=object)
     out[mask] = ""
     return out
+
+
+def _per_distinct(values, text) -> np.ndarray:
+    """`text(v)` of every cell, computed once per distinct value and shared; "" where the
+    value is missing."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array([text(u) for u in uniques] + [""], dtype=object)
+    return table[codes]
 
 
 def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
