@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,11 +15,13 @@ import pandas as pd
 
 from .. import progress
 from ..errors import InputError
-from ..leaderboard import mark_selected
+from ..leaderboard import best, entry, mark_selected
 from ..modelfile import require
 from .baselines import start_baselines
 from .cache import CacheSpec
-from .counts import N_SPECIAL, UNK, Segment, count
+from .counts import EOS, N_SPECIAL, UNK, Segment, count, layout
+from .length import WEIGHTS, LengthHazard, end_probs, positions
+from .length import generate as generate_with_ends
 from .model import NgramModel, structure_name
 from .sequence import (
     DEFAULT_HOLDOUT,
@@ -57,6 +60,16 @@ class EventsTwin(_SequenceTwin):
         self.leaderboard = leaderboard or []
         self.info = info or {}
         self._last_units = 0
+        self.hazard: LengthHazard | None = None  # length-aware ends (`+len`), or None
+        self._end_cache: dict[int, float] = {}
+
+    def set_hazard(self, hazard: LengthHazard | None) -> None:
+        """Use length-aware sequence ends (None: the chain's own)."""
+        self.hazard = hazard
+        self._end_cache = {}
+        base = structure_name(self.model.order, self.model.smoother)
+        ends = f"+len[w={hazard.weight:g}]" if hazard else ""
+        self.structure = base + ("+cache" if self.cache else "") + ends
 
     # ---- reading -----------------------------------------------------------------------
     @staticmethod
@@ -152,6 +165,7 @@ class EventsTwin(_SequenceTwin):
             raise InputError(f"--max-order must be an integer from 0 to 32, got {max_order}")
         df, cols = cls.read_table(data, sequence_id, order_by, event)
         ev, starts, lengths = cls.sequences(df, cols)
+        structures, with_len = _split_len(structures)
         candidates = _parse_structures(structures, max_order, cache)
         max_order = max(c[0] for c in candidates)
         hold = _parse_holdout(holdout)
@@ -195,6 +209,30 @@ class EventsTwin(_SequenceTwin):
             train_segs, hold_segs, base, candidates, train_units, hold_units, 0.0, hold_segs
         )
         name = structure_name(order, smoother) + ("+cache" if cached else "")
+        weight = None
+        if with_len and not cached and hold_segs:  # the same chain, length-aware ends
+            t1 = time.perf_counter()
+            split_model = NgramModel.from_tables(tables, order, smoother)
+            parts = {}
+            for which, segs in (("train", train_segs), ("hold", hold_segs)):
+                lay = layout(segs)
+                parts[which] = (
+                    split_model.prob_layout(lay),
+                    end_probs(split_model, lay),
+                    lay.t[lay.pred] == EOS,
+                    positions(lay),
+                )
+            _, p_end, is_end, steps = parts["train"]
+            offsets = LengthHazard.fit(p_end, steps, is_end)
+            secs = time.perf_counter() - t1
+            for w in WEIGHTS:
+                hz = offsets.with_weight(w)
+                tb = -np.sum(np.log2(hz.adjust(*parts["train"]))) / max(train_units, 1)
+                hb = -np.sum(np.log2(hz.adjust(*parts["hold"]))) / max(hold_units, 1)
+                rows.append(entry(f"{name}+len[w={w:g}]", tb, hb, secs, order=order, weight=w))
+            win = best(rows)
+            if win.get("weight") is not None:
+                weight, name = float(win["weight"]), win["structure"]
         refitted = False
         if refit and not isinstance(hold, Path):
             vocab_names = sorted(set(ev.tolist()))
@@ -215,7 +253,31 @@ class EventsTwin(_SequenceTwin):
             "refit_on_all_data": refitted,
             "fit_seconds_total": time.perf_counter() - t0,
         }
-        return cls(vocab_names, cols, model, rows, info, CacheSpec() if cached else None)
+        twin = cls(vocab_names, cols, model, rows, info, CacheSpec() if cached else None)
+        if weight is not None:  # offsets from the final chain on the data it was fit on
+            segs = cls._segments(ids, starts, lengths) if refitted else train_segs
+            lay = layout(segs)
+            fit_on = (end_probs(model, lay), positions(lay), lay.t[lay.pred] == EOS)
+            twin.set_hazard(LengthHazard.fit(*fit_on, weight))
+        return twin
+
+    def _probs(self, segs: list[Segment]) -> np.ndarray:
+        p = super()._probs(segs)
+        if self.hazard is None:
+            return p
+        lay = layout(segs)
+        return self.hazard.adjust(
+            p, end_probs(self.model, lay), lay.t[lay.pred] == EOS, positions(lay)
+        )
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float
+    ) -> tuple[list[int], bool]:
+        if self.hazard is None:
+            return super()._generate(n, rng, history, temperature)
+        sampler = self.sampler()
+        state = sampler.walk(history)
+        return generate_with_ends(sampler, self.hazard, n, rng, state, temperature, self._end_cache)
 
     # ---- likelihood --------------------------------------------------------------------
     def log_prob(self, data: Any) -> np.ndarray:
@@ -274,7 +336,10 @@ class EventsTwin(_SequenceTwin):
                 "columns": self.columns,
             }
         }
-        return meta, self.model.to_arrays()
+        arrays = self.model.to_arrays()
+        if self.hazard is not None:
+            arrays.update(self.hazard.to_arrays())
+        return meta, arrays
 
     @classmethod
     def from_archive(
@@ -299,7 +364,7 @@ class EventsTwin(_SequenceTwin):
             arrays, base, info.get("order"), info.get("smoother"), source
         )
         rest = {k: v for k, v in info.items() if k not in ("names", "columns")}
-        return cls(
+        twin = cls(
             names,
             cols,
             model,
@@ -307,6 +372,13 @@ class EventsTwin(_SequenceTwin):
             rest,
             cls._load_cache(info, source),
         )
+        try:
+            hazard = LengthHazard.from_arrays(arrays)
+        except ValueError as exc:
+            require(False, source, str(exc))
+        require(hazard is None or twin.cache is None, source, "length-aware ends with a cache")
+        twin.set_hazard(hazard)
+        return twin
 
     # ---- command line ------------------------------------------------------------------
     @classmethod
@@ -364,3 +436,19 @@ class EventsTwin(_SequenceTwin):
     def symbol_names(self) -> list[str]:
         """Names of symbol ids 3.. (for ARPA; spaces replaced by '_')."""
         return [e.replace(" ", "_") or "<empty>" for e in self.events]
+
+
+def _split_len(structures: str | list[str] | None) -> tuple[str | list[str] | None, bool]:
+    """Structure names without their `+len` part, and whether length-aware ends are wanted
+    (by default, or when a name asks for them: `markov6+kn+len`, or `len` alone)."""
+    if structures is None:
+        return None, True
+    names = structures.split(",") if isinstance(structures, str) else list(structures)
+    out, want = [], False
+    for raw in names:
+        name = raw.strip()
+        plain = re.sub(r"\+len(\[w=[^\]]*\])?$", "", name)
+        want |= plain != name or name == "len"
+        if name != "len":
+            out.append(plain)
+    return (out or None), want

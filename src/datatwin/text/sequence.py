@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import progress
 from ..base import Twin
 from ..errors import InputError
 from ..leaderboard import best, entry
@@ -53,7 +54,7 @@ def _parse_structures(
         if not picked:
             raise InputError(
                 f"unknown structure {name!r}; use e.g. unigram+kn, markov5+kn, markov3+wb, "
-                "markov7+kn+cache, kn, wb or cache"
+                "markov7+kn+cache, kn, wb or cache (events also: markov6+kn+len, len)"
             )
         out.extend(c for c in picked if c not in out)
     return out
@@ -177,3 +178,7 @@ class _SequenceTwin(Twin):
             from .arpa import write_arpa
 
             write_arpa(self, args.arpa)
+            if getattr(self, "hazard", None) is not None:
+                progress.note(
+                    f"{args.arpa} holds the plain chain: ARPA cannot express the +len ends"
+                )
