@@ -249,7 +249,12 @@ def markdown(res: dict) -> str:
         "",
         f"Command: `{res['command']}` on {res['machine']} ({res['date']}); load average "
         f"{res['load_average_start'][0]:.1f} at the start, {res['load_average_end'][0]:.1f} at "
-        "the end (other jobs shared the 2 cores, so timings are pessimistic).",
+        "the end"
+        + (
+            " (other jobs shared the 2 cores, so timings are pessimistic)."
+            if max(res["load_average_start"][0], res["load_average_end"][0]) > 2.0
+            else "."
+        ),
         "",
         "## Shakespeare: fit on train.txt (4.59 MB), score holdout.txt (0.47 MB)",
         "",
@@ -308,6 +313,13 @@ def markdown(res: dict) -> str:
         "(sequence ends included in the total) by order:",
         "",
         *_order_table(c["leaderboard"]),
+        "",
+        "Length-aware ends on the best chain (`+len`, weight w chosen on the holdout): "
+        + ", ".join(
+            f"{r['structure']} {r['holdout_bits']:.4f}"
+            for r in c["leaderboard"]
+            if "+len" in r["structure"]
+        ),
         "",
         "Baselines (bits per phone, incremental): "
         + ", ".join(
