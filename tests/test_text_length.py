@@ -17,7 +17,7 @@ import pytest
 import datatwin
 from datatwin import ModelFileError
 from datatwin.text.counts import BOS, EOS, N_SPECIAL
-from datatwin.text.length import LengthHazard
+from datatwin.text.length import Ends, LengthHazard
 from datatwin.text.twin import EventsTwin
 
 COLS = {"sequence_id": "S", "order_by": "P", "event": "E"}
@@ -162,12 +162,12 @@ def test_offsets_make_expected_ends_match_seen_ends():
     lengths = np.repeat([1, 2, 3], [500, 300, 200])
     t = np.concatenate([np.arange(k + 1) for k in lengths])
     is_end = np.concatenate([np.arange(k + 1) == k for k in lengths])
-    h = LengthHazard.fit(np.full(len(t), 0.2), t, is_end)
+    h = LengthHazard.fit(Ends(np.full(len(t), 0.2), is_end, t))
     e = h.end_prob(np.full(5, 0.2), np.arange(5))
     assert e[0] < 1e-3  # no sequence is empty
     assert e[1] == pytest.approx(500 / 1000, abs=2e-3)
     assert e[2] == pytest.approx(300 / 500, abs=2e-3)
     assert e[3] == pytest.approx(1.0, abs=1e-2) and e[4] == e[3]  # everything ends at 3
-    assert LengthHazard.fit(np.full(len(t), 0.2), t, is_end, 0.0).end_prob(
+    assert LengthHazard.fit(Ends(np.full(len(t), 0.2), is_end, t), 0.0).end_prob(
         np.array([0.2]), np.array([2])
     )[0] == pytest.approx(0.2)

@@ -228,6 +228,23 @@ class ColumnCodec:
             self.fine_coarse[np.r_[self.fine_coarse[1:] != self.fine_coarse[:-1], True]] + 1.0
         )
 
+    def threshold_ranks(self) -> np.ndarray | None:
+        """The order of a numeric column's states for threshold splits (values first, by
+        value: atoms, and bins by their midpoints; then tokens, rare and escape), or None
+        for a categorical column."""
+        if not self.numeric:
+            return None
+        key = np.full(self.n_states, np.inf)
+        va = self.value_atoms
+        key[self.off_value : self.off_value + len(va)] = va
+        ce = self.coarse_edges
+        if len(ce) > 1:
+            key[self.off_interval : self.off_interval + len(ce) - 1] = (ce[:-1] + ce[1:]) / 2
+        order = np.lexsort((np.arange(self.n_states), key))
+        ranks = np.empty(self.n_states, dtype=np.int64)
+        ranks[order] = np.arange(self.n_states)
+        return ranks
+
     # ---- encoding -----------------------------------------------------------------------
     def encode(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """States (int64) and log P(value | state) (nats) for each token."""

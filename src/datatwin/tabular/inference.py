@@ -65,7 +65,7 @@ def conditional_sample(
         isinstance(net.cpts[v], TreeCPT) and net.cpts[v].dense_cells() > _MAX_CELLS
         for v in relevant
     ):
-        return rejection_sample(net, n, rng, allowed, evidence)
+        return rejection_sample(net, n, rng, allowed, evidence, relevant)
     factors = []
     for v in relevant:
         cpt = net.cpts[v]
@@ -124,12 +124,14 @@ def rejection_sample(
     rng: np.random.Generator,
     allowed: list[np.ndarray],
     evidence: dict[int, int],
+    relevant: set[int] | None = None,
     max_draws: int | None = None,
 ) -> list[np.ndarray]:
     """`n` exact draws from P(states | evidence): forward samples of the evidence's ancestors
     kept when they match it, then every other column sampled forward given them."""
     max_draws = _MAX_REJECTION_DRAWS if max_draws is None else max_draws
-    relevant = reachable(evidence, lambda v: net.parents[v])
+    if relevant is None:  # the evidence's ancestors (the evidence included)
+        relevant = reachable(evidence, lambda v: net.parents[v])
     kept: list[dict[int, np.ndarray]] = [{v: np.zeros(0, dtype=np.int64) for v in relevant}]
     have = drawn = accepted = 0
     while have < n:

@@ -445,20 +445,3 @@ def grow_trees(
     net = DiscreteBayesNet(cards, [t.parents for t in tables])  # type: ignore[union-attr]
     net.cpts = tables  # type: ignore[assignment]
     return net
-
-
-def state_ranks(codec) -> np.ndarray | None:
-    """Threshold order of a numeric codec's states (values first, by value; then tokens,
-    rare and escape), or None for a categorical column."""
-    if not codec.numeric:
-        return None
-    key = np.full(codec.n_states, np.inf)
-    va = codec.value_atoms
-    key[codec.off_value : codec.off_value + len(va)] = va
-    ce = codec.coarse_edges
-    if len(ce) > 1:
-        key[codec.off_interval : codec.off_interval + len(ce) - 1] = (ce[:-1] + ce[1:]) / 2
-    order = np.lexsort((np.arange(codec.n_states), key))
-    ranks = np.empty(codec.n_states, dtype=np.int64)
-    ranks[order] = np.arange(codec.n_states)
-    return ranks

@@ -32,7 +32,7 @@ from .ids import IdGenerator
 from .reader import RawTable, read_table
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .search import LocalScorer, chow_liu, hill_climb
-from .trees import TreeCPT, grow_trees, state_ranks
+from .trees import TreeCPT, grow_trees
 
 STRUCTURES = ("independent", "chow-liu", "bayesnet", "trees", "dag", "gaussian")
 DEFAULT_STRUCTURES = ("independent", "chow-liu", "bayesnet", "trees")
@@ -246,7 +246,7 @@ class TableTwin(Twin):
                 if sorted(order) != sorted(names):
                     raise InputError("a trees order must name every modelled column once")
                 seq = [idx[n] for n in order]
-            net = grow_trees(counter, pseudo, seq, [state_ranks(c) for c in codecs])
+            net = grow_trees(counter, pseudo, seq, [c.threshold_ranks() for c in codecs])
             options["order"] = [names[v] for v in seq]
             return cls(specs, codecs, net, ids, structure, options, gnet)
         try:

@@ -19,8 +19,8 @@ from ..leaderboard import best, entry, mark_selected
 from ..modelfile import require
 from .baselines import start_baselines
 from .cache import CacheSpec
-from .counts import EOS, N_SPECIAL, UNK, Segment, count, layout
-from .length import WEIGHTS, LengthHazard, end_probs, positions
+from .counts import N_SPECIAL, UNK, Segment, count, layout
+from .length import WEIGHTS, Ends, LengthHazard
 from .length import generate as generate_with_ends
 from .model import NgramModel, structure_name
 from .sequence import (
@@ -209,30 +209,26 @@ class EventsTwin(_SequenceTwin):
             train_segs, hold_segs, base, candidates, train_units, hold_units, 0.0, hold_segs
         )
         name = structure_name(order, smoother) + ("+cache" if cached else "")
-        weight = None
+        hazard = None
         if with_len and not cached and hold_segs:  # the same chain, length-aware ends
             t1 = time.perf_counter()
             split_model = NgramModel.from_tables(tables, order, smoother)
-            parts = {}
-            for which, segs in (("train", train_segs), ("hold", hold_segs)):
-                lay = layout(segs)
-                parts[which] = (
-                    split_model.prob_layout(lay),
-                    end_probs(split_model, lay),
-                    lay.t[lay.pred] == EOS,
-                    positions(lay),
-                )
-            _, p_end, is_end, steps = parts["train"]
-            offsets = LengthHazard.fit(p_end, steps, is_end)
+            lays = {"train": layout(train_segs), "hold": layout(hold_segs)}
+            probs = {k: split_model.prob_layout(v) for k, v in lays.items()}
+            ends = {k: Ends.of(split_model, v) for k, v in lays.items()}
+            offsets = LengthHazard.fit(ends["train"])
             secs = time.perf_counter() - t1
+            units = {"train": max(train_units, 1), "hold": max(hold_units, 1)}
             for w in WEIGHTS:
                 hz = offsets.with_weight(w)
-                tb = -np.sum(np.log2(hz.adjust(*parts["train"]))) / max(train_units, 1)
-                hb = -np.sum(np.log2(hz.adjust(*parts["hold"]))) / max(hold_units, 1)
+                tb, hb = (
+                    -np.sum(np.log2(hz.adjust(probs[k], ends[k]))) / units[k]
+                    for k in ("train", "hold")
+                )
                 rows.append(entry(f"{name}+len[w={w:g}]", tb, hb, secs, order=order, weight=w))
             win = best(rows)
             if win.get("weight") is not None:
-                weight, name = float(win["weight"]), win["structure"]
+                hazard, name = offsets.with_weight(float(win["weight"])), win["structure"]
         refitted = False
         if refit and not isinstance(hold, Path):
             vocab_names = sorted(set(ev.tolist()))
@@ -254,21 +250,17 @@ class EventsTwin(_SequenceTwin):
             "fit_seconds_total": time.perf_counter() - t0,
         }
         twin = cls(vocab_names, cols, model, rows, info, CacheSpec() if cached else None)
-        if weight is not None:  # offsets from the final chain on the data it was fit on
-            segs = cls._segments(ids, starts, lengths) if refitted else train_segs
-            lay = layout(segs)
-            fit_on = (end_probs(model, lay), positions(lay), lay.t[lay.pred] == EOS)
-            twin.set_hazard(LengthHazard.fit(*fit_on, weight))
+        if hazard is not None and refitted:  # offsets from the refit chain on all the data
+            all_ends = Ends.of(model, layout(cls._segments(ids, starts, lengths)))
+            hazard = LengthHazard.fit(all_ends, hazard.weight)
+        twin.set_hazard(hazard)
         return twin
 
     def _probs(self, segs: list[Segment]) -> np.ndarray:
         p = super()._probs(segs)
         if self.hazard is None:
             return p
-        lay = layout(segs)
-        return self.hazard.adjust(
-            p, end_probs(self.model, lay), lay.t[lay.pred] == EOS, positions(lay)
-        )
+        return self.hazard.adjust(p, Ends.of(self.model, layout(segs)))
 
     def _generate(
         self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float

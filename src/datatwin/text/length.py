@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logit
 
-from .counts import EOS, Layout, lookup
-from .smoothing import apply_level
+from .counts import EOS, Layout
 
 WEIGHTS = (0.5, 1.0, 1.5, 2.0)
 _MIN_AT_RISK = 20  # lengths reached by fewer sequences share the last offset
@@ -43,19 +42,16 @@ class LengthHazard:
     weight: float
 
     @classmethod
-    def fit(
-        cls, p_end: np.ndarray, t: np.ndarray, is_end: np.ndarray, weight: float = 1.0
-    ) -> LengthHazard:
-        """Offsets from the chain's end probabilities at every training step, the steps'
-        events-so-far counts and whether each step was the end."""
-        t = np.asarray(t, dtype=np.int64)
+    def fit(cls, ends: Ends, weight: float = 1.0) -> LengthHazard:
+        """Offsets from the chain's ends at every step of the training sequences."""
+        t = np.asarray(ends.t, dtype=np.int64)
         at_risk = np.bincount(t)
         short = np.flatnonzero(at_risk < _MIN_AT_RISK)
         top = int(short[0]) if len(short) else len(at_risk)
         g = np.minimum(t, top - 1) if top == len(at_risk) else np.minimum(t, top)
         n_groups = int(g.max()) + 1 if len(g) else 1
-        target = np.bincount(g, weights=is_end.astype(float), minlength=n_groups) + 0.5
-        z = logit(np.clip(p_end, _EPS, 1 - _EPS))
+        target = np.bincount(g, weights=ends.is_end.astype(float), minlength=n_groups) + 0.5
+        z = logit(np.clip(ends.p_end, _EPS, 1 - _EPS))
         lo = np.full(n_groups, -_BOUND)
         hi = np.full(n_groups, _BOUND)
         for _ in range(60):  # bisection: expected ends (plus the pseudo-step) = seen ends
@@ -72,12 +68,10 @@ class LengthHazard:
         z = logit(np.clip(p_end, _EPS, 1 - _EPS)) + self.weight * c
         return np.clip(expit(z), _EPS, 1 - _EPS)
 
-    def adjust(
-        self, p: np.ndarray, p_end: np.ndarray, is_end: np.ndarray, t: np.ndarray
-    ) -> np.ndarray:
-        """Probabilities of the observed symbols under the length-aware ends."""
-        e = self.end_prob(p_end, t)
-        return np.where(is_end, e, p * (1.0 - e) / (1.0 - p_end))
+    def adjust(self, p: np.ndarray, ends: Ends) -> np.ndarray:
+        """Probabilities `p` of the observed symbols under the length-aware ends."""
+        e = self.end_prob(ends.p_end, ends.t)
+        return np.where(ends.is_end, e, p * (1.0 - e) / (1.0 - ends.p_end))
 
     def with_weight(self, weight: float) -> LengthHazard:
         return LengthHazard(self.offsets, float(weight))
@@ -104,33 +98,18 @@ class LengthHazard:
         return cls(c, float(w[0]))
 
 
-def end_probs(model, lay: Layout) -> np.ndarray:
-    """The chain's P(end | context) at every predicted position of a layout."""
-    ids = lookup(model.keys, model.base, lay)
-    where = np.flatnonzero(lay.pred)
-    p = np.full(len(where), 1.0 / model.n_outcomes)
-    for k, lev in enumerate(model.levels):
-        table = model.keys[k]
-        if k == 0:
-            ctx = None
-            q = np.full(len(where), EOS, dtype=np.int64)
-            ok = np.ones(len(where), dtype=bool)
-        else:
-            ctx = ids[k - 1][where - 1]
-            ok = ctx >= 0
-            q = np.where(ok, ctx * model.base + EOS, 0)
-        if len(table):
-            idx = np.minimum(np.searchsorted(table, q), len(table) - 1)
-            ngram = np.where(ok & (table[idx] == q), idx, -1)
-        else:
-            ngram = np.full(len(where), -1, dtype=np.int64)
-        p = apply_level(lev, p, ngram, ctx)
-    return p
+@dataclass
+class Ends:
+    """At every predicted position of a layout: the chain's P(end | context), whether the
+    position is the end, and the events already in the sequence (blocks start with BOS)."""
 
+    p_end: np.ndarray
+    is_end: np.ndarray
+    t: np.ndarray
 
-def positions(lay: Layout) -> np.ndarray:
-    """Events already in the sequence at every predicted position (blocks start with BOS)."""
-    return lay.offset[lay.pred] - 1
+    @classmethod
+    def of(cls, model, lay: Layout) -> Ends:
+        return cls(model.prob_of_symbol(lay, EOS), lay.t[lay.pred] == EOS, lay.offset[lay.pred] - 1)
 
 
 def generate(
@@ -164,6 +143,7 @@ def generate(
             if z is None:
                 p_end = min(max(float(sampler.distribution(s)[EOS]), _EPS), 1 - _EPS)
                 z = end_cache[s] = math.log(p_end / (1.0 - p_end))
+            # `end_prob` for one step, in plain floats: this loop runs once per event
             e = 1.0 / (1.0 + math.exp(-(z + shift[min(len(out), last)])))
             if next_u() < min(max(e, _EPS), 1 - _EPS):
                 return out, True

@@ -87,6 +87,21 @@ class NgramModel:
         ids = lookup(self.keys, self.base, lay)
         return chain_probs(self.levels, ids, lay.pred, self.n_outcomes)
 
+    def prob_of_symbol(self, lay: Layout, symbol: int) -> np.ndarray:
+        """Probability of `symbol` (instead of what is there) at every predicted position."""
+        ids = lookup(self.keys, self.base, lay)
+        where = np.flatnonzero(lay.pred)
+        p = np.full(len(where), 1.0 / self.n_outcomes)
+        for k, lev in enumerate(self.levels):
+            ctx = None if k == 0 else ids[k - 1][where - 1]
+            ok = np.ones(len(where), bool) if ctx is None else ctx >= 0
+            q = np.full(len(where), symbol, np.int64) if ctx is None else ctx * self.base + symbol
+            table = self.keys[k]
+            idx = np.minimum(np.searchsorted(table, q), max(len(table) - 1, 0))
+            found = ok & (table[idx] == q) if len(table) else np.zeros(len(where), bool)
+            p = apply_level(lev, p, np.where(found, idx, -1), ctx)
+        return p
+
     def log_prob_segments(self, segments: list[Segment]) -> np.ndarray:
         """Natural-log probability of each predicted symbol (tokens and EOS) of the segments."""
         return np.log(self.prob_layout(layout(segments)))
