@@ -175,8 +175,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "report"))
     args = ap.parse_args()
 
+    from datatwin.reader import read_table
     from datatwin.report.tables import parse
-    from datatwin.tabular.reader import read_table
     from datatwin.tabular.schema import infer_schema
 
     train_raw = read_table(ADULT / "adult_train.csv")

@@ -92,7 +92,7 @@ def test_exact_copies(files):
 
 
 def test_distance_to_closest_record_is_gower():
-    from datatwin.tabular.reader import from_frame
+    from datatwin.reader import from_frame
     from datatwin.tabular.schema import infer_schema
 
     df = pd.DataFrame({"a": ["x", "y", "x"], "n": ["1", "2", ""]})

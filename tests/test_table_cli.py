@@ -547,7 +547,7 @@ def test_separator_is_sniffed(tmp_path, capsys, sep):
     other = tmp_path / "other.csv"
     df.to_csv(comma, index=False)
     df.to_csv(other, index=False, sep=sep)
-    from datatwin.tabular.reader import read_table
+    from datatwin.reader import read_table
 
     a, b = read_table(comma), read_table(other)
     assert a.columns == b.columns == ["price", "city", "k"]
@@ -564,7 +564,7 @@ def test_separator_is_sniffed(tmp_path, capsys, sep):
 
 
 def test_single_column_csv_is_not_split(tmp_path):
-    from datatwin.tabular.reader import read_table
+    from datatwin.reader import read_table
 
     path = write(tmp_path / "one.csv", "note\n" + "\n".join(["a;b", "c|d", "e"] * 20) + "\n")
     raw = read_table(path)

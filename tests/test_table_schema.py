@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from datatwin import cli
-from datatwin.tabular.reader import read_table
+from datatwin.reader import read_table
 from datatwin.tabular.schema import infer_schema
 from datatwin.tabular.twin import TableTwin
 
@@ -443,7 +443,7 @@ def test_frame_cells_become_the_text_a_csv_would_hold():
     """Each distinct value is formatted once and shared; the text is what a CSV would hold:
     whole floats without '.0', -0.0 keeps its sign, nullable integers stay integers, mixed
     object columns keep each cell's own type, missing cells are empty."""
-    from datatwin.tabular.reader import from_frame
+    from datatwin.reader import from_frame
 
     df = pd.DataFrame(
         {

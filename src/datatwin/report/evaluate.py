@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import progress
 from ..errors import InputError
-from ..tabular.reader import RawTable, read_table
+from ..reader import RawTable, read_table
 from . import deps, metrics
 from .tables import Frame, parse
 

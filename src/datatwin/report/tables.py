@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..tabular.reader import RawTable, read_table
+from ..reader import RawTable, read_table
 from ..tabular.schema import ColumnSpec
 
 NUMERIC = ("integer", "float", "datetime")

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .reader import RawTable
+from ..reader import MISSING_MARKERS, RawTable
 
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
-DEFAULT_MISSING = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
+DEFAULT_MISSING = MISSING_MARKERS
 _BOOL = {"true", "false"}
 _DATE_FORMATS = (
     "%Y-%m-%d",

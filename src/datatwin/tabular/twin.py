@@ -23,13 +23,13 @@ from .. import progress
 from ..base import Twin
 from ..errors import InputError
 from ..modelfile import require
+from ..reader import RawTable, read_table
 from .bayesnet import DiscreteBayesNet, topological_order
 from .codec import ColumnCodec, Decoded, datetime_step, grid_to_values, to_grid
 from .counting import FamilyCounter
 from .cpt import CPT
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .ids import IdGenerator
-from .reader import RawTable, read_table
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .search import LocalScorer, chow_liu, hill_climb
 from .trees import TreeCPT, grow_trees

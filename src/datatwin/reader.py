@@ -21,7 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from ..errors import InputError
+from .errors import InputError
+
+#: Cells that mean "missing" in every kind (tables keep them as values of their own; series
+#: and events read them as gaps). A schema can narrow the list per column (`--not-missing`).
+MISSING_MARKERS = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
 
 
 @dataclass
