@@ -78,7 +78,11 @@ def run(census: bool, only: set[str] | None = None) -> dict[str, Any]:
     record(
         "cmudict",
         lambda: datatwin.fit(
-            pd.read_csv(DATA / "events/cmudict/pronunciations.csv.gz", dtype=str),
+            pd.read_csv(
+                DATA / "events/cmudict/pronunciations.csv.gz",
+                keep_default_na=False,
+                dtype={"phone": str, "word": str},
+            ),
             kind="events",
             sequence_id="word",
             order_by="position",
