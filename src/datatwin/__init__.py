@@ -16,18 +16,45 @@ from .errors import DataTwinError, InputError, ModelFileError
 
 __version__ = "0.1.0"
 
-__all__ = ["DataTwinError", "InputError", "ModelFileError", "Twin", "fit", "load", "__version__"]
+__all__ = [
+    "DataTwinError",
+    "EventsTwin",
+    "InputError",
+    "ModelFileError",
+    "SeriesTwin",
+    "TableTwin",
+    "TextTwin",
+    "Twin",
+    "fit",
+    "load",
+    "__version__",
+]
+
+#: the twin classes, importable from `datatwin` but loaded only when asked for
+_LAZY = {"TableTwin": "table", "TextTwin": "text", "EventsTwin": "events", "SeriesTwin": "series"}
 
 
-def fit(data: Any, kind: str = "table", **kwargs: Any) -> Twin:
-    """Fit a twin of `data` (a DataFrame or a path) choosing the structure by holdout bits.
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from .kinds import twin_class
 
-    Keyword arguments go to the kind's fit function (for tables: structures, holdout, seed,
-    schema, refit, bins, score, ...); see `datatwin.tabular.TableTwin.fit_select`.
+        return twin_class(_LAZY[name])
+    raise AttributeError(f"module 'datatwin' has no attribute {name!r}")
+
+
+def fit(data: Any, *, kind: str = "table", **options: Any) -> Twin:
+    """Fit a twin of `data` (a DataFrame or a path), choosing the structure by holdout bits.
+
+    `options` go to the kind's `fit_select` (for tables: structures, holdout, seed, schema,
+    refit, bins, score, ...); an option the kind does not take is an InputError that lists
+    the ones it does. `structures=twin.structure` refits exactly the structure a twin names.
     """
+    from .core.options import check_keywords
     from .kinds import twin_class
 
-    return twin_class(kind).fit_select(data, **kwargs)
+    cls = twin_class(kind)
+    check_keywords(cls.fit_select, options, f"kind {kind!r}")
+    return cls.fit_select(data, **options)
 
 
 def load(path: str | Path) -> Twin:

@@ -29,6 +29,17 @@ class Twin(ABC):
     #: name of the structure this twin uses
     structure: str
 
+    def __repr__(self) -> str:
+        count = self.n_params()
+        return (
+            f"<{type(self).__name__} kind={self.kind!r} structure={self.structure!r} "
+            f"unit={self.unit!r}" + ("" if count is None else f" params={count}") + ">"
+        )
+
+    def n_params(self) -> int | None:
+        """Free parameters of the fitted structure (None where a kind does not count them)."""
+        return None
+
     # ---- likelihood -------------------------------------------------------------------
     @abstractmethod
     def log_prob(self, data: Any) -> np.ndarray:
@@ -84,8 +95,21 @@ class Twin(ABC):
     # ---- command-line hooks (each kind overrides what it supports) ----------------------
     @classmethod
     def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
-        """Add this kind's own options to the `fit` and `sample` sub-commands."""
+        """Add this kind's own options to the `fit` and `sample` sub-commands.
+
+        Each option belongs to the kinds named by `cli_option_kinds` (default: this kind);
+        an option another kind owns is refused by the CLI when given for this one.
+        """
         return None
+
+    @staticmethod
+    def cli_option(
+        group: Any, *flags: str, kinds: tuple[str, ...], **kwargs: Any
+    ) -> argparse.Action:
+        """`group.add_argument(*flags, **kwargs)`, recording the kinds the option is for."""
+        action = group.add_argument(*flags, **kwargs)
+        action.kinds = kinds  # type: ignore[attr-defined]
+        return action
 
     @classmethod
     def cli_fit(cls, path: Path, args: argparse.Namespace) -> Twin:

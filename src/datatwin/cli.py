@@ -130,12 +130,51 @@ def build_parser() -> argparse.ArgumentParser:
                 "-o", "--output", metavar="HTML", help="default: MODEL's stem + .report.html"
             )
 
+    _add_kind_options(fit, sample)
+    return parser
+
+
+def _add_kind_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
+    """Each kind's own options; an option records the kinds it is for (`action.kinds`)."""
+    done: set[type] = set()
     for kind in _KINDS:
         try:
-            twin_class(kind).cli_add_options(fit, sample)
+            cls = twin_class(kind)
         except InputError:
             continue
-    return parser
+        owner = next(c for c in cls.__mro__ if "cli_add_options" in c.__dict__)
+        if owner in done:
+            continue
+        done.add(owner)
+        before = {id(a) for p in (fit, sample) for a in p._actions}
+        owner.cli_add_options(fit, sample)
+        for p in (fit, sample):
+            for a in p._actions:
+                if id(a) not in before and not hasattr(a, "kinds"):
+                    a.kinds = (kind,)  # type: ignore[attr-defined]
+
+
+def refuse_foreign_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, kind: str
+) -> None:
+    """An option given on the command line that is not for `kind` is a usage error (exit 2)
+    naming the options this kind takes, rather than being silently ignored."""
+    foreign, own = [], []
+    for a in parser._actions:
+        kinds = getattr(a, "kinds", None)
+        if kinds is None or not a.option_strings:
+            continue
+        flag = max(a.option_strings, key=len)
+        if kind in kinds:
+            own.append(flag)
+        elif getattr(args, a.dest, a.default) != a.default:
+            foreign.append(f"{flag} (for {'/'.join(kinds)})")
+    if foreign:
+        takes = ", ".join(own) if own else "no options of its own"
+        raise InputError(
+            f"{', '.join(foreign)}: not an option for {kind} data; a {kind} "
+            f"{parser.prog.split()[-1]} takes {takes}"
+        )
 
 
 def _emit_fit(twin: Any, args: argparse.Namespace, model_path: Path) -> None:
@@ -154,6 +193,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise InputError(f"data file not found: {data}")
     kind = args.kind or infer_kind(data)
     cls = twin_class(kind)
+    refuse_foreign_options(_subparser(args.command), args, kind)
     model_path = Path(args.output) if args.output else _default_model_path(data)
     twin = cls.cli_fit(data, args)
     twin.save(model_path)
@@ -183,6 +223,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from . import load
 
     twin = load(args.model)
+    refuse_foreign_options(_subparser(args.command), args, twin.kind)
     if args.n is not None and args.n < 0:
         raise InputError("-n must be a non-negative count")
     samples = twin.cli_sample(args)
@@ -256,8 +297,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+_PARSER: argparse.ArgumentParser | None = None
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    """The parser of a sub-command (its actions carry the kinds each option is for)."""
+    assert _PARSER is not None
+    sub = next(a for a in _PARSER._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    global _PARSER
+    parser = _PARSER = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

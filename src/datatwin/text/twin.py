@@ -281,35 +281,58 @@ class TextTwin(_SequenceTwin):
     @classmethod
     def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
         g = fit.add_argument_group("text and events")
-        g.add_argument(
+        opt, both = cls.cli_option, ("text", "events")
+        opt(
+            g,
             "--tokens",
+            kinds=("text",),
             choices=TOKENS,
             default="chars",
             help="text: model Unicode characters (default), raw bytes or words",
         )
-        g.add_argument(
+        opt(
+            g,
             "--max-order",
+            kinds=both,
             type=int,
             default=DEFAULT_MAX_ORDER,
             help=f"text/events: highest Markov order tried (default {DEFAULT_MAX_ORDER})",
         )
-        g.add_argument("--sequence-id", metavar="COL", help="events: column naming the sequence")
-        g.add_argument("--order-by", metavar="COL", help="events: column ordering events")
-        g.add_argument("--event", metavar="COL", help="events: column holding the event")
-        g.add_argument("--arpa", metavar="FILE", help="text/events: also export the model as ARPA")
-        g.add_argument(
-            "--no-baselines", action="store_true", help="text/events: skip gzip/bzip2/xz"
+        for flag, text in (
+            ("--sequence-id", "events: column naming the sequence"),
+            ("--order-by", "events: column ordering events"),
+            ("--event", "events: column holding the event"),
+        ):
+            opt(g, flag, kinds=("events",), metavar="COL", help=text)
+        opt(g, "--arpa", kinds=both, metavar="FILE", help="text/events: also export as ARPA")
+        opt(
+            g,
+            "--no-baselines",
+            kinds=both,
+            action="store_true",
+            help="text/events: skip gzip/bzip2/xz",
         )
         s = sample.add_argument_group("text and events")
-        s.add_argument("--prefix", metavar="TEXT", default="", help="text: continue this prompt")
-        s.add_argument(
+        opt(
+            s,
+            "--prefix",
+            kinds=("text",),
+            metavar="TEXT",
+            default="",
+            help="text: continue this prompt",
+        )
+        opt(
+            s,
             "--temperature",
+            kinds=both,
             type=float,
             default=1.0,
             help="text/events: sharpen (<1) or flatten (>1)",
         )
-        s.add_argument(
+        opt(
+            s,
             "--novelty",
+            kinds=both,
             metavar="DATA",
             help="text/events: report how much of the sample occurs verbatim in DATA",
         )
