@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
@@ -40,6 +40,13 @@ class Twin(ABC):
         """Free parameters of the fitted structure (None where a kind does not count them)."""
         return None
 
+    # ---- fitting ----------------------------------------------------------------------
+    @classmethod
+    def fit_select(cls, *args: Any, **options: Any) -> Twin:
+        """Fit every candidate structure on a training split, keep the one with the fewest
+        holdout bits, refit it on all the data (each kind documents its options)."""
+        raise NotImplementedError
+
     # ---- likelihood -------------------------------------------------------------------
     @abstractmethod
     def log_prob(self, data: Any) -> np.ndarray:
@@ -67,8 +74,9 @@ class Twin(ABC):
 
     # ---- generation -------------------------------------------------------------------
     @abstractmethod
-    def sample(self, n: int, seed: int | None = None, **kwargs: Any) -> Any:
-        """Draw `n` units from the twin, reproducibly from `seed`."""
+    def sample(self, n: int, *args: Any, **kwargs: Any) -> Any:
+        """Draw `n` units (records, sequences, characters, steps: the kind's `unit`) from the
+        twin, reproducibly from the keyword `seed` (an int, None or a numpy Generator)."""
 
     # ---- persistence ------------------------------------------------------------------
     @abstractmethod
@@ -104,11 +112,11 @@ class Twin(ABC):
 
     @staticmethod
     def cli_option(
-        group: Any, *flags: str, kinds: tuple[str, ...], **kwargs: Any
+        group: argparse._ActionsContainer, *flags: str, kinds: tuple[str, ...], **kwargs: Any
     ) -> argparse.Action:
         """`group.add_argument(*flags, **kwargs)`, recording the kinds the option is for."""
         action = group.add_argument(*flags, **kwargs)
-        action.kinds = kinds  # type: ignore[attr-defined]
+        setattr(action, "kinds", kinds)  # noqa: B010 (an attribute argparse does not declare)
         return action
 
     @classmethod
@@ -124,7 +132,7 @@ class Twin(ABC):
         """Draw the samples `datatwin sample` asked for."""
         return self.sample(args.n, seed=args.seed)
 
-    def cli_write(self, samples: Any, fh, args: argparse.Namespace) -> None:
+    def cli_write(self, samples: Any, fh: BinaryIO, args: argparse.Namespace) -> None:
         """Write samples in the training data's format to a binary file object."""
         raise NotImplementedError
 

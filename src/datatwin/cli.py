@@ -13,9 +13,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__, progress
+from .base import Twin
 from .errors import DataTwinError, InputError
 from .kinds import _KINDS, infer_kind, twin_class
 from .leaderboard import render
@@ -23,7 +24,7 @@ from .modelfile import atomic_write_bytes
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
+    def error(self, message: str) -> NoReturn:  # one line, exit code 2
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -136,13 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_kind_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
     """Each kind's own options; an option records the kinds it is for (`action.kinds`)."""
-    done: set[type] = set()
+    done: set[type[Twin]] = set()
     for kind in _KINDS:
         try:
             cls = twin_class(kind)
         except InputError:
             continue
-        owner = next(c for c in cls.__mro__ if "cli_add_options" in c.__dict__)
+        owner: type[Twin] = next(
+            c for c in cls.__mro__ if issubclass(c, Twin) and "cli_add_options" in c.__dict__
+        )
         if owner in done:
             continue
         done.add(owner)
@@ -151,7 +154,7 @@ def _add_kind_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentPar
         for p in (fit, sample):
             for a in p._actions:
                 if id(a) not in before and not hasattr(a, "kinds"):
-                    a.kinds = (kind,)  # type: ignore[attr-defined]
+                    setattr(a, "kinds", (kind,))  # noqa: B010
 
 
 def refuse_foreign_options(

@@ -41,7 +41,8 @@ def twin_class(kind: str) -> type[Twin]:
                 f"kind {kind!r} is not available in this version of datatwin"
             ) from None
         raise
-    return getattr(module, cls_name)
+    cls: type[Twin] = getattr(module, cls_name)
+    return cls
 
 
 def infer_kind(path: Path) -> str:
