@@ -186,10 +186,11 @@ class Gower:
 
     def __init__(self, train: Frame):
         self.train = train
-        self.sorted = [
+        # per training column: its sorted non-missing numbers, or its category -> code map
+        self.sorted: list[np.ndarray | None] = [
             np.sort(c.num[~np.isnan(c.num)]) if c.numeric else None for c in train.columns
         ]
-        self.lookup = []
+        self.lookup: list[dict[Any, int] | None] = []
         for c in train.columns:
             if c.numeric:
                 self.lookup.append(None)
@@ -199,9 +200,9 @@ class Gower:
         self.train_enc = self._encode(train)
 
     def _encode(self, frame: Frame) -> list[np.ndarray]:
-        out = []
+        out: list[np.ndarray] = []
         for c, srt, lk in zip(frame.columns, self.sorted, self.lookup, strict=True):
-            if c.numeric:
+            if c.numeric and srt is not None:
                 if len(srt) == 0:
                     u = np.zeros(len(c))
                 else:
@@ -210,11 +211,14 @@ class Gower:
                     u = (lo + hi) / (2.0 * len(srt))  # mid-rank in the training data
                 u[np.isnan(c.num)] = -10.0  # missing: distance 0 to missing, >= 1 to any value
                 out.append(u.astype(np.float32))
-            else:
+            elif not c.numeric and lk is not None:
                 s = pd.Series(c.cat, dtype=object)
                 k = s.map(lk).fillna(-2).to_numpy(np.int32, copy=True)  # unseen: never matches
                 k[pd.isna(s).to_numpy(bool)] = -1  # missing matches missing
                 out.append(k)
+            else:
+                kind = "numeric" if c.numeric else "categorical"
+                raise TypeError(f"column {c.name!r} is {kind} here but not in the training rows")
         return out
 
     def closest(self, frame: Frame, chunk: int | None = None) -> np.ndarray:
@@ -280,17 +284,15 @@ def fidelity(
     ks = [c["ks"] for c in cols.values() if c.get("ks") is not None]
     tv = [c["tv"] for c in cols.values()]
     names = real.names
-    pairs = sorted(
-        (
-            {
-                "columns": [names[i], names[j]],
-                "mi_real": float(mi_r[i, j]),
-                "mi_twin": float(mi_s[i, j]),
-            }
-            for i, j in zip(*iu, strict=True)
-        ),
-        key=lambda e: -abs(e["mi_real"] - e["mi_twin"]),
-    )
+    pairs: list[dict[str, Any]] = [
+        {
+            "columns": [names[i], names[j]],
+            "mi_real": float(mi_r[i, j]),
+            "mi_twin": float(mi_s[i, j]),
+        }
+        for i, j in zip(*iu, strict=True)
+    ]
+    pairs.sort(key=lambda e: -abs(e["mi_real"] - e["mi_twin"]))
     return {
         **c2st_fields(test),
         "tv_mean": float(np.mean(tv)) if tv else None,

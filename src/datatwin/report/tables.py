@@ -23,12 +23,26 @@ OTHER = "(other)"
 
 @dataclass
 class Column:
-    """One column's values: `num` for numeric columns, `cat` (object, None = missing) else."""
+    """One column's parsed values: floats (NaN = missing) when `numeric`, else objects (None =
+    missing). Read them through `num` or `cat`, which check the column's kind."""
 
     name: str
     numeric: bool
-    num: np.ndarray | None
-    cat: np.ndarray | None
+    values: np.ndarray
+
+    @property
+    def num(self) -> np.ndarray:
+        """The float values of a numeric column."""
+        if not self.numeric:
+            raise TypeError(f"column {self.name!r} is categorical; it has no numeric values")
+        return self.values
+
+    @property
+    def cat(self) -> np.ndarray:
+        """The object values (None = missing) of a categorical column."""
+        if self.numeric:
+            raise TypeError(f"column {self.name!r} is numeric; it has no categorical values")
+        return self.values
 
     @property
     def missing(self) -> np.ndarray:
@@ -36,8 +50,11 @@ class Column:
             return np.isnan(self.num)
         return pd.isna(pd.Series(self.cat, dtype=object)).to_numpy(bool)
 
+    def take(self, idx: np.ndarray) -> Column:
+        return Column(self.name, self.numeric, self.values[idx])
+
     def __len__(self) -> int:
-        return len(self.num if self.numeric else self.cat)
+        return len(self.values)
 
 
 @dataclass
@@ -53,15 +70,7 @@ class Frame:
         return [c.name for c in self.columns]
 
     def take(self, idx: np.ndarray) -> Frame:
-        cols = [
-            Column(
-                c.name,
-                c.numeric,
-                c.num[idx] if c.numeric else None,
-                None if c.numeric else c.cat[idx],
-            )
-            for c in self.columns
-        ]
+        cols = [c.take(idx) for c in self.columns]
         return Frame(cols, len(idx), self.tokens.iloc[idx].reset_index(drop=True))
 
 
@@ -75,16 +84,16 @@ def _parse(spec: ColumnSpec, tokens: np.ndarray) -> Column:
     if spec.type in ("integer", "float"):
         vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
         vals[missing | ~np.isfinite(vals)] = np.nan
-        return Column(spec.name, True, vals, None)
+        return Column(spec.name, True, vals)
     if spec.type == "datetime":
         ts = pd.to_datetime(s, format=spec.datetime_format or None, errors="coerce")
         step = 86400 if spec.datetime_unit == "D" else 1
         secs = ts.astype("int64").to_numpy(float) / 1e9
         vals = np.where(ts.isna().to_numpy(bool) | missing, np.nan, secs / step)
-        return Column(spec.name, True, vals, None)
+        return Column(spec.name, True, vals)
     vals = s.to_numpy(object).copy()
     vals[missing] = None
-    return Column(spec.name, False, None, vals)
+    return Column(spec.name, False, vals)
 
 
 def parse(data, schema: list[ColumnSpec], what: str) -> Frame:
