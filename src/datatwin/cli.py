@@ -1,4 +1,4 @@
-"""The `datatwin` command: fit, score, sample, demo (DESIGN §5).
+"""The `datatwin` command: fit, score, sample, demo (docs/architecture.md).
 
 Results go to stdout, progress and notes to stderr. Errors are one line on stderr with exit
 code 2 for bad usage or bad input and 1 for anything else; outputs are written atomically so

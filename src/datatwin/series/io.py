@@ -2,7 +2,7 @@
 
 A series file is a CSV with an optional time column (dates or numbers, regularly spaced) and
 one or more numeric columns. Each column's recorded precision (its number of decimals) is read
-from the text of the file, so likelihoods can be computed on the recorded cells (DESIGN §3).
+from the text of the file, so likelihoods can be computed on the recorded cells (docs/architecture.md).
 """
 
 from __future__ import annotations
