@@ -70,8 +70,10 @@ def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> lis
             ) from None
         text = head[: exc.start].decode(encoding)
     text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first name
-    first = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-    return first
+    try:  # universal newlines: CR-only and CRLF files have the same first line
+        return next(csv.reader(io.StringIO(text, newline=None), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot read the header line as CSV ({exc})") from None
 
 
 _DELIMITERS = (",", ";", "\t", "|")
@@ -82,7 +84,10 @@ def sniff_delimiter(text: str) -> str:
     into the same number (> 1) of fields, the most fields winning; a comma otherwise."""
     best, best_fields = ",", 1
     for d in _DELIMITERS:
-        rows = list(csv.reader(io.StringIO(text), delimiter=d))[:50]
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=None), delimiter=d))[:50]
+        except csv.Error:
+            continue
         rows = [r for r in rows[:-1] if r] or [r for r in rows if r]  # the last may be cut
         widths = {len(r) for r in rows}
         if len(widths) == 1 and (w := widths.pop()) > best_fields:
