@@ -62,13 +62,14 @@ def _check_header(path: Path, head: bytes, encoding: str, delimiter: str) -> lis
         raise InputError(f"{path} is empty; give a CSV file with a header line and data rows")
     try:
         text = head.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the end of the head
+    except UnicodeError as exc:
+        start = getattr(exc, "start", 0)
+        if start < len(head) - 4:  # not just a character cut at the end of the head
             raise InputError(
-                f"{path} is not valid {encoding} (byte {exc.start}); re-encode it as UTF-8 or pass "
-                "--encoding latin-1"
+                f"{path} is not valid {encoding} (byte {start}); re-encode it as UTF-8 or pass "
+                "the file's encoding (encoding=, --encoding), e.g. latin-1"
             ) from None
-        text = head[: exc.start].decode(encoding)
+        text = head[:start].decode(encoding)
     text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the first name
     try:  # universal newlines: CR-only and CRLF files have the same first line
         return next(csv.reader(io.StringIO(text, newline=None), delimiter=delimiter), [])
@@ -151,13 +152,21 @@ def read_csv(
         msg = str(exc).splitlines()[0]
         if "UTF8" in msg or "utf8" in msg.lower():
             raise InputError(
-                f"{path} is not valid {encoding}; re-encode it as UTF-8 or pass --encoding latin-1"
+                f"{path} is not valid {encoding}; pass the file's encoding "
+                "(encoding=, --encoding), e.g. latin-1"
             ) from None
         if "Expected" in msg and "columns" in msg:
             raise InputError(
                 f"{path}: ragged rows ({msg}); every row needs {len(names)} fields"
             ) from None
+        if encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
+            msg += f"; is the file really {encoding}?"
         raise InputError(f"{path}: cannot parse as CSV ({msg})") from None
+    except UnicodeError as exc:
+        raise InputError(
+            f"{path} is not valid {encoding} ({exc}); pass the file's encoding "
+            "(encoding=, --encoding), e.g. utf-8 or latin-1"
+        ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
     tokens = {n: _object_tokens(table.column(n)) for n in names}
