@@ -53,3 +53,21 @@ def test_wrong_encoding_is_one_line_naming_the_option(tmp_path: Path, capsys) ->
         code, err = _fit(path, capsys, "--encoding", enc)
         assert code == 2 and len(err) == 1, err
         assert enc in err[0] and "--encoding" in err[0]
+
+
+def test_holdout_that_is_the_training_file_is_refused(tmp_path: Path, capsys) -> None:
+    import datatwin
+
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"a": [i % 3 for i in range(40)]}).to_csv(path, index=False)
+    link = tmp_path / "same.csv"
+    link.symlink_to(path)
+    code, err = _fit(path, capsys, "--holdout", str(link))
+    assert code == 2 and len(err) == 1 and "training file" in err[0], err
+    assert not path.with_suffix(".twin").exists()
+    try:
+        datatwin.fit(path, holdout=path)
+    except datatwin.InputError as exc:
+        assert "training file" in str(exc)
+    else:
+        raise AssertionError("a holdout equal to the training file was accepted")

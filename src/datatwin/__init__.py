@@ -49,11 +49,13 @@ def fit(data: Any, *, kind: str = "table", **options: Any) -> Twin:
     refit, bins, score, ...); an option the kind does not take is an InputError that lists
     the ones it does. `structures=twin.structure` refits exactly the structure a twin names.
     """
+    from .core.holdout import refuse_training_file_as_holdout
     from .core.options import check_keywords
     from .kinds import twin_class
 
     cls = twin_class(kind)
     check_keywords(cls.fit_select, options, f"kind {kind!r}")
+    refuse_training_file_as_holdout(data, options.get("holdout"))
     return cls.fit_select(data, **options)
 
 

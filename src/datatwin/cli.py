@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from . import __version__, progress
 from .base import Twin
+from .core.holdout import refuse_training_file_as_holdout
 from .errors import DataTwinError, InputError
 from .kinds import _KINDS, infer_kind, twin_class
 from .leaderboard import render
@@ -197,6 +198,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kind = args.kind or infer_kind(data)
     cls = twin_class(kind)
     refuse_foreign_options(_subparser(args.command), args, kind)
+    refuse_training_file_as_holdout(data, args.holdout)
     model_path = Path(args.output) if args.output else _default_model_path(data)
     twin = cls.cli_fit(data, args)
     twin.save(model_path)
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    progress.set_enabled(not args.quiet)
+    progress.enable_cli(args.quiet)
     handler = {
         "fit": cmd_fit,
         "score": cmd_score,
