@@ -12,7 +12,10 @@ from ..errors import InputError
 def _as_path(x: Any) -> Path | None:
     if isinstance(x, (str, os.PathLike)):
         p = Path(x)
-        return p if p.exists() else None
+        try:  # a str may be text, not a path (too long a name is an OSError)
+            return p if p.is_file() else None
+        except (OSError, ValueError):
+            return None
     return None
 
 
