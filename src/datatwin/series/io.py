@@ -413,12 +413,6 @@ def read_series(
     return SeriesData(vals, cols, decs, axis, times, filled, list(frame.columns))
 
 
-def check_steps(n: int, where: str = "data") -> None:
-    """Raise InputError when a series is too short to fit."""
-    if n < MIN_STEPS:
-        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
-
-
 def seasonal_period(axis: TimeAxis) -> tuple[int | None, int | None]:
     """(period, long period) in steps suggested by the time spacing, e.g. 48 and 336 half-hourly."""
     if axis.kind == "datetime" and axis.freq:

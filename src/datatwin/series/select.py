@@ -409,9 +409,6 @@ def _check_order(search: SeriesSearch, st: SeriesStructure) -> None:
         )
 
 
-@SERIES_STRUCTURES.register("iid", "no memory (the columns of a step still depend on each other)")
-@SERIES_STRUCTURES.register("ar", "AR(p) / vector AR(p), p = 1..max_lag chosen by holdout bits")
-@SERIES_STRUCTURES.register("seasonal", "AR(p) plus lags k·season ± 1 (and the weekly lag)")
 def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     """A level structure (optionally with calendar levels), at the label's order."""
     _check_order(search, st)
@@ -431,8 +428,6 @@ def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     return SeriesCandidate(replace(st, phase=False, mix=False), prep, sc.model(fam, st.order), pm)
 
 
-@SERIES_STRUCTURES.register("diff", "AR(p) of first differences (ARIMA(p,1,0)), no drift")
-@SERIES_STRUCTURES.register("sdiff", "AR(p) of seasonal differences y_t − y_{t−season}")
 def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     """A differenced structure at the label's order (Δ must be 1 or this series' season)."""
     _check_order(search, st)
@@ -444,13 +439,11 @@ def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     return SeriesCandidate(replace(st, phase=False, mix=False), prep, sc.model(st.family, st.order))
 
 
-@SERIES_STRUCTURES.register("calendar", "the best level structure reverting to a mean per phase")
 def build_calendar(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     """A level structure with calendar levels (the label names its family and order)."""
     return build_level(search, st)
 
 
-@SERIES_STRUCTURES.register("phase", "the best so far with a residual scale per seasonal phase")
 def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     """`base` with a residual scale per seasonal phase (step mod period), fit on the training
     residuals and shrunk toward 1."""
@@ -465,7 +458,6 @@ def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     return replace(base, structure=replace(base.structure, phase=True), model=model)
 
 
-@SERIES_STRUCTURES.register("mix", "the best so far with Gaussian-mixture residuals per column")
 def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
     """`base` with mixture residuals on the columns where they make the holdout more probable
     (None when no column gains)."""
@@ -499,6 +491,24 @@ def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | 
     return replace(base, structure=replace(base.structure, mix=True), model=model, mix_columns=used)
 
 
+SERIES_STRUCTURES.add(
+    "iid", "no memory (the columns of a step still depend on each other)", build_level
+)
+SERIES_STRUCTURES.add(
+    "ar", "AR(p) / vector AR(p), p = 1..max_lag chosen by holdout bits", build_level
+)
+SERIES_STRUCTURES.add("seasonal", "AR(p) plus lags k·season ± 1 (and the weekly lag)", build_level)
+SERIES_STRUCTURES.add("diff", "AR(p) of first differences (ARIMA(p,1,0)), no drift", build_diff)
+SERIES_STRUCTURES.add("sdiff", "AR(p) of seasonal differences y_t − y_{t−season}", build_diff)
+SERIES_STRUCTURES.add(
+    "calendar", "the best level structure reverting to a mean per phase", build_calendar
+)
+SERIES_STRUCTURES.add(
+    "phase", "the best so far with a residual scale per seasonal phase", build_phase
+)
+SERIES_STRUCTURES.add(
+    "mix", "the best so far with Gaussian-mixture residuals per column", build_mix
+)
 FAMILIES = tuple(SERIES_STRUCTURES.names())
 
 
@@ -530,12 +540,6 @@ def parse_request(
         trans = {s for s in names if s in TRANSFORMS}
         return fams or set(FAMILIES), trans or set(TRANSFORMS)
     labels = [s for s in items if s.lower() not in names]
-    if names:
-        raise InputError(
-            f"structures: give family/transform names ({', '.join(names)}) or leaderboard "
-            f"labels ({', '.join(labels)}), not both"
-        )
-    out = []
     for s in labels:
         if not any(ch in s for ch in "(:+") and s.lower() != "iid":
             raise InputError(
@@ -543,5 +547,10 @@ def parse_request(
                 f"transforms {', '.join(TRANSFORMS)}, or give a leaderboard label such as "
                 "sqrt:ar(19)+seasonal"
             )
-        out.append(SeriesStructure.parse(s))
+    if names:
+        raise InputError(
+            f"structures: give family/transform names ({', '.join(names)}) or leaderboard "
+            f"labels ({', '.join(labels)}), not both"
+        )
+    out = [SeriesStructure.parse(s) for s in labels]
     return out
