@@ -109,7 +109,7 @@ def test_tampered_model_file_is_rejected(tmp_path):
     ("content", "message"),
     [
         ("", "empty"),
-        ("time,y\n", "empty"),
+        ("time,y\n", "no data rows"),
         ("time,y\n1,2\n2,3\n3,4\n", "too short"),
         ("time,y,name\n" + "".join(f"{i},{i % 7},a{i}\n" for i in range(30)), "not numeric"),
         ("time,y\n" + "".join(f"{t},{t % 5}\n" for t in [*range(20), 25, 26, 27]), "irregular"),
@@ -136,7 +136,7 @@ def test_time_gaps_fill_models_missing_steps(tmp_path):
     rows = [f"{t},{(t * 7) % 11}.5\n" for t in range(200) if t not in (50, 51, 120)]
     data = tmp_path / "gaps.csv"
     data.write_text("time,y\n" + "".join(rows))
-    with pytest.raises(InputError, match="time-gaps fill"):
+    with pytest.raises(InputError, match="time_gaps=.fill."):
         datatwin.fit(str(data), kind="series")
     tw = datatwin.fit(str(data), kind="series", time_gaps="fill", max_lag=4)
     assert tw.missing_rate[0] > 0

@@ -1,6 +1,6 @@
 """Linear autoregressive conditionals, fit in closed form and scanned over orders.
 
-Every series model here is one `LinearModel`: in the standardised transformed space
+Every series model here is one `LinearModel` (linear.py): in the standardised transformed space
 z = (g(y) - center) / scale, column j of step t has mean
 
     c_j + Σ_{i<j} A[j, i] z[t, i] + Σ_l B[j, l, :] · z[t - lag_l, :]
@@ -15,17 +15,20 @@ few small Cholesky solves per order.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
+from ..modelfile import require
+from .linear import LinearModel
 from .precision import (
     cell_edges,
     effective_lower,
     escape_log_prob,
     forward,
-    log_cell_mass,
     log_gauss_cell,
 )
 
@@ -77,6 +80,64 @@ class Columns:
             sq.append(mn >= 0)
             lg.append(mn > 0 and not nonneg)
         return cls(list(names), list(decimals), lower, upper, sq, lg, escape, spread)
+
+    def to_meta(self) -> dict[str, Any]:
+        """The columns as JSON metadata for a model file."""
+        return {
+            "columns": self.names,
+            "decimals": self.decimals,
+            "lower": self.lower,
+            "upper": self.upper,
+            "sqrt_ok": self.sqrt_ok,
+            "log_ok": self.log_ok,
+            "escape": [float(v) for v in self.escape],
+            "spread": [float(v) for v in self.spread],
+        }
+
+    @classmethod
+    def from_meta(
+        cls,
+        meta: dict[str, Any],
+        source: str,
+        default_escape: float,
+        default_spread: Callable[[int], float],
+    ) -> Columns:
+        """Columns from `to_meta` output, validated; files written before the escape mass
+        existed get `default_escape` and `default_spread(j)`."""
+        names = meta["columns"]
+        require(isinstance(names, list) and len(names) > 0, source, "no columns")
+        d = len(names)
+        for key in ("decimals", "lower", "upper", "sqrt_ok", "log_ok"):
+            require(isinstance(meta.get(key), list) and len(meta[key]) == d, source, f"bad {key}")
+        decimals = meta["decimals"]
+        require(all(isinstance(k, int) and 0 <= k <= 15 for k in decimals), source, "decimals")
+        escape = meta.get("escape", [default_escape] * d)
+        spread = meta.get("spread")
+        if spread is None:
+            spread = [default_spread(j) for j in range(d)]
+        for key, vals in (("escape", escape), ("spread", spread)):
+            require(
+                isinstance(vals, list)
+                and len(vals) == d
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in vals
+                ),
+                source,
+                f"bad {key}",
+            )
+        require(all(0.0 < v < 1.0 for v in escape), source, "escape masses must be in (0, 1)")
+        require(all(v > 0.0 for v in spread), source, "spreads must be > 0")
+        return cls(
+            list(names),
+            [int(k) for k in decimals],
+            [None if v is None else float(v) for v in meta["lower"]],
+            [None if v is None else float(v) for v in meta["upper"]],
+            [bool(v) for v in meta["sqrt_ok"]],
+            [bool(v) for v in meta["log_ok"]],
+            [float(v) for v in escape],
+            [float(v) for v in spread],
+        )
 
     def transforms_for(self, transform: str) -> list[str]:
         """The per-column transforms a global transform choice means (ineligible: none)."""
@@ -178,8 +239,9 @@ def prepare(
         lo = effective_lower(cols.lower[j], transforms[j])
         if lo is not None:
             k = np.maximum(k, round(lo / delta))
-        if cols.upper[j] is not None:
-            k = np.minimum(k, round(cols.upper[j] / delta))
+        hi = cols.upper[j]
+        if hi is not None:
+            k = np.minimum(k, round(hi / delta))
         k = k * delta
         z = (forward(k, transforms[j]) - center[j]) / scale[j]
         if transforms[j] == "log":
@@ -208,92 +270,6 @@ def forward_fill(Z: np.ndarray) -> np.ndarray:
         filled[mask & (np.cumsum(~mask) == 0)] = 0.0
         out[:, j] = filled
     return out
-
-
-@dataclass
-class LinearModel:
-    """A fitted conditional, in the raw-lag form used for scoring and simulation."""
-
-    lags: np.ndarray  # (L,) int, ascending, ≥ 1
-    intercept: np.ndarray  # (d,)
-    A: np.ndarray  # (d, d) strictly lower triangular
-    B: np.ndarray  # (d, L, d)
-    mix_w: np.ndarray  # (d, K) weights (rows sum to 1; zero-padded)
-    mix_mu: np.ndarray  # (d, K)
-    mix_sd: np.ndarray  # (d, K) > 0
-    info: dict = field(default_factory=dict)
-    #: (d, period) residual scale by seasonal phase (step index mod period), or None
-    phase_scale: np.ndarray | None = None
-    #: (d, Pm) the level the series reverts to, by phase (step index mod Pm), or None (0)
-    level: np.ndarray | None = None
-
-    @property
-    def max_lag(self) -> int:
-        """The number of past steps a conditional looks at."""
-        return int(self.lags[-1]) if len(self.lags) else 0
-
-    def n_params(self) -> int:
-        """Free parameters (coefficients, residual parameters)."""
-        coef = self.info.get("n_coef")
-        if coef is None:
-            coef = int(np.count_nonzero(self.B) + np.count_nonzero(self.A)) + len(self.intercept)
-        k = int(np.count_nonzero(self.mix_w))
-        extra = 0
-        if self.level is not None and self.level.shape[1] > 1:
-            extra += self.level.size - len(self.intercept)
-        if self.phase_scale is not None:
-            extra += self.phase_scale.size
-        return int(coef) + 3 * k - len(self.intercept) + extra
-
-    def means(self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
-        """Conditional means (n_rows, d) of z at `rows` given everything before (and left).
-
-        `steps` are the rows' indices on the training grid (for calendar terms; default rows).
-        """
-        steps = rows if steps is None else steps
-        C = self.intercepts()
-        M = C[:, steps % C.shape[1]].T.copy()
-        M += Z[rows] @ self.A.T
-        for li, lag in enumerate(self.lags):
-            M += Z[rows - lag] @ self.B[:, li, :].T
-        return M
-
-    def intercepts(self) -> np.ndarray:
-        """(d, Pm) intercept of each phase: the model written as deviations from its level,
-
-        z_t - m(t) = A (z_t - m(t))_<j + Σ_l B_l (z_{t-l} - m(t-l)) + e, expanded."""
-        d = len(self.intercept)
-        if self.level is None:
-            return self.intercept[:, None].copy()
-        m = self.level
-        pm = m.shape[1]
-        phases = np.arange(pm)
-        C = m - self.A @ m
-        for li, lag in enumerate(self.lags):
-            C -= self.B[:, li, :] @ m[:, (phases - lag) % pm]
-        return C + self.intercept.reshape(d, 1)
-
-    def column_logp(
-        self,
-        j: int,
-        a: np.ndarray,
-        b: np.ndarray,
-        mean: np.ndarray,
-        steps: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Log cell masses of column j given its conditional means (and step indices)."""
-        keep = self.mix_w[j] > 0
-        w, mu, sd = self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
-        if self.phase_scale is None or steps is None:
-            return log_cell_mass(a, b, mean, w, mu, sd)
-        s = self.phase_scale[j, steps % self.phase_scale.shape[1]]
-        return log_cell_mass((a - mean) / s, (b - mean) / s, np.zeros_like(mean), w, mu, sd)
-
-    def step_scale(self, j: int, steps: np.ndarray) -> np.ndarray:
-        """Residual scale multiplier of column j at absolute step indices (1 if homoscedastic)."""
-        if self.phase_scale is None:
-            return np.ones(len(steps))
-        return self.phase_scale[j, steps % self.phase_scale.shape[1]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,3 +550,19 @@ def fit_mixture(e: np.ndarray, k: int = 3, iters: int = 100) -> tuple[np.ndarray
         prev = ll
     order = np.argsort(sd)
     return w[order], mu[order], sd[order]
+
+
+__all__ = [
+    "Columns",
+    "LinearModel",
+    "Prepared",
+    "Scan",
+    "Sequence",
+    "fit_mixture",
+    "fit_phase_scale",
+    "forward_fill",
+    "level_table",
+    "prepare",
+    "residuals",
+    "standardiser",
+]

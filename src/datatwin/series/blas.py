@@ -38,7 +38,7 @@ def _controls() -> tuple[tuple[Any, Any], ...]:
     dirs = []
     for mod in ("numpy", "scipy"):
         try:
-            pkg = Path(__import__(mod).__file__).parent
+            pkg = Path(str(__import__(mod).__file__)).parent
         except (ImportError, TypeError):
             continue
         dirs += [pkg.parent / f"{mod}.libs", pkg / ".dylibs"]

@@ -1,6 +1,7 @@
 """Reading series CSVs: the time axis, the numeric columns and their recorded precision.
 
-A series file is a CSV with an optional time column (dates or numbers, regularly spaced) and
+A series file is a CSV (read by `datatwin.reader`: separator sniffed, .gz, TSV or Parquet too)
+or a DataFrame, with an optional time column (dates or numbers, regularly spaced) and
 one or more numeric columns. Each column's recorded precision (its number of decimals) is read
 from the text of the file, so likelihoods can be computed on the recorded cells (docs/architecture.md).
 """
@@ -17,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..reader import MISSING_MARKERS, read_table
 
-#: column names taken as the time axis when --time is not given (case-insensitive)
+#: column names taken as the time axis when `time` is not given (case-insensitive)
 TIME_NAMES = ("time", "date", "datetime", "timestamp", "ds", "period", "year", "t")
 #: the fewest steps a series may have
 MIN_STEPS = 8
@@ -55,7 +57,8 @@ class TimeAxis:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TimeAxis:
         """Rebuild an axis written by `to_json`."""
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+        kwargs: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__ if k in d}
+        return cls(**kwargs)
 
     def index_of(self, when: str) -> int | None:
         """Step index of a time on the training grid (0 = the first training step), if known."""
@@ -149,7 +152,7 @@ def _decimals_of(text: pd.Series) -> int:
     rare longer values are scored on that grid (the cell containing them).
     """
     s = text.dropna().astype(str).str.strip()
-    s = s[~s.str.lower().isin(_MISSING)]
+    s = s[~s.str.lower().isin(MISSING)]
     if s.empty:
         return 0
     low = s.str.lower()
@@ -185,32 +188,26 @@ def decimals_from_floats(x: np.ndarray) -> int:
 
 
 def _read_text(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InputError(f"data file not found: {path}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise InputError(
-            f"{path} is empty; a series needs a header and at least {MIN_STEPS} rows"
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not a readable CSV file ({exc})") from None
-    return frame
+    """A series file (CSV, .gz, TSV, Parquet; separator sniffed) as text columns."""
+    raw = read_table(path)
+    return pd.DataFrame({c: raw.tokens[c] for c in raw.columns}, columns=raw.columns, dtype=object)
 
 
-_MISSING = {"", "na", "nan", "null", "none", "?", "n/a", "-"}
+#: cells read as missing values, compared case-insensitively: the shared markers of every
+#: kind, plus a lone dash, which series files have always read as missing
+MISSING = frozenset(m.lower() for m in MISSING_MARKERS) | {"-"}
 
 
 def _numeric(text: pd.Series, name: str, where: str) -> np.ndarray:
     s = text.astype(str).str.strip()
-    missing = s.str.lower().isin(_MISSING)
+    missing = s.str.lower().isin(MISSING)
     vals = pd.to_numeric(s.where(~missing, None), errors="coerce")
     bad = vals.isna() & ~missing
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(
             f"{where}: column {name!r} is not numeric ({s.iloc[i]!r} in data row {i + 1}); "
-            "series twins model numeric columns: drop it or choose columns with --values"
+            "series twins model numeric columns: drop it or choose the value columns with `values`"
         )
     out = vals.to_numpy(dtype=float)
     if not np.all(np.isfinite(out[~np.isnan(out)])):
@@ -239,44 +236,58 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
         i = int(np.flatnonzero((s == "").to_numpy())[0])
         raise InputError(f"{where}: time column {name!r} is empty in data row {i + 1}")
     num = pd.to_numeric(s, errors="coerce")
-    n = len(s)
     if not num.isna().any():
-        t = num.to_numpy(dtype=float)
-        dec = _decimals_of(s)
-        if n < 2:
-            return TimeAxis(name, "numeric", None, 1.0, dec, False, s.iloc[-1]), np.arange(n)
-        d = np.diff(t)
-        if np.any(d <= 0):
-            i = int(np.flatnonzero(d <= 0)[0])
-            raise InputError(
-                f"{where}: time column {name!r} is not increasing at data row {i + 2} "
-                f"({s.iloc[i]} then {s.iloc[i + 1]}); sort the file by time"
-            )
-        step = float(np.min(d)) if gaps == "fill" else float(np.median(d))
-        tol = max(1e-6 * step, 2.0 * 10.0 ** (-dec))
+        return _numeric_axis(s, num.to_numpy(dtype=float), name, where, gaps)
+    return _datetime_axis(s, num, name, where, gaps)
+
+
+def _numeric_axis(
+    s: pd.Series, t: np.ndarray, name: str, where: str, gaps: str
+) -> tuple[TimeAxis, np.ndarray]:
+    """A numeric time column (e.g. decimal years): its regular step and each row's index."""
+    n = len(s)
+    dec = _decimals_of(s)
+    if n < 2:
+        return TimeAxis(name, "numeric", None, 1.0, dec, False, s.iloc[-1]), np.arange(n)
+    d = np.diff(t)
+    if np.any(d <= 0):
+        i = int(np.flatnonzero(d <= 0)[0])
+        raise InputError(
+            f"{where}: time column {name!r} is not increasing at data row {i + 2} "
+            f"({s.iloc[i]} then {s.iloc[i + 1]}); sort the file by time"
+        )
+    step = float(np.min(d)) if gaps == "fill" else float(np.median(d))
+    tol = max(1e-6 * step, 2.0 * 10.0 ** (-dec))
+    k = np.round((t - t[0]) / step)
+    if k[-1] > 0:  # refine the step over the whole span (printed times are rounded)
+        step = _snap_step(float((t[-1] - t[0]) / k[-1]), dec)
         k = np.round((t - t[0]) / step)
-        if k[-1] > 0:  # refine the step over the whole span (printed times are rounded)
-            step = _snap_step(float((t[-1] - t[0]) / k[-1]), dec)
-            k = np.round((t - t[0]) / step)
-        off = np.abs(t - (t[0] + k * step))
-        if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
-            i = int(np.argmax(off))
-            raise InputError(
-                f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
-                f"(step {step:g}); resample the series to a regular grid"
-            )
-        steps = k.astype(np.int64)
-        if gaps != "fill" and np.any(np.diff(steps) != 1):
-            i = int(np.flatnonzero(np.diff(steps) != 1)[0])
-            raise InputError(
-                f"{where}: irregular time spacing: a gap of {d[i]:g} after data row {i + 1} "
-                f"(usual step {step:g}); pass --time-gaps fill to model the gap as missing "
-                "values, or resample the series"
-            )
-        if steps[-1] > 0:
-            step = float((t[-1] - t[0]) / steps[-1])
-        step = _snap_step(step, dec)
-        return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
+    off = np.abs(t - (t[0] + k * step))
+    if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
+        i = int(np.argmax(off))
+        raise InputError(
+            f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
+            f"(step {step:g}); resample the series to a regular grid"
+        )
+    steps = k.astype(np.int64)
+    if gaps != "fill" and np.any(np.diff(steps) != 1):
+        i = int(np.flatnonzero(np.diff(steps) != 1)[0])
+        raise InputError(
+            f"{where}: irregular time spacing: a gap of {d[i]:g} after data row {i + 1} "
+            f"(usual step {step:g}); pass time_gaps='fill' to model the gap as "
+            "missing values, or resample the series"
+        )
+    if steps[-1] > 0:
+        step = float((t[-1] - t[0]) / steps[-1])
+    step = _snap_step(step, dec)
+    return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
+
+
+def _datetime_axis(
+    s: pd.Series, num: pd.Series, name: str, where: str, gaps: str
+) -> tuple[TimeAxis, np.ndarray]:
+    """A date/time column: its pandas frequency and each row's step index."""
+    n = len(s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -285,7 +296,7 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
             bad = s[num.isna()].iloc[0]
             raise InputError(
                 f"{where}: time column {name!r} holds neither numbers nor dates (e.g. {bad!r}); "
-                "name the time column with --time"
+                "name the time column with `time`"
             ) from None
     if getattr(dt.dt, "tz", None) is not None:
         dt = dt.dt.tz_localize(None)
@@ -314,7 +325,7 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
             i = int(np.flatnonzero(d != med)[0]) if np.any(d != med) else 0
             raise InputError(
                 f"{where}: irregular time spacing in {name!r} after data row {i + 1} "
-                f"({s.iloc[i]} then {s.iloc[i + 1]}); pass --time-gaps fill to model the "
+                f"({s.iloc[i]} then {s.iloc[i + 1]}); pass time_gaps='fill' to model the "
                 "missing steps as missing values, or resample the series to a regular grid"
             )
     offset = pd.tseries.frequencies.to_offset(freq)
@@ -400,12 +411,6 @@ def read_series(
         c = cols[int(np.flatnonzero(np.all(np.isnan(vals), axis=0))[0])]
         raise InputError(f"{where}: column {c!r} has no values")
     return SeriesData(vals, cols, decs, axis, times, filled, list(frame.columns))
-
-
-def check_steps(n: int, where: str = "data") -> None:
-    """Raise InputError when a series is too short to fit."""
-    if n < MIN_STEPS:
-        raise InputError(f"{where}: too short: {n} steps; a series needs at least {MIN_STEPS}")
 
 
 def seasonal_period(axis: TimeAxis) -> tuple[int | None, int | None]:

@@ -10,10 +10,15 @@ them) are drawn with the fitted missing rate and carried forward for conditionin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .ar import Columns, LinearModel
 from .precision import effective_lower, forward, inverse, to_grid
+
+if TYPE_CHECKING:
+    from .ar import Columns
+    from .linear import LinearModel
 
 
 def simulate(
@@ -26,16 +31,16 @@ def simulate(
     history_z: np.ndarray,
     n: int,
     paths: int,
-    seed: int | None,
+    rng: np.random.Generator,
     step0: int = 0,
 ) -> np.ndarray:
     """Simulate `paths` continuations of `n` steps; returns values (paths, n, d), NaN = missing.
 
     `history_z` (m, d) is the standardised, filled history with m ≥ model.max_lag; `step0` is
-    the first simulated step's index on the training grid (for seasonal-phase scales).
+    the first simulated step's index on the training grid (for seasonal-phase scales); `rng`
+    draws the normals, then the mixture picks, then the missing-value draws, each (n, d, paths).
     """
     d = len(cols.names)
-    rng = np.random.default_rng(seed)
     m = history_z.shape[0]
     K = model.mix_w.shape[1]
     buf = np.empty((paths, m + n, d))

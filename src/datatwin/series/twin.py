@@ -1,26 +1,16 @@
 """`SeriesTwin`: a time-series twin chosen by holdout bits per time step.
 
-Candidates (all scored on the same final holdout steps, each conditioning on the steps before):
-
-- ``iid``        no memory (the columns of a step still depend on each other)
-- ``ar``         AR(p) / vector AR(p), p = 1..P, P from the season (24 monthly, 96 half-hourly)
-- ``seasonal``   AR(p) plus seasonal lags (k·season ± 1, and the weekly lag for sub-daily data)
-- ``diff``       AR(p) of first differences (ARIMA(p,1,0)), no drift
-- ``sdiff``      AR(p) of seasonal differences y_t − y_{t−season}, no drift
-- ``calendar``   the best level structure reverting to a mean per phase of the week/season
-- ``phase``      the best so far with a residual scale per phase of the season
-- ``mix``        the best so far with Gaussian-mixture residuals (per column, when it helps)
-
-``iid`` and ``ar`` are tried under the transforms ``none``, ``sqrt`` (non-negative columns),
-``log`` (positive ones) and the per-column best of those; the others use the winning one.
+The candidate structures and how they are searched are in select.py (`SERIES_STRUCTURES`
+lists them with one line of help each); the conditional model is a `SeriesModel`
+(protocols.py), implemented by `LinearModel` (linear.py); scoring.py turns a model into bits
+of rows. This module holds the twin: reading and splitting the data, the selected model's
+likelihood and simulation, the model file and the command-line hooks.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import time as _time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,44 +19,21 @@ import pandas as pd
 
 from .. import progress
 from ..base import Twin
+from ..core.candidates import select
+from ..core.options import check_keywords
+from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
-from ..leaderboard import best as best_entry
-from ..leaderboard import entry, mark_selected
 from ..modelfile import require
-from ..units import LN2
-from .ar import (
-    Columns,
-    LinearModel,
-    Prepared,
-    Scan,
-    Sequence,
-    fit_mixture,
-    fit_phase_scale,
-    level_table,
-    prepare,
-    residuals,
-    standardiser,
-)
+from .ar import Columns, LinearModel, Prepared, prepare
 from .blas import blas_single_threaded
 from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
-from .precision import TRANSFORMS, inverse, log_cell_mass
-from .simulate import simulate
+from .precision import TRANSFORMS, inverse
+from .scoring import log_prob_rows, missing_rate
+from .select import FAMILIES, Plan, SeriesCandidate, SeriesSearch, parse_request
+from .structures import SeriesStructure
 
-FAMILIES = ("iid", "ar", "seasonal", "diff", "sdiff", "calendar", "phase", "mix")
-#: the level a model reverts to: the training mean, or (``calendar``) a mean per phase of the
-#: week (sub-daily data) or of the season
-_MIX_K = 3
-
-
-def _family_name(family: str, order: int, transform: str, period: int | None) -> str:
-    name = {
-        "iid": "iid",
-        "ar": f"ar({order})",
-        "seasonal": f"ar({order})+seasonal",
-        "diff": f"ar({order}) of Δ1",
-        "sdiff": f"ar({order}) of Δ{period}",
-    }[family]
-    return name if transform == "none" else f"{transform}:{name}"
+#: arrays a model file holds besides the model's own
+_TWIN_ARRAYS = ("center", "scale", "missing_rate", "tail")
 
 
 class SeriesTwin(Twin):
@@ -118,380 +85,66 @@ class SeriesTwin(Twin):
         max_lag: int | None = None,
         time_gaps: str = "error",
         refit: bool = True,
-        seed: int = 0,
-        **_: Any,
+        seed: SeedLike = 0,
     ) -> SeriesTwin:
         """Fit every candidate on the training part, score on the holdout, keep the best.
 
         `holdout` is the final fraction of the series (default 0.2) or data (a path or a
         DataFrame) that continues the series. `structures` restricts the families and/or
-        transforms tried (names from FAMILIES and TRANSFORMS).
+        transforms tried (names from FAMILIES and TRANSFORMS), or names leaderboard labels
+        (`sqrt:ar(19)+seasonal+calendar`) to fit exactly: with the same data, holdout and
+        `max_lag`, `fit_select(data, structures=twin.structure)` gives the same twin.
+        `max_lag` is the largest AR order scanned (default two seasons, at least 24).
+        `seed` is accepted for the common API; fitting is deterministic.
         """
-        del seed  # fitting is deterministic; kept for the common API
-        sd = read_series(data, time=time, values=values, gaps=time_gaps)
-        if sd.filled_gaps:
-            progress.note(f"{sd.filled_gaps} missing time steps filled as missing values")
-        vals = sd.values
-        n_train = len(vals)
-        if isinstance(holdout, (str, Path, pd.DataFrame)) and not _is_number(holdout):
-            hd = read_series(holdout, time=sd.time.column, values=sd.columns, gaps=time_gaps)
-            _check_continues(sd.time, hd, "holdout")
-            vals = np.vstack([vals, hd.values])
-        else:
-            frac = float(holdout)
-            if not 0.0 < frac < 1.0:
-                raise InputError(f"--holdout must be a fraction in (0, 1) or a file, not {holdout}")
-            n_hold = max(1, int(round(frac * len(vals))))
-            n_train = len(vals) - n_hold
-        if n_train < MIN_STEPS:
-            raise InputError(
-                f"too short: {n_train} training steps; a series needs at least {MIN_STEPS} "
-                "before the holdout"
-            )
-        if np.isnan(vals).any():
-            progress.note(
-                f"{int(np.isnan(vals).sum())} missing values: modelled as missing with a fitted "
-                "rate per column, carried forward as history for the next steps"
-            )
-        fams, trans = _parse_structures(structures)
+        del seed
+        request = parse_request(structures)
+        sd, vals, n_train = _read_split(data, time, values, holdout, time_gaps)
         cols = Columns.infer(vals, sd.columns, sd.decimals)
         period, long_period = seasonal_period(sd.time)
-        plan = _plan(n_train, period, long_period, max_lag)
-        train_rows = np.arange(plan["T0"], n_train)
-        hold_rows = np.arange(n_train, len(vals))
-        rate = _missing_rate(vals[:n_train])
-        cands: list[dict[str, Any]] = []
-
-        def add(scan: Scan, family: str, order: int, transform: str, secs: float, prep: Prepared):
-            model = scan.model(family, order)
-            tw = cls._assemble(cols, prep, model, rate)
-            cands.append(
-                {
-                    "family": family,
-                    "transform": transform,
-                    "transforms": "/".join(prep.transforms),
-                    "order": order,
-                    "model": model,
-                    "prep": prep,
-                    "seconds": secs,
-                    "name": _family_name(family, order, transform, period),
-                    "train_bits": tw._bits_rows(prep, train_rows),
-                    "holdout_bits": tw._bits_rows(prep, hold_rows),
-                }
-            )
-
-        level = [
-            s for s in plan["level"] if s.family in fams or (s.family == "ar" and "iid" in fams)
-        ]
-        preps: dict[str, Prepared] = {}
-        scans: dict[str, tuple[Scan, float]] = {}
-        options = [
-            (t, cols.transforms_for(t))
-            for t in TRANSFORMS
-            if t in trans and (t == "none" or any(x != "none" for x in cols.transforms_for(t)))
-        ]
-        k = 0
-        while k < len(options):
-            tname, tr = options[k]
-            k += 1
-            c, s = standardiser(vals[:n_train], tr)
-            preps[tname] = prep = prepare(vals, cols, tr, c, s)
-            if not level:
-                continue
-            with progress.step(f"fitting AR orders 0..{plan['P']} [{tname}]"):
-                t0 = _time.perf_counter()
-                m0 = level_table(prep.Z, prep.observed, train_rows, 1)
-                sc = Scan(prep, train_rows, hold_rows, level, 0, m0)
-                has_ar = any(q.family == "ar" for q in level)
-                if has_ar:
-                    sc.run("ar")
-                secs = _time.perf_counter() - t0
-                scans[tname] = (sc, secs)
-            if "iid" in fams:
-                add(sc, "ar", 0, tname, secs, prep)
-                cands[-1]["family"] = "iid"
-                cands[-1]["name"] = _family_name("iid", 0, tname, period)
-            if "ar" in fams and plan["P"] >= 1:
-                add(sc, "ar", sc.best_order("ar", 1), tname, secs, prep)
-            if (
-                has_ar
-                and k == len(options)
-                and len(scans) > 1
-                and len(cols.names) > 1
-                and "mixed" not in scans
-            ):
-                mixed = _per_column_transforms(scans, preps, plan["P"])
-                if all(mixed != tr2 for _, tr2 in options):
-                    options.append(("mixed", mixed))
-        if not preps:
-            raise InputError("no candidate structure applies; check --structures")
-        t_best = (
-            min(cands, key=lambda r: r["holdout_bits"])["transform"] if cands else next(iter(preps))
-        )
-        prep = preps[t_best]
-        if t_best in scans and any(q.family == "seasonal" for q in level):
-            sc, secs = scans[t_best]
-            t0 = _time.perf_counter()
-            order = sc.best_order("seasonal")
-            add(sc, "seasonal", order, t_best, _time.perf_counter() - t0 + secs, prep)
-        with progress.step("fitting differenced structures"):
-            for fam, D in (("diff", 1), ("sdiff", plan["sdiff"])):
-                if fam in fams and D:
-                    t0 = _time.perf_counter()
-                    seq = Sequence(fam, plan["ar_lags"], [(p, p) for p in range(plan["P"] + 1)])
-                    sc = Scan(prep, train_rows, hold_rows, [seq], D)
-                    add(sc, fam, sc.best_order(fam), t_best, _time.perf_counter() - t0, prep)
-        if not cands:
-            raise InputError(
-                "no candidate structure applies to this series; calendar, phase and mix modify a "
-                "base structure, so --structures needs one of iid, ar, seasonal, diff, sdiff"
-            )
-        if "calendar" in fams and period and period > 1:
-            base = min(cands, key=lambda r: r["holdout_bits"])
-            if base["family"] in ("iid", "ar", "seasonal"):
-                fam = "ar" if base["family"] == "iid" else base["family"]
-                seq = next(q for q in plan["level"] if q.family == fam)
-                pm = int(long_period) if long_period == 7 * period else int(period)
-                if len(train_rows) < 10 * pm:
-                    pm = int(period)
-                bp: Prepared = base["prep"]
-                with progress.step("fitting calendar levels"):
-                    t0 = _time.perf_counter()
-                    m = level_table(bp.Z, bp.observed, train_rows, pm)
-                    sc = Scan(bp, train_rows, hold_rows, [seq], 0, m)
-                    order = sc.best_order(fam, 1 if fam == "ar" else 0)
-                    add(sc, fam, order, base["transform"], _time.perf_counter() - t0, base["prep"])
-                cands[-1]["calendar"] = pm
-                cands[-1]["name"] += "+calendar"
-        if "phase" in fams and period and period > 1:
-            base = min(cands, key=lambda r: r["holdout_bits"])
-            rec = cls._phase_candidate(base, cols, rate, train_rows, hold_rows, period)
-            if rec is not None:
-                cands.append(rec)
-        if "mix" in fams:
-            base = min(cands, key=lambda r: r["holdout_bits"])
-            rec = cls._mixture_candidate(base, cols, rate, train_rows, hold_rows)
-            if rec is not None:
-                cands.append(rec)
-        board = [
-            entry(
-                r["name"],
-                r["train_bits"],
-                r["holdout_bits"],
-                r["seconds"],
-                order=r["order"],
-                transform=r["transforms"],
-                params=r["model"].n_params(),
-            )
-            for r in cands
-        ]
-        chosen = best_entry(board)
-        mark_selected(board, chosen["structure"])
-        win = cands[board.index(chosen)]
-        if refit:
-            win = cls._refit(win, vals, cols, plan)
-        model: LinearModel = win["model"]
-        prep = win["prep"]
+        plan = Plan.make(n_train, period, long_period, max_lag)
+        search = SeriesSearch(vals, cols, n_train, plan, request, refit)
+        sel = select(search)
+        win: SeriesCandidate = sel.model
+        prep, model = win.prep, win.model
         twin = cls(
             cols,
             prep.transforms,
             prep.center,
             prep.scale,
             model,
-            _missing_rate(vals) if refit else rate,
+            missing_rate(vals) if refit else search.rate,
             _tail(vals, prep, model.max_lag),
             _end_axis(sd, len(vals)),
             sd.column_order,
-            chosen["structure"],
-            board,
+            sel.best.structure.label,
+            sel.leaderboard,
             len(vals),
         )
-        twin.model.info.update(
-            {"period": period, "max_lag_scanned": plan["P"], "refit": bool(refit)}
-        )
+        twin.model.info.update({"period": period, "max_lag_scanned": plan.P, "refit": bool(refit)})
         return twin
 
-    @classmethod
-    def _assemble(
-        cls, cols: Columns, prep: Prepared, model: LinearModel, rate: np.ndarray
-    ) -> SeriesTwin:
-        return cls(
-            cols,
-            prep.transforms,
-            prep.center,
-            prep.scale,
-            model,
-            rate,
-            np.zeros((max(model.max_lag, 1), len(cols.names))),
-            TimeAxis(),
-            cols.names,
-            "",
-        )
-
-    @classmethod
-    def _mixture_candidate(
-        cls,
-        base: dict[str, Any],
-        cols: Columns,
-        rate: np.ndarray,
-        train_rows: np.ndarray,
-        hold_rows: np.ndarray,
-    ) -> dict[str, Any] | None:
-        """The best Gaussian candidate with mixture residuals on the columns where it helps."""
-        t0 = _time.perf_counter()
-        prep: Prepared = base["prep"]
-        m0: LinearModel = base["model"]
-        d = len(cols.names)
-        W = np.zeros((d, _MIX_K))
-        MU = np.zeros((d, _MIX_K))
-        SD = np.ones((d, _MIX_K))
-        used = []
-        res = residuals(m0, prep, train_rows)
-        hm = m0.means(prep.Z, hold_rows)
-        for j in range(d):
-            W[j, 0], SD[j, 0] = 1.0, m0.mix_sd[j, 0]
-            if cols.upper[j] is not None:  # indicator columns keep their Gaussian
-                continue
-            w, mu, sd = fit_mixture(res[:, j] / m0.step_scale(j, train_rows), _MIX_K)
-            o = prep.observed[hold_rows, j]
-            a, b = prep.a[hold_rows, j][o], prep.b[hold_rows, j][o]
-            mean = hm[o, j]
-            steps = hold_rows[o]
-            sc = m0.step_scale(j, steps)
-            g = float(np.sum(m0.column_logp(j, a, b, mean, steps)))
-            zero = np.zeros_like(mean)
-            mx = float(np.sum(log_cell_mass((a - mean) / sc, (b - mean) / sc, zero, w, mu, sd)))
-            if mx > g:
-                W[j], MU[j], SD[j] = w, mu, sd
-                used.append(cols.names[j])
-        if not used:
-            return None
-        model = replace(m0, mix_w=W, mix_mu=MU, mix_sd=SD, info=dict(m0.info))
-        model.info["mixture_columns"] = used
-        return cls._derived(base, cols, model, rate, train_rows, hold_rows, "mix", t0)
-
-    @classmethod
-    def _phase_candidate(
-        cls,
-        base: dict[str, Any],
-        cols: Columns,
-        rate: np.ndarray,
-        train_rows: np.ndarray,
-        hold_rows: np.ndarray,
-        period: int,
-    ) -> dict[str, Any] | None:
-        """The best candidate with a residual scale per seasonal phase (step mod period)."""
-        t0 = _time.perf_counter()
-        prep: Prepared = base["prep"]
-        m0: LinearModel = base["model"]
-        res = residuals(m0, prep, train_rows)
-        ps = fit_phase_scale(res, train_rows, m0.mix_sd[:, 0], period)
-        model = replace(m0, phase_scale=ps, info=dict(m0.info))
-        model.info["phase_period"] = int(period)
-        return cls._derived(base, cols, model, rate, train_rows, hold_rows, "phase", t0)
-
-    @classmethod
-    def _derived(
-        cls,
-        base: dict[str, Any],
-        cols: Columns,
-        model: LinearModel,
-        rate: np.ndarray,
-        train_rows: np.ndarray,
-        hold_rows: np.ndarray,
-        feature: str,
-        t0: float,
-    ) -> dict[str, Any]:
-        """A candidate made from `base` with `model` (base + `feature`), scored like the rest."""
-        prep: Prepared = base["prep"]
-        tw = cls._assemble(cols, prep, model, rate)
+    @property
+    def params(self) -> dict[str, Any]:
+        """The structure's parameters as data: family, order, transform and per-column
+        transforms, difference lag, calendar phases, phase period, mixture columns, and the
+        largest order scanned (`max_lag`, to refit the label exactly)."""
+        st = SeriesStructure.parse(self.structure)
+        level = self.model.level
+        ps = self.model.phase_scale
         return {
-            **base,
-            "model": model,
-            "name": base["name"] + "+" + feature,
-            feature: True,
-            "seconds": base["seconds"] + _time.perf_counter() - t0,
-            "train_bits": tw._bits_rows(prep, train_rows),
-            "holdout_bits": tw._bits_rows(prep, hold_rows),
+            "family": st.family,
+            "order": st.order,
+            "transform": st.transform,
+            "transforms": list(self.transforms),
+            "difference": st.diff_lag,
+            "calendar": int(level.shape[1]) if st.calendar and level is not None else None,
+            "phase": int(ps.shape[1]) if ps is not None else None,
+            "mix": list(self.model.info.get("mixture_columns", [])) if st.mix else [],
+            "max_lag": self.model.info.get("max_lag_scanned"),
         }
 
-    @classmethod
-    def _refit(
-        cls, win: dict[str, Any], vals: np.ndarray, cols: Columns, plan: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The winning structure refit on all the data (train + holdout)."""
-        fam = win["family"]
-        order = win["order"]
-        tr = win["prep"].transforms
-        c, s = standardiser(vals, tr)
-        prep = prepare(vals, cols, tr, c, s)
-        if fam in ("iid", "ar", "seasonal"):
-            seq = next(q for q in plan["level"] if q.family == ("ar" if fam == "iid" else fam))
-            D = 0
-        else:
-            seq = Sequence(fam, plan["ar_lags"], [(p, p) for p in range(plan["P"] + 1)])
-            D = 1 if fam == "diff" else plan["sdiff"]
-        seq = Sequence(seq.family, seq.lags, [c for c in seq.candidates if c[0] == order])
-        rows = np.arange(plan["T0"], len(vals))
-        level = level_table(prep.Z, prep.observed, rows, int(win.get("calendar") or 1))
-        model = Scan(prep, rows, np.arange(0), [seq], D, level).model(seq.family, order)
-        old: LinearModel = win["model"]
-        res = residuals(model, prep, rows)
-        if old.phase_scale is not None:
-            ps = fit_phase_scale(res, rows, model.mix_sd[:, 0], old.phase_scale.shape[1])
-            model.phase_scale = ps
-            res = res / ps[:, rows % ps.shape[1]].T
-        if win.get("mix"):
-            W, MU, SD = old.mix_w.copy(), old.mix_mu.copy(), old.mix_sd.copy()
-            for j in range(len(cols.names)):
-                if old.mix_w[j, 1:].any():
-                    W[j], MU[j], SD[j] = fit_mixture(res[:, j], W.shape[1])
-                else:
-                    W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
-                    W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
-            model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
-        model.info = dict(old.info)
-        return {**win, "model": model, "prep": prep}
-
     # ---- likelihood -----------------------------------------------------------------------
-    def _bits_rows(self, prep: Prepared, rows: np.ndarray) -> float:
-        if len(rows) == 0:
-            return float("nan")
-        lp = self._logp_rows(prep, rows)
-        return float(-np.sum(lp) / len(rows) / LN2)
-
-    def _logp_rows(
-        self, prep: Prepared, rows: np.ndarray, steps: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Per-step log-probability (nats) of `rows` of a prepared series.
-
-        `steps` are the rows' step indices on the training grid (for seasonal-phase scales);
-        by default the rows themselves (the training data's own indices).
-        """
-        steps = rows if steps is None else steps
-        M = self.model.means(prep.Z, rows, steps)
-        out = np.zeros(len(rows))
-        for j in range(len(self.cols.names)):
-            o = prep.observed[rows, j]
-            lp = np.zeros(len(rows))
-            lp[o] = prep.cell_logp(
-                rows[o],
-                j,
-                self.model.column_logp(
-                    j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o]
-                ),
-            )
-            r = self.missing_rate[j]
-            if r > 0:
-                lp = np.where(o, lp + math.log1p(-r), math.log(r))
-            elif not o.all():
-                raise InputError(
-                    f"column {self.cols.names[j]!r} has missing values but the training data "
-                    "had none, so this model gives them no probability"
-                )
-            out += lp
-        return out
-
     def _prepare(self, vals: np.ndarray, where: str) -> Prepared:
         return prepare(vals, self.cols, self.transforms, self.center, self.scale, where)
 
@@ -545,7 +198,9 @@ class SeriesTwin(Twin):
         prep = self._prepare(vals, where)
         rows = np.arange(start, len(vals))
         base = self.next_step if first_idx is None else first_idx
-        lp = self._logp_rows(prep, rows, base + rows - offset)
+        lp = log_prob_rows(
+            self.model, self.cols, self.missing_rate, prep, rows, base + rows - offset
+        )
         if not np.all(np.isfinite(lp)):
             raise AssertionError("internal error: non-finite log-probability")
         return lp
@@ -562,14 +217,23 @@ class SeriesTwin(Twin):
     # ---- simulation -----------------------------------------------------------------------
     @blas_single_threaded
     def sample(
-        self, n: int, seed: int | None = None, paths: int = 1, history: Any = None, **_: Any
+        self,
+        n: int,
+        seed: SeedLike = None,
+        *,
+        paths: int = 1,
+        history: Any = None,
+        **unknown: Any,
     ) -> pd.DataFrame:
         """Simulate `paths` futures of `n` steps after the training data (or after `history`).
 
         Returns a DataFrame with a ``path`` column (when paths > 1), the time column continuing
         the data's spacing (when the data had one) and the value columns. Values stay inside
         each column's support (the likelihood's escape mass for values outside is not sampled).
+        `seed` is an int, None (fresh entropy) or a numpy Generator (core.seeding).
         """
+        check_keywords(self.sample, unknown, "series sample")
+        rng = np.random.default_rng(seed_sequence(seed))
         if n < 0 or paths < 1:
             raise InputError("need n ≥ 0 steps and at least 1 path")
         last = None
@@ -589,8 +253,7 @@ class SeriesTwin(Twin):
         else:
             hist = self.tail
         prep = self._prepare(hist, "history")
-        vals = simulate(
-            self.model,
+        vals = self.model.simulate(
             self.cols,
             self.transforms,
             self.center,
@@ -599,7 +262,7 @@ class SeriesTwin(Twin):
             prep.Z,
             int(n),
             int(paths),
-            seed,
+            rng,
             step0,
         )
         frames = {}
@@ -618,43 +281,23 @@ class SeriesTwin(Twin):
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON metadata and arrays describing the twin."""
         meta = {
-            "columns": self.cols.names,
-            "decimals": self.cols.decimals,
-            "lower": self.cols.lower,
-            "upper": self.cols.upper,
-            "sqrt_ok": self.cols.sqrt_ok,
-            "log_ok": self.cols.log_ok,
-            "escape": [float(v) for v in self.cols.escape],
-            "spread": [float(v) for v in self.cols.spread],
+            **self.cols.to_meta(),
             "transforms": self.transforms,
             "time": self.time.to_json(),
             "column_order": self.column_order,
             "info": _jsonable(self.model.info),
             "next_step": self.next_step,
         }
-        arrays = {
-            "lags": self.model.lags.astype(np.int64),
-            "intercept": self.model.intercept,
-            "A": self.model.A,
-            "B": self.model.B,
-            "mix_w": self.model.mix_w,
-            "mix_mu": self.model.mix_mu,
-            "mix_sd": self.model.mix_sd,
-            "center": self.center,
-            "scale": self.scale,
-            "missing_rate": self.missing_rate,
-            "tail": self.tail,
-            "level": (
-                self.model.level
-                if self.model.level is not None
-                else np.zeros((len(self.cols.names), 1))
-            ),
-            "phase_scale": (
-                self.model.phase_scale
-                if self.model.phase_scale is not None
-                else np.ones((len(self.cols.names), 1))
-            ),
-        }
+        model = self.model.to_arrays()
+        arrays = {k: model[k] for k in ("lags", "intercept", "A", "B", "mix_w", "mix_mu", "mix_sd")}
+        arrays.update(
+            center=self.center,
+            scale=self.scale,
+            missing_rate=self.missing_rate,
+            tail=self.tail,
+            level=model["level"],
+            phase_scale=model["phase_scale"],
+        )
         return meta, arrays
 
     @classmethod
@@ -665,119 +308,40 @@ class SeriesTwin(Twin):
         names = meta["columns"]
         require(isinstance(names, list) and len(names) > 0, source, "no columns")
         d = len(names)
-        for key in ("decimals", "lower", "upper", "sqrt_ok", "log_ok", "transforms"):
-            require(isinstance(meta.get(key), list) and len(meta[key]) == d, source, f"bad {key}")
-        require(all(t in TRANSFORMS for t in meta["transforms"]), source, "unknown transform")
-        require(
-            all(isinstance(k, int) and 0 <= k <= 15 for k in meta["decimals"]), source, "decimals"
-        )
+        transforms: list[str] = meta.get("transforms") or []
+        require(isinstance(transforms, list) and len(transforms) == d, source, "bad transforms")
+        require(all(t in TRANSFORMS for t in transforms), source, "unknown transform")
         next_step = meta.get("next_step", 0)
         require(isinstance(next_step, int) and next_step >= 0, source, "next_step")
-        # model files written before the escape mass existed: ε = 1/(n+1) of the steps it kept
-        escape = meta.get("escape", [1.0 / (next_step + 1.0)] * d)
-        spread = meta.get("spread")
-        if spread is None:
-            spread = [
-                _default_spread(meta["transforms"][j], arrays, j, meta["decimals"][j])
-                for j in range(d)
-            ]
-        for key, vals in (("escape", escape), ("spread", spread)):
-            require(
-                isinstance(vals, list)
-                and len(vals) == d
-                and all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in vals
-                ),
-                source,
-                f"bad {key}",
-            )
-        require(all(0.0 < v < 1.0 for v in escape), source, "escape masses must be in (0, 1)")
-        require(all(v > 0.0 for v in spread), source, "spreads must be > 0")
-        for key in (
-            "lags",
-            "intercept",
-            "A",
-            "B",
-            "mix_w",
-            "mix_mu",
-            "mix_sd",
-            "center",
-            "scale",
-            "missing_rate",
-            "tail",
-        ):
+
+        def spread(j: int) -> float:  # files written before `spread` existed
+            return _default_spread(transforms[j], arrays, j, meta["decimals"][j])
+
+        # files written before the escape mass existed: ε = 1/(n+1) of the steps it kept
+        cols = Columns.from_meta(meta, source, 1.0 / (next_step + 1.0), spread)
+        info = meta.get("info") or {}
+        require(isinstance(info, dict), source, "info")
+        model = LinearModel.from_arrays(arrays, info, d, source)
+        for key in _TWIN_ARRAYS:
             require(key in arrays, source, f"array {key} missing")
             require(arrays[key].dtype.kind in "fiu", source, f"array {key} is not numeric")
-        lags = arrays["lags"].astype(np.int64)
-        L = len(lags)
-        require(lags.ndim == 1 and np.all(lags >= 1), source, "lags must be ≥ 1")
-        require(L == 0 or np.all(np.diff(lags) > 0), source, "lags must increase")
-        require(arrays["intercept"].shape == (d,), source, "intercept shape")
-        require(arrays["A"].shape == (d, d), source, "A shape")
-        require(np.all(np.triu(arrays["A"]) == 0), source, "A must be strictly lower triangular")
-        require(arrays["B"].shape == (d, L, d), source, "B shape")
-        w = arrays["mix_w"]
-        require(w.ndim == 2 and w.shape[0] == d and w.shape[1] >= 1, source, "mix_w shape")
-        K = w.shape[1]
-        require(arrays["mix_mu"].shape == (d, K), source, "mix_mu shape")
-        require(arrays["mix_sd"].shape == (d, K), source, "mix_sd shape")
-        require(np.all(w >= 0) and np.allclose(w.sum(axis=1), 1.0, atol=1e-9), source, "weights")
-        require(np.all(arrays["mix_sd"] > 0), source, "residual scales must be > 0")
+            require(bool(np.all(np.isfinite(arrays[key]))), source, f"{key} not finite")
         require(arrays["center"].shape == (d,), source, "center shape")
         require(arrays["scale"].shape == (d,), source, "scale shape")
-        require(np.all(arrays["scale"] > 0), source, "scales must be > 0")
+        require(bool(np.all(arrays["scale"] > 0)), source, "scales must be > 0")
         mr = arrays["missing_rate"]
-        require(mr.shape == (d,) and np.all((mr >= 0) & (mr < 1)), source, "missing rates")
+        require(bool(mr.shape == (d,) and np.all((mr >= 0) & (mr < 1))), source, "missing rates")
         tail = arrays["tail"]
         require(
-            tail.ndim == 2
-            and tail.shape[1] == d
-            and tail.shape[0] >= max(int(lags[-1]) if L else 0, 1),
+            tail.ndim == 2 and tail.shape[1] == d and tail.shape[0] >= max(model.max_lag, 1),
             source,
             "tail shorter than the largest lag",
-        )
-        for key in ("intercept", "A", "B", "mix_w", "mix_mu", "mix_sd", "center", "scale", "tail"):
-            require(bool(np.all(np.isfinite(arrays[key]))), source, f"{key} not finite")
-        phase = arrays.get("phase_scale", np.ones((d, 1)))
-        require(
-            phase.ndim == 2 and phase.shape[0] == d and phase.shape[1] >= 1, source, "phase_scale"
-        )
-        require(bool(np.all(np.isfinite(phase)) and np.all(phase > 0)), source, "phase_scale > 0")
-        phase = phase.astype(float)
-        level = arrays.get("level", np.zeros((d, 1)))
-        require(
-            level.ndim == 2 and level.shape[0] == d and level.shape[1] >= 1, source, "level shape"
-        )
-        require(bool(np.all(np.isfinite(level))), source, "level not finite")
-        level = level.astype(float)
-        cols = Columns(
-            list(names),
-            [int(k) for k in meta["decimals"]],
-            [None if v is None else float(v) for v in meta["lower"]],
-            [None if v is None else float(v) for v in meta["upper"]],
-            [bool(v) for v in meta["sqrt_ok"]],
-            [bool(v) for v in meta["log_ok"]],
-            [float(v) for v in escape],
-            [float(v) for v in spread],
-        )
-        model = LinearModel(
-            lags,
-            arrays["intercept"].astype(float),
-            arrays["A"].astype(float),
-            arrays["B"].astype(float),
-            w.astype(float),
-            arrays["mix_mu"].astype(float),
-            arrays["mix_sd"].astype(float),
-            dict(meta.get("info") or {}),
-            phase if phase.shape[1] > 1 else None,
-            level,
         )
         axis = TimeAxis.from_json(meta["time"])
         require(axis.kind in ("none", "datetime", "numeric"), source, "time kind")
         return cls(
             cols,
-            list(meta["transforms"]),
+            list(transforms),
             arrays["center"].astype(float),
             arrays["scale"].astype(float),
             model,
@@ -787,7 +351,7 @@ class SeriesTwin(Twin):
             list(meta.get("column_order") or names),
             str(meta.get("structure", "")),
             None,
-            int(meta.get("next_step", 0)),
+            int(next_step),
         )
 
     # ---- command line ---------------------------------------------------------------------
@@ -866,6 +430,44 @@ class SeriesTwin(Twin):
         fh.write(("\n".join(lines) + "\n").encode("utf-8"))
 
 
+def _read_split(
+    data: str | Path | pd.DataFrame,
+    time: str | None,
+    values: list[str] | None,
+    holdout: float | str | Path | pd.DataFrame,
+    time_gaps: str,
+) -> tuple[SeriesData, np.ndarray, int]:
+    """The series, its values with any holdout file appended, and the training steps."""
+    sd = read_series(data, time=time, values=values, gaps=time_gaps)
+    if sd.filled_gaps:
+        progress.note(f"{sd.filled_gaps} missing time steps filled as missing values")
+    vals = sd.values
+    n_train = len(vals)
+    if isinstance(holdout, (str, Path, pd.DataFrame)) and not _is_number(holdout):
+        hd = read_series(holdout, time=sd.time.column, values=sd.columns, gaps=time_gaps)
+        _check_continues(sd.time, hd, "holdout")
+        vals = np.vstack([vals, hd.values])
+    else:
+        frac = (
+            float(holdout) if isinstance(holdout, (int, float, np.number)) else float(str(holdout))
+        )
+        if not 0.0 < frac < 1.0:
+            raise InputError(f"holdout must be a fraction in (0, 1) or a file, not {holdout}")
+        n_hold = max(1, int(round(frac * len(vals))))
+        n_train = len(vals) - n_hold
+    if n_train < MIN_STEPS:
+        raise InputError(
+            f"too short: {n_train} training steps; a series needs at least {MIN_STEPS} "
+            "before the holdout"
+        )
+    if np.isnan(vals).any():
+        progress.note(
+            f"{int(np.isnan(vals).sum())} missing values: modelled as missing with a fitted "
+            "rate per column, carried forward as history for the next steps"
+        )
+    return sd, vals, n_train
+
+
 def _default_spread(transform: str, arrays: dict[str, np.ndarray], j: int, decimals: int) -> float:
     """A column's spread (about its range) from its standardiser, for files without `spread`."""
     delta = 10.0 ** (-decimals)
@@ -876,50 +478,6 @@ def _default_spread(transform: str, arrays: dict[str, np.ndarray], j: int, decim
     except (KeyError, IndexError, TypeError, ValueError):
         return delta
     return v if math.isfinite(v) and v > delta else delta
-
-
-def _per_column_transforms(
-    scans: dict[str, tuple[Scan, float]], preps: dict[str, Prepared], P: int
-) -> list[str]:
-    """Each column's transform from the AR scans: the one with its fewest holdout bits."""
-    best: list[tuple[float, str]] = []
-    for tname, (sc, _) in scans.items():
-        order = sc.best_order("ar", 1 if P >= 1 else 0)
-        i = [c[0] for c in sc.sequences["ar"].candidates].index(order)
-        col_nats = sc.holdout_cols["ar"][:, i]
-        for j, v in enumerate(col_nats):
-            t = preps[tname].transforms[j]
-            if len(best) <= j:
-                best.append((float(v), t))
-            elif v < best[j][0]:
-                best[j] = (float(v), t)
-    return [t for _, t in best]
-
-
-def _plan(
-    n_train: int, period: int | None, long_period: int | None, max_lag: int | None
-) -> dict[str, Any]:
-    """Orders, seasonal lags and the first scored training step, shared by all candidates."""
-    if max_lag is not None and max_lag < 0:
-        raise InputError("--max-lag must be ≥ 0")
-    P = max_lag if max_lag is not None else max(24, 2 * period if period else 0)
-    P = int(min(P, max(1, n_train // 5)))
-    seas: list[int] = []
-    if period:
-        seas = [k * period + o for k in (1, 2, 3) for o in (-1, 0, 1)]
-        if long_period:
-            seas += [long_period - 1, long_period, long_period + 1]
-        seas = sorted({s for s in seas if s >= 1 and s + P <= n_train // 2})
-    sdiff = period if period and period > 1 and period + P <= n_train // 2 else 0
-    ar_lags = list(range(1, P + 1))
-    level = [Sequence("ar", ar_lags, [(p, p) for p in range(P + 1)])]
-    if seas:
-        rest = [lag for lag in ar_lags if lag not in seas]
-        cands = [(p, len(seas) + sum(1 for lag in rest if lag <= p)) for p in range(P + 1)]
-        level.append(Sequence("seasonal", seas + rest, cands))
-    T0 = max(P + 1, max(seas, default=0), P + sdiff + 1)
-    T0 = min(T0, n_train - 2)
-    return {"P": P, "seas": seas, "sdiff": sdiff, "ar_lags": ar_lags, "level": level, "T0": T0}
 
 
 def _csv_field(s: str) -> str:
@@ -945,29 +503,6 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
             v = float(v)
         out[k] = v
     return out
-
-
-def _parse_structures(structures: list[str] | str | None) -> tuple[set[str], set[str]]:
-    if structures is None:
-        return set(FAMILIES), set(TRANSFORMS)
-    items = structures.split(",") if isinstance(structures, str) else list(structures)
-    items = [s.strip().lower() for s in items if s.strip()]
-    fams = {s for s in items if s in FAMILIES}
-    trans = {s for s in items if s in TRANSFORMS}
-    bad = [s for s in items if s not in FAMILIES and s not in TRANSFORMS]
-    if bad:
-        raise InputError(
-            f"unknown series structure {bad[0]!r}; choose from {', '.join(FAMILIES)} "
-            f"and transforms {', '.join(TRANSFORMS)}"
-        )
-    return fams or set(FAMILIES), trans or set(TRANSFORMS)
-
-
-def _missing_rate(vals: np.ndarray) -> np.ndarray:
-    """Per-column missing rate (add-½), zero for columns with no missing value."""
-    n = len(vals)
-    miss = np.isnan(vals).sum(axis=0)
-    return np.where(miss > 0, (miss + 0.5) / (n + 1.0), 0.0)
 
 
 def _fill_raw(vals: np.ndarray, twin: SeriesTwin) -> np.ndarray:

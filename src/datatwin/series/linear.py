@@ -1,0 +1,216 @@
+"""`LinearModel`: the one conditional every series structure is written as (see protocols.py).
+
+In the standardised transformed space z = (g(y) - center) / scale, column j of step t has
+
+    mean_j(t) = C_j(t) + Σ_{i<j} A[j, i] z[t, i] + Σ_l B[j, l, :] · z[t - lag_l, :]
+    z[t, j] = mean_j(t) + s_j(t) · e,   e ~ Σ_k mix_w[j, k] N(mix_mu[j, k], mix_sd[j, k]²)
+
+C_j(t) is the intercept (or, with a calendar `level`, the intercept of the step's phase) and
+s_j(t) the residual scale of the step's seasonal phase (1 without `phase_scale`). The model
+stores itself as arrays (`to_arrays`) and validates a model file's arrays (`from_arrays`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..modelfile import require
+from .precision import log_cell_mass
+from .simulate import simulate
+
+if TYPE_CHECKING:
+    from .ar import Columns, Prepared
+
+#: the arrays a model file must hold for a LinearModel (`level`, `phase_scale` are optional)
+ARRAY_KEYS = ("lags", "intercept", "A", "B", "mix_w", "mix_mu", "mix_sd")
+
+
+@dataclass
+class LinearModel:
+    """A fitted conditional, in the raw-lag form used for scoring and simulation."""
+
+    lags: np.ndarray  # (L,) int, ascending, ≥ 1
+    intercept: np.ndarray  # (d,)
+    A: np.ndarray  # (d, d) strictly lower triangular
+    B: np.ndarray  # (d, L, d)
+    mix_w: np.ndarray  # (d, K) weights (rows sum to 1; zero-padded)
+    mix_mu: np.ndarray  # (d, K)
+    mix_sd: np.ndarray  # (d, K) > 0
+    info: dict = field(default_factory=dict)
+    #: (d, period) residual scale by seasonal phase (step index mod period), or None
+    phase_scale: np.ndarray | None = None
+    #: (d, Pm) the level the series reverts to, by phase (step index mod Pm), or None (0)
+    level: np.ndarray | None = None
+
+    @property
+    def max_lag(self) -> int:
+        """The number of past steps a conditional looks at."""
+        return int(self.lags[-1]) if len(self.lags) else 0
+
+    def n_params(self) -> int:
+        """Free parameters (coefficients, residual parameters)."""
+        coef = self.info.get("n_coef")
+        if coef is None:
+            coef = int(np.count_nonzero(self.B) + np.count_nonzero(self.A)) + len(self.intercept)
+        k = int(np.count_nonzero(self.mix_w))
+        extra = 0
+        if self.level is not None and self.level.shape[1] > 1:
+            extra += self.level.size - len(self.intercept)
+        if self.phase_scale is not None:
+            extra += self.phase_scale.size
+        return int(coef) + 3 * k - len(self.intercept) + extra
+
+    def means(self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
+        """Conditional means (n_rows, d) of z at `rows` given everything before (and left).
+
+        `steps` are the rows' indices on the training grid (for calendar terms; default rows).
+        """
+        steps = rows if steps is None else steps
+        C = self.intercepts()
+        M = C[:, steps % C.shape[1]].T.copy()
+        M += Z[rows] @ self.A.T
+        for li, lag in enumerate(self.lags):
+            M += Z[rows - lag] @ self.B[:, li, :].T
+        return M
+
+    def intercepts(self) -> np.ndarray:
+        """(d, Pm) intercept of each phase: the model written as deviations from its level,
+
+        z_t - m(t) = A (z_t - m(t))_<j + Σ_l B_l (z_{t-l} - m(t-l)) + e, expanded."""
+        d = len(self.intercept)
+        if self.level is None:
+            return self.intercept[:, None].copy()
+        m = self.level
+        pm = m.shape[1]
+        phases = np.arange(pm)
+        C = m - self.A @ m
+        for li, lag in enumerate(self.lags):
+            C -= self.B[:, li, :] @ m[:, (phases - lag) % pm]
+        return C + self.intercept.reshape(d, 1)
+
+    def column_logp(
+        self,
+        j: int,
+        a: np.ndarray,
+        b: np.ndarray,
+        mean: np.ndarray,
+        steps: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Log cell masses of column j given its conditional means (and step indices)."""
+        keep = self.mix_w[j] > 0
+        w, mu, sd = self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
+        if self.phase_scale is None or steps is None:
+            return log_cell_mass(a, b, mean, w, mu, sd)
+        s = self.phase_scale[j, steps % self.phase_scale.shape[1]]
+        return log_cell_mass((a - mean) / s, (b - mean) / s, np.zeros_like(mean), w, mu, sd)
+
+    def cell_log_probs(
+        self, prep: Prepared, rows: np.ndarray, steps: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per column: (observed mask of `rows`, log mass of each observed value's cell given
+        the steps before it), in model space (no escape mass, no missing rate)."""
+        M = self.means(prep.Z, rows, steps)
+        out = []
+        for j in range(M.shape[1]):
+            o = prep.observed[rows, j]
+            lp = self.column_logp(j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o])
+            out.append((o, lp))
+        return out
+
+    def step_scale(self, j: int, steps: np.ndarray) -> np.ndarray:
+        """Residual scale multiplier of column j at absolute step indices (1 if homoscedastic)."""
+        if self.phase_scale is None:
+            return np.ones(len(steps))
+        return self.phase_scale[j, steps % self.phase_scale.shape[1]]
+
+    def simulate(
+        self,
+        cols: Columns,
+        transforms: list[str],
+        center: np.ndarray,
+        scale: np.ndarray,
+        missing_rate: np.ndarray,
+        history_z: np.ndarray,
+        n: int,
+        paths: int,
+        rng: np.random.Generator,
+        step0: int = 0,
+    ) -> np.ndarray:
+        """`paths` simulated continuations of `n` steps (paths, n, d), NaN = missing."""
+        return simulate(
+            self, cols, transforms, center, scale, missing_rate, history_z, n, paths, rng, step0
+        )
+
+    # ---- persistence ----------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The model's arrays for a model file (`info` goes to the JSON metadata)."""
+        d = len(self.intercept)
+        return {
+            "lags": self.lags.astype(np.int64),
+            "intercept": self.intercept,
+            "A": self.A,
+            "B": self.B,
+            "mix_w": self.mix_w,
+            "mix_mu": self.mix_mu,
+            "mix_sd": self.mix_sd,
+            "level": self.level if self.level is not None else np.zeros((d, 1)),
+            "phase_scale": self.phase_scale if self.phase_scale is not None else np.ones((d, 1)),
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], info: dict[str, Any], d: int, source: str
+    ) -> LinearModel:
+        """Rebuild a model of `d` columns from `to_arrays` output, validating every array."""
+        for key in ARRAY_KEYS:
+            require(key in arrays, source, f"array {key} missing")
+            require(arrays[key].dtype.kind in "fiu", source, f"array {key} is not numeric")
+        lags = arrays["lags"].astype(np.int64)
+        L = len(lags)
+        require(bool(lags.ndim == 1 and np.all(lags >= 1)), source, "lags must be ≥ 1")
+        require(bool(L == 0 or np.all(np.diff(lags) > 0)), source, "lags must increase")
+        require(arrays["intercept"].shape == (d,), source, "intercept shape")
+        require(arrays["A"].shape == (d, d), source, "A shape")
+        require(
+            bool(np.all(np.triu(arrays["A"]) == 0)), source, "A must be strictly lower triangular"
+        )
+        require(arrays["B"].shape == (d, L, d), source, "B shape")
+        w = arrays["mix_w"]
+        require(w.ndim == 2 and w.shape[0] == d and w.shape[1] >= 1, source, "mix_w shape")
+        K = w.shape[1]
+        require(arrays["mix_mu"].shape == (d, K), source, "mix_mu shape")
+        require(arrays["mix_sd"].shape == (d, K), source, "mix_sd shape")
+        require(
+            bool(np.all(w >= 0) and np.allclose(w.sum(axis=1), 1.0, atol=1e-9)), source, "weights"
+        )
+        require(bool(np.all(arrays["mix_sd"] > 0)), source, "residual scales must be > 0")
+        for key in ("intercept", "A", "B", "mix_w", "mix_mu", "mix_sd"):
+            require(bool(np.all(np.isfinite(arrays[key]))), source, f"{key} not finite")
+        phase = _optional(arrays, "phase_scale", np.ones((d, 1)), d, source)
+        require(bool(np.all(phase > 0)), source, "phase_scale > 0")
+        level = _optional(arrays, "level", np.zeros((d, 1)), d, source)
+        return cls(
+            lags,
+            arrays["intercept"].astype(float),
+            arrays["A"].astype(float),
+            arrays["B"].astype(float),
+            w.astype(float),
+            arrays["mix_mu"].astype(float),
+            arrays["mix_sd"].astype(float),
+            dict(info),
+            phase if phase.shape[1] > 1 else None,
+            level,
+        )
+
+
+def _optional(
+    arrays: dict[str, np.ndarray], key: str, default: np.ndarray, d: int, source: str
+) -> np.ndarray:
+    """An optional (d, k ≥ 1) finite array (files written before it existed: `default`)."""
+    x = arrays.get(key, default)
+    require(x.ndim == 2 and x.shape[0] == d and x.shape[1] >= 1, source, f"{key} shape")
+    require(bool(np.all(np.isfinite(x))), source, f"{key} not finite")
+    return x.astype(float)
