@@ -24,7 +24,7 @@ import stat
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 from numpy.lib import format as npy
@@ -226,7 +226,7 @@ def _check_keys(path: Path, meta: dict[str, Any]) -> None:
         )
 
 
-def _read_header(path: Path, name: str, fh: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+def _read_header(path: Path, name: str, fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     """The shape, order and dtype an .npy member declares, checked to be plain numbers."""
     version = npy.read_magic(fh)
     if version == (1, 0):
@@ -262,7 +262,7 @@ def _read_array(path: Path, npz: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.n
                 f"holds {available}; the file is corrupted or tampered with"
             )
         data = bytearray(declared)
-        if fh.readinto(data) != declared:
+        if cast(io.BufferedIOBase, fh).readinto(data) != declared:
             raise ModelFileError(f"{path}: array {name!r} is truncated")
     arr = np.frombuffer(data, dtype=dtype)
     return arr.reshape(shape, order="F" if fortran else "C")
