@@ -17,6 +17,16 @@ import numpy as np
 from .modelfile import save_archive
 from .units import LN2
 
+#: wall-clock timings: kept on a fitted twin, never saved (model files must be reproducible)
+_TIMINGS = frozenset({"fit_seconds", "fit_seconds_total"})
+
+
+def _without_timings(value: Any) -> Any:
+    """`value` without its timing entries when it is a dict (a leaderboard row, a section)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in _TIMINGS}
+    return value
+
 
 class Twin(ABC):
     """A fitted generative model of one dataset with an exact likelihood."""
@@ -24,7 +34,8 @@ class Twin(ABC):
     kind: ClassVar[str] = ""
     unit: ClassVar[str] = ""
 
-    #: one dict per candidate structure: structure, train_bits, holdout_bits, fit_seconds, ...
+    #: one dict per candidate structure: structure, train_bits, holdout_bits, fit_seconds
+    #: (on a fitted twin only: timings are not saved), ...
     leaderboard: list[dict[str, Any]]
     #: name of the structure this twin uses
     structure: str
@@ -88,17 +99,21 @@ class Twin(ABC):
     def from_archive(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str) -> Twin:
         """Rebuild a twin from `to_archive` output, validating everything (ModelFileError)."""
 
-    def save(self, path: str | Path) -> None:
-        """Write the twin to one safe file (zip of JSON + arrays, no pickle), atomically."""
+    def save(self, path: str | Path, *, stdout_ok: bool = False) -> None:
+        """Write the twin to one safe file (zip of JSON + arrays, no pickle), atomically.
+
+        The same fitted twin always gives the same bytes: wall-clock timings (`fit_seconds`)
+        stay on this object and are not written. `stdout_ok`: `-` means stdout (the CLI).
+        """
         meta, arrays = self.to_archive()
         meta = {
             "kind": self.kind,
             "unit": self.unit,
             "structure": self.structure,
-            "leaderboard": self.leaderboard,
-            **meta,
+            "leaderboard": [_without_timings(row) for row in self.leaderboard],
+            **{key: _without_timings(value) for key, value in meta.items()},
         }
-        save_archive(path, meta, arrays)
+        save_archive(path, meta, arrays, stdout_ok=stdout_ok)
 
     # ---- command-line hooks (each kind overrides what it supports) ----------------------
     @classmethod

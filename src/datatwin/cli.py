@@ -1,17 +1,22 @@
 """The `datatwin` command: fit, score, sample, demo (docs/architecture.md).
 
 Results go to stdout, progress and notes to stderr. Errors are one line on stderr with exit
-code 2 for bad usage or bad input and 1 for anything else; outputs are written atomically so
-nothing half-written is ever left behind.
+code 2 for bad usage or bad input and 1 for anything else. Output paths are checked before any
+work (never the same file as an input, never a folder, in a writable folder) and written
+atomically, or through when they are devices or FIFOs (`datatwin.outputs`), so nothing
+half-written is ever left behind, on SIGTERM too.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +26,7 @@ from .core.holdout import refuse_training_file_as_holdout
 from .errors import DataTwinError, InputError
 from .kinds import _KINDS, infer_kind, twin_class
 from .leaderboard import render
-from .modelfile import atomic_write_bytes
+from .outputs import STDOUT, check_folder_output, check_outputs, write_file
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("data", metavar="DATA", help="CSV, .csv.gz, Parquet, .txt or folder")
     fit.add_argument(
-        "-o", "--output", metavar="MODEL", help="model file (default: DATA's stem + .twin)"
+        "-o",
+        "--output",
+        metavar="MODEL",
+        help="model file (default: DATA's stem + .twin; `-`: stdout, the leaderboard to stderr)",
     )
     fit.add_argument("--kind", choices=list(_KINDS), help="data kind (default: inferred)")
     fit.add_argument(
@@ -102,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", type=int, default=None, help="how many units (records, characters, events, steps)"
     )
     sample.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
-    sample.add_argument("-o", "--output", metavar="OUT", help="output file (default: stdout)")
+    sample.add_argument(
+        "-o", "--output", metavar="OUT", help="output file (default and `-`: stdout)"
+    )
 
     demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
     demo.add_argument(
@@ -181,14 +191,46 @@ def refuse_foreign_options(
         )
 
 
-def _emit_fit(twin: Any, args: argparse.Namespace, model_path: Path) -> None:
+def _emit_fit(twin: Any, args: argparse.Namespace, model_path: Path | str) -> None:
+    to_stdout = str(model_path) == STDOUT  # the model went there: results to stderr
+    out = sys.stderr if to_stdout else sys.stdout
+    shown = "<stdout>" if to_stdout else str(model_path)
     if args.json:
-        print(json.dumps({**twin.summary(), "model": str(model_path)}, allow_nan=False))
+        print(json.dumps({**twin.summary(), "model": shown}, allow_nan=False), file=out)
     else:
         from rich.console import Console
 
-        render(twin.leaderboard, twin.unit, Console())
-        print(f"selected: {twin.structure}  ->  {model_path}")
+        render(twin.leaderboard, twin.unit, Console(file=out))
+        print(f"selected: {twin.structure}  ->  {shown}", file=out)
+
+
+def _holdout_file(holdout: str | None) -> str | None:
+    """--holdout when it names a file rather than a fraction."""
+    if holdout is None:
+        return None
+    try:
+        float(holdout)
+    except ValueError:
+        return holdout
+    return None
+
+
+def _check_fit_outputs(args: argparse.Namespace, model_path: Path | str) -> None:
+    """Before fitting: every file `fit` writes can be written and destroys no input."""
+    check_outputs(
+        {
+            ("-o" if args.output else "model file"): model_path,
+            "--write-schema": getattr(args, "write_schema", None),
+            "--arpa": getattr(args, "arpa", None),
+        },
+        {
+            "DATA": args.data,
+            "--holdout": _holdout_file(args.holdout),
+            "--schema": getattr(args, "schema", None),
+            "--dag": getattr(args, "dag", None),
+        },
+        stdout_ok=("-o",),
+    )
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -199,9 +241,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     cls = twin_class(kind)
     refuse_foreign_options(_subparser(args.command), args, kind)
     refuse_training_file_as_holdout(data, args.holdout)
-    model_path = Path(args.output) if args.output else _default_model_path(data)
+    model_path: Path | str = args.output if args.output else _default_model_path(data)
+    if model_path != STDOUT:
+        model_path = Path(model_path)
+    _check_fit_outputs(args, model_path)
     twin = cls.cli_fit(data, args)
-    twin.save(model_path)
+    twin.save(model_path, stdout_ok=True)
     _emit_fit(twin, args, model_path)
     return 0
 
@@ -227,18 +272,22 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from . import load
 
+    output = args.output or STDOUT
+    check_outputs(
+        {"-o": output},
+        {
+            "MODEL": args.model,
+            "--history": getattr(args, "history", None),
+            "--novelty": getattr(args, "novelty", None),
+        },
+        stdout_ok=("-o",),
+    )
     twin = load(args.model)
     refuse_foreign_options(_subparser(args.command), args, twin.kind)
     if args.n is not None and args.n < 0:
         raise InputError("-n must be a non-negative count")
     samples = twin.cli_sample(args)
-    buf = io.BytesIO()
-    twin.cli_write(samples, buf, args)
-    if args.output:
-        atomic_write_bytes(args.output, lambda fh: fh.write(buf.getvalue()))
-    else:
-        sys.stdout.buffer.write(buf.getvalue())
-        sys.stdout.flush()
+    write_file(output, lambda fh: twin.cli_write(samples, fh, args), stdout_ok=True)
     return 0
 
 
@@ -251,12 +300,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .tabular.twin import TableTwin
 
     out = Path(args.output)
+    check_folder_output(out, "-o")
     out.mkdir(parents=True, exist_ok=True)
+    names = ("adult.csv.gz", "adult.twin", "adult_twin_sample.csv")
+    check_outputs({f"-o {out}: {name}": out / name for name in names}, {})
     source = files("datatwin") / "data" / "adult.csv.gz"
     with source.open("rb") as fh:
         raw = fh.read()
     data_path = out / "adult.csv.gz"
-    atomic_write_bytes(data_path, lambda f: f.write(raw))
+    write_file(data_path, lambda f: f.write(raw))
     progress.note(f"fitting a twin of the bundled UCI Adult census sample ({data_path})")
     fit_args = argparse.Namespace(
         **{
@@ -272,7 +324,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     twin.save(model_path)
     samples = twin.sample(1000, seed=args.seed)
     sample_path = out / "adult_twin_sample.csv"
-    atomic_write_bytes(sample_path, lambda fh: twin.cli_write(samples, fh, args))
+    write_file(sample_path, lambda fh: twin.cli_write(samples, fh, args))
     if args.json:
         print(
             json.dumps(
@@ -297,8 +349,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.commands import run_report
+    from .report.commands import default_output, run_report
 
+    check_outputs(
+        {("-o" if args.output else "report"): args.output or default_output(args.model)},
+        {"MODEL": args.model, "--real": args.real, "--train": args.train},
+    )
     return run_report(args)
 
 
@@ -310,6 +366,27 @@ def _subparser(command: str) -> argparse.ArgumentParser:
     assert _PARSER is not None
     sub = next(a for a in _PARSER._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[command]
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs, SIGTERM raises `Terminated` (then the old handler is back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
     }[args.command]
     try:
-        return handler(args)
+        with _sigterm_raises():
+            return handler(args)
+    except Terminated:
+        print("datatwin: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except DataTwinError as exc:
         print(f"datatwin: error: {exc}", file=sys.stderr)
         return exc.exit_code

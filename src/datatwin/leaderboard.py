@@ -85,7 +85,7 @@ def render(
             escape(name),
             _fmt(e["train_bits"]),
             _fmt(e["holdout_bits"]),
-            _fmt(e["fit_seconds"]),
+            _fmt(e.get("fit_seconds", float("nan"))),  # not saved: absent once loaded
             *[_fmt(e.get(k, "")) for k in extra_keys],
         )
     console.print(table)

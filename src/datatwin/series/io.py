@@ -72,7 +72,7 @@ class TimeAxis:
             if isinstance(off, pd.offsets.Tick):
                 return int(round((t - r) / pd.Timedelta(off)))
             months = (t.year - r.year) * 12 + (t.month - r.month)
-            name = off.name.upper()
+            name = off.rule_code.upper()  # e.g. "MS", "QE-DEC", "YE-DEC", "W-SUN"
             if name.startswith(("M", "BM", "SM")):
                 return months // max(off.n, 1)
             if name.startswith(("Q", "BQ")):
