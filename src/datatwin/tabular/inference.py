@@ -108,16 +108,13 @@ def conditional_sample(
         cols[u] = np.full(n, s, dtype=np.int64)
     for v, psi in zip(reversed(order), reversed(buckets), strict=True):
         axis = psi.vars.index(v)
+        k = int(psi.table.shape[axis])
         table = np.moveaxis(psi.table, axis, -1)
         others = [u for u in psi.vars if u != v]
-        rows = (
-            table[tuple(cols[u] for u in others)]
-            if others
-            else np.broadcast_to(table, (n, table.shape[-1]))
-        )
+        rows = table[tuple(cols[u] for u in others)] if others else np.broadcast_to(table, (n, k))
         cdf = np.cumsum(rows, axis=1)
         u_ = rng.random(n) * cdf[:, -1]
-        cols[v] = np.minimum((cdf <= u_[:, None]).sum(axis=1), table.shape[-1] - 1).astype(np.int64)
+        cols[v] = np.minimum((cdf <= u_[:, None]).sum(axis=1), k - 1).astype(np.int64)
     fixed = {v: c for v, c in enumerate(cols) if c is not None}
     return net.sample_states(n, rng, allowed, fixed=fixed)
 
