@@ -162,7 +162,7 @@ def score_suite() -> list[dict]:
         limit = json.loads((folder / "truth.json").read_text())["limit_bits_per_record_on_holdout"]
         row = {"dataset": net, "n_train": n}
         for score in ("bde", "bdeu", "bic"):
-            twin = TableTwin.fit(folder / f"train_{n}.csv.gz", "bayesnet", score=score)
+            twin = TableTwin.fit(folder / f"train_{n}.csv.gz", structure="bayesnet", score=score)
             row[score] = twin.bits(folder / "holdout.csv.gz") - limit
         rows.append(row)
     return rows

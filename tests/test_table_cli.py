@@ -414,9 +414,9 @@ def test_process_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "words"),
     [
-        (["--bins", "0"], ["--bins"]),
-        (["--bins", "-3"], ["--bins"]),
-        (["--max-parents", "-1"], ["--max-parents"]),
+        (["--bins", "0"], ["bins"]),
+        (["--bins", "-3"], ["bins"]),
+        (["--max-parents", "-1"], ["max_parents"]),
         (["--encoding", "klingon"], ["klingon"]),
     ],
 )

@@ -32,8 +32,8 @@ def test_cell_masses_sum_to_one_and_stay_finite_in_the_tails():
 
 def test_mle_recovers_coefficients_on_the_true_dag():
     df = _linear_table()
-    twin = TableTwin.fit(df, "gaussian")
-    g = twin.gnet
+    twin = TableTwin.fit(df, structure="gaussian")
+    g = twin.net
     names = twin.modelled
     # the learned graph links a-b and b-c (orientation is not identifiable); regression
     # b on a must be recovered when that is the direction chosen
@@ -56,7 +56,7 @@ def test_selected_on_linear_data_and_beats_discrete_structures():
 
 def test_sample_frequencies_follow_the_model_and_keep_precision():
     df = _linear_table(5000)
-    twin = TableTwin.fit(df, "gaussian")
+    twin = TableTwin.fit(df, structure="gaussian")
     s = twin.sample(50_000, seed=3)
     assert abs(s["a"].mean() - df["a"].mean()) < 0.1
     assert abs(np.corrcoef(s["a"], s["b"])[0, 1] - np.corrcoef(df["a"], df["b"])[0, 1]) < 0.02
@@ -65,7 +65,7 @@ def test_sample_frequencies_follow_the_model_and_keep_precision():
 
 def test_save_load_round_trip_and_unseen_tokens_are_finite(tmp_path):
     df = _linear_table(3000)
-    twin = TableTwin.fit(df, "gaussian")
+    twin = TableTwin.fit(df, structure="gaussian")
     twin.save(tmp_path / "g.twin")
     back = datatwin.load(tmp_path / "g.twin")
     assert np.array_equal(back.log_prob(df), twin.log_prob(df))
@@ -79,7 +79,7 @@ def test_save_load_round_trip_and_unseen_tokens_are_finite(tmp_path):
 def test_gaussian_refuses_non_numeric_columns_and_given():
     df = _linear_table(200).assign(k=["x", "y"] * 100)
     with pytest.raises(InputError, match="numeric"):
-        TableTwin.fit(df, "gaussian")
-    twin = TableTwin.fit(_linear_table(200), "gaussian")
+        TableTwin.fit(df, structure="gaussian")
+    twin = TableTwin.fit(_linear_table(200), structure="gaussian")
     with pytest.raises(InputError, match="discrete"):
         twin.sample(5, seed=0, given={"a": "10.00"})

@@ -25,7 +25,7 @@ def _chain_table(n: int = 6000, seed: int = 3) -> pd.DataFrame:
 @pytest.mark.parametrize("structure,edges", [("dag", [("a", "b"), ("b", "c")]), ("bayesnet", None)])
 def test_given_matches_brute_force_posterior(structure, edges):
     df = _chain_table()
-    twin = TableTwin.fit(df, structure, edges=edges)
+    twin = TableTwin.fit(df, structure=structure, edges=edges)
     combos = pd.DataFrame(
         list(itertools.product(["x", "y", "z"], ["on", "off"], ["lo"])), columns=["a", "b", "c"]
     )
@@ -44,7 +44,7 @@ def test_given_matches_brute_force_posterior(structure, edges):
 
 def test_given_evidence_on_a_root_changes_descendants_only_as_the_model_says():
     df = _chain_table()
-    twin = TableTwin.fit(df, "dag", edges=[("a", "b"), ("b", "c")])
+    twin = TableTwin.fit(df, structure="dag", edges=[("a", "b"), ("b", "c")])
     s = twin.sample(50_000, seed=1, given={"a": "x"})
     assert (s["a"] == "x").all()
     # P(b=on | a=x) ≈ 0.8 in the data; the twin's estimate must be reproduced by sampling
@@ -56,7 +56,7 @@ def test_given_evidence_on_a_root_changes_descendants_only_as_the_model_says():
 
 
 def test_given_unknown_column_or_unseen_value_is_a_clear_error():
-    twin = TableTwin.fit(_chain_table(500), "independent")
+    twin = TableTwin.fit(_chain_table(500), structure="independent")
     with pytest.raises(InputError, match="not a modelled column"):
         twin.sample(10, seed=0, given={"nope": "x"})
     with pytest.raises(InputError, match="never seen"):
@@ -64,7 +64,7 @@ def test_given_unknown_column_or_unseen_value_is_a_clear_error():
 
 
 def test_given_is_reproducible():
-    twin = TableTwin.fit(_chain_table(2000), "chow-liu")
+    twin = TableTwin.fit(_chain_table(2000), structure="chow-liu")
     a = twin.sample(1000, seed=9, given={"c": "hi"})
     b = twin.sample(1000, seed=9, given={"c": "hi"})
     assert a.equals(b)

@@ -47,7 +47,7 @@ def data() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def dag_twin(data) -> TableTwin:
-    return TableTwin.fit(data, "dag", edges=TRUE_EDGES)
+    return TableTwin.fit(data, structure="dag", edges=TRUE_EDGES)
 
 
 def _state(twin: TableTwin, col: str, label: str) -> int:
@@ -142,9 +142,9 @@ def test_unseen_category_gets_finite_small_probability(dag_twin):
 def test_true_structure_beats_independent_on_holdout():
     train = simulate(20_000, seed=1)
     hold = simulate(5_000, seed=2)
-    ind = TableTwin.fit(train, "independent")
-    dag = TableTwin.fit(train, "dag", edges=TRUE_EDGES)
-    bn = TableTwin.fit(train, "bayesnet")
+    ind = TableTwin.fit(train, structure="independent")
+    dag = TableTwin.fit(train, structure="dag", edges=TRUE_EDGES)
+    bn = TableTwin.fit(train, structure="bayesnet")
     h_ind, h_dag, h_bn = ind.bits(hold), dag.bits(hold), bn.bits(hold)
     # true mutual information of a-b plus b-c plus a-d is well above 0.2 bits per record
     assert h_dag < h_ind - 0.2
@@ -186,9 +186,9 @@ def test_asia_network_reaches_the_known_limit(shared_data):
     limit = truth["limit_bits_per_record_on_holdout"]
     train = pd.read_csv(folder / "train_10000.csv.gz", dtype=str, keep_default_na=False)
     hold = pd.read_csv(folder / "holdout.csv.gz", dtype=str, keep_default_na=False)
-    dag = TableTwin.fit(train, "dag", edges=[tuple(e) for e in truth["true_edges"]])
-    bn = TableTwin.fit(train, "bayesnet")
-    ind = TableTwin.fit(train, "independent")
+    dag = TableTwin.fit(train, structure="dag", edges=[tuple(e) for e in truth["true_edges"]])
+    bn = TableTwin.fit(train, structure="bayesnet")
+    ind = TableTwin.fit(train, structure="independent")
     h_dag, h_bn, h_ind = dag.bits(hold), bn.bits(hold), ind.bits(hold)
     # 18 free parameters from 10k rows: expected excess ~ 18 / (2 n ln 2) = 0.0013 bits
     assert -0.005 < h_dag - limit < 0.005, (h_dag, limit)

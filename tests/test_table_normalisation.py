@@ -52,7 +52,7 @@ def _joint_over_states(twin: TableTwin, exclude_escape: bool) -> float:
 
 @pytest.mark.parametrize(("structure", "edges"), STRUCTS)
 def test_cpt_rows_sum_to_one(structure, edges):
-    twin = TableTwin.fit(tiny_categorical(), structure, edges=edges)
+    twin = TableTwin.fit(tiny_categorical(), structure=structure, edges=edges)
     for cpt in twin.net.cpts:
         table = cpt.dense()
         assert table.shape == (cpt.space, cpt.k)
@@ -64,7 +64,7 @@ def test_cpt_rows_sum_to_one(structure, edges):
 @pytest.mark.parametrize(("structure", "edges"), STRUCTS)
 def test_seen_combinations_sum_to_one_minus_escape(structure, edges):
     df = tiny_categorical()
-    twin = TableTwin.fit(df, structure, edges=edges)
+    twin = TableTwin.fit(df, structure=structure, edges=edges)
     seen = [sorted(df[c].unique()) for c in df.columns]
     combos = pd.DataFrame(list(itertools.product(*seen)), columns=list(df.columns))
     total = float(np.exp(twin.log_prob(combos)).sum())
@@ -89,7 +89,7 @@ def test_seen_combinations_sum_to_one_minus_escape(structure, edges):
 @pytest.mark.parametrize(("structure", "edges"), STRUCTS)
 def test_unseen_value_per_column_gets_part_of_the_escape_mass(structure, edges):
     df = tiny_categorical()
-    twin = TableTwin.fit(df, structure, edges=edges)
+    twin = TableTwin.fit(df, structure=structure, edges=edges)
     base = {"a": "a1", "b": "b1", "c": "c1"}
     for col in df.columns:
         row = pd.DataFrame([{**base, col: "zz-unseen"}])
@@ -102,7 +102,7 @@ def test_unseen_value_per_column_gets_part_of_the_escape_mass(structure, edges):
 
 def test_sparse_lookup_matches_dense(monkeypatch):
     df = tiny_categorical()
-    twin = TableTwin.fit(df, "dag", edges=[("a", "c"), ("b", "c"), ("a", "b")])
+    twin = TableTwin.fit(df, structure="dag", edges=[("a", "c"), ("b", "c"), ("a", "b")])
     seen = [sorted(df[c].unique()) + ["new"] for c in df.columns]
     combos = pd.DataFrame(list(itertools.product(*seen)), columns=list(df.columns))
     dense_lp = twin.log_prob(combos)
@@ -148,7 +148,7 @@ def _other_columns_logp(twin: TableTwin, fixed: dict[str, str], skip: str) -> fl
 @pytest.mark.parametrize("with_missing", [False, True])
 def test_integer_column_sums_to_one_over_the_grid(wide, with_missing):
     df = numeric_frame(wide, with_missing)
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     assert twin.schema[1].type == "integer"
     fixed = {"k": "a", "x": "7", "f": df["f"].iloc[0]}
     grid = np.arange(-20_000, 20_001)
@@ -165,7 +165,7 @@ def test_integer_column_sums_to_one_over_the_grid(wide, with_missing):
 @pytest.mark.parametrize("wide", [False, True])
 def test_within_state_probabilities_sum_to_one(wide):
     df = numeric_frame(wide, with_missing=True)
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     for name, grid in [
         ("x", np.arange(-20_000, 20_001).astype(str)),
         ("f", np.array([f"{v / 10:.1f}" for v in range(-5_000, 15_000)])),
@@ -182,7 +182,7 @@ def test_within_state_probabilities_sum_to_one(wide):
 
 def test_float_column_sums_to_one_over_the_grid():
     df = numeric_frame(wide=True, with_missing=False)
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     spec = twin.schema[2]
     assert spec.type == "float" and spec.decimals == 1
     fixed = {"k": "b", "x": "40", "f": "1.0"}
@@ -195,7 +195,7 @@ def test_float_column_sums_to_one_over_the_grid():
 
 def test_same_number_written_differently_has_the_same_probability():
     df = numeric_frame(wide=True, with_missing=False)
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     rows = pd.DataFrame({"k": "a", "x": ["40", "40", "+40"], "f": ["4.3", "4.30", "4.3"]})
     lp = twin.log_prob(rows)
     assert np.isfinite(lp).all()

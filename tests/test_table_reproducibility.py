@@ -46,7 +46,7 @@ def test_same_seed_same_selection_and_edges(frame):
 
 
 def test_same_seed_same_samples(frame):
-    twin = TableTwin.fit(frame, "bayesnet")
+    twin = TableTwin.fit(frame, structure="bayesnet")
     for kw in ({}, {"novel": True}):
         s1 = twin.sample(3_000, seed=123, **kw)
         s2 = twin.sample(3_000, seed=123, **kw)
@@ -57,7 +57,7 @@ def test_same_seed_same_samples(frame):
 
 
 def test_different_seeds_differ(frame):
-    twin = TableTwin.fit(frame, "bayesnet")
+    twin = TableTwin.fit(frame, structure="bayesnet")
     s1 = twin.sample(1_000, seed=1)
     s2 = twin.sample(1_000, seed=2)
     assert not s1.equals(s2)
@@ -75,13 +75,13 @@ def test_fitting_does_not_depend_on_row_order_of_equal_data(frame):
     """The fitted probabilities are functions of counts: shuffling the rows changes nothing
     (for a fixed structure)."""
     shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    t1 = TableTwin.fit(frame, "dag", edges=[("a", "b"), ("b", "age"), ("a", "amount")])
-    t2 = TableTwin.fit(shuffled, "dag", edges=[("a", "b"), ("b", "age"), ("a", "amount")])
+    t1 = TableTwin.fit(frame, structure="dag", edges=[("a", "b"), ("b", "age"), ("a", "amount")])
+    t2 = TableTwin.fit(shuffled, structure="dag", edges=[("a", "b"), ("b", "age"), ("a", "amount")])
     np.testing.assert_allclose(t1.log_prob(frame), t2.log_prob(frame), rtol=1e-12)
 
 
 def test_sample_count_is_exact(frame):
-    twin = TableTwin.fit(frame, "chow-liu")
+    twin = TableTwin.fit(frame, structure="chow-liu")
     for n in (0, 1, 7, 1_001):
         assert len(twin.sample(n, seed=3)) == n
 

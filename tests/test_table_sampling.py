@@ -72,7 +72,7 @@ def assert_freqs_match(observed: np.ndarray, expected_p: np.ndarray, n: int) -> 
 
 @pytest.fixture(scope="module")
 def chain_twin() -> TableTwin:
-    return TableTwin.fit(chain_data(), "dag", edges=[("a", "b"), ("b", "c"), ("c", "x")])
+    return TableTwin.fit(chain_data(), structure="dag", edges=[("a", "b"), ("b", "c"), ("c", "x")])
 
 
 N_BIG = 200_000
@@ -115,7 +115,7 @@ def test_numeric_value_frequencies_match_log_prob():
     """Within-state sampling (atoms, fine bins, skipping atom grid points) matches the exact
     probabilities log_prob gives every integer."""
     df = chain_data(n=8_000)[["x"]]
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     n = N_BIG
     samples = twin.sample(n, seed=5)
     values, counts = np.unique(samples["x"].to_numpy(), return_counts=True)
@@ -184,7 +184,7 @@ def typed_frame(n: int = 400) -> pd.DataFrame:
 
 def test_samples_have_the_columns_and_dtypes_of_the_frame():
     df = typed_frame()
-    twin = TableTwin.fit(df, "chow-liu")
+    twin = TableTwin.fit(df, structure="chow-liu")
     s = twin.sample(500, seed=1)
     assert list(s.columns) == list(df.columns)
     assert len(s) == 500
@@ -200,7 +200,7 @@ def test_samples_have_the_columns_and_dtypes_of_the_frame():
 
 def test_dates_keep_their_recorded_precision():
     df = typed_frame()
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     s = twin.sample(500, seed=1)
     d = s["d"]
     assert (d == d.dt.normalize()).all(), "whole-day dates sampled with a time of day"
@@ -209,7 +209,7 @@ def test_dates_keep_their_recorded_precision():
 
 def test_float_values_keep_their_decimals():
     df = typed_frame()
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     s = twin.sample(2_000, seed=4)
     f = s["f"].to_numpy()
     np.testing.assert_array_equal(f, np.round(f, 2))
@@ -218,7 +218,7 @@ def test_float_values_keep_their_decimals():
 
 
 def test_sample_zero_and_negative(tmp_path):
-    twin = TableTwin.fit(typed_frame(), "independent")
+    twin = TableTwin.fit(typed_frame(), structure="independent")
     s = twin.sample(0, seed=1)
     assert len(s) == 0 and list(s.columns) == list(typed_frame().columns)
     with pytest.raises(ValueError):
@@ -257,7 +257,7 @@ def adult(shared_data):
     path = shared_data / "tables" / "adult" / "adult_train.csv"
     if not path.exists():
         pytest.skip(f"{path} not present")
-    twin = TableTwin.fit(path, "bayesnet")
+    twin = TableTwin.fit(path, structure="bayesnet")
     data = pd.read_csv(path, dtype=str, keep_default_na=False)
     return twin, data
 
@@ -297,7 +297,7 @@ def test_adult_numeric_ranges_are_plausible(adult):
 def test_frame_samples_score_like_the_frame():
     """A sample drawn as a typed DataFrame scores like its token form and like the data."""
     df = typed_frame()
-    twin = TableTwin.fit(df, "chow-liu")
+    twin = TableTwin.fit(df, structure="chow-liu")
     typed = twin.sample(2_000, seed=8)
     toks = twin.sample_tokens(2_000, seed=8)
     np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-9)
@@ -311,7 +311,7 @@ def test_rare_tail_of_a_high_cardinality_column_is_sampled():
     n = 6_000
     names = np.array([f"u{v}" for v in rng.zipf(1.3, n) % 5_000])
     df = pd.DataFrame({"name": names, "g": rng.choice(["a", "b"], n)})
-    twin = TableTwin.fit(df, "independent", max_categories=50)
+    twin = TableTwin.fit(df, structure="independent", max_categories=50)
     codec = twin.codecs[0]
     assert codec.has_rare and len(codec.tokens) == 50
     kept = set(codec.tokens)

@@ -73,7 +73,7 @@ def test_decimals_count_trailing_zeros(tmp_path):
 
 
 def test_samples_of_each_type(typed_csv):
-    twin = TableTwin.fit(typed_csv, "independent")
+    twin = TableTwin.fit(typed_csv, structure="independent")
     toks = twin.sample_tokens(1_000, seed=1)
     assert toks["count"].str.fullmatch(r"-?\d+").all()
     assert toks["price"].str.fullmatch(r"-?\d+\.\d{2}").all()
@@ -118,7 +118,7 @@ def test_missing_markers_are_missing(missing_csv):
     assert set(s["num"].missing) == {"", "?", "NA"}
     assert set(s["cat"].missing) == {"", "?", "NA"}
     assert s["cat"].type == "categorical"
-    twin = TableTwin.fit(missing_csv, "independent")
+    twin = TableTwin.fit(missing_csv, structure="independent")
     typed = twin.sample(10_000, seed=2)
     markers = {"", "?", "NA"}
     assert abs(typed["num"].isna().mean() - _share(missing_csv, "num", markers)) < 0.015
@@ -132,7 +132,9 @@ def test_missing_markers_are_missing(missing_csv):
 
 
 def test_schema_override_keeps_na_as_a_category(missing_csv):
-    twin = TableTwin.fit(missing_csv, "independent", schema={"cat": {"missing": ["", "?"]}})
+    twin = TableTwin.fit(
+        missing_csv, structure="independent", schema={"cat": {"missing": ["", "?"]}}
+    )
     spec = {s.name: s for s in twin.schema}["cat"]
     assert "NA" not in spec.missing
     typed = twin.sample(10_000, seed=2)
@@ -196,7 +198,7 @@ def test_identifier_columns_detected(id_frame):
 
 
 def test_identifiers_not_in_the_likelihood(id_frame):
-    twin = TableTwin.fit(id_frame, "bayesnet")
+    twin = TableTwin.fit(id_frame, structure="bayesnet")
     assert twin.modelled == ["colour", "size"]
     other = id_frame.copy()
     other["cust"] = "ZZ"
@@ -207,7 +209,7 @@ def test_identifiers_not_in_the_likelihood(id_frame):
 
 
 def test_identifiers_regenerated_in_format_never_copied(id_frame):
-    twin = TableTwin.fit(id_frame, "independent")
+    twin = TableTwin.fit(id_frame, structure="independent")
     s = twin.sample(3_000, seed=8)
     assert s["cust"].str.fullmatch(r"CU-\d{6}").all()
     assert s["cust"].is_unique
@@ -225,7 +227,7 @@ def test_short_identifier_template_stays_unique_without_copying():
     it must still never reproduce a training identifier."""
     ids = [f"A{v:02d}" for v in range(60)]
     df = pd.DataFrame({"code": ids, "v": ["x", "y"] * 30})
-    twin = TableTwin.fit(df, "independent", schema={"code": {"type": "id"}})
+    twin = TableTwin.fit(df, structure="independent", schema={"code": {"type": "id"}})
     s = twin.sample(500, seed=1)
     assert s["code"].is_unique
     assert not set(s["code"]) & set(ids)
@@ -331,7 +333,7 @@ def test_float32_frame_keeps_its_recorded_decimals():
     df = pd.DataFrame({"f": np.round(np.linspace(0, 5, 300), 1).astype("float32")})
     spec = infer_schema(read_table(df))[0]
     assert (spec.type, spec.decimals) == ("float", 1)
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     assert twin.sample(100, seed=1)["f"].dtype == np.float32
     assert np.isfinite(twin.log_prob(pd.DataFrame({"f": [1e12, -3.3]}))).all()
 
@@ -340,7 +342,7 @@ def test_very_fine_precision_over_a_wide_range():
     """12 recorded decimals over a range of 1e5: 1e17 grid points, still finite everywhere."""
     rng = np.random.default_rng(6)
     df = pd.DataFrame({"v": [f"{x:.12f}" for x in rng.uniform(0, 1e5, 500)]})
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     assert twin.schema[0].decimals == 12
     probe = pd.DataFrame({"v": ["-5.000000000000", "3e9", "50000.5", df["v"].iloc[0]]})
     assert np.isfinite(twin.log_prob(probe)).all()
@@ -369,7 +371,7 @@ def test_datetime_precision_follows_the_format(dates_csv):
     s = specs_of(dates_csv)
     assert (s["day"].datetime_format, s["day"].datetime_unit) == ("%d/%m/%Y", "D")
     assert (s["stamp"].datetime_format, s["stamp"].datetime_unit) == ("%Y-%m-%d %H:%M", "min")
-    twin = TableTwin.fit(dates_csv, "independent")
+    twin = TableTwin.fit(dates_csv, structure="independent")
     typed = twin.sample(1_000, seed=3)
     assert (typed["stamp"].dt.second == 0).all()
     assert (typed["day"] == typed["day"].dt.normalize()).all()
@@ -380,7 +382,7 @@ def test_datetime_precision_follows_the_format(dates_csv):
 
 def test_typed_samples_score_like_their_csv_form(dates_csv):
     """Scoring a sample as a DataFrame (ISO datetimes) or as CSV tokens gives the same bits."""
-    twin = TableTwin.fit(dates_csv, "independent")
+    twin = TableTwin.fit(dates_csv, structure="independent")
     typed = twin.sample(1_000, seed=3)
     toks = twin.sample_tokens(1_000, seed=3)
     np.testing.assert_allclose(twin.log_prob(typed), twin.log_prob(toks), rtol=1e-12)
@@ -392,7 +394,7 @@ def test_integers_too_large_for_floats_are_kept_exactly():
     rng = np.random.default_rng(8)
     big = [str(10**22 + int(v) * 10**12) for v in rng.integers(0, 40, 300)]
     df = pd.DataFrame({"big": big, "k": rng.choice(["a", "b"], 300)})
-    twin = TableTwin.fit(df, "independent")
+    twin = TableTwin.fit(df, structure="independent")
     assert twin.schema[0].type == "categorical"
     toks = twin.sample_tokens(500, seed=1)
     assert set(toks["big"]) <= set(big)
@@ -415,7 +417,7 @@ def test_zero_padded_codes_keep_their_digits(tmp_path):
     )
     s = specs_of(path)
     assert (s["id"].type, s["zip"].type, s["count"].type) == ("id", "categorical", "integer")
-    twin = TableTwin.fit(path, "independent")
+    twin = TableTwin.fit(path, structure="independent")
     toks = twin.sample_tokens(500, seed=1)
     assert set(toks["zip"]) <= set(zips)
     assert toks["id"].str.fullmatch(r"\d{6}").all()
@@ -432,7 +434,7 @@ def test_missing_cells_of_a_frame_match_the_recorded_marker(tmp_path):
     num = np.where(rng.random(n) < 0.1, "?", rng.integers(0, 50, n).astype(str))
     path = tmp_path / "q.csv"
     write_csv(path, {"cat": list(cat), "num": list(num)})
-    twin = TableTwin.fit(path, "independent")
+    twin = TableTwin.fit(path, structure="independent")
     typed = twin.sample(3_000, seed=1)
     toks = twin.sample_tokens(3_000, seed=1)
     assert typed["cat"].isna().any() and typed["num"].isna().any()

@@ -41,7 +41,7 @@ def known_frame(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def ordered() -> TableTwin:
-    return TableTwin.fit(known_frame(), "trees", order=["x", "cat", "noise", "y", "z"])
+    return TableTwin.fit(known_frame(), structure="trees", order=["x", "cat", "noise", "y", "z"])
 
 
 def _tree(twin: TableTwin, column: str) -> TreeCPT:
@@ -95,7 +95,9 @@ def test_every_table_and_the_joint_sum_to_one():
     a = rng.choice(["a1", "a2", "a3", "a4"], n)
     b = np.where(rng.random(n) < np.where(np.isin(a, ["a1", "a3"]), 0.9, 0.2), "b1", "b2")
     c = np.where(rng.random(n) < np.where(b == "b1", 0.8, 0.3), "c1", "c2")
-    twin = TableTwin.fit(pd.DataFrame({"a": a, "b": b, "c": c}), "trees", order=["a", "b", "c"])
+    twin = TableTwin.fit(
+        pd.DataFrame({"a": a, "b": b, "c": c}), structure="trees", order=["a", "b", "c"]
+    )
     assert sum(t.n_leaves for t in twin.net.cpts) > 3, "the data should produce splits"
     for t in twin.net.cpts:
         table = t.dense()
@@ -143,13 +145,13 @@ def test_trees_beat_the_bayesnet_on_a_many_state_parent():
     """y depends on a 30-state parent only through x < 12: one split instead of 30 rows."""
     df = known_frame(1500, seed=7)
     hold = known_frame(1500, seed=8)
-    bn = TableTwin.fit(df, "bayesnet")
-    tr = TableTwin.fit(df, "trees")
+    bn = TableTwin.fit(df, structure="bayesnet")
+    tr = TableTwin.fit(df, structure="trees")
     assert tr.bits(hold) < bn.bits(hold)
 
 
 def test_fit_is_reproducible_and_round_trips_exactly(ordered, tmp_path):
-    again = TableTwin.fit(known_frame(), "trees", order=["x", "cat", "noise", "y", "z"])
+    again = TableTwin.fit(known_frame(), structure="trees", order=["x", "cat", "noise", "y", "z"])
     for a, b in zip(ordered.net.cpts, again.net.cpts, strict=True):
         for key, arr in a.to_arrays("").items():
             np.testing.assert_array_equal(arr, b.to_arrays("")[key])
@@ -159,7 +161,7 @@ def test_fit_is_reproducible_and_round_trips_exactly(ordered, tmp_path):
     df = known_frame(2000, seed=5)
     np.testing.assert_array_equal(loaded.log_prob(df), ordered.log_prob(df))
     pd.testing.assert_frame_equal(loaded.sample(500, seed=1), ordered.sample(500, seed=1))
-    assert loaded.options["order"] == ["x", "cat", "noise", "y", "z"]
+    assert loaded.params["order"] == ["x", "cat", "noise", "y", "z"]
 
 
 def _tamper(path, change) -> None:
@@ -222,7 +224,9 @@ def test_given_matches_brute_force_posterior(monkeypatch, path, given):
     a = rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2])
     b = np.where(rng.random(n) < np.where(a == "x", 0.8, 0.3), "on", "off")
     c = np.where(rng.random(n) < np.where(b == "on", 0.9, 0.2), "hi", "lo")
-    twin = TableTwin.fit(pd.DataFrame({"a": a, "b": b, "c": c}), "trees", order=["a", "b", "c"])
+    twin = TableTwin.fit(
+        pd.DataFrame({"a": a, "b": b, "c": c}), structure="trees", order=["a", "b", "c"]
+    )
     if path == "rejection":
         monkeypatch.setattr(inference, "_MAX_CELLS", 0)
     values = {"a": ["x", "y", "z"], "b": ["on", "off"], "c": ["hi", "lo"]}
@@ -241,7 +245,9 @@ def test_given_matches_brute_force_posterior(monkeypatch, path, given):
 
 
 def test_rejection_gives_up_on_evidence_too_rare_with_a_clear_error(monkeypatch):
-    twin = TableTwin.fit(known_frame(3000), "trees", order=["x", "cat", "noise", "y", "z"])
+    twin = TableTwin.fit(
+        known_frame(3000), structure="trees", order=["x", "cat", "noise", "y", "z"]
+    )
     monkeypatch.setattr(inference, "_MAX_CELLS", 0)
     monkeypatch.setattr(inference, "_MAX_REJECTION_DRAWS", 5000)
     with pytest.raises(datatwin.InputError, match="too rare"):
@@ -250,7 +256,7 @@ def test_rejection_gives_up_on_evidence_too_rare_with_a_clear_error(monkeypatch)
 
 def test_order_must_name_every_column_once():
     with pytest.raises(datatwin.InputError, match="order"):
-        TableTwin.fit(known_frame(200), "trees", order=["x", "y"])
+        TableTwin.fit(known_frame(200), structure="trees", order=["x", "y"])
 
 
 def test_edge_weights_count_the_splits_on_each_parent(ordered):
@@ -259,7 +265,7 @@ def test_edge_weights_count_the_splits_on_each_parent(ordered):
     for (parent, child), w in zip(ordered.edges, weights, strict=True):
         t = _tree(ordered, child)
         assert w == np.sum(t.feature == ordered.modelled.index(parent)) >= 1
-    assert TableTwin.fit(known_frame(500), "bayesnet").edge_weights() is None
+    assert TableTwin.fit(known_frame(500), structure="bayesnet").edge_weights() is None
 
 
 def _random_table(seed: int) -> pd.DataFrame:
@@ -279,7 +285,9 @@ def _random_table(seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", range(8))
 def test_random_tables_fit_score_sample_and_round_trip(seed, tmp_path):
     df = _random_table(seed)
-    twin = TableTwin.fit(df, "trees", bins=int(np.random.default_rng(seed).integers(2, 40)))
+    twin = TableTwin.fit(
+        df, structure="trees", bins=int(np.random.default_rng(seed).integers(2, 40))
+    )
     lp = twin.log_prob(df)
     assert np.all(np.isfinite(lp)) and np.all(lp < 0)
     for t in twin.net.cpts:

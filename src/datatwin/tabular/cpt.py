@@ -11,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .counting import FamilyCounts, config_keys
+from .protocols import CONDITIONALS
 
 _DENSE_CELLS = 1 << 21
 
 
+@CONDITIONALS.register("table")
 class CPT:
     """One node's conditional table; `alpha = inf` means the parents are ignored."""
 
@@ -60,6 +62,14 @@ class CPT:
             emp = fc.fam_n / fc.cfg_n[fc.fam_cfg]
             np.add.at(table, (rows[fc.fam_cfg], fc.fam_x), lam[fc.fam_cfg] * emp)
         return table
+
+    def dense_cells(self) -> int:
+        """Cells of the dense table (configurations × k)."""
+        return self.space * self.k
+
+    def parent_weights(self) -> None:
+        """Every parent counts alike in a table."""
+        return None
 
     def _use_dense(self) -> bool:
         return self.space * self.k <= _DENSE_CELLS

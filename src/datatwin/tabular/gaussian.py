@@ -11,9 +11,18 @@ Non-numeric tokens (e.g. a missing value where training had none) get a small es
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import log_ndtr
+
+from ..errors import InputError
+from ..modelfile import require
+from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
+from .protocols import STATE_MODELS
+
+if TYPE_CHECKING:
+    from ..reader import RawTable
 
 _LOG_BYTE = math.log(256.0)
 
@@ -69,6 +78,7 @@ class GaussianScorer:
         return s
 
 
+@STATE_MODELS.register("gaussian")
 class LinearGaussianNet:
     """x_v = intercept_v + coef_v · x_parents(v) + sigma_v · ε, on each column's grid."""
 
@@ -123,7 +133,10 @@ class LinearGaussianNet:
             mu += c * X[:, p]
         return mu
 
-    def log_prob(self, X: np.ndarray, tokens_len: np.ndarray) -> np.ndarray:
+    def edge_weights(self) -> None:
+        return None
+
+    def log_prob_grid(self, X: np.ndarray, tokens_len: np.ndarray) -> np.ndarray:
         """log P(row); X holds numbers (NaN where the cell held a non-number of `tokens_len`
         UTF-8 bytes, which is scored by the escape: a byte-uniform spelling)."""
         Xf = np.where(np.isnan(X), self.mean[None, :], X)  # regressors for non-numbers
@@ -140,12 +153,60 @@ class LinearGaussianNet:
             out += lp
         return out
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample_grid(self, n: int, rng: np.random.Generator) -> np.ndarray:
         X = np.zeros((n, len(self.parents)))
         for v in self.order:
             x = self._mu(X, v) + self.sigma[v] * rng.standard_normal(n)
             X[:, v] = np.round(x / self.step[v]) * self.step[v]
         return X
+
+    # ---- the StateModel of a table twin -----------------------------------------------
+    def log_prob(self, codecs: list[ColumnCodec], raw: RawTable) -> np.ndarray:
+        """log P(row) in nats: each value's cell mass (non-numbers by the escape)."""
+        X = np.column_stack([to_grid(c.spec, raw.tokens[c.spec.name]) for c in codecs])
+        nbytes = (
+            np.column_stack(
+                [[len(str(t).encode()) for t in raw.tokens[c.spec.name]] for c in codecs]
+            )
+            if np.isnan(X).any()
+            else np.zeros(X.shape, dtype=np.int64)
+        )
+        return self.log_prob_grid(X, nbytes)
+
+    def sample(
+        self,
+        codecs: list[ColumnCodec],
+        n: int,
+        rng: np.random.Generator,
+        allowed: list[np.ndarray],
+        evidence: dict[int, int],
+    ) -> list[Decoded]:
+        """Values drawn forward on each column's grid (no states: `allowed` is moot)."""
+        if evidence:
+            raise InputError(
+                "given values are supported for discrete structures; this twin is "
+                "linear-Gaussian (fit with structures=['bayesnet'] to condition)"
+            )
+        X = self.sample_grid(n, rng)
+        return [
+            Decoded(grid_to_values(c.spec, X[:, i]), np.zeros(n, bool), None)
+            for i, c in enumerate(codecs)
+        ]
+
+    def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, self.to_arrays()
+
+    @classmethod
+    def from_archive(
+        cls,
+        meta: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        codecs: list[ColumnCodec],
+        source: str,
+    ) -> LinearGaussianNet:
+        net = cls.from_arrays(arrays)  # raises on a cycle or bad values
+        require(len(net.parents) == len(codecs), source, "Gaussian network size mismatch")
+        return net
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         d = len(self.parents)

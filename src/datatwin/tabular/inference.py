@@ -83,7 +83,11 @@ def conditional_sample(
     pool = factors
     remaining = set(hidden)
     while remaining:
-        v = min(sorted(remaining), key=lambda v, pool=pool: _cost(v, pool, cards))
+
+        def cost(u: int, pool: list[_Factor] = pool) -> int:
+            return _cost(u, pool, cards)
+
+        v = min(sorted(remaining), key=cost)
         inside = [f for f in pool if v in f.vars]
         pool = [f for f in pool if v not in f.vars]
         psi = _multiply(inside, cards)
@@ -104,18 +108,15 @@ def conditional_sample(
         cols[u] = np.full(n, s, dtype=np.int64)
     for v, psi in zip(reversed(order), reversed(buckets), strict=True):
         axis = psi.vars.index(v)
+        k = int(psi.table.shape[axis])
         table = np.moveaxis(psi.table, axis, -1)
         others = [u for u in psi.vars if u != v]
-        rows = (
-            table[tuple(cols[u] for u in others)]
-            if others
-            else np.broadcast_to(table, (n, table.shape[-1]))
-        )
+        rows = table[tuple(cols[u] for u in others)] if others else np.broadcast_to(table, (n, k))
         cdf = np.cumsum(rows, axis=1)
         u_ = rng.random(n) * cdf[:, -1]
-        cols[v] = np.minimum((cdf <= u_[:, None]).sum(axis=1), table.shape[-1] - 1).astype(np.int64)
+        cols[v] = np.minimum((cdf <= u_[:, None]).sum(axis=1), k - 1).astype(np.int64)
     fixed = {v: c for v, c in enumerate(cols) if c is not None}
-    return net.sample(n, rng, allowed, fixed=fixed)
+    return net.sample_states(n, rng, allowed, fixed=fixed)
 
 
 def rejection_sample(
@@ -143,7 +144,7 @@ def rejection_sample(
                 f"({accepted} matches in {drawn:,} draws); condition on fewer columns or "
                 "fit with --structures bayesnet"
             )
-        cols = net.sample(batch, rng, allowed, only=relevant)
+        cols = net.sample_states(batch, rng, allowed, only=relevant)
         drawn += batch
         ok = np.ones(batch, dtype=bool)
         for v, s in evidence.items():
@@ -153,4 +154,4 @@ def rejection_sample(
             kept.append({v: cols[v][ok] for v in relevant})
             have += int(ok.sum())
     fixed = {v: np.concatenate([k[v] for k in kept])[:n] for v in relevant}
-    return net.sample(n, rng, allowed, fixed=fixed)
+    return net.sample_states(n, rng, allowed, fixed=fixed)

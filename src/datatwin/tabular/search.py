@@ -7,6 +7,8 @@ updated only for the nodes whose parents changed; in-degree is bounded.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
@@ -15,6 +17,14 @@ from .counting import FamilyCounter, config_space
 from .scores import family_score, marginal_loglik
 
 _TOL = 1e-6
+
+
+class FamilyScorer(Protocol):
+    """A decomposable structure score: `scorer(child, parents)` over `d` nodes."""
+
+    d: int
+
+    def __call__(self, child: int, parents: tuple[int, ...]) -> float: ...
 
 
 class LocalScorer:
@@ -130,7 +140,7 @@ def _path_without_edge(parents: list[set[int]], u: int, v: int) -> bool:
 
 
 def hill_climb(
-    scorer: LocalScorer,
+    scorer: FamilyScorer,
     max_parents: int = 4,
     start: list[tuple[int, ...]] | None = None,
     max_iter: int = 10_000,

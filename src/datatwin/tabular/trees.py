@@ -23,6 +23,7 @@ from scipy.special import xlogy
 from ..errors import InputError
 from .bayesnet import DiscreteBayesNet, marginal_prior
 from .counting import FamilyCounter, FamilyCounts
+from .protocols import CONDITIONALS, ConditionalTable
 from .scores import bde_alpha, marginal_loglik
 
 _DENSE_CELLS = 20_000_000
@@ -46,6 +47,7 @@ def _category_order(block: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.argsort((p - mean[None, :]) @ v, kind="stable")
 
 
+@CONDITIONALS.register("tree")
 class TreeCPT:
     """One node's table as a tree: internal nodes split on a column, leaves hold P(x)."""
 
@@ -132,6 +134,10 @@ class TreeCPT:
             cols[p] = np.asarray(g, dtype=np.int64)
         return self.probs[self.leaves(cols, space)]
 
+    def parent_weights(self) -> dict[int, float]:
+        """Each parent's number of splits: how much of the tree it shapes."""
+        return {p: float(np.sum(self.feature == p)) for p in self.parents}
+
     def bind(self, cards: np.ndarray) -> TreeCPT:
         """Remember the parents' numbers of states (needed by `dense`)."""
         self._cards = np.array([int(cards[p]) for p in self.parents], dtype=np.int64)
@@ -171,10 +177,6 @@ class TreeCPT:
             f"{prefix}tree_leaf": self.leaf,
             f"{prefix}tree_probs": self.probs,
         }
-
-    @staticmethod
-    def stored(arrays: dict[str, np.ndarray], prefix: str) -> bool:
-        return f"{prefix}tree_feature" in arrays
 
     @classmethod
     def from_arrays(
@@ -437,11 +439,12 @@ def grow_trees(
     its parents are the columns the tree splits on."""
     cards = counter.cards
     cols = counter.columns
-    tables: list[TreeCPT | None] = [None] * len(cards)
+    grown: dict[int, TreeCPT] = {}
     for pos, v in enumerate(order):
         preds = list(order[:pos])
         prior = marginal_prior(cols[v], int(cards[v]), pseudo[v])
-        tables[v] = grow(cols, cards, v, preds, prior, [ranks[p] for p in preds])
-    net = DiscreteBayesNet(cards, [t.parents for t in tables])  # type: ignore[union-attr]
-    net.cpts = tables  # type: ignore[assignment]
+        grown[v] = grow(cols, cards, v, preds, prior, [ranks[p] for p in preds])
+    tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
+    net = DiscreteBayesNet(cards, [t.parents for t in tables])
+    net.cpts = tables
     return net

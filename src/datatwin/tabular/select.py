@@ -1,0 +1,184 @@
+"""Choosing a table structure by holdout bits: the split, the candidates, the refit.
+
+`TableSearch` is the table kind's `core.candidates.Search`: it fits the base structures on
+the training split (the defaults, or the labels asked for), adds `gaussian` when every
+column is numeric and the structures were not given, then — when `bins` was not given and
+the best candidate has numeric intervals — tries that structure with 5 and 20 bins and keeps
+doubling (40, 80, 160) while the doubled count is the best so far. `core.candidates.select`
+runs it and keeps the candidate under which the holdout is most probable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import progress
+from ..core.candidates import Board, Candidate, Param, Structure, stopwatch
+from ..core.seeding import SeedLike, seed_sequence
+from ..errors import InputError
+from ..reader import RawTable, read_table
+from .schema import ColumnSpec
+from .structures import (
+    DEFAULT_STRUCTURES,
+    FitCache,
+    all_numeric,
+    format_label,
+    parse_label,
+    split_labels,
+)
+
+if TYPE_CHECKING:
+    from .twin import TableTwin
+
+MIN_ROWS = 10
+BASE_BINS = 10
+MORE_BINS = (5, 20, 40, 80, 160)
+
+
+@dataclass
+class Split:
+    """Training rows, holdout rows, and the rows a refit uses (`full is train` when the
+    holdout came as separate data: nothing to refit)."""
+
+    train: RawTable
+    hold: RawTable
+    full: RawTable
+
+
+def check_rows(raw: RawTable, minimum: int) -> None:
+    if raw.n_rows < minimum:
+        raise InputError(
+            f"{raw.source} has {raw.n_rows} data rows; fitting with a holdout split "
+            f"needs at least {minimum} (or pass holdout data)"
+        )
+
+
+def split_rows(raw: RawTable, holdout: Any, seed: SeedLike) -> Split:
+    """A random, seeded fraction of the rows held out, or `holdout` data (path/DataFrame)."""
+    if isinstance(holdout, (int, float)) and not isinstance(holdout, bool):
+        if not 0.0 < float(holdout) < 1.0:
+            raise InputError(f"holdout must be a fraction between 0 and 1, got {holdout}")
+        check_rows(raw, MIN_ROWS)
+        rng = np.random.default_rng(seed_sequence(seed))  # an int seed: default_rng(seed)
+        perm = rng.permutation(raw.n_rows)
+        n_hold = max(1, int(round(float(holdout) * raw.n_rows)))
+        train, hold = raw.take(np.sort(perm[n_hold:])), raw.take(np.sort(perm[:n_hold]))
+        return Split(train, hold, raw)
+    hold = read_table(holdout)
+    missing = [c for c in raw.columns if c not in hold.columns]
+    if missing:
+        raise InputError(f"the holdout data lacks columns {missing}")
+    hold = RawTable(raw.columns, {c: hold.tokens[c] for c in raw.columns}, raw.dtypes, hold.source)
+    check_rows(raw, 2)
+    return Split(raw, hold, raw)
+
+
+def structure_plan(structures: Any, edges: Any) -> list[tuple[str, dict[str, Param]]]:
+    """The base candidates as (name, parameters set by the label): the default structures
+    (plus `dag` when edges are given) or the labels asked for."""
+    if structures is None:
+        labels = list(DEFAULT_STRUCTURES) + (["dag"] if edges is not None else [])
+    elif isinstance(structures, str):
+        labels = split_labels(structures)
+    else:
+        labels = [str(s).strip() for s in structures]
+    if not labels or not all(labels):
+        raise InputError(f"structures: give one or more of {', '.join(DEFAULT_STRUCTURES)}, ...")
+    plan = [parse_label(s) for s in labels]
+    if any(name == "dag" for name, _ in plan) and edges is None:
+        raise InputError("structure 'dag' needs edges=[(parent, child), ...]")
+    return plan
+
+
+class TableSearch:
+    """The candidates of a table fit (see the module docstring), fit through `twin_cls.fit`
+    with one shared `FitCache`."""
+
+    def __init__(
+        self,
+        twin_cls: type[TableTwin],
+        split: Split,
+        plan: list[tuple[str, dict[str, Param]]],
+        *,
+        auto: bool,
+        bins: int | None,
+        params: dict[str, Param],
+        specs: list[ColumnSpec],
+        edges: Any,
+        refit: bool,
+    ):
+        self.twin_cls, self.split, self.plan = twin_cls, split, plan
+        self.auto, self.bins, self.params = auto, bins, params
+        self.specs, self.edges, self.do_refit = specs, edges, refit
+        self.cache = FitCache()
+
+    def _fit(self, raw: RawTable, structure: Structure, **extra: Any) -> TableTwin:
+        """`structure` (every parameter set) fit on `raw`."""
+        return self.twin_cls.fit(
+            raw,
+            structure=structure.name,
+            bins=structure.param("bins"),
+            score=structure.param("score"),
+            max_parents=structure.param("max_parents"),
+            max_categories=structure.param("max_categories"),
+            specs=self.specs,
+            edges=self.edges,
+            **extra,
+        )
+
+    def structure(self, name: str, label_params: dict[str, Param], bins: int) -> Structure:
+        """`name` with every parameter set (label's over the search's), labelled as asked."""
+        params = {**self.params, "bins": bins, **label_params}
+        return Structure.of(name, format_label(name, label_params), **params)
+
+    def fit_one(self, structure: Structure) -> Candidate[TableTwin]:
+        train, hold = self.split.train, self.split.hold
+        with progress.step(f"fitting {structure.label}"):
+            with stopwatch() as secs:
+                twin = self._fit(train, structure, _cache=self.cache)
+                seconds = secs()
+            columns = {
+                "bins": structure.param("bins"),
+                "edges": len(twin.edges),
+                "params": twin.n_params(),
+            }
+            return Candidate(structure, twin.bits(train), twin.bits(hold), seconds, twin, columns)
+
+    def candidates(self, board: Board[TableTwin]) -> Iterator[Candidate[TableTwin]]:
+        base_bins = self.bins or BASE_BINS
+        for name, label_params in self.plan:
+            yield self.fit_one(self.structure(name, label_params, base_bins))
+        first = board.candidates[0].model
+        if self.auto and first is not None and all_numeric(first.codecs):
+            yield self.fit_one(self.structure("gaussian", {}, base_bins))  # a candidate too
+        top = board.best()
+        name, label_params = top.structure.name, self._label_params(top)
+        if self.bins is not None or "bins" in label_params or name == "gaussian":
+            return
+        if top.model is None or not any(len(c.coarse_edges) > 2 for c in top.model.codecs):
+            return  # no numeric intervals: bins change nothing
+        # coarser and finer bins for the best structure; keep doubling while it helps
+        for b in MORE_BINS:
+            if b > 20 and board.best().columns["bins"] != b // 2:
+                break
+            yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b))
+
+    def _label_params(self, cand: Candidate[TableTwin]) -> dict[str, Param]:
+        """The parameters `cand`'s label sets (the rest came from the search)."""
+        return parse_label(cand.structure.label)[1]
+
+    def refit(self, best: Candidate[TableTwin]) -> TableTwin:
+        twin = best.model
+        assert twin is not None
+        full = self.split.full
+        if self.do_refit and full is not self.split.train:
+            with progress.step(f"refitting {best.structure.label} on all {full.n_rows} rows"):
+                twin = self._fit(
+                    full, best.structure, warm_start=twin.edges, order=twin.params.get("order")
+                )
+        twin.structure = best.structure.label
+        return twin
