@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
@@ -33,6 +34,10 @@ class Twin(ABC):
 
     kind: ClassVar[str] = ""
     unit: ClassVar[str] = ""
+    #: top-level model.json keys this kind's `to_archive` writes (others are refused on load)
+    archive_keys: ClassVar[frozenset[str]] = frozenset()
+    #: arrays (name regex -> predicate) that may hold a non-finite value on purpose
+    archive_nonfinite: ClassVar[Mapping[str, Callable[[np.ndarray], bool]]] = {}
 
     #: one dict per candidate structure: structure, train_bits, holdout_bits, fit_seconds
     #: (on a fitted twin only: timings are not saved), ...

@@ -23,13 +23,15 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 from numpy.lib import format as npy
 
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 from .outputs import write_file
 
 FORMAT_NAME = "datatwin"
@@ -51,22 +53,33 @@ MAX_JSON_DEPTH = 64
 MAX_ARRAYS = 1_000_000
 
 MEMBERS = ("model.json", "arrays.npz")
-#: top-level keys of model.json: the container's, `Twin.save`'s and each kind's `to_archive`
-TOP_LEVEL_KEYS = frozenset(
-    {"format", "format_version", "kind", "unit", "structure", "leaderboard"}
-    | {"schema", "codecs", "ids", "options"}  # table
-    | {"text"}  # text
-    | {"events"}  # events
-    | {"columns", "decimals", "lower", "upper", "sqrt_ok", "log_ok", "escape", "spread"}  # series
-    | {"transforms", "time", "column_order", "info", "next_step"}  # series
-)
-#: arrays that may hold a non-finite value, and which: the smoothing strength of a table's
-#: node (`alpha_prior[0]`) is +inf when its parents are ignored
-_NONFINITE_OK = {
-    re.compile(r"n\d+_alpha_prior"): lambda a: (
-        a.ndim == 1 and len(a) > 0 and a[0] == np.inf and bool(np.isfinite(a[1:]).all())
-    )
-}
+#: top-level keys of model.json that the container and `Twin.save` write; each kind adds the
+#: keys its `to_archive` writes (`Twin.archive_keys`)
+CONTAINER_KEYS = frozenset({"format", "format_version", "kind", "unit", "structure", "leaderboard"})
+
+
+@dataclass(frozen=True)
+class ArchiveRules:
+    """What one kind's files may hold beyond the container: its top-level keys, and the
+    arrays (by name pattern) that may hold a non-finite value with a predicate saying which."""
+
+    keys: frozenset[str]
+    nonfinite_ok: Mapping[str, Callable[[np.ndarray], bool]]
+
+
+def rules_for(kind: object, path: Path) -> ArchiveRules:
+    """The rules of the twin class registered for `kind` (a ModelFileError if none is)."""
+    from .kinds import twin_class
+
+    if not isinstance(kind, str):
+        raise ModelFileError(f"{path}: model file names no kind; the file is corrupted")
+    try:
+        cls = twin_class(kind)
+    except InputError:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r}; upgrade datatwin") from None
+    return ArchiveRules(CONTAINER_KEYS | cls.archive_keys, cls.archive_nonfinite)
+
+
 #: numpy kinds an array may have: bool, signed, unsigned, float
 _ARRAY_KINDS = "biuf"
 
@@ -217,8 +230,8 @@ def _read_meta(path: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
     return meta
 
 
-def _check_keys(path: Path, meta: dict[str, Any]) -> None:
-    unknown = sorted(set(meta) - TOP_LEVEL_KEYS)
+def _check_keys(path: Path, meta: dict[str, Any], keys: frozenset[str]) -> None:
+    unknown = sorted(set(meta) - keys)
     if unknown:
         raise ModelFileError(
             f"{path}: model.json has unknown entries {', '.join(map(repr, unknown[:5]))}; "
@@ -268,12 +281,12 @@ def _read_array(path: Path, npz: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.n
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
-def _check_finite(path: Path, name: str, arr: np.ndarray) -> None:
+def _check_finite(path: Path, name: str, arr: np.ndarray, rules: ArchiveRules) -> None:
     """Floats in a model file are finite, except where a kind stores +inf on purpose."""
     if arr.dtype.kind != "f" or bool(np.isfinite(arr).all()):
         return
-    for pattern, ok in _NONFINITE_OK.items():
-        if pattern.fullmatch(name) and ok(arr):
+    for pattern, ok in rules.nonfinite_ok.items():
+        if re.fullmatch(pattern, name) and ok(arr):
             return
     raise ModelFileError(
         f"{path}: array {name!r} holds NaN or infinity; the model file is corrupted or tampered with"
@@ -295,7 +308,6 @@ def _read_arrays(path: Path, raw: bytes) -> dict[str, np.ndarray]:
                     f"{path}: arrays.npz has an unexpected member {info.filename!r}"
                 )
             arr = _read_array(path, npz, info)
-            _check_finite(path, name, arr)
             arrays[name] = arr
     return arrays
 
@@ -349,7 +361,10 @@ def load_archive(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.
         raise ModelFileError(
             f"{path} was written by a newer datatwin (format {version} > {FORMAT_VERSION}); upgrade datatwin to read it"
         )
-    _check_keys(path, meta)
+    rules = rules_for(meta.get("kind"), path)
+    _check_keys(path, meta, rules.keys)
+    for name, arr in arrays.items():
+        _check_finite(path, name, arr, rules)
     return meta, arrays
 
 

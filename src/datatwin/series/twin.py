@@ -41,6 +41,10 @@ class SeriesTwin(Twin):
 
     kind = "series"
     unit = "step"
+    archive_keys = frozenset(
+        {"columns", "decimals", "lower", "upper", "sqrt_ok", "log_ok", "escape", "spread"}
+        | {"transforms", "time", "column_order", "info", "next_step"}
+    )
 
     def __init__(
         self,

@@ -52,6 +52,13 @@ class TableTwin(Twin):
 
     kind = "table"
     unit = "record"
+    archive_keys = frozenset({"schema", "codecs", "ids", "options", "state_model"})
+    #: a node's smoothing strength `alpha_prior[0]` is +inf when its parents are ignored
+    archive_nonfinite = {
+        r"n\d+_alpha_prior": lambda a: (
+            a.ndim == 1 and len(a) > 0 and a[0] == np.inf and bool(np.isfinite(a[1:]).all())
+        )
+    }
 
     def __init__(
         self,

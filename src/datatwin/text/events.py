@@ -42,6 +42,7 @@ class EventsTwin(_SequenceTwin):
 
     kind: ClassVar[str] = "events"
     unit: ClassVar[str] = "event"
+    archive_keys: ClassVar[frozenset[str]] = frozenset({"events"})
 
     def __init__(
         self,

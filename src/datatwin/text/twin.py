@@ -47,6 +47,7 @@ class TextTwin(_SequenceTwin):
 
     kind: ClassVar[str] = "text"
     unit: ClassVar[str] = "character"
+    archive_keys: ClassVar[frozenset[str]] = frozenset({"text"})
 
     def __init__(
         self,
