@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
+from .core.registry import StructureRegistry
 from .modelfile import save_archive
 from .units import LN2
 
@@ -36,6 +37,8 @@ class Twin(ABC):
     unit: ClassVar[str] = ""
     #: top-level model.json keys this kind's `to_archive` writes (others are refused on load)
     archive_keys: ClassVar[frozenset[str]] = frozenset()
+    #: the kind's structures (name -> builder, help); the CLI's lists and checks come from it
+    structure_registry: ClassVar[StructureRegistry[Any] | None] = None
     #: arrays (name regex -> predicate) that may hold a non-finite value on purpose
     archive_nonfinite: ClassVar[Mapping[str, Callable[[np.ndarray], bool]]] = {}
 

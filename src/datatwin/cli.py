@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 from . import __version__, progress
 from .base import Twin
 from .core.holdout import refuse_training_file_as_holdout
+from .core.registry import StructureRegistry
 from .errors import DataTwinError, InputError
 from .kinds import _KINDS, infer_kind, twin_class
 from .leaderboard import render
@@ -80,9 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--structures",
         metavar="A,B,..",
-        help="candidate structures to compare (tables: independent, chow-liu, bayesnet, "
-        "trees, dag, gaussian; default: the first four, plus gaussian when every column is "
-        "numeric)",
+        help="candidate structures to compare: names or leaderboard labels, comma-separated "
+        f"({_structure_names()}; `datatwin structures` explains each)",
     )
     fit.add_argument(
         "--holdout",
@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="output file (default and `-`: stdout)"
     )
 
+    structures = sub.add_parser("structures", help="the structures each kind can fit")
+    structures.add_argument("--kind", choices=list(_KINDS), help="only this kind")
+    structures.add_argument("--json", action="store_true", help="print one JSON object")
+
     demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
     demo.add_argument(
         "-o",
@@ -144,6 +148,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_kind_options(fit, sample)
     return parser
+
+
+def _registries() -> dict[str, StructureRegistry[Any]]:
+    """Each importable kind's structure registry."""
+    out = {}
+    for kind in _KINDS:
+        try:
+            reg = twin_class(kind).structure_registry
+        except InputError:
+            continue
+        if reg is not None:
+            out[kind] = reg
+    return out
+
+
+def _structure_names() -> str:
+    return "; ".join(f"{k}: {', '.join(r.names())}" for k, r in _registries().items())
+
+
+def cmd_structures(args: argparse.Namespace) -> int:
+    """List each kind's registered structures with one line of help; defaults marked."""
+    regs = {k: r for k, r in _registries().items() if args.kind in (None, k)}
+    if args.json:
+        doc = {
+            k: [{"name": e.name, "help": e.help, "default": e.default} for e in r.entries()]
+            for k, r in regs.items()
+        }
+        print(json.dumps(doc))
+        return 0
+    for kind, reg in regs.items():
+        print(f"{kind}:")
+        for e in reg.entries():
+            print(f"  {e.name:<14} {e.help}{'' if e.default else '  (on request)'}")
+    return 0
 
 
 def _add_kind_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
@@ -402,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         "score": cmd_score,
         "sample": cmd_sample,
         "demo": cmd_demo,
+        "structures": cmd_structures,
         "evaluate": cmd_evaluate,
         "report": cmd_report,
     }[args.command]

@@ -61,6 +61,9 @@ class StructureRegistry(Generic[B]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
+    def entries(self) -> list[StructureEntry[B]]:
+        return list(self._entries.values())
+
     def names(self) -> list[str]:
         return list(self._entries)
 

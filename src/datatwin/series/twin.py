@@ -29,7 +29,7 @@ from .blas import blas_single_threaded
 from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
 from .precision import TRANSFORMS, inverse
 from .scoring import log_prob_rows, missing_rate
-from .select import FAMILIES, Plan, SeriesCandidate, SeriesSearch, parse_request
+from .select import FAMILIES, SERIES_STRUCTURES, Plan, SeriesCandidate, SeriesSearch, parse_request
 from .structures import SeriesStructure
 
 #: arrays a model file holds besides the model's own
@@ -41,6 +41,7 @@ class SeriesTwin(Twin):
 
     kind = "series"
     unit = "step"
+    structure_registry = SERIES_STRUCTURES
     archive_keys = frozenset(
         {"columns", "decimals", "lower", "upper", "sqrt_ok", "log_ok", "escape", "spread"}
         | {"transforms", "time", "column_order", "info", "next_step"}

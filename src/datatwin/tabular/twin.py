@@ -53,6 +53,7 @@ class TableTwin(Twin):
     kind = "table"
     unit = "record"
     archive_keys = frozenset({"schema", "codecs", "ids", "options", "state_model"})
+    structure_registry = TABLE_STRUCTURES
     #: a node's smoothing strength `alpha_prior[0]` is +inf when its parents are ignored
     archive_nonfinite = {
         r"n\d+_alpha_prior": lambda a: (
