@@ -113,7 +113,7 @@ def cache_stats(lay: Layout, base: int, spec: CacheSpec) -> list[tuple[np.ndarra
     n = len(lay.t)
     block = np.cumsum(lay.offset == 0) - 1
     where = np.flatnonzero(lay.pred)
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     for L in spec.orders:
         g = ids[L]
         ctx = np.empty(n, np.int64)

@@ -206,7 +206,7 @@ class EventsTwin(SequenceTwin):
 
     # ---- sampling ----------------------------------------------------------------------
     def sample_sequences(
-        self, n: int, *, seed: SeedLike = None, temperature: float = 1.0
+        self, n: int, seed: SeedLike = None, *, temperature: float = 1.0
     ) -> list[list[str]]:
         """`n` sequences of event names, each ending where the model ends it."""
         if n is None or n < 0:
@@ -220,7 +220,9 @@ class EventsTwin(SequenceTwin):
             [names[i] for i in self._generate(cap, rng, empty, temperature)[0]] for _ in range(n)
         ]
 
-    def sample(self, n: int, *, seed: SeedLike = None, temperature: float = 1.0) -> pd.DataFrame:
+    def sample(  # type: ignore[override]
+        self, n: int, seed: SeedLike = None, *, temperature: float = 1.0
+    ) -> pd.DataFrame:
         """`n` new sequences as a table with the training columns (sequence id, order, event)."""
         seqs = self.sample_sequences(n, seed=seed, temperature=temperature)
         lens = [len(s) for s in seqs]
@@ -253,7 +255,7 @@ class EventsTwin(SequenceTwin):
     def from_archive(
         cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str
     ) -> EventsTwin:
-        info = meta.get("events")
+        info: Any = meta.get("events")
         require(isinstance(info, dict), source, "missing events section")
         names = info.get("names")
         require(

@@ -179,7 +179,8 @@ class NgramModel:
         require(isinstance(base, int) and base >= N_SPECIAL, source, "bad alphabet size")
         require(isinstance(order, int) and 0 <= order <= 64, source, "bad order")
         require(smoother in SMOOTHERS, source, f"unknown smoother {smoother!r}")
-        keys, counts = [], []
+        keys: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
         for k in range(order + 1):
             kk, cc = f"{prefix}keys{k}", f"{prefix}counts{k}"
             require(kk in arrays and cc in arrays, source, f"missing arrays for level {k}")
@@ -211,9 +212,9 @@ class NgramModel:
             parent = self.keys[k] // self.base
             n_ctx = len(lev.gamma)
             total = np.bincount(parent, weights=lev.alpha, minlength=n_ctx) + lev.gamma
-            ok = np.all(np.isfinite(lev.alpha)) and np.all(lev.alpha >= 0)
-            ok = ok and np.all(lev.gamma[lev.seen] > 0)
-            ok = ok and np.allclose(total[lev.seen], 1.0, rtol=0, atol=1e-9)
+            ok = bool(np.all(np.isfinite(lev.alpha)) and np.all(lev.alpha >= 0))
+            ok = ok and bool(np.all(lev.gamma[lev.seen] > 0))
+            ok = ok and bool(np.allclose(total[lev.seen], 1.0, rtol=0, atol=1e-9))
             require(bool(ok), source, f"level {k} probabilities do not sum to one")
 
 

@@ -305,7 +305,7 @@ class WordVocabulary:
         """A word drawn from the spelling model."""
         p = np.append(self.spell_counts, 1).astype(np.float64)
         cum = np.cumsum(p / p.sum())
-        out = []
+        out: list[str] = []
         while len(out) < 1000:
             i = min(int(np.searchsorted(cum, rng.random(), "right")), len(cum) - 1)
             if i == len(self.spell_codes):

@@ -156,11 +156,11 @@ class TextTwin(SequenceTwin):
         return self._last_units
 
     # ---- sampling ----------------------------------------------------------------------
-    def sample(
+    def sample(  # type: ignore[override]
         self,
         n: int,
-        *,
         seed: SeedLike = None,
+        *,
         prefix: str | bytes = "",
         temperature: float = 1.0,
     ) -> str | bytes:
@@ -173,7 +173,7 @@ class TextTwin(SequenceTwin):
         rng = rng_of(seed)
         pre_ids = self.vocab.encode(prefix) if len(prefix) else np.zeros(0, np.int64)
         ids, _ = self._generate(n, rng, pre_ids, temperature)
-        return prefix + self.vocab.render(ids, rng)
+        return prefix + self.vocab.render(ids, rng)  # type: ignore[operator]
 
     # ---- persistence -------------------------------------------------------------------
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -192,13 +192,13 @@ class TextTwin(SequenceTwin):
     def from_archive(
         cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str
     ) -> TextTwin:
-        info = meta.get("text")
+        info: Any = meta.get("text")
         require(isinstance(info, dict), source, "missing text section")
         tokens = info.get("tokens")
         require(tokens in TOKENS, source, f"unknown tokens {tokens!r}")
 
         def int_array(name: str, limit: int) -> np.ndarray:
-            a = arrays.get(name)
+            a: Any = arrays.get(name)
             require(a is not None and a.ndim == 1 and a.dtype.kind in "iu", source, f"bad {name}")
             a = a.astype(np.int64)
             require(bool(np.all(np.diff(a) > 0)), source, f"{name} is not sorted and unique")
@@ -216,7 +216,7 @@ class TextTwin(SequenceTwin):
                 "bad word list",
             )
             codes = int_array("spell_codes", 0x110000)
-            counts = arrays.get("spell_counts")
+            counts: Any = arrays.get("spell_counts")
             require(
                 counts is not None
                 and counts.shape == (len(codes) + 1,)
@@ -300,7 +300,9 @@ class TextTwin(SequenceTwin):
         prefix: str | bytes = getattr(args, "prefix", "") or ""
         if prefix:
             ids = self.vocab.encode(
-                prefix.encode("utf-8") if self.vocab.tokens == "bytes" else prefix
+                prefix.encode("utf-8")
+                if self.vocab.tokens == "bytes" and isinstance(prefix, str)
+                else prefix
             )
             unseen = int(np.sum(ids == UNK))
             if unseen:
@@ -422,8 +424,8 @@ def _split_docs(
                 break
             held.add(int(i))
             acc += len(docs[i].content)
-        train = [(d.content, True) for i, d in enumerate(docs) if i not in held]
-        hold = [(d.content, None, True) for i, d in enumerate(docs) if i in held]
+        train: list[TrainPart] = [(d.content, True) for i, d in enumerate(docs) if i not in held]
+        hold: list[HoldPart] = [(d.content, None, True) for i, d in enumerate(docs) if i in held]
         return train, hold
     train, hold = [], []
     for d in docs:
