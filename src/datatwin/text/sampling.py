@@ -96,16 +96,6 @@ class Sampler:
         self.nxt = np.concatenate(nxt)
 
     # ---- transitions -------------------------------------------------------------------
-    def _child(self, state: int, w: int) -> int:
-        """Global entry of seen child w of `state`, or -1."""
-        lo, hi = int(self.lo[state]), int(self.hi[state])
-        if hi <= lo:
-            return -1
-        i = lo + int(np.searchsorted(self.sym[lo:hi], w))
-        if i < hi and self.sym[i] == w and self.live[i]:
-            return i
-        return -1
-
     def advance(self, state: int, w: int) -> int:
         """State after symbol w is appended to the history of `state`."""
         if w == UNK:
