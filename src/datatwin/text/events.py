@@ -246,10 +246,7 @@ class EventsTwin(SequenceTwin):
                 "columns": self.columns,
             }
         }
-        arrays = self.model.to_arrays()
-        if self.hazard is not None:
-            arrays.update(self.hazard.to_arrays())
-        return meta, arrays
+        return meta, self.chain.to_arrays()
 
     @classmethod
     def from_archive(

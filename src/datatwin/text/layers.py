@@ -45,6 +45,14 @@ class LayeredModel:
     def sampler(self) -> SymbolSampler:
         return self.model.sampler()
 
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The model's arrays and those of the length-aware ends (the cache is settings only,
+        kept in the model file's metadata)."""
+        arrays = self.model.to_arrays(prefix)
+        if self.hazard is not None:
+            arrays.update(self.hazard.to_arrays())
+        return arrays
+
     # ---- likelihood --------------------------------------------------------------------
     def prob_layout(self, lay: Layout) -> np.ndarray:
         """q at every predicted position of `lay` (static model, then the layers)."""

@@ -15,8 +15,9 @@ the others. The model offers it three ways that agree exactly:
   blocks at once (the vectorised scoring path: log_prob = sum of log prob_layout);
 - `sampler()`: a `SymbolSampler` drawing from the same p, step by step.
 
-The layers (`layers.py`: the document cache, length-aware ends) use only these methods, so
-they work over any SequenceModel.
+It stores itself as arrays (`to_arrays`, read back by a classmethod `from_arrays(arrays, ...,
+source)` that validates them). The layers (`layers.py`: the document cache, length-aware
+ends) use only these methods, so they work over any SequenceModel.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ class TextTwin(SequenceTwin):
             }
         else:
             vocab_arrays = {"vocab": self.vocab.codes}
-        return meta, {**vocab_arrays, **self.model.to_arrays()}
+        return meta, {**vocab_arrays, **self.chain.to_arrays()}
 
     @classmethod
     def from_archive(
