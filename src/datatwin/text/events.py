@@ -38,18 +38,18 @@ def _encode_events(names: list[str], ev: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, idx + N_SPECIAL, UNK).astype(np.int64)
 
 
-def _sort_values(tokens: np.ndarray, dtype: str) -> Any:
-    """Values of a column of text tokens to group or sort by: numbers when every cell is a
-    number (as a CSV reader would type the column; a DataFrame's int or float column comes
-    back as itself), datetimes for a DataFrame's datetime column, else the text."""
-    codes, uniq = pd.factorize(tokens)
+def _typed(tokens: np.ndarray, dtype: str) -> tuple[np.ndarray, Any]:
+    """A column of text tokens as (code per cell, value per distinct cell) to group or sort
+    by: numbers when every cell is a number (as a CSV reader would type the column; a
+    DataFrame's int or float column comes back as itself), datetimes for a DataFrame's
+    datetime column, else the text itself."""
+    codes, uniq = pd.factorize(tokens, sort=False)
     if dtype.startswith("datetime"):
-        return pd.to_datetime(pd.Series(uniq), errors="coerce").to_numpy()[codes]
+        return codes, pd.to_datetime(pd.Series(uniq), errors="coerce").to_numpy()
     try:
-        values = pd.to_numeric(pd.Series(uniq, dtype=object)).to_numpy()
+        return codes, pd.to_numeric(pd.Series(uniq, dtype=object)).to_numpy()
     except (ValueError, TypeError):
-        return tokens
-    return values[codes]
+        return codes, uniq
 
 
 class EventsTwin(SequenceTwin):
@@ -109,8 +109,10 @@ class EventsTwin(SequenceTwin):
         first appearance) then by the order column (numerically when it holds numbers)."""
         raw = table if isinstance(table, RawTable) else from_frame(table[list(cols.values())])
         sid, order_by = cols["sequence_id"], cols["order_by"]
-        seq = pd.factorize(_sort_values(raw.tokens[sid], raw.dtypes.get(sid, "")), sort=False)[0]
-        order = _sort_values(raw.tokens[order_by], raw.dtypes.get(order_by, ""))
+        codes, values = _typed(raw.tokens[sid], raw.dtypes.get(sid, ""))
+        seq = pd.factorize(values, sort=False)[0][codes]  # equal values: one sequence
+        codes, values = _typed(raw.tokens[order_by], raw.dtypes.get(order_by, ""))
+        order = values[codes]
         frame = pd.DataFrame({"seq": seq, "order": order, "i": np.arange(raw.n_rows)})
         frame = frame.sort_values(["seq", "order"], kind="stable")
         ev = raw.tokens[cols["event"]][frame["i"].to_numpy()]
