@@ -8,7 +8,7 @@ import zlib
 
 from .wire import ByteReader, CompressedFileError, text, varint
 
-_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 22}]
 
 
 def pack_bytes(body: bytes) -> bytes:

@@ -36,7 +36,7 @@ from ..series.precision import effective_lower, forward
 from .coder import Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
-from .table import _exceptions_bytes, _read_exceptions
+from .table import _exceptions_bytes, _read_exceptions, apply_exceptions
 from .values import FIXED, TRIM_ALL, TRIM_ONE
 from .wire import ByteReader, CompressedFileError, text, varint
 
@@ -106,12 +106,17 @@ class _StepCoder:
 
     # ---- primitive symbols (same call order in both directions) ------------------------
     def cat(self, probs: np.ndarray, symbol: int) -> int:
-        row = probs[None, :]
+        """One categorical symbol (rows are finite, >= 0, with a positive sum here)."""
+        row = np.ascontiguousarray(probs, dtype=np.float64)[None, :]
+        if len(probs) == 1:
+            return 0
         if self.enc is not None:
-            self.bits += self.enc.encode_categorical(np.array([symbol]), row)
+            self.enc._coder.encode(np.array([symbol], dtype=np.int32), _family(), row)
+            self.bits += math.log2(float(row.sum())) - math.log2(float(row[0, symbol]))
+            self.enc.bits += 0.0
             return symbol
         assert self.dec is not None
-        return int(self.dec.decode_categorical(row)[0])
+        return int(self.dec._coder.decode(_family(), row)[0])
 
     def flag(self, p1: float, value: bool) -> bool:
         return bool(self.cat(np.array([1.0 - p1, p1]), int(value)))
@@ -119,6 +124,7 @@ class _StepCoder:
     def uniform(self, size: int, value: int) -> int:
         if self.enc is not None:
             self.bits += self.enc.encode_uniform(np.array([value]), np.array([size]))
+            self.enc.bits = 0.0
             return value
         assert self.dec is not None
         return int(self.dec.decode_uniform(np.array([size]))[0])
@@ -351,6 +357,12 @@ class _StepCoder:
 _MISSING = np.iinfo(np.int64).min
 
 
+def _family() -> Any:
+    from .coder import _categorical_family
+
+    return _categorical_family()
+
+
 # ---------------------------------------------------------------------------------- file
 
 
@@ -416,7 +428,7 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         col = np.asarray(s.columns[c], dtype=object)
         exp = np.asarray(rendered.get(nm, [""] * n), dtype=object)
         bad = np.flatnonzero(col != exp) if n else np.zeros(0, dtype=np.int64)
-        exceptions.append((bad, [str(v) for v in col[bad]]))
+        exceptions.append((bad, [str(v) for v in col[bad]], [str(v) for v in exp[bad]]))
     meta = varint(base + (1 << 62)) + text(first) + text(tcol or "")
     meta += b"".join(bytes([st]) + text(mk) for st, mk in zip(styles, marks, strict=True))
     meta += texts_bytes(s.names)
@@ -428,9 +440,9 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     payload = enc.to_bytes()
     stats = {
         "model_bits": coder.bits,
-        "coded_bits": enc.bits,
+        "coded_bits": coder.bits,
         "payload": len(payload),
-        "exceptions": sum(len(r) for r, _ in exceptions),
+        "exceptions": sum(len(e[0]) for e in exceptions),
         **{f"side_{k}": len(v) for k, v in parts.items()},
     }
     return SeriesCoded(frame(list(parts.values())), payload, (n, len(s.names)), stats)
@@ -495,7 +507,8 @@ def decode_series(twin: SeriesTwin, side: bytes, payload: bytes, counts: tuple[i
     columns = []
     for c, nm in enumerate(names):
         col = list(rendered.get(nm, [""] * n))
-        for row, rawtext in zip(*exceptions[c], strict=True):
+        rows, raws = exceptions[c]
+        for row, rawtext in zip(rows, apply_exceptions([col[r] for r in rows], raws), strict=True):
             col[row] = rawtext
         columns.append(col)
     return rebuild(columns, layout, names=names)

@@ -283,15 +283,33 @@ def _read_formats(data: bytes, n: int) -> list[NumberFormat]:
     return out
 
 
-def _exceptions_bytes(exceptions: list[tuple[np.ndarray, list[str]]]) -> bytes:
+def _exceptions_bytes(exceptions: list[tuple[np.ndarray, list[str], list[str]]]) -> bytes:
+    """Per column: the rows written otherwise than rendered, each as (row delta, length of
+    the prefix it shares with the rendering, the rest of its text)."""
     out = bytearray()
-    for rows, raws in exceptions:
+    for rows, raws, rendered in exceptions:
         out += varint(len(rows))
         prev = 0
-        for r, s in zip(rows.tolist(), raws, strict=True):
-            out += varint(r - prev) + text(s)
+        for r, s, e in zip(rows.tolist(), raws, rendered, strict=True):
+            common = 0
+            for a, b in zip(s, e, strict=False):
+                if a != b:
+                    break
+                common += 1
+            out += varint(r - prev) + varint(common) + text(s[common:])
             prev = r
     return bytes(out)
+
+
+def apply_exceptions(rendered: list[str], raws: list[str]) -> list[str]:
+    """The exceptions' texts: `raws` holds (prefix length, rest) pairs encoded as 'n\x00rest'."""
+    out = []
+    for e, packed in zip(rendered, raws, strict=True):
+        n, rest = packed.split("\x00", 1)
+        if int(n) > len(e):
+            raise CompressedFileError("compressed file damaged: an exception is out of range")
+        out.append(e[: int(n)] + rest)
+    return out
 
 
 def _read_exceptions(data: bytes, n_cols: int, n_rows: int) -> list[tuple[list[int], list[str]]]:
@@ -304,7 +322,8 @@ def _read_exceptions(data: bytes, n_cols: int, n_rows: int) -> list[tuple[list[i
             if row >= n_rows:
                 raise r.fail("has a row out of range")
             rows.append(row)
-            raws.append(r.text())
+            common = r.varint(1 << 32)
+            raws.append(f"{common}\x00{r.text()}")
         out.append((rows, raws))
     r.end()
     return out
@@ -387,7 +406,8 @@ def encode_table(twin: TableTwin, raw: bytes) -> TableCoded:
             bad = np.flatnonzero(texts[name] != col)
         else:
             bad = np.zeros(0, dtype=np.int64)
-        exceptions.append((bad, [str(v) for v in col[bad]]))
+        rend = texts[name][bad] if name in texts else np.empty(0, dtype=object)
+        exceptions.append((bad, [str(v) for v in col[bad]], [str(v) for v in rend]))
     ids = [
         _ids_bytes([str(v) for v in s.columns[where[spec.name]]])
         for spec in twin.schema
@@ -407,7 +427,7 @@ def encode_table(twin: TableTwin, raw: bytes) -> TableCoded:
         "model_bits": model_bits,
         "coded_bits": enc.bits,
         "payload": len(payload),
-        "exceptions": sum(len(r) for r, _ in exceptions),
+        "exceptions": sum(len(e[0]) for e in exceptions),
         **{f"side_{k}": len(v) for k, v in parts.items()},
     }
     return TableCoded(frame(list(parts.values())), payload, (n, len(s.names)), stats)
@@ -493,6 +513,7 @@ def decode_table(twin: TableTwin, side: bytes, payload: bytes, counts: tuple[int
         col = texts[name].copy()
         rows, raws = exceptions[c]
         if rows:
-            col[np.asarray(rows)] = np.asarray(raws + [""], dtype=object)[:-1]
+            fixed = apply_exceptions([str(col[i]) if col[i] is not None else "" for i in rows], raws)
+            col[np.asarray(rows)] = np.asarray(fixed + [""], dtype=object)[:-1]
         columns.append(col.tolist())
     return rebuild(columns, layout, names=names)
