@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--json", action="store_true")
 
+    _add_evaluation_commands(sub)
+    _add_kind_options(fit, sample)
+    return parser
+
+
+def _add_evaluation_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`evaluate` and `report`: a twin against real data it did not see."""
     for name, text in (
         ("evaluate", "fidelity and privacy numbers of a twin against real data it did not see"),
         ("report", "self-contained HTML report: real vs twin, pictures and numbers"),
@@ -170,9 +177,6 @@ def build_parser() -> argparse.ArgumentParser:
             ev.add_argument(
                 "-o", "--output", metavar="HTML", help="default: MODEL's stem + .report.html"
             )
-
-    _add_kind_options(fit, sample)
-    return parser
 
 
 def _registries() -> dict[str, StructureRegistry[Any]]:
