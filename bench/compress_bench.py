@@ -84,7 +84,9 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
         return d / "train_100000.csv.gz", gzip.decompress((d / "holdout.csv.gz").read_bytes()), {}
 
     def census(tmp: Path):
-        raw = gzip.decompress((SHARED / "tables" / "census" / "census_income_train.csv.gz").read_bytes())
+        raw = gzip.decompress(
+            (SHARED / "tables" / "census" / "census_income_train.csv.gz").read_bytes()
+        )
         train, test = _split_lines(_lines(raw), 0.2, 0)
         path = tmp / "census_train.csv"
         path.write_bytes(b"".join(train))
@@ -95,13 +97,17 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
         return d / "train.txt", (d / "holdout.txt").read_bytes(), {}
 
     def cmudict(tmp: Path):
-        raw = gzip.decompress((SHARED / "events" / "cmudict" / "pronunciations.csv.gz").read_bytes())
+        raw = gzip.decompress(
+            (SHARED / "events" / "cmudict" / "pronunciations.csv.gz").read_bytes()
+        )
         lines = _lines(raw)
         head, body = lines[0], lines[1:]
         words = [ln.split(b",", 1)[0] for ln in body]
         uniq = sorted(set(words))
         rng = np.random.default_rng(0)
-        held = set(np.asarray(uniq, dtype=object)[rng.permutation(len(uniq))[: round(0.2 * len(uniq))]])
+        held = set(
+            np.asarray(uniq, dtype=object)[rng.permutation(len(uniq))[: round(0.2 * len(uniq))]]
+        )
         train = [ln for ln, w in zip(body, words, strict=True) if w not in held]
         test = [ln for ln, w in zip(body, words, strict=True) if w in held]
         path = tmp / "cmudict_train.csv"
@@ -162,7 +168,9 @@ def _zstd(raw: bytes) -> int | None:
     except ImportError:
         pass
     if shutil.which("zstd"):
-        out = subprocess.run(["zstd", "-19", "-c", "-q"], input=raw, capture_output=True, check=True)
+        out = subprocess.run(
+            ["zstd", "-19", "-c", "-q"], input=raw, capture_output=True, check=True
+        )
         return len(out.stdout)
     return None
 

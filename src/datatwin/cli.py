@@ -372,7 +372,10 @@ def cmd_compress(args: argparse.Namespace) -> int:
     write_file(output, lambda fh: fh.write(blob), stdout_ok=True)
     sizes = report["sizes"]
     if args.json:
-        print(json.dumps(_jsonable(report), allow_nan=False), file=sys.stderr if output == STDOUT else sys.stdout)
+        print(
+            json.dumps(_jsonable(report), allow_nan=False),
+            file=sys.stderr if output == STDOUT else sys.stdout,
+        )
     else:
         progress.note(
             f"{report['input']:,} bytes -> {sizes['total']:,} bytes "

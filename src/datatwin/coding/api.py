@@ -58,10 +58,6 @@ def _adapters(kind: str) -> tuple[Callable[..., Any], Callable[..., bytes]]:
         from .series import decode_series, encode_series
 
         return encode_series, decode_series
-    if kind in ("text", "events"):
-        from .text import decode_text, encode_text
-
-        return encode_text, decode_text
     raise InputError(f"compression is not available for {kind} twins")
 
 
@@ -74,9 +70,7 @@ def compress_report(
     encode, _ = _adapters(twin.kind)
     coded = encode(twin, raw)
     mb = model if model is not None else model_bytes(twin)
-    box = pack(
-        twin.kind, coded.counts, raw, mb, coded.side, coded.payload, embed_model=embed_model
-    )
+    box = pack(twin.kind, coded.counts, raw, mb, coded.side, coded.payload, embed_model=embed_model)
     blob = box.to_bytes()
     report = {"input": len(raw), **coded.stats, "sizes": box.sizes()}
     return blob, report
@@ -109,7 +103,9 @@ def decompress(blob: bytes, twin: Twin | None = None, *, model: bytes | None = N
     if twin is None:
         twin = load_model_bytes(mb)
     if twin.kind != box.kind:
-        raise CompressedFileError(f"this file holds {box.kind} data, the model is a {twin.kind} twin")
+        raise CompressedFileError(
+            f"this file holds {box.kind} data, the model is a {twin.kind} twin"
+        )
     if box.output_size > MAX_OUTPUT:
         raise CompressedFileError("compressed file damaged: its output size is implausible")
     _, decode = _adapters(box.kind)

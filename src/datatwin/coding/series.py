@@ -112,7 +112,9 @@ class _StepCoder:
             return 0
         if self.enc is not None:
             self.enc._coder.encode(np.array([symbol], dtype=np.int32), _family(), row)
-            self.bits += math.log2(float(row.sum())) - math.log2(float(row[0, symbol]))
+            total = float(row.sum())
+            # a symbol the model gives (numerically) no mass still gets the coder's floor
+            self.bits += math.log2(total) - math.log2(max(float(row[0, symbol]), total * 2.0**-24))
             self.enc.bits += 0.0
             return symbol
         assert self.dec is not None
@@ -216,7 +218,11 @@ class _StepCoder:
         half = s * float(np.max(np.abs(m.mix_mu[j][keep]) + _WINDOW_SD * m.mix_sd[j][keep]))
         z = np.array([mean - half, mean + half]) * tw.scale[j] + tw.center[j]
         tr = tw.transforms[j]
-        x = np.where(z > 0, z * z, 0.0) if tr == "sqrt" else (np.exp(np.minimum(z, 700.0)) if tr == "log" else z)
+        x = (
+            np.where(z > 0, z * z, 0.0)
+            if tr == "sqrt"
+            else (np.exp(np.minimum(z, 700.0)) if tr == "log" else z)
+        )
         with np.errstate(over="ignore", invalid="ignore"):
             klo = np.floor(x[0] / self.delta[j])
             khi = np.ceil(x[1] / self.delta[j])
@@ -287,13 +293,10 @@ class _StepCoder:
         if not self.flag(eps, not inside):
             return True, k
         low_side = k < lo_k if (self.enc is not None and lo_k is not None) else False
-        if sides == 2:
-            low_side = self.flag(0.5, low_side)
-        else:
-            low_side = lo_k is not None
+        low_side = self.flag(0.5, low_side) if sides == 2 else lo_k is not None
         delta = self.delta[j]
         mean_cells = 1.0 + max(float(tw.cols.spread[j]), delta) / delta
-        rho = -math.expm1(-1.0 / mean_cells) if False else 1.0 - 1.0 / mean_cells
+        rho = 1.0 - 1.0 / mean_cells
         if low_side:
             assert lo_k is not None
             m = self.geometric(rho, (lo_k - k - 1) if self.enc is not None else 0) + 1
@@ -324,11 +327,11 @@ class _StepCoder:
             step = base + t
             for j in range(d):
                 given = self.enc is not None and K is not None
-                k = int(K[t, j]) if given else 0
+                k = int(K[t, j]) if (given and K is not None) else 0
                 miss = given and k == _MISSING
-                r = float(tw.missing_rate[j])
-                if r > 0:
-                    miss = self.flag(r, miss)
+                rate = float(tw.missing_rate[j])
+                if rate > 0:
+                    miss = self.flag(rate, miss)
                 elif miss:
                     raise InputError(
                         f"column {tw.cols.names[j]!r} has missing values but the training data "
@@ -339,9 +342,7 @@ class _StepCoder:
                     Z[row, j] = last[j]
                     continue
                 lo_k, hi_k = self.bounds(j)
-                inside = not given or (
-                    (lo_k is None or k >= lo_k) and (hi_k is None or k <= hi_k)
-                )
+                inside = not given or ((lo_k is None or k >= lo_k) and (hi_k is None or k <= hi_k))
                 inside, k_out = self.escape(j, k, inside)
                 if inside:
                     mu = self.mean(Z, row, j, step)
@@ -407,7 +408,11 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         big = ~miss & ~(np.abs(k) < 2.0**62)
         miss |= big  # not representable on the grid: written as an exception
         K[:, j] = np.where(miss, _MISSING, np.where(miss, 0, k)).astype(np.int64)
-        style = _best_style([int(v) for v in K[~miss, j][:2000]], dec, [cells[i] for i in np.flatnonzero(~miss)[:2000]])
+        style = _best_style(
+            [int(v) for v in K[~miss, j][:2000]],
+            dec,
+            [cells[i] for i in np.flatnonzero(~miss)[:2000]],
+        )
         mk = _mark([cells[i] for i in np.flatnonzero(miss)])
         styles.append(style)
         marks.append(mk)

@@ -37,6 +37,7 @@ from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
 from .values import (
     MAX_QUOTIENT,
+    choose_format,
     decode_flags,
     decode_geometric,
     decode_strings,
@@ -44,7 +45,6 @@ from .values import (
     encode_geometric,
     encode_strings,
     format_grid,
-    choose_format,
     geometric_split,
 )
 from .wire import ByteReader, CompressedFileError, text, varint
@@ -193,7 +193,9 @@ def encode_column(
     return bits, out
 
 
-def decode_column(dec: Decoder, codec: ColumnCodec, states: np.ndarray, fmt: NumberFormat) -> np.ndarray:
+def decode_column(
+    dec: Decoder, codec: ColumnCodec, states: np.ndarray, fmt: NumberFormat
+) -> np.ndarray:
     n = len(states)
     kind = codec.state_kind[states]
     out = np.empty(n, dtype=object)
@@ -252,7 +254,9 @@ def _encode_escaped_numbers(enc: Encoder, codec: ColumnCodec, g: np.ndarray) -> 
     region = np.where(g < lo, 1, np.where(g > hi, 2, 0))
     bits = enc.encode_categorical(region, np.repeat(_REGION[None, :], len(g), axis=0))
     inside = region == 0
-    bits += enc.encode_uniform((g[inside] - lo).astype(np.int64), np.full(int(inside.sum()), int(width)))
+    bits += enc.encode_uniform(
+        (g[inside] - lo).astype(np.int64), np.full(int(inside.sum()), int(width))
+    )
     d = np.where(region == 1, lo - g, g - hi)[~inside]
     return bits + encode_geometric(enc, (d - 1).astype(np.int64), rho)
 
@@ -402,10 +406,7 @@ def encode_table(twin: TableTwin, raw: bytes) -> TableCoded:
     exceptions = []
     for c_file, name in enumerate(s.names):
         col = np.asarray(s.columns[c_file], dtype=object)
-        if name in texts:
-            bad = np.flatnonzero(texts[name] != col)
-        else:
-            bad = np.zeros(0, dtype=np.int64)
+        bad = np.flatnonzero(texts[name] != col) if name in texts else np.zeros(0, np.int64)
         rend = texts[name][bad] if name in texts else np.empty(0, dtype=object)
         exceptions.append((bad, [str(v) for v in col[bad]], [str(v) for v in rend]))
     ids = [
@@ -445,11 +446,13 @@ def _encode_network(
     texts: dict[str, np.ndarray],
     formats: list[NumberFormat],
 ) -> float:
-    net, codecs = twin.net, twin.codecs
+    net: Any = twin.net
+    codecs = twin.codecs
     if not hasattr(net, "cpts"):
-        from .gaussian import encode_gaussian
-
-        return encode_gaussian(enc, twin, tokens, texts, formats)
+        raise InputError(
+            "compression of linear-Gaussian table twins is not available yet; "
+            "fit with structures other than gaussian"
+        )
     states = [codec.encode(tok)[0] for codec, tok in zip(codecs, tokens, strict=True)]
     fmts: list[NumberFormat] = []
     for codec, tok, st in zip(codecs, tokens, states, strict=True):
@@ -492,16 +495,13 @@ def decode_table(twin: TableTwin, side: bytes, payload: bytes, counts: tuple[int
     formats = _read_formats(unpack_bytes(formats_b, "number formats"), len(codecs))
     dec = Decoder(payload)
     texts: dict[str, np.ndarray] = {}
-    net = twin.net
+    net: Any = twin.net
     if not hasattr(net, "cpts"):
-        from .gaussian import decode_gaussian
-
-        decode_gaussian(dec, twin, n, texts, formats)
-    else:
-        cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(codecs)
-        for v in net.order:
-            cols[v] = _decode_states(dec, net, v, cols, n)
-            texts[codecs[v].spec.name] = decode_column(dec, codecs[v], cols[v], formats[v])
+        raise InputError("compression of linear-Gaussian table twins is not available yet")
+    cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(codecs)
+    for v in net.order:
+        cols[v] = _decode_states(dec, net, v, cols, n)
+        texts[codecs[v].spec.name] = decode_column(dec, codecs[v], cols[v], formats[v])
     id_specs = [s for s in twin.schema if s.type == "id"]
     id_parts = unframe(unpack_bytes(ids_b, "identifier columns"), len(id_specs), "identifiers")
     for spec, part in zip(id_specs, id_parts, strict=True):
@@ -513,7 +513,9 @@ def decode_table(twin: TableTwin, side: bytes, payload: bytes, counts: tuple[int
         col = texts[name].copy()
         rows, raws = exceptions[c]
         if rows:
-            fixed = apply_exceptions([str(col[i]) if col[i] is not None else "" for i in rows], raws)
+            fixed = apply_exceptions(
+                [str(col[i]) if col[i] is not None else "" for i in rows], raws
+            )
             col[np.asarray(rows)] = np.asarray(fixed + [""], dtype=object)[:-1]
         columns.append(col.tolist())
     return rebuild(columns, layout, names=names)
