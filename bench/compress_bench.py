@@ -119,7 +119,7 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
             train, test = _last((SHARED / "series" / f"{name}.csv").read_bytes())
             path = tmp / f"{name}_train.csv"
             path.write_bytes(train)
-            return path, test, {}
+            return path, test, {"kind": "series"}
 
         return build
 
@@ -145,7 +145,7 @@ def _model(name: str, train: Path, options: dict[str, Any], refit: bool) -> Any:
 
         twin = datatwin.fit(read_table(train, header=False), seed=0)
     else:
-        twin = datatwin.fit(train, seed=0)
+        twin = datatwin.fit(train, seed=0, **options)
     fit_s = time.perf_counter() - t0
     twin.save(path)
     return datatwin.load(path), fit_s
