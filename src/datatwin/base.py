@@ -113,6 +113,10 @@ class Twin(ABC):
         The same fitted twin always gives the same bytes: wall-clock timings (`fit_seconds`)
         stay on this object and are not written. `stdout_ok`: `-` means stdout (the CLI).
         """
+        meta, arrays = self._file_contents()
+        save_archive(path, meta, arrays, stdout_ok=stdout_ok)
+
+    def _file_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.to_archive()
         meta = {
             "kind": self.kind,
@@ -121,7 +125,27 @@ class Twin(ABC):
             "leaderboard": [_without_timings(row) for row in self.leaderboard],
             **{key: _without_timings(value) for key, value in meta.items()},
         }
-        save_archive(path, meta, arrays, stdout_ok=stdout_ok)
+        return meta, arrays
+
+    def write_model(self, fh: BinaryIO) -> None:
+        """Write the model file's bytes (as `save` would) to `fh`."""
+        from .modelfile import write_archive
+
+        write_archive(fh, *self._file_contents())
+
+    # ---- compression ------------------------------------------------------------------
+    def compress(self, data: Any, *, embed_model: bool = False) -> bytes:
+        """`data` (bytes, text or a path) losslessly compressed with this twin's exact
+        probabilities; `embed_model` makes the output self-contained."""
+        from .coding.api import compress
+
+        return compress(self, data, embed_model=embed_model)
+
+    def decompress(self, blob: bytes) -> bytes:
+        """The original bytes of `compress(data)` (checked: size and sha256)."""
+        from .coding.api import decompress
+
+        return decompress(blob, self)
 
     # ---- command-line hooks (each kind overrides what it supports) ----------------------
     @classmethod

@@ -114,6 +114,31 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="output file (default and `-`: stdout)"
     )
 
+    comp = sub.add_parser(
+        "compress", help="lossless compression of DATA with a twin's exact probabilities"
+    )
+    comp.add_argument("model", metavar="MODEL")
+    comp.add_argument("data", metavar="DATA")
+    comp.add_argument(
+        "-o", "--output", metavar="OUT", help="compressed file (default: DATA + .dtz; `-`: stdout)"
+    )
+    comp.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="embed the model, so decompressing needs no model file",
+    )
+    comp.add_argument("--json", action="store_true", help="print the sizes as one JSON object")
+    decomp = sub.add_parser("decompress", help="the original bytes of a compressed file")
+    decomp.add_argument(
+        "paths",
+        nargs="+",
+        metavar="[MODEL] IN",
+        help="the model it was compressed with (not needed when it is embedded), then the file",
+    )
+    decomp.add_argument(
+        "-o", "--output", metavar="DATA", help="output (default: IN without .dtz; `-`: stdout)"
+    )
+
     structures = sub.add_parser("structures", help="the structures each kind can fit")
     structures.add_argument("--kind", choices=list(_KINDS), help="only this kind")
     structures.add_argument("--json", action="store_true", help="print one JSON object")
@@ -333,6 +358,59 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from . import load
+    from .coding.api import compress_report
+
+    data = Path(args.data)
+    if not data.is_file():
+        raise InputError(f"data file not found: {data}")
+    output = args.output or f"{data}.dtz"
+    check_outputs({"-o": output}, {"MODEL": args.model, "DATA": data}, stdout_ok=("-o",))
+    twin = load(args.model)
+    blob, report = compress_report(twin, data.read_bytes(), embed_model=args.self_contained)
+    write_file(output, lambda fh: fh.write(blob), stdout_ok=True)
+    sizes = report["sizes"]
+    if args.json:
+        print(
+            json.dumps(_jsonable(report), allow_nan=False),
+            file=sys.stderr if output == STDOUT else sys.stdout,
+        )
+    else:
+        progress.note(
+            f"{report['input']:,} bytes -> {sizes['total']:,} bytes "
+            f"(payload {sizes['payload']:,}, the twin's own bits {report['model_bits'] / 8:,.0f} "
+            f"bytes; side {sizes['layout']:,}, header {sizes['header']}, model {sizes['model']:,})"
+        )
+    return 0
+
+
+def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in report.items()}
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from . import load
+    from .coding.api import decompress
+
+    if len(args.paths) > 2:
+        raise InputError("decompress takes [MODEL] IN: at most two files")
+    model_path = args.paths[0] if len(args.paths) == 2 else None
+    source = Path(args.paths[-1])
+    if not source.is_file():
+        raise InputError(f"compressed file not found: {source}")
+    output = args.output
+    if output is None:
+        if source.suffix != ".dtz":
+            raise InputError("give the output with -o (the input does not end in .dtz)")
+        output = str(source.with_suffix(""))
+    check_outputs({"-o": output}, {"MODEL": model_path, "IN": source}, stdout_ok=("-o",))
+    twin = load(model_path) if model_path else None
+    out = decompress(source.read_bytes(), twin)  # checked (size, sha256) before writing
+    write_file(output, lambda fh: fh.write(out), stdout_ok=True)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
@@ -445,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         "sample": cmd_sample,
         "demo": cmd_demo,
         "structures": cmd_structures,
+        "compress": cmd_compress,
+        "decompress": cmd_decompress,
         "evaluate": cmd_evaluate,
         "report": cmd_report,
     }[args.command]
