@@ -114,6 +114,30 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="output file (default and `-`: stdout)"
     )
 
+    _add_coding_commands(sub)
+
+    structures = sub.add_parser("structures", help="the structures each kind can fit")
+    structures.add_argument("--kind", choices=list(_KINDS), help="only this kind")
+    structures.add_argument("--json", action="store_true", help="print one JSON object")
+
+    demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
+    demo.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default="datatwin-demo",
+        help="folder for the demo's model and sample (default: datatwin-demo)",
+    )
+    demo.add_argument("--seed", type=_seed, default=0)
+    demo.add_argument("--json", action="store_true")
+
+    _add_evaluation_commands(sub)
+    _add_kind_options(fit, sample)
+    return parser
+
+
+def _add_coding_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`compress` and `decompress`: the twin's bits as a file."""
     comp = sub.add_parser(
         "compress", help="lossless compression of DATA with a twin's exact probabilities"
     )
@@ -138,25 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     decomp.add_argument(
         "-o", "--output", metavar="DATA", help="output (default: IN without .dtz; `-`: stdout)"
     )
-
-    structures = sub.add_parser("structures", help="the structures each kind can fit")
-    structures.add_argument("--kind", choices=list(_KINDS), help="only this kind")
-    structures.add_argument("--json", action="store_true", help="print one JSON object")
-
-    demo = sub.add_parser("demo", help="end-to-end run on the bundled Adult census sample")
-    demo.add_argument(
-        "-o",
-        "--output",
-        metavar="DIR",
-        default="datatwin-demo",
-        help="folder for the demo's model and sample (default: datatwin-demo)",
-    )
-    demo.add_argument("--seed", type=_seed, default=0)
-    demo.add_argument("--json", action="store_true")
-
-    _add_evaluation_commands(sub)
-    _add_kind_options(fit, sample)
-    return parser
 
 
 def _add_evaluation_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
