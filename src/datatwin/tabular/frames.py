@@ -19,15 +19,16 @@ def typed_frame(
     decoded: list[Decoded],
     n: int,
     rng: np.random.Generator,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """The sampled columns (modelled ones `decoded`, identifiers drawn with `rng`) with the
-    dtypes the training data had, in the schema's column order."""
+    """The sampled columns (modelled ones `decoded`, identifiers drawn with `rng`, numbered
+    from `offset`) with the dtypes the training data had, in the schema's column order."""
     by_name = {c.spec.name: (c, d) for c, d in zip(codecs, decoded, strict=True)}
     out = {}
     for spec in schema:
         if spec.type == "id":
-            toks = ids[spec.name].sample(n, rng)
-            if ids[spec.name].kind == "integer" and (
+            toks = ids[spec.name].sample(n, rng, offset)
+            if ids[spec.name].fits_int64(n, offset) and (
                 spec.dtype == "csv" or spec.dtype.startswith(("int", "uint"))
             ):  # integer identifiers keep an integer dtype
                 dtype = np.int64 if spec.dtype == "csv" else spec.dtype
@@ -47,13 +48,15 @@ def token_frame(
     decoded: list[Decoded],
     n: int,
     rng: np.random.Generator,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """The sampled columns as the text tokens a CSV of the data would hold."""
+    """The sampled columns as the text tokens a CSV of the data would hold (identifiers
+    numbered from `offset`)."""
     by_name = {c.spec.name: (c, d) for c, d in zip(codecs, decoded, strict=True)}
     out = {}
     for spec in schema:
         if spec.type == "id":
-            out[spec.name] = ids[spec.name].sample(n, rng)
+            out[spec.name] = ids[spec.name].sample(n, rng, offset)
         else:
             codec, d = by_name[spec.name]
             out[spec.name] = format_tokens(spec, d, codec)

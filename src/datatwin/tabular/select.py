@@ -125,6 +125,7 @@ class TableSearch:
             score=structure.param("score"),
             max_parents=structure.param("max_parents"),
             max_categories=structure.param("max_categories"),
+            min_count=structure.param("min_count"),
             specs=self.specs,
             edges=self.edges,
             **extra,
