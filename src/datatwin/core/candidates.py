@@ -145,13 +145,21 @@ class Selection(Generic[M]):
         return self.board.rows(self.best)
 
 
-def select(search: Search[M]) -> Selection[M]:
-    """Run `search`'s candidates onto a board, keep the best by holdout bits, refit it."""
+def select(
+    search: Search[M], shown: Callable[[], Iterable[Candidate[M]]] | None = None
+) -> Selection[M]:
+    """Run `search`'s candidates onto a board, keep the best by holdout bits, refit it.
+
+    `shown`: candidates only shown for comparison (baselines), asked for after the refit so
+    that they can be computed alongside the search and the refit; they join the board last."""
     board: Board[M] = Board()
     for cand in search.candidates(board):
         board.add(cand)
     best = board.best()
-    return Selection(search.refit(best), best, board)
+    model = search.refit(best)
+    for cand in shown() if shown is not None else ():
+        board.add(cand)
+    return Selection(model, best, board)
 
 
 @contextmanager

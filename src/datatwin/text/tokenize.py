@@ -56,7 +56,7 @@ def _decode(raw: bytes, name: str) -> str:
     if nul >= 0:
         raise InputError(
             f"{name} looks binary (a NUL byte at offset {nul}), not text; "
-            "use --tokens bytes to model its raw bytes"
+            "use tokens='bytes' to model its raw bytes"
         )
     try:
         text = raw.decode("utf-8")
@@ -66,11 +66,11 @@ def _decode(raw: bytes, name: str) -> str:
         if odd > 0.05:
             raise InputError(
                 f"{name} looks binary ({odd:.0%} control bytes, invalid UTF-8 at offset "
-                f"{exc.start}), not text; use --tokens bytes to model its raw bytes"
+                f"{exc.start}), not text; use tokens='bytes' to model its raw bytes"
             ) from None
         raise InputError(
             f"{name} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "re-encode it as UTF-8 or use --tokens bytes to model its raw bytes"
+            "re-encode it as UTF-8 or use tokens='bytes' to model its raw bytes"
         ) from None
     return text[1:] if text.startswith("\ufeff") else text
 
@@ -79,7 +79,7 @@ def read_documents(path: str | Path, tokens: str = "chars") -> list[Document]:
     """Documents from a file (one document) or a folder (every non-hidden file, sorted)."""
     path = Path(path)
     if tokens not in TOKENS:
-        raise InputError(f"unknown --tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
+        raise InputError(f"unknown tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
     if not path.exists():
         raise InputError(f"data file not found: {path}")
     if path.is_dir():
@@ -305,7 +305,7 @@ class WordVocabulary:
         """A word drawn from the spelling model."""
         p = np.append(self.spell_counts, 1).astype(np.float64)
         cum = np.cumsum(p / p.sum())
-        out = []
+        out: list[str] = []
         while len(out) < 1000:
             i = min(int(np.searchsorted(cum, rng.random(), "right")), len(cum) - 1)
             if i == len(self.spell_codes):
