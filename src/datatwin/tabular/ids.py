@@ -83,14 +83,15 @@ class IdGenerator:
         """Identifiers number `offset` .. `offset + n - 1` of the generator's sequence (a
         sample written in chunks continues it), as strings."""
         if self.kind == "integer":
-            first = self.start + offset
+            lo = self.start + offset
             if self.fits_int64(n, offset):
-                return np.arange(first, first + n, dtype=np.int64).astype(str).astype(object)
-            return np.array([str(first + k) for k in range(n)], dtype=object)
+                return np.arange(lo, lo + n, dtype=np.int64).astype(str).astype(object)
+            return np.array([str(lo + k) for k in range(n)], dtype=object)
         slots = _slots(self.template)
         variable = [p for p, (is_cls, _) in enumerate(slots) if is_cls]
         # digits of start + k (k = 0..n-1) in the template's mixed radix, least significant last
-        first, rest = [], self.start + offset
+        first: list[int] = []
+        rest = self.start + offset
         for p in reversed(variable):
             radix = len(_CLASSES[slots[p][1]])
             first.append(rest % radix)
