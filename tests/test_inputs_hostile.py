@@ -257,3 +257,61 @@ def test_rare_category_of_a_closed_list_stays_a_category() -> None:
     country[:2] = "Holand-Netherlands"  # two rows of a 41-value column: not identifying
     twin = datatwin.fit(pd.DataFrame({"country": country}), structures="independent")
     assert "Holand-Netherlands" in twin.codecs[0].tokens
+
+
+# ---- text and events -------------------------------------------------------------------------
+def _events_csv(path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    rows = ["seq,pos,ev"]
+    for s in range(80):
+        rows += [f"s{s},{p},{rng.choice(list('ABCDE'))}" for p in range(int(rng.integers(2, 14)))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+_EVENT_OPTS = ["--kind", "events", "--sequence-id", "seq", "--order-by", "pos", "--event", "ev"]
+
+
+def test_extreme_temperatures_sample(tmp_path: Path, capsys) -> None:
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(["the cat sat on a mat", "a dog ran"] * 200))
+    events = _events_csv(tmp_path / "e.csv")
+    for data, opts in ((text, []), (events, _EVENT_OPTS)):
+        model = tmp_path / f"{data.stem}.twin"
+        assert _run(["-q", "fit", data, "-o", model, *opts], capsys)[0] == 0
+        for t in ("1e-300", "5e-324", "1e300"):
+            code, out, err = _run(["sample", model, "-n", "40", "--temperature", t], capsys)
+            assert code == 0 and not err, (data.name, t, err)
+        code, _, err = _run(["sample", model, "-n", "5", "--temperature", "0"], capsys)
+        _one_line(code, err, "temperature")
+
+
+def test_junk_cell_in_the_events_order_column_is_named(tmp_path: Path, capsys) -> None:
+    path = _events_csv(tmp_path / "e.csv")
+    lines = path.read_text().splitlines()
+    lines[30] = lines[30].split(",")[0] + ",?," + lines[30].split(",")[2]
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = _run(["-q", "fit", path, "-o", tmp_path / "e.twin", *_EVENT_OPTS], capsys)
+    _one_line(code, err, "'pos'", "row 30", "'?'")
+    assert not (tmp_path / "e.twin").exists()
+
+
+def test_text_folder_reads_no_link_out_of_itself(tmp_path: Path) -> None:
+    from datatwin.text.tokenize import read_documents
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("PRIVATE KEY " * 50)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "more.txt").write_text("PRIVATE TOO " * 50)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("hello world " * 50)
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "b.txt").write_text("more words " * 50)
+    (corpus / "link.txt").symlink_to(secret)
+    (corpus / "linkdir").symlink_to(outside, target_is_directory=True)
+    (corpus / "self.txt").symlink_to(corpus / "a.txt")
+    docs = read_documents(corpus)
+    assert [Path(d.name).name for d in docs] == ["a.txt", "b.txt"]
+    assert not any("PRIVATE" in str(d.content) for d in docs)
