@@ -3,6 +3,7 @@ the fix with exit code 2 — never an internal error."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,46 @@ def test_text_folder_reads_no_link_out_of_itself(tmp_path: Path) -> None:
     docs = read_documents(corpus)
     assert [Path(d.name).name for d in docs] == ["a.txt", "b.txt"]
     assert not any("PRIVATE" in str(d.content) for d in docs)
+
+
+# ---- a leaderboard decided by a handful of units; spreadsheet formulas -----------------------
+def test_tiny_holdout_gives_a_noise_level_note(tmp_path: Path, caplog) -> None:
+    import logging
+
+    import datatwin
+
+    df = pd.DataFrame({"a": [i % 3 for i in range(40)], "b": [(i * 7) % 5 for i in range(40)]})
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        datatwin.fit(df, holdout=df.iloc[:1], structures="independent,chow-liu")
+    notes = [r.getMessage() for r in caplog.records if "held-out unit" in r.getMessage()]
+    assert len(notes) == 1 and "only 1 held-out unit decides" in notes[0] and "noise" in notes[0]
+    caplog.clear()
+    big = pd.DataFrame({"a": [i % 3 for i in range(400)], "b": [(i * 7) % 5 for i in range(400)]})
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        datatwin.fit(big, structures="independent,chow-liu")  # 80 held-out rows: no note
+    assert not [r for r in caplog.records if "held-out unit" in r.getMessage()]
+
+
+def test_formulas_are_noted_and_neutralised(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "f.csv"
+    rows = [
+        f'"=HYPERLINK(""http://x/{i % 3}"")",@SUM(A{i % 2}),-{i},+cmd{i % 2}' for i in range(40)
+    ]
+    path.write_text('name,"=1+1",v,w\n' + "\n".join(rows) + "\n")
+    code, _, err = _run(
+        ["fit", path, "-o", tmp_path / "f.twin", "--structures", "independent"], capsys
+    )
+    assert code == 0 and "formulas" in " ".join(err) and "--neutralise-formulas" in " ".join(err)
+    code, out, _ = _run(
+        ["sample", tmp_path / "f.twin", "-n", "50", "--neutralise-formulas"], capsys
+    )
+    assert code == 0
+    frame = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    assert list(frame.columns) == ["name", "'=1+1", "v", "w"]
+    assert frame["name"].str.startswith("'=HYPERLINK").all()
+    assert frame["'=1+1"].str.startswith("'@SUM").all() and frame["w"].str.startswith("'+cmd").all()
+    assert frame["v"].str.match(r"^-?\d+$").all()  # numbers are not formulas
+    import datatwin
+
+    typed = datatwin.load(tmp_path / "f.twin").sample(20, seed=0, neutralise_formulas=True)
+    assert typed["name"].str.startswith("'=").all() and (typed["v"] <= 0).all()

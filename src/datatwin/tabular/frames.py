@@ -11,6 +11,43 @@ from .codec import ColumnCodec, Decoded, datetime_step
 from .ids import IdGenerator
 from .schema import ColumnSpec
 
+#: a cell a spreadsheet would run as a formula: = + - @ (or tab / carriage return) first
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(values: np.ndarray) -> np.ndarray:
+    """Which cells (text) a spreadsheet would read as a formula (`=HYPERLINK(...)`,
+    `@SUM(...)`, `+cmd`, `-2+3`): a leading = + - @, tab or CR, not a plain number and not
+    the sign alone."""
+    codes, uniq = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    text = pd.Series(uniq, dtype=object).map(lambda v: v if isinstance(v, str) else "")
+    start = text.str.startswith(_FORMULA_START) & (text.str.len() > 1)
+    number = pd.to_numeric(text.where(start, ""), errors="coerce").notna()
+    hit = (start & ~number).to_numpy(bool)
+    return hit[codes] if len(uniq) else np.zeros(len(values), bool)
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each text cell that looks like a formula prefixed by `'`, which
+    spreadsheets show as text instead of running it (numbers and other cells unchanged)."""
+    out = {}
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            vals = col.to_numpy(dtype=object, copy=True)
+            hit = looks_like_formula(vals)
+            if hit.any():
+                vals[hit] = np.array(["'" + str(v) for v in vals[hit]], dtype=object)
+                col = pd.Series(vals, index=col.index, dtype=col.dtype, name=name)
+        out[name] = col
+    return pd.DataFrame(out, index=df.index)
+
+
+def formula_header(names: list[str]) -> list[str]:
+    """Column names for a written header, those that look like formulas prefixed by `'`."""
+    hit = looks_like_formula(np.array(names, dtype=object))
+    return ["'" + n if h else n for n, h in zip(names, hit, strict=True)]
+
 
 def typed_frame(
     schema: list[ColumnSpec],

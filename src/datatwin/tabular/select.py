@@ -116,6 +116,11 @@ class TableSearch:
         self.specs, self.edges, self.do_refit = specs, edges, refit
         self.cache = FitCache()
 
+    @property
+    def holdout_units(self) -> int:
+        """Held-out records (the selection notes when too few decide)."""
+        return self.split.hold.n_rows
+
     def _fit(self, raw: RawTable, structure: Structure, **extra: Any) -> TableTwin:
         """`structure` (every parameter set) fit on `raw`."""
         return self.twin_cls.fit(

@@ -30,7 +30,14 @@ from ..modelfile import require
 from ..reader import RawTable, read_table
 from .codec import MIN_COUNT, ColumnCodec, Decoded, grid_to_values, to_grid, withheld_summary
 from .dagfile import read_dag_file
-from .frames import token_frame, tokens_from_frame, typed_frame
+from .frames import (
+    formula_header,
+    looks_like_formula,
+    token_frame,
+    tokens_from_frame,
+    typed_frame,
+)
+from .frames import neutralise_formulas as _neutralise
 from .ids import IdGenerator
 from .protocols import STATE_MODELS, StateModel
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
@@ -191,6 +198,7 @@ class TableTwin(Twin):
             if s.note:
                 progress.note(f"column {s.name!r}: {s.note}")
         _note_withheld(raw, specs, min_count)
+        _note_formulas(raw)
         search = TableSearch(
             cls,
             split,
@@ -232,6 +240,7 @@ class TableTwin(Twin):
         *,
         given: dict[str, Any] | None = None,
         novel: bool = False,
+        neutralise_formulas: bool = False,
         **kwargs: Any,
     ) -> pd.DataFrame:
         """`n` new records with the training columns and dtypes.
@@ -241,16 +250,19 @@ class TableTwin(Twin):
         given: {column: value} to sample exactly from P(other columns | given values).
         novel: also draw the escape states (values never seen in training), as the
         likelihood does; by default samples keep to what training showed.
+        neutralise_formulas: prefix text cells a spreadsheet would run as a formula
+        (`=HYPERLINK(...)`, `@SUM(...)`, a leading + or - that is not a number) with `'`.
         """
         if kwargs:
             raise InputError(
                 f"unknown option(s) {', '.join(map(repr, kwargs))} for sample; "
-                "valid: n, seed, given, novel"
+                "valid: n, seed, given, novel, neutralise_formulas"
             )
         root = seed_sequence(seed)
         parts = list(self._sample_blocks(n, root, given, novel))
         decoded = parts[0][2] if len(parts) == 1 else _concat(parts)
-        return typed_frame(self.schema, self.codecs, self.ids, decoded, n, stream(root, "ids"))
+        out = typed_frame(self.schema, self.codecs, self.ids, decoded, n, stream(root, "ids"))
+        return _neutralise(out) if neutralise_formulas else out
 
     def sample_tokens(
         self,
@@ -259,10 +271,12 @@ class TableTwin(Twin):
         *,
         given: dict[str, Any] | None = None,
         novel: bool = False,
+        neutralise_formulas: bool = False,
     ) -> pd.DataFrame:
         """Samples as the exact text tokens a CSV of the data would hold."""
         chunks = list(self.sample_token_chunks(n, seed, given=given, novel=novel))
-        return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        out = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        return _neutralise(out) if neutralise_formulas else out
 
     def sample_token_chunks(
         self,
@@ -479,6 +493,12 @@ class TableTwin(Twin):
             help="sample conditionally on a column's value (repeatable)",
         )
         sg.add_argument(
+            "--neutralise-formulas",
+            action="store_true",
+            help="prefix cells (and header names) a spreadsheet would run as formulas "
+            "(=..., @..., +/- not a number) with ' so that they open as text",
+        )
+        sg.add_argument(
             "--novel",
             action="store_true",
             help="also sample values never seen in training (the escape mass)",
@@ -561,7 +581,11 @@ class TableTwin(Twin):
 
     def _csv_bytes(self, samples: pd.DataFrame, args: Any, header: bool = True) -> bytes:
         text = io.StringIO()
-        samples.to_csv(text, index=False, header=header, lineterminator="\n")
+        names: Any = header
+        if getattr(args, "neutralise_formulas", False):
+            samples = _neutralise(samples)
+            names = formula_header([str(c) for c in samples.columns]) if header else False
+        samples.to_csv(text, index=False, header=names, lineterminator="\n")
         return text.getvalue().encode("utf-8")
 
     def cli_sample_writer(self, args: argparse.Namespace) -> Callable[[BinaryIO], None]:
@@ -623,3 +647,23 @@ def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> No
                 f"({rows} of {raw.n_rows} rows) are not stored; the twin spells such values "
                 "with a character model (privacy rule; min_count=1 / --min-count 1 stores them)"
             )
+
+
+def _note_formulas(raw: RawTable) -> None:
+    """A note when cells or column names look like spreadsheet formulas (samples may
+    reproduce them; `--neutralise-formulas` writes them as text)."""
+    cols = [c for c in raw.columns if looks_like_formula(raw.tokens[c]).any()]
+    names = [
+        c
+        for c, h in zip(
+            raw.columns, looks_like_formula(np.array(raw.columns, dtype=object)), strict=True
+        )
+        if h
+    ]
+    if cols or names:
+        where = ", ".join(repr(c) for c in (cols + [n for n in names if n not in cols])[:5])
+        progress.note(
+            f"cells or column names that a spreadsheet would run as formulas (=, +, -, @ "
+            f"first) in {where}: sample with --neutralise-formulas "
+            "(neutralise_formulas=True) to write them as text"
+        )

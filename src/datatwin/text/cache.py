@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from .counts import BOS, EOS, Layout, ngram_ids
-from .sampling import tempered
 from .protocols import SymbolSampler
+from .sampling import tempered
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ import numpy as np
 from scipy.special import expit, logit
 
 from .counts import EOS, Layout
-from .sampling import tempered
 from .protocols import SequenceModel, SymbolSampler
+from .sampling import tempered
 
 WEIGHTS = (0.5, 1.0, 1.5, 2.0)
 _MIN_AT_RISK = 20  # lengths reached by fewer sequences share the last offset

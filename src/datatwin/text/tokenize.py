@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
