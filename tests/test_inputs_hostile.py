@@ -359,3 +359,26 @@ def test_formulas_are_noted_and_neutralised(tmp_path: Path, capsys) -> None:
 
     typed = datatwin.load(tmp_path / "f.twin").sample(20, seed=0, neutralise_formulas=True)
     assert typed["name"].str.startswith("'=").all() and (typed["v"] <= 0).all()
+
+
+# ---- wide tables -----------------------------------------------------------------------------
+def test_wide_table_screens_candidate_parents(tmp_path: Path, caplog) -> None:
+    import logging
+
+    import datatwin
+    from datatwin.tabular.counting import FamilyCounter
+    from datatwin.tabular.screen import WIDE_COLUMNS, pairwise_mi
+    from datatwin.tabular.search import mutual_information
+
+    rng = np.random.default_rng(2)
+    cols = [rng.integers(0, 4, 200) for _ in range(6)]
+    cols.append((cols[0] + rng.integers(0, 2, 200)) % 4)
+    counter = FamilyCounter(cols, np.full(7, 4))
+    assert np.allclose(pairwise_mi(counter), mutual_information(counter))
+    d = WIDE_COLUMNS + 50
+    base = rng.integers(0, 3, 60)
+    df = pd.DataFrame({f"c{j}": (base + rng.integers(0, 2, 60) * (j % 2)) % 3 for j in range(d)})
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        twin = datatwin.fit(df, seed=0)
+    assert {r["structure"] for r in twin.leaderboard} == {"independent", "chow-liu"}
+    assert any("wide table" in r.getMessage() for r in caplog.records)

@@ -20,11 +20,18 @@ def looks_like_formula(values: np.ndarray) -> np.ndarray:
     `@SUM(...)`, `+cmd`, `-2+3`): a leading = + - @, tab or CR, not a plain number and not
     the sign alone."""
     codes, uniq = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
-    text = pd.Series(uniq, dtype=object).map(lambda v: v if isinstance(v, str) else "")
-    start = text.str.startswith(_FORMULA_START) & (text.str.len() > 1)
-    number = pd.to_numeric(text.where(start, ""), errors="coerce").notna()
-    hit = (start & ~number).to_numpy(bool)
+    hit = np.array([_formula(u) for u in uniq], dtype=bool)
     return hit[codes] if len(uniq) else np.zeros(len(values), bool)
+
+
+def _formula(v: object) -> bool:
+    if not isinstance(v, str) or len(v) < 2 or not v.startswith(_FORMULA_START):
+        return False
+    try:
+        float(v.replace("_", "x"))  # a number, not a formula (no digit separators)
+    except ValueError:
+        return True
+    return False
 
 
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:

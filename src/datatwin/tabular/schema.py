@@ -82,11 +82,30 @@ def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Tokens repeat a lot in real columns, so each distinct token is parsed once.
     """
     codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    if len(uniques) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
+        parsed = [_parse_one(str(u)) for u in uniques]
+        vals = np.array([v for v, _ in parsed], dtype=float).reshape(-1)
+        is_int = np.array([i for _, i in parsed], dtype=bool).reshape(-1)
+        return vals[codes], is_int[codes]
     s = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
     vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
     is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
     vals[~np.isfinite(vals)] = np.nan
     return vals[codes], is_int[codes]
+
+
+_FEW_DISTINCT = 64
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+_INT = re.compile(_INT_RE, re.ASCII)
+
+
+def _parse_one(token: str) -> tuple[float, bool]:
+    """`_numeric_parse` of one token: (value or NaN, is a plain integer)."""
+    t = token.strip()
+    if not _NUMBER.match(t):
+        return math.nan, bool(re.match(_INT_RE, t))
+    v = float(t)
+    return (v if math.isfinite(v) else math.nan), bool(_INT.match(t))
 
 
 def recorded_decimals(tokens: np.ndarray) -> int:

@@ -29,6 +29,7 @@ from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .protocols import Parents, StateModel
 from .schema import ColumnSpec
+from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
 from .trees import grow_trees
 
@@ -86,7 +87,10 @@ class Encoding:
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
-            self.chow_liu[score] = chow_liu(self.counter, self.scorer(score))
+            if is_wide(len(self.codecs)):  # wide tables: only screened pairs are scored
+                self.chow_liu[score] = chow_liu_screened(self.counter, self.scorer(score))
+            else:
+                self.chow_liu[score] = chow_liu(self.counter, self.scorer(score))
         return self.chow_liu[score]
 
     def bayesnet_parents(self, score: str, max_parents: int) -> list[Parents]:
