@@ -382,3 +382,31 @@ def test_wide_table_screens_candidate_parents(tmp_path: Path, caplog) -> None:
         twin = datatwin.fit(df, seed=0)
     assert {r["structure"] for r in twin.leaderboard} == {"independent", "chow-liu"}
     assert any("wide table" in r.getMessage() for r in caplog.records)
+
+
+def test_codec_integer_arrays_rewritten_as_floats_are_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    import datatwin
+
+    df = pd.DataFrame({"a": [f"x{i % 4}" for i in range(60)], "v": [i * 0.5 for i in range(60)]})
+    path = tmp_path / "m.twin"
+    datatwin.fit(df, structures="independent").save(path)
+    with zipfile.ZipFile(path) as zf:
+        meta, raw = zf.read("model.json"), zf.read("arrays.npz")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for name in ("c0_spell_chars", "c0_token_missing", "c1_fine_coarse"):
+        bad = {**arrays, name: arrays[name].astype(np.float64)}  # whole numbers, no NaN
+        buf = io.BytesIO()
+        np.savez(buf, **bad)
+        out = tmp_path / f"{name}.twin"
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("model.json", meta)
+            zf.writestr("arrays.npz", buf.getvalue())
+        try:
+            datatwin.load(out)
+        except datatwin.ModelFileError as exc:
+            assert name in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{name} as float64 was accepted")

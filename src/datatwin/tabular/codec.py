@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..modelfile import require_integer
 from .schema import MAX_GRID, ColumnSpec, _numeric_parse, isin_tokens
 from .spelling import SpellingModel
 
@@ -444,6 +445,9 @@ class ColumnCodec:
     @classmethod
     def from_archive(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ColumnCodec:
         spec = ColumnSpec.from_dict(meta["spec"])
+        require_integer(
+            arrays, [f"{prefix}token_missing", f"{prefix}fine_coarse"], f"column {spec.name!r}"
+        )
         tokens = [str(t) for t in meta["tokens"]]
         tm = arrays[f"{prefix}token_missing"].astype(bool)
         ce, fe = arrays[f"{prefix}coarse_edges"], arrays[f"{prefix}fine_edges"]
