@@ -410,3 +410,20 @@ def test_codec_integer_arrays_rewritten_as_floats_are_refused(tmp_path: Path) ->
             assert name in str(exc) and "\n" not in str(exc)
         else:
             raise AssertionError(f"{name} as float64 was accepted")
+
+
+def test_report_figures_show_dollar_signs_literally(tmp_path: Path, capsys) -> None:
+    pytest = __import__("pytest")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(
+        {"price $": rng.integers(0, 5, 120), "$odd": rng.choice(["$a", "b$c$", "d"], 120)}
+    )
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    model = tmp_path / "d.twin"
+    assert _run(["-q", "fit", path, "-o", model, "--structures", "independent"], capsys)[0] == 0
+    out = tmp_path / "r.html"
+    code, _, err = _run(["-q", "report", model, "--real", path, "-o", out], capsys)
+    assert code == 0 and out.stat().st_size > 1000, err
