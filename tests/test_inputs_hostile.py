@@ -418,7 +418,7 @@ def test_report_figures_show_dollar_signs_literally(tmp_path: Path, capsys) -> N
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(1)
     df = pd.DataFrame(
-        {"price $": rng.integers(0, 5, 120), "$odd": rng.choice(["$a", "b$c$", "d"], 120)}
+        {"price $^$": rng.integers(0, 5, 120), "$odd": rng.choice(["$a", "b$\\frac$", "d"], 120)}
     )
     path = tmp_path / "d.csv"
     df.to_csv(path, index=False)
