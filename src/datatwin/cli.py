@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, progress
-from .base import Twin
+from .base import Twin, check_count
 from .core.holdout import refuse_training_file_as_holdout
 from .core.registry import StructureRegistry
 from .errors import DataTwinError, InputError
@@ -356,10 +356,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     )
     twin = load(args.model)
     refuse_foreign_options(_subparser(args.command), args, twin.kind)
-    if args.n is not None and args.n < 0:
-        raise InputError("-n must be a non-negative count")
-    samples = twin.cli_sample(args)
-    write_file(output, lambda fh: twin.cli_write(samples, fh, args), stdout_ok=True)
+    check_count(args.n, "-n")
+    write = twin.cli_sample_writer(args)  # options checked here, before any output
+    write_file(output, write, stdout_ok=True, streaming=True)
     return 0
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from .counts import BOS, EOS, Layout, ngram_ids
 from .protocols import SymbolSampler
+from .sampling import tempered
 
 
 @dataclass(frozen=True)
@@ -305,8 +306,7 @@ def _generate_dense(
     out: list[int] = []
     s = state
     while len(out) < n:
-        p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
-        p /= p.sum()
+        p = tempered(cache.dense(sampler.distribution(s)), temperature)
         w = min(int(np.searchsorted(np.cumsum(p), rng.random(), "right")), len(p) - 1)
         if w == EOS:
             return out, True

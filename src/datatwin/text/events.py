@@ -52,6 +52,24 @@ def _typed(tokens: np.ndarray, dtype: str) -> tuple[np.ndarray, Any]:
         return codes, uniq
 
 
+def _check_order(name: str, tokens: np.ndarray, codes: np.ndarray, values: Any) -> None:
+    """An order column of numbers with a few cells that are not (a `?`, a typo) would be sorted
+    as text ("10" before "2"): that is an error naming the first such row. A column of text
+    throughout (ISO timestamps, labels) is ordered as text."""
+    if values.dtype != object:
+        return
+    num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").notna().to_numpy()
+    if not num.any():
+        return
+    bad = ~num[codes]
+    row = int(np.argmax(bad))
+    raise InputError(
+        f"order column {name!r}: data row {row + 1} holds {str(tokens[row])!r}, not a number "
+        f"like the other {int((~bad).sum())} rows ({int(bad.sum())} such rows); fix or drop "
+        "those rows (events are ordered numerically)"
+    )
+
+
 class EventsTwin(SequenceTwin):
     """A Markov twin of event sequences read from a table, bits per event."""
 
@@ -113,6 +131,7 @@ class EventsTwin(SequenceTwin):
         codes, values = _typed(raw.tokens[sid], raw.dtypes.get(sid, ""))
         seq = pd.factorize(values, sort=False)[0][codes]  # equal values: one sequence
         codes, values = _typed(raw.tokens[order_by], raw.dtypes.get(order_by, ""))
+        _check_order(order_by, raw.tokens[order_by], codes, values)
         order = values[codes]
         frame = pd.DataFrame({"seq": seq, "order": order, "i": np.arange(raw.n_rows)})
         frame = frame.sort_values(["seq", "order"], kind="stable")

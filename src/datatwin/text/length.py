@@ -28,6 +28,7 @@ from scipy.special import expit, logit
 
 from .counts import EOS, Layout
 from .protocols import SequenceModel, SymbolSampler
+from .sampling import tempered
 
 WEIGHTS = (0.5, 1.0, 1.5, 2.0)
 _MIN_AT_RISK = 20  # lengths reached by fewer sequences share the last offset
@@ -151,8 +152,7 @@ def generate(
                 return out, True
             w, nx = _draw_not_end(sampler, s, next_u, rng)
         else:
-            p = sampler.distribution(s) ** (1.0 / temperature)
-            p /= p.sum()
+            p = tempered(sampler.distribution(s), temperature)
             e = float(hazard.end_prob(np.array([p[EOS]]), np.array([len(out)]))[0])
             if next_u() < e:
                 return out, True

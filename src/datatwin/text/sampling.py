@@ -22,6 +22,21 @@ from .counts import BOS, EOS, UNK
 from .model import NgramModel
 
 
+def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T), normalised, computed in logs: exact for any T > 0 (T -> 0 is the argmax,
+    T -> inf uniform over the support), where p ** (1/T) under- or overflows for T = 1e-300."""
+    with np.errstate(divide="ignore"):
+        logp = np.log(p)
+    if not np.isfinite(logp).any():
+        raise ValueError("no symbol has a positive probability")
+    z = logp / temperature if temperature >= 1e-12 else np.where(logp == logp.max(), 0.0, -np.inf)
+    with np.errstate(invalid="ignore"):
+        z = z - np.max(z)
+    q = np.exp(z)
+    q[~np.isfinite(logp)] = 0.0
+    return q / q.sum()
+
+
 class Sampler:
     """A compiled state machine for one `NgramModel`."""
 
@@ -186,8 +201,7 @@ class Sampler:
                 s = nx
                 continue
             else:
-                p = self.distribution(s) ** (1.0 / temperature)
-                p /= p.sum()
+                p = tempered(self.distribution(s), temperature)
                 w = int(np.searchsorted(np.cumsum(p), next_u(), "right"))
                 w = min(w, len(p) - 1)
                 if w == EOS:

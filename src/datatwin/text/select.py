@@ -100,6 +100,11 @@ class ChainSearch:
     def _step(self, message: str):
         return progress.step(message) if self.split.what else nullcontext()
 
+    @property
+    def holdout_units(self) -> int:
+        """Held-out characters or events (the selection notes when too few decide)."""
+        return int(self.split.holdout_units)
+
     def _per_unit(self, train_total: float, hold_total: float) -> tuple[float, float]:
         return (
             train_total / max(self.split.train_units, 1),

@@ -12,13 +12,16 @@ learned) and an unknown word is spelled out by a character model with an end mar
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import InputError
 from .counts import N_SPECIAL, UNK
 
@@ -75,6 +78,33 @@ def _decode(raw: bytes, name: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """The regular files inside `folder` and its sub-folders, sorted, hidden ones left out.
+    Symbolic links (to files or folders, inside or out), devices and FIFOs are not read: a
+    folder's documents are the files it holds, and a link must not reach beyond it."""
+    files: list[Path] = []
+    skipped = 0
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        skipped += sum(os.path.islink(os.path.join(root, d)) for d in dirs)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        for name in names:
+            if name.startswith("."):
+                continue
+            p = Path(root) / name
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                files.append(p)
+            else:
+                skipped += 1
+    if skipped:
+        progress.note(
+            f"folder {folder}: {skipped} entries that are not regular files (symbolic links, "
+            "devices, FIFOs) are not read"
+        )
+    return sorted(files)
+
+
 def read_documents(path: str | Path, tokens: str = "chars") -> list[Document]:
     """Documents from a file (one document) or a folder (every non-hidden file, sorted)."""
     path = Path(path)
@@ -83,11 +113,7 @@ def read_documents(path: str | Path, tokens: str = "chars") -> list[Document]:
     if not path.exists():
         raise InputError(f"data file not found: {path}")
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        files = folder_files(path)
         if not files:
             raise InputError(f"folder {path} holds no files to read")
     else:
