@@ -163,43 +163,62 @@ class ColumnCodec:
         """Fit a codec on a column of tokens (object array of str). A category of a
         high-cardinality column seen in fewer than `min_count` rows is not stored: it is
         spelled by the character model (`withheld`)."""
-        n = len(col)
         missing_set = set(spec.missing)
         if spec.type in ("integer", "float", "datetime"):
-            g = to_grid(spec, col)
-            is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
-            tok_vals, tok_counts = token_counts(col[is_tok])
-            order = np.argsort(-tok_counts, kind="stable")
-            tokens = [str(t) for t in tok_vals[order]]
-            gv = g[~is_tok]
-            uniq, cnt = np.unique(gv, return_counts=True)
-            if len(uniq) <= _SMALL_DISTINCT:
-                atoms, rest = uniq, np.empty(0)
-            else:
-                thresh = max(10, 0.01 * len(gv))
-                freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
-                freq = freq[cnt[freq] >= thresh]
-                atoms = np.sort(uniq[freq])
-                rest = gv[~np.isin(gv, atoms)]
-            coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
-            lo = float(uniq.min()) if len(uniq) else 0.0
-            hi = float(uniq.max()) if len(uniq) else 0.0
-            spelling = SpellingModel.fit(tokens or ["?"])
-            return cls(
-                spec,
-                tokens,
-                np.isin(tokens, list(missing_set)),
-                atoms,
-                coarse,
-                fine,
-                fine_logp,
-                fine_coarse,
-                False,
-                spelling,
-                1.0,
-                lo,
-                hi,
-            )
+            return cls._fit_numeric(spec, col, bins, missing_set)
+        return cls._fit_categorical(spec, col, max_categories, min_count, missing_set)
+
+    @classmethod
+    def _fit_numeric(
+        cls, spec: ColumnSpec, col: np.ndarray, bins: int, missing_set: set[str]
+    ) -> ColumnCodec:
+        """Tokens (missing markers, junk), frequent exact values as atoms, quantile bins."""
+        g = to_grid(spec, col)
+        is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
+        tok_vals, tok_counts = token_counts(col[is_tok])
+        order = np.argsort(-tok_counts, kind="stable")
+        tokens = [str(t) for t in tok_vals[order]]
+        gv = g[~is_tok]
+        uniq, cnt = np.unique(gv, return_counts=True)
+        if len(uniq) <= _SMALL_DISTINCT:
+            atoms, rest = uniq, np.empty(0)
+        else:
+            thresh = max(10, 0.01 * len(gv))
+            freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
+            freq = freq[cnt[freq] >= thresh]
+            atoms = np.sort(uniq[freq])
+            rest = gv[~np.isin(gv, atoms)]
+        coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
+        lo = float(uniq.min()) if len(uniq) else 0.0
+        hi = float(uniq.max()) if len(uniq) else 0.0
+        spelling = SpellingModel.fit(tokens or ["?"])
+        return cls(
+            spec,
+            tokens,
+            np.isin(tokens, list(missing_set)),
+            atoms,
+            coarse,
+            fine,
+            fine_logp,
+            fine_coarse,
+            False,
+            spelling,
+            1.0,
+            lo,
+            hi,
+        )
+
+    @classmethod
+    def _fit_categorical(
+        cls,
+        spec: ColumnSpec,
+        col: np.ndarray,
+        max_categories: int,
+        min_count: int,
+        missing_set: set[str],
+    ) -> ColumnCodec:
+        """Every distinct token an atom, but the withheld rare values and the capped tail."""
+        n = len(col)
         # categorical / boolean: every distinct token an atom, except the rare values of a
         # high-cardinality column (`withheld`: privacy) and the tail beyond max_categories
         vals, counts = token_counts(col)

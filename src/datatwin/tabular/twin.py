@@ -13,7 +13,6 @@ holdout).
 from __future__ import annotations
 
 import argparse
-import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,10 +27,10 @@ from ..core.seeding import SeedLike, block_rng, blocks, seed_sequence, stream
 from ..errors import InputError
 from ..modelfile import require
 from ..reader import RawTable, read_table
+from . import command
 from .codec import MIN_COUNT, ColumnCodec, Decoded, grid_to_values, to_grid, withheld_summary
 from .dagfile import read_dag_file
 from .frames import (
-    formula_header,
     looks_like_formula,
     token_frame,
     tokens_from_frame,
@@ -438,170 +437,33 @@ class TableTwin(Twin):
     # ---- command line ------------------------------------------------------------------
     @classmethod
     def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
-        g = fit.add_argument_group("tables")
-        g.add_argument(
-            "--dag",
-            metavar="FILE",
-            help="edges of a DAG you write down "
-            "(lines `parent -> child` or JSON pairs); adds structure 'dag'",
-        )
-        g.add_argument(
-            "--schema", metavar="FILE", help="schema JSON overriding inferred column types"
-        )
-        g.add_argument(
-            "--write-schema", metavar="FILE", help="write the inferred schema JSON for editing"
-        )
-        g.add_argument(
-            "--bins",
-            type=int,
-            default=None,
-            help="coarse bins per numeric column "
-            "(default: 10, then 5, 20, 40, 80, 160 tried on holdout)",
-        )
-        g.add_argument(
-            "--score",
-            choices=["bde", "bdeu", "bic"],
-            default="bde",
-            help="structure score for bayesnet (default bde)",
-        )
-        g.add_argument("--max-parents", type=int, default=4, help="in-degree bound for bayesnet")
-        g.add_argument(
-            "--min-count",
-            type=int,
-            default=MIN_COUNT,
-            metavar="K",
-            help="privacy: categories of a high-cardinality column (over max(50, sqrt(rows)) "
-            f"values) seen in fewer than K rows are never stored (default {MIN_COUNT}; "
-            "1 stores every category)",
-        )
-        g.add_argument("--no-header", action="store_true", help="the CSV has no header line")
-        g.add_argument(
-            "--encoding", default="utf-8", help="text encoding of the CSV (default utf-8)"
-        )
-        g.add_argument(
-            "--not-missing",
-            metavar="TOKENS",
-            default=None,
-            help="comma-separated tokens that are real values, not missing (e.g. NA)",
-        )
-        sg = sample.add_argument_group("tables")
-        sg.add_argument(
-            "--given",
-            action="append",
-            metavar="COL=VALUE",
-            default=[],
-            help="sample conditionally on a column's value (repeatable)",
-        )
-        sg.add_argument(
-            "--neutralise-formulas",
-            action="store_true",
-            help="prefix cells (and header names) a spreadsheet would run as formulas "
-            "(=..., @..., +/- not a number) with ' so that they open as text",
-        )
-        sg.add_argument(
-            "--novel",
-            action="store_true",
-            help="also sample values never seen in training (the escape mass)",
-        )
+        command.add_options(fit, sample)
 
     @classmethod
     def cli_fit(cls, path: Path, args: argparse.Namespace) -> TableTwin:
-        raw = read_table(
-            path,
-            encoding=getattr(args, "encoding", "utf-8"),
-            header=not getattr(args, "no_header", False),
-        )
-        overrides: dict[str, dict[str, Any]] = {}
-        if getattr(args, "schema", None):
-            overrides = load_schema_overrides(args.schema)
-        if getattr(args, "not_missing", None):
-            keep = set(args.not_missing.split(","))
-            base = infer_schema(raw, overrides)
-            for s in base:
-                overrides.setdefault(s.name, {})["missing"] = [
-                    m for m in s.missing if m not in keep
-                ]
-        specs = infer_schema(raw, overrides)
-        if getattr(args, "write_schema", None):
-            from ..modelfile import atomic_write_bytes
-
-            text = schema_json(specs).encode("utf-8")
-            atomic_write_bytes(args.write_schema, lambda fh: fh.write(text))
-        edges = read_dag_file(args.dag) if getattr(args, "dag", None) else None
-        holdout: Any = 0.2
-        if args.holdout is not None:
-            try:
-                holdout = float(args.holdout)
-            except ValueError:
-                holdout = read_table(
-                    args.holdout,
-                    encoding=getattr(args, "encoding", "utf-8"),
-                    header=not getattr(args, "no_header", False),
-                )
-        structures = args.structures.split(",") if args.structures else None
-        return cls.fit_select(
-            raw,
-            structures=structures,
-            holdout=holdout,
-            seed=args.seed,
-            schema=specs,
-            edges=edges,
-            refit=not args.no_refit,
-            bins=getattr(args, "bins", None),
-            score=getattr(args, "score", "bde"),
-            max_parents=getattr(args, "max_parents", 4),
-            min_count=getattr(args, "min_count", MIN_COUNT),
-        )
+        raw, options = command.fit_options(path, args)
+        return cls.fit_select(raw, **options)
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> RawTable:
         return read_table(path, encoding=getattr(args, "encoding", "utf-8"))
 
-    def _cli_sample_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        given: dict[str, str] = {}
-        for item in getattr(args, "given", []) or []:
-            if "=" not in item:
-                raise InputError(f"--given {item!r}: write it as COLUMN=VALUE")
-            k, v = item.split("=", 1)
-            if k.strip() in given:
-                raise InputError(
-                    f"--given {k.strip()}= appears twice ({given[k.strip()]!r} and {v!r}); "
-                    "give each column once"
-                )
-            given[k.strip()] = v
-        n = 1000 if args.n is None else args.n
-        return {
-            "n": n,
-            "seed": args.seed,
-            "given": given or None,
-            "novel": getattr(args, "novel", False),
-        }
-
     def cli_sample(self, args: argparse.Namespace) -> pd.DataFrame:
-        return self.sample_tokens(**self._cli_sample_options(args))
-
-    def _csv_bytes(self, samples: pd.DataFrame, args: Any, header: bool = True) -> bytes:
-        text = io.StringIO()
-        names: Any = header
-        if getattr(args, "neutralise_formulas", False):
-            samples = _neutralise(samples)
-            names = formula_header([str(c) for c in samples.columns]) if header else False
-        samples.to_csv(text, index=False, header=names, lineterminator="\n")
-        return text.getvalue().encode("utf-8")
+        return self.sample_tokens(**command.sample_options(args))
 
     def cli_sample_writer(self, args: argparse.Namespace) -> Callable[[BinaryIO], None]:
         """CSV written block by block (`SAMPLE_BLOCK` records): bounded memory for any -n."""
-        chunks = self.sample_token_chunks(**self._cli_sample_options(args))
+        chunks = self.sample_token_chunks(**command.sample_options(args))
 
         def write(fh: BinaryIO) -> None:
             for i, chunk in enumerate(chunks):
-                fh.write(self._csv_bytes(chunk, args, header=i == 0))
+                fh.write(command.csv_bytes(chunk, args, header=i == 0))
 
         return write
 
     def cli_write(self, samples: pd.DataFrame, fh, args: argparse.Namespace) -> None:
         if not isinstance(samples, pd.DataFrame) or samples.dtypes.ne(object).any():
             samples = self._tokens_from_frame(samples)
-        fh.write(self._csv_bytes(samples, args))
+        fh.write(command.csv_bytes(samples, args))
 
     def _tokens_from_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         return tokens_from_frame(self.schema, df)
