@@ -58,6 +58,10 @@ def _adapters(kind: str) -> tuple[Callable[..., Any], Callable[..., bytes]]:
         from .series import decode_series, encode_series
 
         return encode_series, decode_series
+    if kind == "text":
+        from .text import decode_text, encode_text
+
+        return encode_text, decode_text
     raise InputError(f"compression is not available for {kind} twins")
 
 
