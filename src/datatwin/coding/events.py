@@ -31,7 +31,7 @@ from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from .coder import AdaptiveByteModel, Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
-from .steps import Steps
+from .steps import Steps, paused_gc
 from .text import code_symbols
 from .wire import ByteReader, CompressedFileError, text, varint
 
@@ -174,8 +174,9 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
     enc = Encoder()
     steps = Steps(twin.chain)
     seq_bits = 0.0
-    for i in range(n_seq):
-        seq_bits += code_symbols(steps, ids[starts[i] : starts[i] + lengths[i]], enc)
+    with paused_gc():
+        for i in range(n_seq):
+            seq_bits += code_symbols(steps, ids[starts[i] : starts[i] + lengths[i]], enc)
     unseen = [str(v) for v in ev_sorted[ids == UNK]]
     model = AdaptiveByteModel()
     unseen_bits = sum(enc.encode_bytes(v.encode("utf-8"), model) for v in unseen)
@@ -261,6 +262,28 @@ def decode_events(twin: EventsTwin, side: bytes, payload: bytes, counts: tuple[i
     # the sequences
     dec = Decoder(payload)
     steps = Steps(twin.chain)
+    with paused_gc():
+        seqs, total = _decode_sequences(steps, dec, n_seq, n)
+    if total != n:
+        raise CompressedFileError("compressed file damaged: the sequences do not fit")
+    model = AdaptiveByteModel()
+    names = twin.events
+    events: list[list[str]] = []
+    for cur in seqs:
+        named = []
+        for w in cur:
+            if w == UNK:
+                named.append(dec.decode_bytes(model).decode("utf-8"))
+            else:
+                named.append(names[w - N_SPECIAL])
+        events.append(named)
+    cols = (c_sid, c_ord, c_ev, n_cols)
+    return _rebuild(n, n_seq, events, order_b, ids_b, exc_b, other_b, layout, cols, start)
+
+
+def _decode_sequences(
+    steps: Steps, dec: Decoder, n_seq: int, n: int
+) -> tuple[list[list[int]], int]:
     seqs: list[list[int]] = []
     total = 0
     for _ in range(n_seq):
@@ -276,20 +299,23 @@ def decode_events(twin: EventsTwin, side: bytes, payload: bytes, counts: tuple[i
             total += 1
             steps.push(w)
         seqs.append(cur)
-    if total != n:
-        raise CompressedFileError("compressed file damaged: the sequences do not fit")
-    model = AdaptiveByteModel()
-    names = twin.events
-    events: list[list[str]] = []
-    for cur in seqs:
-        named = []
-        for w in cur:
-            if w == UNK:
-                named.append(dec.decode_bytes(model).decode("utf-8"))
-            else:
-                named.append(names[w - N_SPECIAL])
-        events.append(named)
-    lengths = np.array([len(c) for c in seqs], np.int64)
+    return seqs, total
+
+
+def _rebuild(
+    n: int,
+    n_seq: int,
+    events: list[list[str]],
+    order_b: bytes,
+    ids_b: bytes,
+    exc_b: bytes,
+    other_b: bytes,
+    layout: Layout,
+    cols: tuple[int, int, int, int],
+    start: int,
+) -> bytes:
+    c_sid, c_ord, c_ev, n_cols = cols
+    lengths = np.array([len(c) for c in events], np.int64)
     # row order
     if not order_b:
         raise CompressedFileError("compressed file damaged: row order is truncated")

@@ -26,7 +26,7 @@ from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from ..text.tokenize import N_UNICODE, Vocabulary, WordVocabulary
 from .coder import MAX_ALPHABET, Decoder, Encoder
 from .sections import pack_bytes, unpack_bytes
-from .steps import Steps
+from .steps import Steps, paused_gc
 from .wire import ByteReader, CompressedFileError, varint
 
 if TYPE_CHECKING:
@@ -296,7 +296,8 @@ def encode_text(twin: TextTwin, raw: bytes) -> TextCoded:
     ids, unk_values = _tokens(twin, content)
     enc = Encoder()
     steps = Steps(twin.chain)
-    sym_bits = code_symbols(steps, ids, enc)
+    with paused_gc():
+        sym_bits = code_symbols(steps, ids, enc)
     unk_bits = _code_unks(vocab, unk_values, enc)
     payload = enc.to_bytes()
     stats = {
@@ -323,7 +324,8 @@ def decode_text(twin: TextTwin, side: bytes, payload: bytes, counts: tuple[int, 
     else:
         sd = _Side.from_bytes(side)
     dec = Decoder(payload)
-    ids = decode_symbols(Steps(twin.chain), dec, n)
+    with paused_gc():
+        ids = decode_symbols(Steps(twin.chain), dec, n)
     if int(np.sum(ids == UNK)) != n_unk:
         raise CompressedFileError("compressed file damaged: wrong number of unseen symbols")
     content = _render(vocab, ids, _decode_unks(vocab, n_unk, dec))
