@@ -72,6 +72,7 @@ def _cases() -> dict[str, bytes]:
         .replace(b",buy", b',"buy"')
         .rstrip(b"\r\n"),
         "one row": _csv(rows[:1]),
+        "ids with newlines": _csv([(f'"{a[:2]}\n{a[2:]}"', b, c) for a, b, c in rows]),
     }
 
 

@@ -20,6 +20,7 @@ Everything else is side information with its own simple model, its cost reported
 
 from __future__ import annotations
 
+import bz2
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -62,43 +63,86 @@ def _is_int(s: str) -> bool:
         return False
 
 
+def _pack(body: bytes) -> bytes:
+    """`pack_bytes`, or bzip2 behind mode byte 3 when that is shorter (word lists)."""
+    packed = pack_bytes(body)
+    other = b"\x03" + bz2.compress(body, 9)
+    return other if len(other) < len(packed) else packed
+
+
+def _unpack(data: bytes, what: str) -> bytes:
+    if data[:1] == b"\x03":
+        try:
+            return bz2.decompress(data[1:])
+        except (OSError, ValueError, EOFError):
+            raise CompressedFileError(
+                f"compressed file damaged: {what} does not decompress"
+            ) from None
+    return unpack_bytes(data, what)
+
+
 def _ids_bytes(ids: list[str]) -> bytes:
-    """The sequence ids: mode 0 integer deltas, mode 1 front-coded strings."""
+    """The sequence ids: mode 0 integer deltas; else front coding in separate streams (shared
+    prefix lengths; the rest of each id, newline-joined (mode 1) or length-prefixed (2))."""
     if ids and all(_is_int(s) for s in ids):
-        out, last = bytearray([0]), 0
+        out, last = bytearray(), 0
         for s in ids:
             v = int(s)
             out += varint(_zigzag(v - last))
             last = v
-        return pack_bytes(bytes(out))
-    out, prev = bytearray([1]), ""
+        return b"\x00" + _pack(bytes(out))
+    prefix, rest, lens, prev = bytearray(), [], bytearray(), ""
     for s in ids:
         k = 0
         while k < min(len(s), len(prev)) and s[k] == prev[k]:
             k += 1
-        out += varint(k) + text(s[k:])
+        prefix += varint(k)
+        tail = s[k:].encode("utf-8", "surrogatepass")
+        rest.append(tail)
+        lens += varint(len(tail))
         prev = s
-    return pack_bytes(bytes(out))
+    if not any(b"\n" in t for t in rest):
+        return b"\x01" + frame([_pack(bytes(prefix)), _pack(b"\n".join(rest))])
+    return b"\x02" + frame([_pack(bytes(prefix)), _pack(bytes(lens)), _pack(b"".join(rest))])
 
 
 def _read_ids(data: bytes, n: int) -> list[str]:
-    r = ByteReader(unpack_bytes(data, "sequence ids"), "sequence ids")
-    mode = r.byte()
+    if not data:
+        raise CompressedFileError("compressed file damaged: sequence ids are truncated")
+    mode, body = data[0], data[1:]
     out: list[str] = []
     if mode == 0:
+        r = ByteReader(_unpack(body, "sequence ids"), "sequence ids")
         last = 0
         for _ in range(n):
             last += _unzigzag(r.varint())
             out.append(str(last))
-    elif mode == 1:
-        prev = ""
-        for _ in range(n):
-            k = r.varint(len(prev))
-            prev = prev[:k] + r.text()
-            out.append(prev)
-    else:
-        raise r.fail("has an unknown mode")
+        r.end()
+        return out
+    if mode not in (1, 2):
+        raise CompressedFileError("compressed file damaged: sequence ids have an unknown mode")
+    parts = [_unpack(p, "sequence ids") for p in unframe(body, 1 + mode, "sequence ids")]
+    r = ByteReader(parts[0], "sequence ids")
+    prefixes = [r.varint(1 << 30) for _ in range(n)]
     r.end()
+    if mode == 1:
+        tails = parts[1].split(b"\n") if n else []
+    else:
+        lr = ByteReader(parts[1], "sequence ids")
+        sizes = [lr.varint(len(parts[2])) for _ in range(n)]
+        lr.end()
+        ends = np.cumsum([0, *sizes]).tolist()
+        if ends[-1] != len(parts[2]):
+            raise CompressedFileError("compressed file damaged: sequence ids")
+        tails = [parts[2][a:b] for a, b in zip(ends[:-1], ends[1:], strict=True)]
+    if len(tails) != n:
+        raise CompressedFileError("compressed file damaged: sequence ids")
+    prev = ""
+    for k, tail in zip(prefixes, tails, strict=True):
+        if k > len(prev):
+            raise CompressedFileError("compressed file damaged: sequence ids")
+        prev = prev[:k] + tail.decode("utf-8", "surrogatepass")
+        out.append(prev)
     return out
 
 
