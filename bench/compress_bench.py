@@ -265,16 +265,6 @@ def _timed_pair(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def _supported(kind: str) -> bool:
-    from datatwin.coding.api import _adapters
-
-    try:
-        _adapters(kind)
-    except Exception:
-        return False
-    return True
-
-
 def render(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> str:
     cols = ["gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "PPMd"]
     out = io.StringIO()
