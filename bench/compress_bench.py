@@ -94,7 +94,7 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
 
     def shakespeare(tmp: Path):
         d = SHARED / "text" / "shakespeare"
-        return d / "train.txt", (d / "holdout.txt").read_bytes(), {}
+        return d / "train.txt", (d / "holdout.txt").read_bytes(), {"kind": "text"}
 
     def cmudict(tmp: Path):
         raw = gzip.decompress(
@@ -112,7 +112,8 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
         test = [ln for ln, w in zip(body, words, strict=True) if w in held]
         path = tmp / "cmudict_train.csv"
         path.write_bytes(head + b"".join(train))
-        return path, head + b"".join(test), {}
+        options = {"kind": "events", "sequence_id": "word", "order_by": "position"}
+        return path, head + b"".join(test), {**options, "event": "phone"}
 
     def series(name: str):
         def build(tmp: Path):
@@ -264,16 +265,6 @@ def _timed_pair(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def _supported(kind: str) -> bool:
-    from datatwin.coding.api import _adapters
-
-    try:
-        _adapters(kind)
-    except Exception:
-        return False
-    return True
-
-
 def render(rows: list[dict[str, Any]], load: tuple[float, float, float]) -> str:
     cols = ["gzip -9", "bzip2 -9", "xz -9e", "zstd -19", "PPMd"]
     out = io.StringIO()
@@ -306,9 +297,6 @@ def main() -> None:
     rows = []
     for name, build in datasets().items():
         if args.only and not any(s in name for s in args.only.split(",")):
-            continue
-        if any(w in name for w in ("shakespeare", "cmudict")) and not _supported("text"):
-            rows.append({"file": name, "error": "text/events compression not implemented yet"})
             continue
         try:
             row = run_one(name, build, args.refit)

@@ -58,6 +58,14 @@ def _adapters(kind: str) -> tuple[Callable[..., Any], Callable[..., bytes]]:
         from .series import decode_series, encode_series
 
         return encode_series, decode_series
+    if kind == "text":
+        from .text import decode_text, encode_text
+
+        return encode_text, decode_text
+    if kind == "events":
+        from .events import decode_events, encode_events
+
+        return encode_events, decode_events
     raise InputError(f"compression is not available for {kind} twins")
 
 

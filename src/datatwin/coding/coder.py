@@ -165,6 +165,14 @@ class Decoder:
             return np.zeros(len(p), dtype=np.int64)
         return np.asarray(self._coder.decode(_categorical_family(), p), dtype=np.int64)
 
+    def decode_one(self, p: FloatArray) -> int:
+        """One symbol drawn from the float64 vector `p` (a distribution this package's own
+        code computed, so unchecked: the per-step path of sequence decoding). Equal to
+        `decode_categorical(p[None, :])[0]`."""
+        if len(p) == 1:
+            return 0
+        return int(self._coder.decode(_categorical_family(), p.reshape(1, -1))[0])
+
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""
         n = np.asarray(sizes, dtype=np.int64).reshape(-1)

@@ -1,0 +1,183 @@
+"""Incremental next-symbol distributions of a text or events twin, for the coder.
+
+`LayeredModel.next_distribution(context)` rebuilds the cache from the whole context on every
+call (O(n^2) over a document). `Steps` walks the document instead: the n-gram state advances
+symbol by symbol through the sampler's state machine (`Sampler.advance`), the static
+distribution of a state is its suffix state's distribution times gamma plus its seen
+children's alpha (memoised per state, the same float operations in the same order as
+`Sampler.distribution`), and the cache counts are updated in place after each symbol. Each
+step then costs O(vocabulary). The arithmetic reproduces `next_distribution` exactly (the
+tests compare them bit for bit), and the encoder and decoder call the same `distribution`
+/ `push` pair, so their float64 distributions are identical.
+"""
+
+from __future__ import annotations
+
+import gc
+from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..text.counts import BOS, EOS
+from ..text.layers import LayeredModel
+from ..text.sampling import Sampler
+
+#: memoised static distributions: at most this many float64 numbers (then the memo restarts)
+_MEMO_FLOATS = 8 << 20
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The cache holds many small containers: keep the cyclic GC from rescanning them while
+    coding (about 3x faster steps); restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Steps:
+    """q(. | block so far) of a `LayeredModel` over an n-gram model, one symbol at a time."""
+
+    def __init__(self, chain: LayeredModel) -> None:
+        sampler = chain.model.sampler()
+        if not isinstance(sampler, Sampler):
+            raise TypeError("incremental coding needs an n-gram model's state machine")
+        self.sampler = sampler
+        self.model = sampler.model
+        self.base = int(sampler.base)
+        self.spec = chain.cache
+        self.hazard = chain.hazard
+        self._memo: dict[int, np.ndarray] = {}
+        self._memo_max = max(1024, _MEMO_FLOATS // max(self.base, 1))
+        self._end_cache: dict[tuple[float, int], float] = {}
+        self._trans: dict[tuple[int, int], int] = {}  # (state, symbol) -> next state
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new block at a document beginning (the context is BOS)."""
+        self.state = int(self.sampler.start)
+        self.t = 0  # symbols in the block so far
+        if self.spec is not None:
+            self.n = 1  # symbols in the document so far, counting BOS (as CacheState)
+            # per level, shortest first: [L, table, current context key, base**L]; a table
+            # maps a context key to [successors, their counts (floats), index of a successor,
+            # total count]
+            self.levels: list[list[Any]] = [[L, {}, BOS, self.base**L] for L in self.spec.orders]
+
+    # ---- the static model ---------------------------------------------------------------
+    def static(self, s: int) -> np.ndarray:
+        """p(. | state s) of the n-gram model (do not modify the result)."""
+        p = self._memo.get(s)
+        if p is not None:
+            return p
+        sm = self.sampler
+        if s == 0:
+            p = np.full(self.base, 1.0 / self.model.n_outcomes)
+            p[BOS] = 0.0
+        else:
+            p = self.static(int(sm.suffix_state[s])).copy()
+        k = int(sm.state_level[s])
+        ctx = 0 if k == 0 else s - int(sm.state_off[k])
+        lev = self.model.levels[k]
+        if lev.seen[ctx]:
+            lo, hi = int(sm.lo[s]), int(sm.hi[s])
+            loc = lo - int(sm.entry_off[k])
+            p *= lev.gamma[ctx]
+            p[sm.sym[lo:hi]] += lev.alpha[loc : loc + (hi - lo)]
+        if len(self._memo) >= self._memo_max:
+            self._memo.clear()
+        self._memo[s] = p
+        return p
+
+    # ---- one step -------------------------------------------------------------------------
+    def distribution(self) -> np.ndarray:
+        """q(. | the block so far): float64, length `base`, identical on both coder sides."""
+        p = self.static(self.state)
+        if self.spec is not None:
+            a, b, cap = self.spec.a, self.spec.b, self.spec.cap
+            n = self.n
+            for L, table, key, _ in self.levels:  # shortest first, as CacheState.dense
+                if n < L:
+                    continue
+                entry = table.get(key)
+                if entry is None:
+                    continue
+                syms, counts, _, total = entry
+                e = a + b * len(syms)
+                scale = min(1.0, cap / total)
+                q = e * p
+                if len(syms) <= 8:  # scalar updates: the same float operations as below
+                    for w, c in zip(syms, counts, strict=True):
+                        q[w] += scale * c
+                else:
+                    q[syms] += scale * np.array(counts, dtype=np.float64)
+                q /= scale * total + e
+                p = q
+        if self.hazard is not None:
+            pe = float(p[EOS])
+            key = (pe, self.t)
+            got = self._end_cache.get(key)
+            if got is None:
+                e = float(self.hazard.end_prob(np.array([pe]), np.array([self.t]))[0])
+                if len(self._end_cache) < 1 << 20:
+                    self._end_cache[key] = e
+            else:
+                e = got
+            p = p * (1.0 - e) / (1.0 - p[EOS])
+            p[EOS] = e
+        return p
+
+    def _advance(self, state: int, w: int) -> int:
+        """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
+        is followed through the trie like any symbol: word twins count UNKs in training)."""
+        sm = self.sampler
+        s = state
+        while True:
+            run = sm._cache.get(s) or sm._run(s)
+            syms = run[2]
+            j = bisect_left(syms, w)
+            if j < len(syms) and syms[j] == w:
+                return int(run[3][j])
+            if s == 0:
+                return 0
+            s = int(sm.suffix_state[s])
+
+    def push(self, w: int) -> None:
+        """Append symbol `w` to the block."""
+        state = self.state
+        nxt = self._trans.get((state, w))
+        if nxt is None:
+            nxt = self._advance(state, w)
+            if len(self._trans) >= 1 << 21:
+                self._trans.clear()
+            self._trans[(state, w)] = nxt
+        self.state = nxt
+        self.t += 1
+        if self.spec is None:
+            return
+        base, n = self.base, self.n
+        for lev in self.levels:
+            key = lev[2]
+            if n >= lev[0]:
+                table = lev[1]
+                entry = table.get(key)
+                if entry is None:
+                    table[key] = [[w], [1.0], {w: 0}, 1]
+                else:
+                    j = entry[2].get(w)
+                    if j is None:
+                        entry[2][w] = len(entry[0])
+                        entry[0].append(w)
+                        entry[1].append(1.0)
+                    else:
+                        entry[1][j] += 1.0
+                    entry[3] += 1
+            lev[2] = (key * base + w) % lev[3]
+        self.n = n + 1

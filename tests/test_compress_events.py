@@ -1,0 +1,158 @@
+"""Lossless events compression: sequences under the twin, ids, order and layout as side."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("constriction")
+
+import datatwin  # noqa: E402
+from datatwin.cli import main  # noqa: E402
+from datatwin.coding import CompressedFileError  # noqa: E402
+from datatwin.coding.api import compress_report, decompress  # noqa: E402
+from datatwin.coding.steps import Steps  # noqa: E402
+from datatwin.text.counts import BOS  # noqa: E402
+
+EVENTS = ["view", "cart", "buy", "search", "leave"]
+
+
+def _rows(n_seq: int, seed: int, start: int = 0) -> list[tuple[str, int, str]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_seq):
+        k = int(rng.integers(1, 9))
+        e = int(rng.integers(4))
+        for i in range(k):
+            e = (e + int(rng.integers(1, 3))) % 4 if rng.random() < 0.7 else int(rng.integers(5))
+            rows.append((f"u{1000 + s}", start + i, EVENTS[e]))
+    return rows
+
+
+def _csv(rows: list[tuple[str, int, str]], header: str = "user,step,action") -> bytes:
+    return (header + "\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)).encode()
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> datatwin.Twin:
+    path = tmp_path_factory.mktemp("events") / "train.csv"
+    path.write_bytes(_csv(_rows(300, 0)))
+    return datatwin.fit(
+        path,
+        kind="events",
+        seed=0,
+        sequence_id="user",
+        order_by="step",
+        event="action",
+        structures="markov2+kn+len",
+    )
+
+
+def _cases() -> dict[str, bytes]:
+    rows = _rows(60, 1)
+    rng = np.random.default_rng(5)
+    interleaved = sorted(rows, key=lambda r: (r[1], r[0]))
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    return {
+        "grouped": _csv(rows),
+        "interleaved": _csv(interleaved),
+        "shuffled": _csv(shuffled),
+        "from one": _csv(_rows(30, 2, start=1)),
+        "integer ids": _csv([(str(7 + 3 * int(a[1:])), b, c) for a, b, c in rows]),
+        "unseen events": _csv([(a, b, "refund" if b == 2 else c) for a, b, c in rows]),
+        "odd order": _csv([(a, f"2024-01-0{b + 1}" if b < 9 else b, c) for a, b, c in rows]),
+        "extra column": (
+            "user,step,action,price\n" + "".join(f"{a},{b},{c},{b * 1.5}\n" for a, b, c in rows)
+        ).encode(),
+        "crlf quoted no final newline": _csv(rows)
+        .replace(b"\n", b"\r\n")
+        .replace(b",buy", b',"buy"')
+        .rstrip(b"\r\n"),
+        "one row": _csv(rows[:1]),
+        "ids with newlines": _csv([(f'"{a[:2]}\n{a[2:]}"', b, c) for a, b, c in rows]),
+    }
+
+
+@pytest.mark.parametrize("case", list(_cases()))
+def test_round_trips(twin: datatwin.Twin, case: str) -> None:
+    raw = _cases()[case]
+    blob = twin.compress(raw)
+    assert twin.decompress(blob) == raw
+    assert decompress(twin.compress(raw, embed_model=True)) == raw
+
+
+def test_payload_is_the_twins_bits_and_side_is_small(twin: datatwin.Twin, tmp_path: Path) -> None:
+    raw = _cases()["grouped"]
+    path = tmp_path / "h.csv"
+    path.write_bytes(raw)
+    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
+    _, report = compress_report(twin, raw)
+    assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
+    assert report["sizes"]["payload"] <= predicted / 8 * 1.005 + 8
+    assert report["side_row_order"] == 1 and report["exceptions"] == 0
+    _, inter = compress_report(twin, _cases()["interleaved"])
+    assert inter["model_bits"] == pytest.approx(predicted, rel=1e-9)  # same sequences
+    assert inter["exceptions"] == 0
+
+
+def test_incremental_distribution_equals_next_distribution(twin: datatwin.Twin) -> None:
+    assert twin.hazard is not None
+    ids = twin._encode(np.array(["view", "cart", "refund", "buy"] * 5, dtype=object))
+    steps = Steps(twin.chain)
+    ctx = [BOS]
+    for i in range(len(ids) + 1):
+        assert np.array_equal(steps.distribution(), twin.next_distribution(np.array(ctx)))
+        if i < len(ids):
+            steps.push(int(ids[i]))
+            ctx.append(int(ids[i]))
+
+
+def test_missing_columns_are_refused(twin: datatwin.Twin) -> None:
+    with pytest.raises(datatwin.InputError, match="columns"):
+        twin.compress(b"a,b\n1,2\n")
+
+
+def test_wrong_model_truncated_and_flipped_are_one_line_errors(
+    twin: datatwin.Twin, tmp_path: Path
+) -> None:
+    blob = twin.compress(_cases()["shuffled"])
+    other_path = tmp_path / "other.csv"
+    other_path.write_bytes(_csv(_rows(100, 9)))
+    other = datatwin.fit(
+        other_path, kind="events", sequence_id="user", order_by="step", event="action"
+    )
+    with pytest.raises(CompressedFileError, match="wrong model"):
+        decompress(blob, other)
+    for cut in (3, 20, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(CompressedFileError) as info:
+            decompress(blob[:cut], twin)
+        assert "\n" not in str(info.value)
+    for pos in range(0, len(blob), max(1, len(blob) // 40)):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x10
+        with pytest.raises(CompressedFileError) as info:
+            decompress(bytes(bad), twin)
+        assert "\n" not in str(info.value)
+
+
+def test_cli_round_trip_and_no_partial_output(twin: datatwin.Twin, tmp_path: Path) -> None:
+    model = tmp_path / "m.twin"
+    twin.save(model)
+    data = tmp_path / "d.csv"
+    data.write_bytes(_cases()["interleaved"])
+    out = tmp_path / "d.dtz"
+    assert main(["-q", "compress", str(model), str(data), "-o", str(out)]) == 0
+    back = tmp_path / "back.csv"
+    assert main(["-q", "decompress", str(model), str(out), "-o", str(back)]) == 0
+    assert back.read_bytes() == data.read_bytes()
+    bad = tmp_path / "bad.dtz"
+    blob = bytearray(out.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    bad.write_bytes(bytes(blob))
+    target = tmp_path / "never.csv"
+    assert main(["-q", "decompress", str(model), str(bad), "-o", str(target)]) == 2
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

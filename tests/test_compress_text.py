@@ -1,0 +1,151 @@
+"""Lossless text compression: symbol by symbol with the twin's exact next-symbol distribution."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("constriction")
+
+import datatwin  # noqa: E402
+from datatwin.cli import main  # noqa: E402
+from datatwin.coding import CompressedFileError  # noqa: E402
+from datatwin.coding.api import compress_report, decompress  # noqa: E402
+from datatwin.coding.steps import Steps  # noqa: E402
+from datatwin.coding.text import _compact, unseen_code, unseen_rank  # noqa: E402
+from datatwin.text.counts import BOS  # noqa: E402
+
+TRAIN = (
+    "When in the chronicle of wasted time\nI see descriptions of the fairest wights,\n"
+    "And beauty making beautiful old rhyme\nIn praise of ladies dead and lovely knights,\n"
+) * 6 + "Then, in the blazon of sweet beauty's best,\nOf hand, of foot, of lip, of eye, of brow,\n"
+HOLD = "I see the chronicle of lovely knights,\nAnd praise of sweet beauty's brow.\n"
+
+
+@pytest.fixture(scope="module")
+def twin() -> datatwin.Twin:
+    return datatwin.fit(TRAIN, kind="text", seed=0, structures="markov4+kn+cache")
+
+
+@pytest.fixture(scope="module")
+def words() -> datatwin.Twin:
+    return datatwin.fit(TRAIN, kind="text", seed=0, tokens="words", structures="markov2+kn")
+
+
+@pytest.fixture(scope="module")
+def raw_bytes() -> datatwin.Twin:
+    return datatwin.fit(TRAIN, kind="text", seed=0, tokens="bytes", structures="markov3+wb+cache")
+
+
+CASES = {
+    "plain": HOLD.encode(),
+    "empty": b"",
+    "one char": b"I",
+    "unseen characters": "Zoë ☃ naïve 😀 Q\n".encode(),
+    "crlf": HOLD.replace("\n", "\r\n").encode(),
+    "mixed line ends": b"a\r\nb\nc\r",
+    "bom": b"\xef\xbb\xbf" + HOLD.encode(),
+    "no final newline": HOLD.rstrip("\n").encode(),
+    "invalid utf-8": b"of \xff\xfe wasted\xc3 time \xed\xa0\x80 end",
+    "nul": b"a\x00b",
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_round_trips(twin: datatwin.Twin, words: datatwin.Twin, raw_bytes, case: str) -> None:
+    raw = CASES[case]
+    for t in (twin, words, raw_bytes):
+        blob = t.compress(raw)
+        assert t.decompress(blob) == raw
+    assert decompress(twin.compress(raw, embed_model=True)) == raw
+
+
+@pytest.mark.parametrize("which", ["chars", "words", "bytes"])
+def test_payload_is_the_twins_bits(twin, words, raw_bytes, which: str) -> None:
+    t = {"chars": twin, "words": words, "bytes": raw_bytes}[which]
+    text = (HOLD + "Zoë ☃ unheard-of wordings\n") * 3
+    predicted = -float(np.sum(t.log_prob(text))) / math.log(2)
+    _, report = compress_report(t, text.encode())
+    assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
+    assert report["sizes"]["payload"] <= predicted / 8 * 1.005 + 8
+    assert report["sizes"]["layout"] <= 3
+
+
+def test_side_costs_are_reported_apart(twin: datatwin.Twin) -> None:
+    plain = compress_report(twin, HOLD.encode())[1]
+    crlf = compress_report(twin, b"\xef\xbb\xbf" + HOLD.replace("\n", "\r\n").encode())[1]
+    assert crlf["model_bits"] == pytest.approx(plain["model_bits"])  # CR and BOM: side only
+    assert crlf["sizes"]["layout"] == plain["sizes"]["layout"]
+
+
+@pytest.mark.parametrize("which", ["chars", "words", "bytes"])
+def test_incremental_distribution_equals_next_distribution(twin, words, raw_bytes, which) -> None:
+    t = {"chars": twin, "words": words, "bytes": raw_bytes}[which]
+    text = HOLD + "Zoë ☃\n" + HOLD
+    ids = t.vocab.encode(text if which != "bytes" else text.encode())
+    steps = Steps(t.chain)
+    ctx = [BOS]
+    for i in range(len(ids) + 1):
+        assert np.array_equal(steps.distribution(), t.next_distribution(np.array(ctx)))
+        if i < len(ids):
+            steps.push(int(ids[i]))
+            ctx.append(int(ids[i]))
+
+
+def test_unseen_ranks_are_dense() -> None:
+    vocab = np.array([0x41, 0x42, 0xD7FF, 0xE000, 0xE005])
+    comp = _compact(vocab, True)
+    for c in [0, 0x40, 0x43, 0xD7FE, 0xE001, 0xE006, 0x10FFFF]:
+        r = unseen_rank(c, comp, True)
+        assert unseen_code(r, comp, True) == c
+    assert unseen_rank(0x10FFFF, comp, True) == 0x110000 - 2048 - len(vocab) - 1
+
+
+def test_wrong_model_truncated_and_flipped_are_one_line_errors(
+    twin: datatwin.Twin, words: datatwin.Twin
+) -> None:
+    blob = twin.compress(HOLD.encode())
+    with pytest.raises(CompressedFileError, match="wrong model"):
+        decompress(blob, words)
+    with pytest.raises(CompressedFileError, match="does not embed"):
+        decompress(blob)
+    for cut in (3, 20, len(blob) // 2, len(blob) - 1):
+        with pytest.raises(CompressedFileError) as info:
+            decompress(blob[:cut], twin)
+        assert "\n" not in str(info.value)
+    for pos in range(0, len(blob), max(1, len(blob) // 40)):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x10
+        with pytest.raises(CompressedFileError) as info:
+            decompress(bytes(bad), twin)
+        assert "\n" not in str(info.value)
+
+
+def test_cli_round_trip_and_no_partial_output(twin: datatwin.Twin, tmp_path: Path) -> None:
+    model = tmp_path / "m.twin"
+    twin.save(model)
+    data = tmp_path / "d.txt"
+    data.write_bytes(CASES["crlf"] + "ünïcode\n".encode())
+    out = tmp_path / "d.dtz"
+    assert main(["-q", "compress", str(model), str(data), "-o", str(out)]) == 0
+    back = tmp_path / "back.txt"
+    assert main(["-q", "decompress", str(model), str(out), "-o", str(back)]) == 0
+    assert back.read_bytes() == data.read_bytes()
+    selfc = tmp_path / "s.dtz"
+    assert (
+        main(["-q", "compress", str(model), str(data), "-o", str(selfc), "--self-contained"]) == 0
+    )
+    back2 = tmp_path / "back2.txt"
+    assert main(["-q", "decompress", str(selfc), "-o", str(back2)]) == 0
+    assert back2.read_bytes() == data.read_bytes()
+    bad = tmp_path / "bad.dtz"
+    blob = bytearray(out.read_bytes())
+    blob[len(blob) // 2] ^= 1
+    bad.write_bytes(bytes(blob))
+    target = tmp_path / "never.txt"
+    assert main(["-q", "decompress", str(model), str(bad), "-o", str(target)]) == 2
+    assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
