@@ -388,7 +388,13 @@ def fit_calendar(
         counts = np.zeros((clock.period, nv))
         np.add.at(counts, (phase[ordinary], idx[ordinary]), 1.0)
         marg = (np.bincount(idx, minlength=nv) + 0.5) / (len(idx) + 0.5 * nv)
-        table = (counts + 0.5 * marg) / (counts.sum(axis=1, keepdims=True) + 0.5)
+        # smoothed toward the pooled counts of the phase's day (weekday), those toward the
+        # column's marginal: a weekday seen 8 times at 00:00 still has 8 × 24 steps
+        group = np.arange(clock.period) // (clock.per_day if clock.kind == "datetime" else 1)
+        pooled = np.zeros((group.max() + 1, nv))
+        np.add.at(pooled, group, counts)
+        prior = (pooled + 0.5 * marg) / (pooled.sum(axis=1, keepdims=True) + 0.5)
+        table = (counts + 0.5 * prior[group]) / (counts.sum(axis=1, keepdims=True) + 0.5)
         ekeys = {int(key[np.flatnonzero(day == dd)[0]]): e for dd, e in exc.items()}
         ekeys = {k: e for k, e in ekeys.items() if k >= 0}
         fits.append((v, table, ekeys, idx, ok, start))
