@@ -135,6 +135,7 @@ def _fourier_grid(
 ) -> tuple[list[float], list[tuple[int, ...]]]:
     """Seasons (day, week, year of sub-daily data; week, year of daily data; the season
     otherwise) and the harmonic counts tried for them, each season at most ~ the data's span."""
+    grid: list[tuple[int, ...]]
     if clock is not None and clock.kind == "datetime":
         p = clock.per_day
         if p > 1:
