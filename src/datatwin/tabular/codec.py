@@ -20,13 +20,41 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .schema import ColumnSpec, _numeric_parse, isin_tokens
+from ..modelfile import require_integer
+from .schema import MAX_GRID, ColumnSpec, _numeric_parse, isin_tokens
 from .spelling import SpellingModel
 
 TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
 _SMALL_DISTINCT = 32  # numeric columns with at most this many values: every value an atom
 _MAX_VALUE_ATOMS = 20
 _FINE_PSEUDO = 0.5
+#: privacy rule: a category of a high-cardinality column seen in fewer rows is never stored
+MIN_COUNT = 5
+#: a categorical column is high-cardinality above max(this, sqrt(rows)) distinct values
+HIGH_CARDINALITY = 50
+
+
+def high_cardinality(n_distinct: int, n_rows: int) -> bool:
+    """An open vocabulary (names, codes, SSNs) rather than a closed list of categories:
+    more than max(50, sqrt(rows)) distinct values."""
+    return n_distinct > max(HIGH_CARDINALITY, math.sqrt(n_rows))
+
+
+def withheld(counts: np.ndarray, n_rows: int, min_count: int) -> np.ndarray:
+    """Which categories (with these row counts) the privacy rule keeps out of a model: in a
+    high-cardinality column, those seen in fewer than `min_count` rows."""
+    if min_count <= 1 or not high_cardinality(len(counts), n_rows):
+        return np.zeros(len(counts), bool)
+    return np.asarray(counts) < min_count
+
+
+def withheld_summary(spec: ColumnSpec, col: np.ndarray, min_count: int) -> tuple[int, int]:
+    """(values, rows) of a categorical column that the privacy rule withholds."""
+    if spec.type not in ("categorical", "boolean"):
+        return 0, 0
+    vals, counts = token_counts(col)
+    mask = withheld(counts, len(col), min_count) & ~np.isin(vals, list(spec.missing))
+    return int(mask.sum()), int(counts[mask].sum())
 
 
 @dataclass
@@ -63,7 +91,10 @@ def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
         secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
     vals, _ = _numeric_parse(tokens)
-    return np.round(vals * _grid_scale(spec))
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = np.round(vals * _grid_scale(spec))
+    g[~(np.abs(g) < MAX_GRID)] = np.nan  # beyond exact steps: scored as a token, not a number
+    return g
 
 
 def grid_to_values(spec: ColumnSpec, g: np.ndarray) -> np.ndarray:
@@ -122,9 +153,16 @@ class ColumnCodec:
     # ---- fitting ------------------------------------------------------------------------
     @classmethod
     def fit(
-        cls, spec: ColumnSpec, col: np.ndarray, bins: int = 10, max_categories: int = 2000
+        cls,
+        spec: ColumnSpec,
+        col: np.ndarray,
+        bins: int = 10,
+        max_categories: int = 2000,
+        min_count: int = MIN_COUNT,
     ) -> ColumnCodec:
-        """Fit a codec on a column of tokens (object array of str)."""
+        """Fit a codec on a column of tokens (object array of str). A category of a
+        high-cardinality column seen in fewer than `min_count` rows is not stored: it is
+        spelled by the character model (`withheld`)."""
         n = len(col)
         missing_set = set(spec.missing)
         if spec.type in ("integer", "float", "datetime"):
@@ -162,23 +200,26 @@ class ColumnCodec:
                 lo,
                 hi,
             )
-        # categorical / boolean: every distinct token an atom, capped for huge cardinality
+        # categorical / boolean: every distinct token an atom, except the rare values of a
+        # high-cardinality column (`withheld`: privacy) and the tail beyond max_categories
         vals, counts = token_counts(col)
         order = np.argsort(-counts, kind="stable")
         vals, counts = vals[order], counts[order]
-        has_rare = False
-        if len(vals) > max_categories:
-            keep = min(max_categories, int((counts >= 2).sum()))
-            rare_vals, rare_counts = vals[keep:], counts[keep:]
-            vals, counts = vals[:keep], counts[:keep]
-            has_rare = True
+        is_marker = np.isin(vals, list(missing_set))
+        spelled = withheld(counts, n, min_count) & ~is_marker
+        if len(vals) > max_categories:  # bounded memory: the tail beyond the cap is spelled
+            kept = np.cumsum(~spelled) <= min(max_categories, int((counts >= 2).sum()))
+            spelled |= ~kept & ~is_marker
+        has_rare = bool(spelled.any())
+        if has_rare:
+            rare_vals, rare_counts = vals[spelled], counts[spelled]
+            vals, counts = vals[~spelled], counts[~spelled]
             spelling = SpellingModel.fit([str(v) for v in rare_vals], rare_counts)
         else:
             spelling = SpellingModel.fit([str(v) for v in vals] or ["?"], counts)
         n1 = int((counts == 1).sum())
         escape_pseudo = 0.0 if has_rare else max(float(n1), 0.5)
         tokens = [str(v) for v in vals]
-        del n
         return cls(
             spec,
             tokens,
@@ -404,6 +445,9 @@ class ColumnCodec:
     @classmethod
     def from_archive(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ColumnCodec:
         spec = ColumnSpec.from_dict(meta["spec"])
+        require_integer(
+            arrays, [f"{prefix}token_missing", f"{prefix}fine_coarse"], f"column {spec.name!r}"
+        )
         tokens = [str(t) for t in meta["tokens"]]
         tm = arrays[f"{prefix}token_missing"].astype(bool)
         ce, fe = arrays[f"{prefix}coarse_edges"], arrays[f"{prefix}fine_edges"]
