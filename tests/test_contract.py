@@ -266,7 +266,8 @@ def series_next_step(twin, data: pd.DataFrame) -> None:
 #: registered names that are not whole structures on their own: text/events smoothers and
 #: layers are parts of a label (markov2+kn+cache); series modifiers need a base family
 _PARTS = {"text": {"unigram", "markov"}, "events": {"unigram", "markov"}, "series": set()}
-_MODIFIERS = {"calendar", "phase", "mix", "sdiff"}  # series: need seasons or a base family
+#: series: need seasons or a base family
+_MODIFIERS = {"calendar", "fourier", "exog", "phase", "mix", "sdiff"}
 
 
 def structures_of(kind: str) -> list[str]:

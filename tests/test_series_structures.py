@@ -33,7 +33,18 @@ def hourly_frame(n_days=120, seed=21):
 
 
 def test_family_registry_lists_every_family_with_help():
-    assert FAMILIES == ("iid", "ar", "seasonal", "diff", "sdiff", "calendar", "phase", "mix")
+    assert FAMILIES == (
+        "iid",
+        "ar",
+        "seasonal",
+        "diff",
+        "sdiff",
+        "calendar",
+        "fourier",
+        "exog",
+        "phase",
+        "mix",
+    )
     assert SERIES_STRUCTURES.names() == list(FAMILIES)
     text = SERIES_STRUCTURES.help_text()
     for name in FAMILIES:
@@ -91,7 +102,8 @@ def test_every_leaderboard_row_refits_exactly_from_its_label():
     df = hourly_frame()
     tw = datatwin.fit(df, kind="series", max_lag=3)
     labels = [r["structure"] for r in tw.leaderboard]
-    for part in ("iid", "sqrt:", "+seasonal", " of Δ1", " of Δ24", "+calendar", "+phase", "+mix"):
+    parts = ("iid", "sqrt:", "+seasonal", " of Δ1", " of Δ24", "+calendar", "+fourier", "+phase")
+    for part in (*parts, "+mix"):
         assert any(part in s for s in labels), part
     for row in tw.leaderboard:
         # a bare "iid" is the family name (iid under every transform); none: makes it a label
@@ -108,10 +120,11 @@ def test_selected_twin_round_trips_through_its_label_bit_for_bit(tmp_path):
     df = hourly_frame()
     train, nxt = df.iloc[:-300], df.iloc[-300:]
     tw = datatwin.fit(train, kind="series", max_lag=3)
-    assert tw.structure == "log:ar(3)+seasonal+phase+mix"
+    assert tw.structure == "log:ar(1)+seasonal+fourier+phase+mix"
     p = tw.params
-    assert p["family"] == "seasonal" and p["order"] == 3 and p["transform"] == "log"
+    assert p["family"] == "seasonal" and p["order"] == 1 and p["transform"] == "log"
     assert p["phase"] == 24 and p["calendar"] is None and p["mix"] and p["max_lag"] == 3
+    assert p["fourier"] and p["exog"] == []
     again = datatwin.fit(train, kind="series", structures=tw.structure, max_lag=p["max_lag"])
     assert again.structure == tw.structure and again.params == p
     np.testing.assert_array_equal(again.log_prob(nxt), tw.log_prob(nxt))

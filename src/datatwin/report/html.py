@@ -334,6 +334,34 @@ def events_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str
     return page(f"datatwin report: {source}", f"events twin, structure {twin.structure}", sections)
 
 
+def _series_tables(name: str, col: dict[str, Any]) -> list[str]:
+    """Marginal quantiles and seasonal profiles (hour of day, weekday), real vs twin."""
+
+    out = []
+    q = col.get("quantiles")
+    if q:
+        df = pd.DataFrame(
+            {
+                "quantile": q["q"],
+                "real": [fmt(v) for v in q["real"]],
+                "twin": [fmt(v) for v in q["twin"]],
+            }
+        )
+        out.append(_rows_table(df, f"{name}: marginal quantiles, real vs all simulated steps"))
+    for key, label in (("profile_hour", "hour of day"), ("profile_weekday", "weekday (Mon = 0)")):
+        p = col.get(key)
+        if p:
+            df = pd.DataFrame(
+                {
+                    label: p["key"],
+                    "real mean": [fmt(v) for v in p["real"]],
+                    "twin mean": [fmt(v) for v in p["twin"]],
+                }
+            )
+            out.append(_rows_table(df, f"{name}: mean by {label}"))
+    return out
+
+
 def series_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str) -> str:
     fid = result["fidelity"]
     sections = [
@@ -358,5 +386,6 @@ def series_report(twin, result: dict[str, Any], ctx: dict[str, Any], source: str
                 plots.paths(name, ctx["real"][:, ctx["names"].index(name)], ctx["sims"][name]), name
             ),
             _img(plots.acf_plot(name, a_r, a_s), f"autocorrelation of {name}"),
+            *_series_tables(name, fid["columns"][name]),
         ]
     return page(f"datatwin report: {source}", f"series twin, structure {twin.structure}", sections)

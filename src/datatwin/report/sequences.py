@@ -257,6 +257,40 @@ def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
     return out
 
 
+_QS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def _quantiles(real: np.ndarray, sims: np.ndarray) -> dict[str, list[float]]:
+    """Marginal quantiles of the real series and of all simulated steps."""
+    return {
+        "q": list(_QS),
+        "real": [float(v) for v in np.nanquantile(real, _QS)],
+        "twin": [float(v) for v in np.nanquantile(sims.reshape(-1), _QS)],
+    }
+
+
+def _profiles(times, sim, name: str, real: np.ndarray, twin) -> dict[str, Any]:
+    """Mean by hour of day and by weekday, real vs simulated (dated series only)."""
+    if not times or twin.time.kind != "datetime" or "time" not in sim:
+        return {}
+    rt = pd.DatetimeIndex(pd.to_datetime(pd.Series(times), errors="coerce"))
+    st = pd.DatetimeIndex(pd.to_datetime(sim["time"], errors="coerce"))
+    x = sim[name].to_numpy(float)
+    out: dict[str, Any] = {}
+    keys = [("weekday", rt.day_of_week, st.day_of_week)]
+    if (twin.time.steps_per_day or 1) > 1:
+        keys.insert(0, ("hour", rt.hour, st.hour))
+    for key, fr, fs in keys:
+        r = pd.Series(real).groupby(np.asarray(fr)).mean()
+        m = pd.Series(x).groupby(np.asarray(fs)).mean()
+        out[f"profile_{key}"] = {
+            "key": [int(k) for k in r.index],
+            "real": [float(v) for v in r],
+            "twin": [float(m.get(k, np.nan)) for k in r.index],
+        }
+    return out
+
+
 def evaluate_series(twin, real, train=None, seed: int = 0, paths: int = 20):
     p = _exists(real, "--real")
     t0 = time.perf_counter()
@@ -276,6 +310,8 @@ def evaluate_series(twin, real, train=None, seed: int = 0, paths: int = 20):
             "ks": ks_statistic(r, sims[c].reshape(-1)),
             "acf_rmse": float(np.sqrt(np.nanmean((a_r[1:] - a_s[1:]) ** 2))),
             "_acf": (a_r, a_s),
+            "quantiles": _quantiles(r, sims[c]),
+            **_profiles(sd.times, sim, c, r, twin),
         }
     w = max(4, min(24, n // 20))
     rng = np.random.default_rng([seed, 3])

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 
 from ..modelfile import require
-from .linear import LinearModel
+from .linear import LinearModel, fourier_basis
 from .precision import (
     cell_edges,
     effective_lower,
@@ -293,6 +293,35 @@ def level_table(
     return out
 
 
+def fourier_level(
+    Z: np.ndarray,
+    observed: np.ndarray,
+    rows: np.ndarray,
+    periods: np.ndarray,
+    table: np.ndarray | None = None,
+    ridge: float = 1e-3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The level table (shifted by the fit's constant) and the (d, 2H) least-squares Fourier
+    coefficients of z minus the table on `rows` (a small ridge keeps harmonics of periods
+    longer than the data finite)."""
+    d = Z.shape[1]
+    table = np.zeros((d, 1)) if table is None else table.copy()
+    X = fourier_basis(rows, periods)
+    coef = np.zeros((d, X.shape[1]))
+    for j in range(d):
+        ok = observed[rows, j]
+        if not ok.any():
+            continue
+        y = Z[rows[ok], j] - table[j, rows[ok] % table.shape[1]]
+        Xj = X[ok]
+        mx = Xj.mean(axis=0)
+        Xc = Xj - mx
+        G = Xc.T @ Xc + ridge * len(y) * np.eye(X.shape[1])
+        coef[j] = np.linalg.solve(G, Xc.T @ (y - y.mean()))
+        table[j] += float(y.mean() - mx @ coef[j])
+    return table, coef
+
+
 def _design(W: np.ndarray, rows: np.ndarray, lags: list[int]) -> np.ndarray:
     """[1, w_t (d columns), w_{t-l} for each lag] for each row."""
     d = W.shape[1]
@@ -341,17 +370,31 @@ class Scan:
         sequences: list[Sequence],
         D: int = 0,
         level: np.ndarray | None = None,
+        fourier: tuple[np.ndarray, np.ndarray] | None = None,
+        chain: list[int] | None = None,
+        skip: frozenset[int] = frozenset(),
     ) -> None:
         Z = prep.Z
         self.d = Z.shape[1]
         self.D = D
         self.h = 1
-        # levels (D = 0): the model is fit to deviations from the level table, without drift
+        # levels (D = 0): the model is fit to deviations from the level, without drift
         self.level = level if D == 0 else None
+        self.fourier = fourier if D == 0 else None
+        order = list(range(self.d)) if chain is None else list(chain)
+        self.chain = chain
+        #: the columns before each column in the chain (its within-step regressors)
+        self.earlier = {j: order[: order.index(j)] for j in order}
+        #: columns not modelled by their Gaussian (calendar columns): not scored here
+        self.skip = skip
         self.offset = None
-        if self.level is not None:
+        if self.level is not None or self.fourier is not None:
             steps = np.arange(len(Z))
-            self.offset = self.level[:, steps % self.level.shape[1]].T
+            self.offset = np.zeros_like(Z)
+            if self.level is not None:
+                self.offset += self.level[:, steps % self.level.shape[1]].T
+            if self.fourier is not None:
+                self.offset += fourier_basis(steps, self.fourier[0]) @ self.fourier[1].T
         self.prep = prep
         if D > 0:
             W = np.zeros_like(Z)
@@ -394,8 +437,9 @@ class Scan:
             totals = np.zeros(len(sq.candidates))
             per_col = np.zeros((d, len(sq.candidates)))
             for j in range(d):
+                e = self.earlier[j]
                 F = np.concatenate(
-                    [np.arange(0, h + j)]
+                    [np.arange(0, h), h + np.array(e, dtype=int)]
                     + [h + d + slot[lag] * d + np.arange(d) for lag in sq.lags]
                 ).astype(int)
                 t = h + j
@@ -408,10 +452,10 @@ class Scan:
                 cum = np.cumsum(Rinv * z[None, :], axis=1)
                 rss = yy - np.cumsum(z * z)
                 self.factors[(sq.family, j)] = (cum, rss, yy)
-                if Xh is None:
+                if Xh is None or j in self.skip:
                     continue
                 o = oh[:, j]
-                kk = np.array([h + j + k * d for _, k in sq.candidates])
+                kk = np.array([h + len(e) + k * d for _, k in sq.candidates])
                 sds = np.maximum(np.sqrt(np.maximum(rss[kk - 1], 0.0) / max(n, 1)), SD_FLOOR)
                 Xj = Xh[np.ix_(o, F)] if not o.all() else Xh[:, F]
                 means = base_h[o, j][:, None] + Xj @ cum[:, kk - 1]
@@ -442,15 +486,23 @@ class Scan:
         betas, sds = [], np.empty(d)
         for j in range(d):
             cum, rss, _ = self.factors[(family, j)]
-            kk = self.h + j + k * d
+            kk = self.h + len(self.earlier[j]) + k * d
             betas.append(cum[:kk, kk - 1].copy())
             sds[j] = max(math.sqrt(max(float(rss[kk - 1]), 0.0) / max(self.n_fit, 1)), SD_FLOOR)
         lags = sq.lags[:k]
-        model = _to_linear(d, betas, sds, self.D, lags, self.h)
-        if self.level is not None or self.D > 0:
+        model = _to_linear(d, betas, sds, self.D, lags, self.h, self.earlier)
+        if self.chain is not None:
+            model.chain = np.array(self.chain, dtype=np.int64)
+        if self.offset is not None or self.D > 0:
             # reverting to the level (or no drift for differences): the intercept is the level's
             model.intercept = np.zeros(d)
-            model.level = None if self.level is None else self.level.copy()
+            if self.level is not None:
+                model.level = self.level.copy()
+            elif self.fourier is not None:
+                model.level = np.zeros((d, 1))
+            if self.fourier is not None:
+                model.fourier_periods = self.fourier[0].copy()
+                model.fourier_coef = self.fourier[1].copy()
         model.info = {
             "family": family,
             "order": int(order),
@@ -461,7 +513,13 @@ class Scan:
 
 
 def _to_linear(
-    d: int, betas: list[np.ndarray], sds: np.ndarray, D: int, slot_lags: list[int], h: int = 1
+    d: int,
+    betas: list[np.ndarray],
+    sds: np.ndarray,
+    D: int,
+    slot_lags: list[int],
+    h: int = 1,
+    earlier: dict[int, list[int]] | None = None,
 ) -> LinearModel:
     """Rewrite per-column regressions (layout of `Scan`) as a raw-lag LinearModel."""
     raw = set(slot_lags)
@@ -474,17 +532,18 @@ def _to_linear(
     B = np.zeros((d, len(raw_lags), d))
     # layout: 0 intercept, 1..h-1 calendar, h..h+j-1 earlier columns of the step, then lags
     for j, beta in enumerate(betas):
+        e = list(range(j)) if earlier is None else earlier[j]
         c[j] = beta[0]
-        a = beta[h : h + j]
-        A[j, :j] = a
-        blocks = beta[h + j :].reshape(len(slot_lags), d)
+        a = beta[h : h + len(e)]
+        A[j, e] = a
+        blocks = beta[h + len(e) :].reshape(len(slot_lags), d)
         for k, lag in enumerate(slot_lags):
             B[j, pos[lag], :] += blocks[k]
             if D > 0:
                 B[j, pos[lag + D], :] -= blocks[k]
         if D > 0:
             B[j, pos[D], j] += 1.0
-            B[j, pos[D], :j] -= a
+            B[j, pos[D], e] -= a
     return LinearModel(
         np.array(raw_lags, dtype=np.int64),
         c,
@@ -518,6 +577,51 @@ def fit_phase_scale(
         var = (ss + shrink * sd[j] ** 2) / (nn + shrink)
         out[j] = np.maximum(np.sqrt(var) / sd[j], 1e-3)
     return out
+
+
+#: the largest spectral radius of the AR part of a structure that must revert (fourier, exog):
+#: a root at 0.9999 forgets its start in ~10^4 steps; roots at or beyond 1 make long
+#: simulations wander off or explode
+RADIUS_CAP = 0.9999
+
+
+def spectral_radius(model: LinearModel, steps: int = 10000, starts: int = 4) -> float:
+    """The largest |root| of the model's AR recursion z_t = Σ_l (I - A)^-1 B_l z_{t-l}, by
+    power iteration from `starts` fixed random states (the growth rate over the last half)."""
+    d, lags = len(model.intercept), model.lags
+    if not len(lags):
+        return 0.0
+    L = int(lags[-1])
+    M = np.linalg.solve(np.eye(d) - model.A, model.B.reshape(d, -1)).reshape(d, len(lags), d)
+    Mflat = M.reshape(d, -1)
+    buf = np.zeros((starts, L + steps, d))
+    buf[:, :L] = np.random.default_rng(0).standard_normal((starts, L, d))
+    log_growth = np.zeros(starts)
+    half = L + steps // 2
+    for t in range(L, L + steps):
+        buf[:, t] = buf[:, t - lags, :].reshape(starts, -1) @ Mflat.T
+        if t % 50 == 0 or t == half:
+            norm = np.sqrt((buf[:, t - L + 1 : t + 1] ** 2).sum(axis=(1, 2))) + 1e-300
+            if t > half:
+                log_growth += np.log(norm)
+            buf[:, t - L + 1 : t + 1] /= norm[:, None, None]
+            if t == half:
+                start_t = t
+    return float(np.exp(np.max(log_growth) / max(L + steps - 1 - start_t, 1)))
+
+
+def stabilize(model: LinearModel, cap: float = RADIUS_CAP) -> LinearModel:
+    """Shrink the lag coefficients B_l by ρ^l (which scales every root by ρ) so the AR part's
+    spectral radius is at most `cap`: the level and variance of long simulations revert."""
+    for _ in range(3):
+        r = spectral_radius(model)
+        if r <= cap:
+            break
+        rho = cap / r
+        model.B = model.B * (rho ** model.lags.astype(float))[None, :, None]
+        model.info["shrink"] = float(model.info.get("shrink", 1.0) * rho)
+    model.info["radius_cap"] = cap
+    return model
 
 
 def fit_mixture(e: np.ndarray, k: int = 3, iters: int = 100) -> tuple[np.ndarray, ...]:
@@ -559,7 +663,9 @@ __all__ = [
     "Scan",
     "Sequence",
     "fit_mixture",
+    "fourier_level",
     "fit_phase_scale",
+    "stabilize",
     "forward_fill",
     "level_table",
     "prepare",

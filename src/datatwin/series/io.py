@@ -315,7 +315,7 @@ def _datetime_axis(
     freq = getattr(freq, "freqstr", freq)
     steps = np.arange(n)
     if freq is None:
-        d = np.diff(idx.asi8)
+        d = np.diff(idx.as_unit("ns").asi8)  # asi8 is in the index's own unit
         base = int(np.min(d))
         if gaps == "fill" and base > 0 and np.all(d % base == 0):
             freq = pd.tseries.frequencies.to_offset(pd.Timedelta(base, unit="ns")).freqstr

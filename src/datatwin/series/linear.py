@@ -5,9 +5,14 @@ In the standardised transformed space z = (g(y) - center) / scale, column j of s
     mean_j(t) = C_j(t) + Σ_{i<j} A[j, i] z[t, i] + Σ_l B[j, l, :] · z[t - lag_l, :]
     z[t, j] = mean_j(t) + s_j(t) · e,   e ~ Σ_k mix_w[j, k] N(mix_mu[j, k], mix_sd[j, k]²)
 
-C_j(t) is the intercept (or, with a calendar `level`, the intercept of the step's phase) and
-s_j(t) the residual scale of the step's seasonal phase (1 without `phase_scale`). The model
-stores itself as arrays (`to_arrays`) and validates a model file's arrays (`from_arrays`).
+C_j(t) is the intercept (or, with a `level` m(t), the intercept that makes the model revert to
+it: m(t) = a table by phase (step mod Pm) plus Fourier terms Σ_h α cos(2πt/P_h) + β sin(2πt/P_h)
+over several seasonal periods at once) and s_j(t) the residual scale of the step's seasonal
+phase (1 without `phase_scale`). `chain` is the order the columns are drawn in (calendar
+columns first, so the other columns condition on them within the step): A[j, i] ≠ 0 only for i
+before j in the chain. The columns of a `calendar` model (calendar.py) are not Gaussian: they
+are scored and drawn from the calendar. The model stores itself as arrays (`to_arrays`) and
+validates a model file's arrays (`from_arrays`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..modelfile import require
+from .calendar import CalendarModel, Clock
 from .precision import log_cell_mass
 from .simulate import simulate
 
@@ -44,6 +50,47 @@ class LinearModel:
     phase_scale: np.ndarray | None = None
     #: (d, Pm) the level the series reverts to, by phase (step index mod Pm), or None (0)
     level: np.ndarray | None = None
+    #: (H,) periods (in steps) of the level's Fourier terms, and their (d, 2H) coefficients
+    fourier_periods: np.ndarray | None = None
+    fourier_coef: np.ndarray | None = None
+    #: (d,) the order the columns are drawn in (None: as given)
+    chain: np.ndarray | None = None
+    #: the calendar columns (scored and drawn from the calendar), or None
+    calendar: CalendarModel | None = None
+
+    def order(self) -> list[int]:
+        """The columns in chain order."""
+        d = len(self.intercept)
+        return list(range(d)) if self.chain is None else [int(j) for j in self.chain]
+
+    def calendar_index(self) -> dict[int, int]:
+        """Column -> its index among the calendar columns."""
+        if self.calendar is None:
+            return {}
+        return {int(j): ci for ci, j in enumerate(self.calendar.cols)}
+
+    def level_at(self, steps: np.ndarray) -> np.ndarray:
+        """(n, d) the level m(t) at step indices (table by phase plus Fourier terms)."""
+        d = len(self.intercept)
+        steps = np.asarray(steps)
+        out = np.zeros((len(steps), d))
+        if self.level is not None:
+            out += self.level[:, steps % self.level.shape[1]].T
+        if self.fourier_periods is not None and self.fourier_coef is not None:
+            out += fourier_basis(steps, self.fourier_periods) @ self.fourier_coef.T
+        return out
+
+    def intercepts_at(self, steps: np.ndarray) -> np.ndarray:
+        """(n, d) the intercept of each step: m(t) - A m(t) - Σ_l B_l m(t - l) + c."""
+        steps = np.asarray(steps)
+        if self.fourier_periods is None:
+            C = self.intercepts()
+            return C[:, steps % C.shape[1]].T
+        m = self.level_at(steps)
+        C = m - m @ self.A.T + self.intercept
+        for li, lag in enumerate(self.lags):
+            C -= self.level_at(steps - lag) @ self.B[:, li, :].T
+        return C
 
     @property
     def max_lag(self) -> int:
@@ -61,6 +108,15 @@ class LinearModel:
             extra += self.level.size - len(self.intercept)
         if self.phase_scale is not None:
             extra += self.phase_scale.size
+        if self.fourier_coef is not None:
+            extra += self.fourier_coef.size
+        if self.calendar is not None:
+            cal = self.calendar
+            extra += int(np.sum((cal.nvals - 1) * cal.table.shape[1])) + cal.lam.size
+            extra += int(np.sum(cal.exc_keys >= 0))
+            # the calendar columns' Gaussian conditionals are not used
+            for j in cal.cols:
+                extra -= int(np.count_nonzero(self.B[j]) + np.count_nonzero(self.A[j]) + 3)
         return int(coef) + 3 * k - len(self.intercept) + extra
 
     def means(self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray | None = None) -> np.ndarray:
@@ -69,8 +125,7 @@ class LinearModel:
         `steps` are the rows' indices on the training grid (for calendar terms; default rows).
         """
         steps = rows if steps is None else steps
-        C = self.intercepts()
-        M = C[:, steps % C.shape[1]].T.copy()
+        M = self.intercepts_at(steps).copy()
         M += Z[rows] @ self.A.T
         for li, lag in enumerate(self.lags):
             M += Z[rows - lag] @ self.B[:, li, :].T
@@ -113,10 +168,18 @@ class LinearModel:
         """Per column: (observed mask of `rows`, log mass of each observed value's cell given
         the steps before it), in model space (no escape mass, no missing rate)."""
         M = self.means(prep.Z, rows, steps)
+        cal = self.calendar_index()
         out = []
         for j in range(M.shape[1]):
             o = prep.observed[rows, j]
-            lp = self.column_logp(j, prep.a[rows, j][o], prep.b[rows, j][o], M[o, j], steps[o])
+            a, b = prep.a[rows, j][o], prep.b[rows, j][o]
+            if j in cal:
+                assert self.calendar is not None
+                r = rows[o]
+                z, zp = prep.Z[r, j], prep.Z[np.maximum(r - 1, 0), j]
+                lp = self.calendar.log_probs(cal[j], z, zp, a, b, steps[o])
+            else:
+                lp = self.column_logp(j, a, b, M[o, j], steps[o])
             out.append((o, lp))
         return out
 
@@ -158,7 +221,20 @@ class LinearModel:
             "mix_sd": self.mix_sd,
             "level": self.level if self.level is not None else np.zeros((d, 1)),
             "phase_scale": self.phase_scale if self.phase_scale is not None else np.ones((d, 1)),
+            **self.extra_arrays(),
         }
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """The optional arrays: Fourier level terms, chain order, calendar columns."""
+        out: dict[str, np.ndarray] = {}
+        if self.fourier_periods is not None and self.fourier_coef is not None:
+            out["fourier_periods"] = self.fourier_periods
+            out["fourier_coef"] = self.fourier_coef
+        if self.chain is not None:
+            out["chain"] = self.chain.astype(np.int64)
+        if self.calendar is not None:
+            out.update(self.calendar.to_arrays())
+        return out
 
     @classmethod
     def from_arrays(
@@ -174,9 +250,6 @@ class LinearModel:
         require(bool(L == 0 or np.all(np.diff(lags) > 0)), source, "lags must increase")
         require(arrays["intercept"].shape == (d,), source, "intercept shape")
         require(arrays["A"].shape == (d, d), source, "A shape")
-        require(
-            bool(np.all(np.triu(arrays["A"]) == 0)), source, "A must be strictly lower triangular"
-        )
         require(arrays["B"].shape == (d, L, d), source, "B shape")
         w = arrays["mix_w"]
         require(w.ndim == 2 and w.shape[0] == d and w.shape[1] >= 1, source, "mix_w shape")
@@ -192,6 +265,28 @@ class LinearModel:
         phase = _optional(arrays, "phase_scale", np.ones((d, 1)), d, source)
         require(bool(np.all(phase > 0)), source, "phase_scale > 0")
         level = _optional(arrays, "level", np.zeros((d, 1)), d, source)
+        fp = fc = chain = None
+        if "fourier_periods" in arrays:
+            fp = arrays["fourier_periods"].astype(float)
+            fc = arrays.get("fourier_coef", np.zeros(0)).astype(float)
+            require(fp.ndim == 1 and bool(np.all(fp > 1)), source, "fourier_periods")
+            require(fc.shape == (d, 2 * len(fp)), source, "fourier_coef shape")
+            require(bool(np.all(np.isfinite(fc))), source, "fourier_coef not finite")
+        if "chain" in arrays:
+            chain = arrays["chain"].astype(np.int64)
+            require(sorted(chain.tolist()) == list(range(d)), source, "chain")
+            Ap = arrays["A"][np.ix_(chain, chain)]
+            require(bool(np.all(np.triu(Ap) == 0)), source, "A must follow the chain")
+        else:
+            require(
+                bool(np.all(np.triu(arrays["A"]) == 0)),
+                source,
+                "A must be strictly lower triangular",
+            )
+        calendar = None
+        if "cal_cols" in arrays:
+            clock = Clock.from_json(info.get("calendar_clock") or {}, source)
+            calendar = CalendarModel.from_arrays(arrays, clock, d, source)
         return cls(
             lags,
             arrays["intercept"].astype(float),
@@ -203,7 +298,17 @@ class LinearModel:
             dict(info),
             phase if phase.shape[1] > 1 else None,
             level,
+            fp,
+            fc,
+            chain,
+            calendar,
         )
+
+
+def fourier_basis(steps: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """(n, 2H) [cos(2π t / P_h), sin(2π t / P_h)] for each period P_h."""
+    w = 2.0 * np.pi * np.asarray(steps, dtype=float)[:, None] / np.asarray(periods)[None, :]
+    return np.concatenate([np.cos(w), np.sin(w)], axis=1)
 
 
 def _optional(

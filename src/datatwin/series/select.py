@@ -8,7 +8,13 @@ Stages (all candidates scored on the same final holdout steps):
 2. ``seasonal`` under the best transform so far;
 3. ``diff`` / ``sdiff``: AR of first / seasonal differences under that transform;
 4. ``calendar``: the best level structure reverting to a mean per phase of the week/season;
-5. ``phase``, then ``mix``: the best so far with per-phase residual scales, with mixture
+5. ``fourier``: the best level structure reverting to a level with Fourier terms of several
+   seasonal periods at once (day, week, year from the time column's spacing), the number of
+   harmonics of each chosen by holdout bits from a short list;
+6. ``exog``: the best so far with its calendar columns (detected, or declared `exogenous`)
+   scored and drawn from the calendar (calendar.py) and first in the chain, so that the other
+   columns condition on them within the step; the order is chosen again on the other columns;
+7. ``phase``, then ``mix``: the best so far with per-phase residual scales, with mixture
    residuals.
 
 The winner is refit on all rows (`refit`). With `structures` given as leaderboard labels
@@ -36,11 +42,14 @@ from .ar import (
     Sequence,
     fit_mixture,
     fit_phase_scale,
+    fourier_level,
     level_table,
     prepare,
     residuals,
+    stabilize,
     standardiser,
 )
+from .calendar import Clock, fit_calendar
 from .precision import TRANSFORMS, log_cell_mass
 from .scoring import bits_rows, missing_rate
 from .structures import SeriesStructure
@@ -60,10 +69,18 @@ class Plan:
     T0: int
     period: int | None
     long_period: int | None
+    #: seasonal periods (steps) of the Fourier level terms, and the harmonic counts tried
+    seasons: list[float] = field(default_factory=list)
+    harmonic_grid: list[tuple[int, ...]] = field(default_factory=list)
 
     @classmethod
     def make(
-        cls, n_train: int, period: int | None, long_period: int | None, max_lag: int | None
+        cls,
+        n_train: int,
+        period: int | None,
+        long_period: int | None,
+        max_lag: int | None,
+        clock: Clock | None = None,
     ) -> Plan:
         if max_lag is not None and max_lag < 0:
             raise InputError(f"max_lag must be ≥ 0, not {max_lag}")
@@ -84,7 +101,19 @@ class Plan:
             level.append(Sequence("seasonal", seas + rest, cands))
         T0 = max(P + 1, max(seas, default=0), P + sdiff + 1)
         T0 = min(T0, n_train - 2)
-        return cls(P, seas, sdiff, ar_lags, level, T0, period, long_period)
+        seasons, grid = _fourier_grid(n_train, period, clock)
+        return cls(P, seas, sdiff, ar_lags, level, T0, period, long_period, seasons, grid)
+
+    def harmonic_periods(self, harmonics: tuple[int, ...]) -> np.ndarray:
+        """The periods of the Fourier terms: season / k for k = 1..K of each season (no
+        repeats: the 7th weekly harmonic is the daily one)."""
+        out: list[float] = []
+        for P, K in zip(self.seasons, harmonics, strict=False):
+            for k in range(1, K + 1):
+                p = P / k
+                if p > 2.0 and all(abs(p - q) > 1e-9 * q for q in out):
+                    out.append(p)
+        return np.array(out)
 
     def level_sequence(self, family: str) -> Sequence | None:
         """The nested orders of a level family (`iid` is order 0 of `ar`)."""
@@ -101,6 +130,30 @@ class Plan:
         return int(self.period) if n_rows < 10 * pm else pm
 
 
+def _fourier_grid(
+    n_train: int, period: int | None, clock: Clock | None
+) -> tuple[list[float], list[tuple[int, ...]]]:
+    """Seasons (day, week, year of sub-daily data; week, year of daily data; the season
+    otherwise) and the harmonic counts tried for them, each season at most ~ the data's span."""
+    grid: list[tuple[int, ...]]
+    if clock is not None and clock.kind == "datetime":
+        p = clock.per_day
+        if p > 1:
+            seasons = [float(p), 7.0 * p, 365.25 * p]
+            grid = [(6, 3, 0), (10, 5, 0), (10, 5, 3)]
+        else:
+            seasons, grid = [7.0, 365.25], [(3, 0), (3, 2), (3, 4)]
+    elif period and period > 1:
+        seasons, grid = [float(period)], [(2,), (4,)]
+    else:
+        return [], []
+    # a season needs half a cycle of training data for its terms
+    keep = [i for i, per in enumerate(seasons) if per <= 2.0 * n_train]
+    grid = sorted({tuple(k if i in keep else 0 for i, k in enumerate(g)) for g in grid})
+    grid = [g for g in grid if any(g)]
+    return seasons, grid
+
+
 @dataclass
 class SeriesCandidate:
     """What a series candidate carries: its structure, the prepared data it was fit on
@@ -112,6 +165,10 @@ class SeriesCandidate:
     #: phases of the calendar level (0: one mean, or a difference structure)
     calendar: int = 0
     mix_columns: list[str] = field(default_factory=list)
+    #: harmonics of each Fourier season (empty: no Fourier terms)
+    harmonics: tuple[int, ...] = ()
+    #: calendar columns scored and drawn from the calendar
+    exog: list[str] = field(default_factory=list)
 
     @property
     def phase(self) -> int:
@@ -131,6 +188,8 @@ class SeriesCandidate:
             "calendar": self.calendar or None,
             "phase": self.phase or None,
             "mix": list(self.mix_columns),
+            "fourier": list(self.harmonics) or None,
+            "exog": list(self.exog),
         }
 
     def core_structure(self) -> Structure:
@@ -145,6 +204,8 @@ class SeriesCandidate:
             calendar=p["calendar"],
             phase=p["phase"],
             mix=",".join(p["mix"]) or None,
+            fourier=",".join(map(str, p["fourier"])) if p["fourier"] else None,
+            exog=",".join(p["exog"]) or None,
         )
 
 
@@ -165,8 +226,12 @@ class SeriesSearch:
         plan: Plan,
         request: tuple[set[str], set[str]] | list[SeriesStructure],
         refit: bool,
+        clock: Clock | None = None,
+        cal_cols: list[int] | None = None,
     ) -> None:
         self.vals, self.cols, self.n_train, self.plan = vals, cols, n_train, plan
+        self.clock = clock
+        self.cal_cols = list(cal_cols or [])
         self.request = request
         self.do_refit = refit
         self.train_rows = np.arange(plan.T0, n_train)
@@ -229,6 +294,33 @@ class SeriesSearch:
             },
         )
 
+    def level_parts(
+        self, prep: Prepared, rows: np.ndarray, pm: int, harmonics: tuple[int, ...]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The level a structure reverts to: a table by phase (pm phases; 1: one mean) and
+        Fourier terms with `harmonics` per season, fit on `rows`."""
+        table = level_table(prep.Z, prep.observed, rows, pm or 1)
+        if not harmonics:
+            return table, None
+        periods = self.plan.harmonic_periods(harmonics)
+        table, coef = fourier_level(prep.Z, prep.observed, rows, periods, table)
+        return table, (periods, coef)
+
+    def chain_of(self, cand: SeriesCandidate) -> tuple[list[int] | None, frozenset[int]]:
+        """(chain order, calendar columns) of a candidate (calendar columns first)."""
+        if not cand.exog:
+            return None, frozenset()
+        cal = [self.cols.names.index(c) for c in cand.exog]
+        rest = [j for j in range(len(self.cols.names)) if j not in cal]
+        return cal + rest, frozenset(cal)
+
+    def calendar_fit(self, prep: Prepared, rows: np.ndarray) -> Any:
+        """The calendar model of the calendar columns, fit on `rows`."""
+        assert self.clock is not None
+        return fit_calendar(
+            self.vals, rows, self.cal_cols, self.cols.decimals, prep.center, prep.scale, self.clock
+        )
+
     # ---- the Search protocol ---------------------------------------------------------------
     def candidates(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
         if isinstance(self.request, list):
@@ -254,6 +346,14 @@ class SeriesSearch:
                     st = replace(base.structure, family=fam, order=order, calendar=True)
                     cand = SeriesCandidate(st, base.prep, sc.model(fam, order), pm)
                 yield self.score(cand, secs())
+        for mod in ("fourier", "exog"):
+            if mod in fams:
+                best = board.best()
+                assert best.model is not None
+                with stopwatch() as secs:
+                    cand = SERIES_STRUCTURES.get(mod).builder(self, best.model)
+                if cand is not None:
+                    yield self.score(cand, best.fit_seconds + secs())
         for mod in ("phase", "mix"):
             if mod in fams and (mod == "mix" or (period and period > 1)):
                 best = board.best()
@@ -362,8 +462,15 @@ class SeriesSearch:
             D = 1 if st.family == "diff" else plan.sdiff
         seq = Sequence(seq.family, seq.lags, [c for c in seq.candidates if c[0] == st.order])
         rows = np.arange(plan.T0, len(vals))
-        level = level_table(prep.Z, prep.observed, rows, win.calendar or 1)
-        model = Scan(prep, rows, np.arange(0), [seq], D, level).model(seq.family, st.order)
+        old = win.model
+        level, fourier = self.level_parts(prep, rows, win.calendar, win.harmonics)
+        model = Scan(prep, rows, np.arange(0), [seq], D, level, fourier, *self.chain_of(win)).model(
+            seq.family, st.order
+        )
+        if old.calendar is not None:
+            model.calendar = self.calendar_fit(prep, np.arange(len(vals)))
+        if "radius_cap" in old.info:
+            stabilize(model, float(old.info["radius_cap"]))
         old = win.model
         res = residuals(model, prep, rows)
         if old.phase_scale is not None:
@@ -379,7 +486,10 @@ class SeriesSearch:
                     W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
                     W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
             model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
+        shrink = model.info.get("shrink")
         model.info = dict(old.info)
+        if shrink is not None:
+            model.info["shrink"] = shrink
         return replace(win, prep=prep, model=model)
 
 
@@ -426,7 +536,8 @@ def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
             if cached
             else search.level_scan(st.transform, prep.transforms, search.plan.level)
         )
-    return SeriesCandidate(replace(st, phase=False, mix=False), prep, sc.model(fam, st.order), pm)
+    base = replace(st, fourier=False, exog=False, phase=False, mix=False)
+    return SeriesCandidate(base, prep, sc.model(fam, st.order), pm)
 
 
 def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
@@ -437,12 +548,79 @@ def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
         raise InputError(f"{st.label}: seasonal differences of this series are Δ{sdiff or '-'}")
     prep = _transform_prep(search, st.transform)
     sc = search.diff_scan(st.family, prep)
-    return SeriesCandidate(replace(st, phase=False, mix=False), prep, sc.model(st.family, st.order))
+    base = replace(st, exog=False, phase=False, mix=False)
+    return SeriesCandidate(base, prep, sc.model(st.family, st.order))
 
 
 def build_calendar(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
     """A level structure with calendar levels (the label names its family and order)."""
     return build_level(search, st)
+
+
+def _base_sequence(search: SeriesSearch, st: SeriesStructure) -> tuple[Sequence, int, int]:
+    """(nested orders, difference lag, smallest order) of a structure's family."""
+    if st.levels:
+        fam = "ar" if st.family == "iid" else st.family
+        seq = search.plan.level_sequence(fam)
+        assert seq is not None
+        return seq, 0, 1 if st.family == "ar" else 0
+    D = 1 if st.family == "diff" else search.plan.sdiff
+    return search.plan.diff_sequence(st.family), D, 0
+
+
+def build_fourier(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` (a level structure) reverting to a level with Fourier terms of several seasons;
+    the harmonics of each season and the order are chosen by holdout bits (None: no season)."""
+    st = base.structure
+    if not st.levels or not search.plan.harmonic_grid or base.exog:
+        return None
+    seq, _, min_order = _base_sequence(search, st)
+    best: tuple[float, Any] | None = None
+    with progress.step("fitting Fourier levels"):
+        for harm in search.plan.harmonic_grid:
+            level, fourier = search.level_parts(base.prep, search.train_rows, base.calendar, harm)
+            sc = Scan(base.prep, search.train_rows, search.hold_rows, [seq], 0, level, fourier)
+            order = sc.best_order(seq.family, min_order)
+            i = [c[0] for c in seq.candidates].index(order)
+            nats = sc.holdout_nats[seq.family][i]
+            if best is None or nats < best[0] - 1e-9:
+                best = (nats, (harm, sc.model(seq.family, order), order))
+    assert best is not None
+    harm, model, order = best[1]
+    stabilize(model)
+    model.info["fourier"] = list(harm)
+    fam = "ar" if st.family == "iid" and order > 0 else st.family
+    new = replace(st, family=fam, order=order, fourier=True)
+    return replace(base, structure=new, model=model, harmonics=tuple(harm))
+
+
+def build_exog(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with its calendar columns scored and drawn from the calendar, first in the chain;
+    the order is chosen again on the other columns (None: no calendar column)."""
+    if not search.cal_cols or search.clock is None:
+        return None
+    st, cols = base.structure, search.cols
+    tr = [("none" if j in search.cal_cols else t) for j, t in enumerate(base.prep.transforms)]
+    tname = st.transform if tr == base.prep.transforms else f"{st.transform}|exog"
+    prep = search.prepared(tname, tr)
+    seq, D, min_order = _base_sequence(search, st)
+    names = [cols.names[j] for j in search.cal_cols]
+    cand = replace(base, prep=prep, exog=names)
+    level, fourier = search.level_parts(prep, search.train_rows, base.calendar, base.harmonics)
+    chain, skip = search.chain_of(cand)
+    with progress.step(f"fitting calendar columns {', '.join(names)}"):
+        sc = Scan(prep, search.train_rows, search.hold_rows, [seq], D, level, fourier, chain, skip)
+        order = sc.best_order(seq.family, min_order)
+        model = stabilize(sc.model(seq.family, order))
+        model.calendar = search.calendar_fit(prep, np.arange(search.n_train))
+    if not st.levels:
+        model.level = None
+    model.info["calendar_clock"] = search.clock.to_json()
+    model.info["exog"] = names
+    if base.harmonics:
+        model.info["fourier"] = list(base.harmonics)
+    fam = "ar" if st.family == "iid" and order > 0 else st.family
+    return replace(cand, structure=replace(st, family=fam, order=order, exog=True), model=model)
 
 
 def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
@@ -469,9 +647,10 @@ def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | 
     used = []
     res = residuals(m0, prep, train_rows)
     hm = m0.means(prep.Z, hold_rows)
+    cal = m0.calendar_index()
     for j in range(d):
         W[j, 0], SD[j, 0] = 1.0, m0.mix_sd[j, 0]
-        if cols.upper[j] is not None:  # indicator columns keep their Gaussian
+        if cols.upper[j] is not None or j in cal:  # indicator, calendar columns: no mixture
             continue
         w, mu, sd = fit_mixture(res[:, j] / m0.step_scale(j, train_rows), _MIX_K)
         o = prep.observed[hold_rows, j]
@@ -505,6 +684,16 @@ SERIES_STRUCTURES.add(
     "calendar", "the best level structure reverting to a mean per phase", build_calendar
 )
 SERIES_STRUCTURES.add(
+    "fourier",
+    "the best level structure reverting to Fourier terms of several seasons (day, week, year)",
+    build_fourier,
+)
+SERIES_STRUCTURES.add(
+    "exog",
+    "the best so far with calendar columns (weekday, work day, hour) drawn from the calendar",
+    build_exog,
+)
+SERIES_STRUCTURES.add(
     "phase", "the best so far with a residual scale per seasonal phase", build_phase
 )
 SERIES_STRUCTURES.add(
@@ -518,6 +707,12 @@ def build_exact(search: SeriesSearch, st: SeriesStructure) -> Candidate[SeriesCa
     with progress.step(f"fitting {st.label}"), stopwatch() as secs:
         first = "calendar" if st.calendar else st.family
         cand = SERIES_STRUCTURES.get(first).builder(search, st)
+        for mod in ("fourier", "exog"):
+            if getattr(st, mod):
+                nxt = SERIES_STRUCTURES.get(mod).builder(search, cand)
+                if nxt is None:
+                    raise InputError(f"{st.label}: {mod} does not apply to this series")
+                cand = nxt
         if st.phase:
             cand = SERIES_STRUCTURES.get("phase").builder(search, cand)
         if st.mix:

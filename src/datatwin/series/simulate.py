@@ -4,7 +4,9 @@ Each step draws every column in chain order from its conditional (Gaussian or mi
 residual), maps it back through the column's transform, rounds it to the recorded grid and
 clips it to the column's support (exactly the folded cell probabilities the likelihood uses;
 the escape mass the likelihood reserves for values outside the support is never sampled),
-and feeds the recorded value back as history. Missing values (when the training data had
+and feeds the recorded value back as history. Columns are drawn in the model's chain order;
+calendar columns are drawn from the calendar of each simulated step (its weekday, time of day
+and learned exception days), not from a Gaussian. Missing values (when the training data had
 them) are drawn with the fitted missing rate and carried forward for conditioning.
 """
 
@@ -53,9 +55,17 @@ def simulate(
     cum_w[:, -1] = 1.0
     lows = [effective_lower(cols.lower[j], transforms[j]) for j in range(d)]
     lags = model.lags
-    C = model.intercepts()
-    cal = C[:, (step0 + np.arange(n)) % C.shape[1]].T  # (n, d) intercept of each step
+    steps = step0 + np.arange(n)
+    cal = model.intercepts_at(steps)  # (n, d) intercept of each step
     Bflat = model.B.reshape(d, -1)  # (d, L*d), lag-major
+    order = model.order()
+    before = {j: order[: order.index(j)] for j in order}
+    cidx = model.calendar_index()
+    calm = model.calendar
+    keyed = {}
+    if calm is not None:
+        for j, ci in cidx.items():
+            keyed[j] = calm.key_probs(ci, steps)
     for t in range(n):
         pos = m + t
         if len(lags):
@@ -63,16 +73,23 @@ def simulate(
             base = hist @ Bflat.T + cal[t]
         else:
             base = np.broadcast_to(cal[t], (paths, d)).copy()
-        for j in range(d):
-            mean = base[:, j] + buf[:, pos, :j] @ model.A[j, :j]
-            s = 1.0
-            if model.phase_scale is not None:
-                s = model.phase_scale[j, (step0 + t) % model.phase_scale.shape[1]]
-            if K > 1:
-                comp = np.minimum((picks[t, j][:, None] > cum_w[j][None, :]).sum(axis=1), K - 1)
-                z = mean + s * (model.mix_mu[j][comp] + model.mix_sd[j][comp] * normals[t, j])
+        for j in order:
+            if j in cidx and calm is not None:
+                k, lam = keyed[j]
+                z, gauss = calm.draw(
+                    cidx[j], k[t], float(lam[t]), buf[:, pos - 1, j], picks[t, j], normals[t, j]
+                )
             else:
-                z = mean + s * (model.mix_mu[j, 0] + model.mix_sd[j, 0] * normals[t, j])
+                e = before[j]
+                mean = base[:, j] + (buf[:, pos, e] @ model.A[j, e] if e else 0.0)
+                s = 1.0
+                if model.phase_scale is not None:
+                    s = model.phase_scale[j, (step0 + t) % model.phase_scale.shape[1]]
+                if K > 1:
+                    comp = np.minimum((picks[t, j][:, None] > cum_w[j][None, :]).sum(axis=1), K - 1)
+                    z = mean + s * (model.mix_mu[j][comp] + model.mix_sd[j][comp] * normals[t, j])
+                else:
+                    z = mean + s * (model.mix_mu[j, 0] + model.mix_sd[j, 0] * normals[t, j])
             y = inverse(center[j] + scale[j] * z, transforms[j])
             y = to_grid(y, cols.decimals[j], lows[j], cols.upper[j])
             zc = (forward(y, transforms[j]) - center[j]) / scale[j]

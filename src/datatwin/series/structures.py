@@ -3,6 +3,8 @@
     sqrt:ar(19)+seasonal+calendar   transform sqrt, family seasonal, order 19, calendar levels
     log:ar(96) of Δ1                family diff (D = 1), order 96
     mixed:ar(10)+seasonal+phase+mix per-column transforms, phase scales, mixture residuals
+    log:ar(67)+seasonal+fourier+exog  a level with Fourier terms of several seasons, calendar
+                                    columns drawn from the calendar
 
 `SeriesStructure.parse(label)` reads what `label` writes, so a leaderboard row can be handed
 back to `fit_select(structures=...)` to fit exactly that candidate again.
@@ -18,7 +20,7 @@ from ..errors import InputError
 #: transforms a label may name: one for every column, or `mixed` (each column its best)
 LABEL_TRANSFORMS = ("none", "sqrt", "log", "mixed")
 #: modifiers of a base structure, in the order the search adds them
-MODIFIERS = ("calendar", "phase", "mix")
+MODIFIERS = ("calendar", "fourier", "exog", "phase", "mix")
 
 _LABEL = re.compile(
     r"^(?:(?P<t>[a-z]+):)?"
@@ -36,6 +38,8 @@ class SeriesStructure:
     transform: str = "none"  # none | sqrt | log | mixed
     diff_lag: int = 0  # difference lag: 1 (diff), the season (sdiff), 0 (levels)
     calendar: bool = False  # reverting to a mean per phase of the week / season
+    fourier: bool = False  # level with Fourier terms of several seasonal periods
+    exog: bool = False  # calendar columns scored and drawn from the calendar
     phase: bool = False  # a residual scale per phase of the season
     mix: bool = False  # Gaussian-mixture residuals (on the columns where they help)
 
@@ -85,9 +89,9 @@ class SeriesStructure:
             order = int(m["p"])
             D = int(m["D"]) if m["D"] else 0
             family = "seasonal" if m["seas"] else ("ar" if not D else "diff" if D == 1 else "sdiff")
-        if "calendar" in mods and D:
+        if ("calendar" in mods or "fourier" in mods) and D:
             raise InputError(
-                f"series structure {label!r}: calendar levels apply to iid, ar and seasonal "
-                "structures, not to differences"
+                f"series structure {label!r}: calendar and Fourier levels apply to iid, ar and "
+                "seasonal structures, not to differences"
             )
         return cls(family, order, t, D, *(x in mods for x in MODIFIERS))

@@ -26,6 +26,7 @@ from ..errors import InputError
 from ..modelfile import require
 from .ar import Columns, LinearModel, Prepared, prepare
 from .blas import blas_single_threaded
+from .calendar import Clock, resolve
 from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
 from .precision import TRANSFORMS, inverse
 from .scoring import log_prob_rows, missing_rate
@@ -90,6 +91,7 @@ class SeriesTwin(Twin):
         max_lag: int | None = None,
         time_gaps: str = "error",
         refit: bool = True,
+        exogenous: list[str] | str | None = None,
         seed: SeedLike = 0,
     ) -> SeriesTwin:
         """Fit every candidate on the training part, score on the holdout, keep the best.
@@ -100,15 +102,27 @@ class SeriesTwin(Twin):
         (`sqrt:ar(19)+seasonal+calendar`) to fit exactly: with the same data, holdout and
         `max_lag`, `fit_select(data, structures=twin.structure)` gives the same twin.
         `max_lag` is the largest AR order scanned (default two seasons, at least 24).
-        `seed` is accepted for the common API; fitting is deterministic.
+        `exogenous` names calendar columns (functions of the time stamp: weekday, work day,
+        hour, ...) to score and simulate from the calendar; by default they are detected
+        (few values, ≥ 95 % explained by the weekly pattern and the data's exception days);
+        `exogenous=[]` turns detection off. `seed` is accepted for the common API; fitting is deterministic.
         """
         del seed
         request = parse_request(structures)
         sd, vals, n_train = _read_split(data, time, values, holdout, time_gaps)
         cols = Columns.infer(vals, sd.columns, sd.decimals)
         period, long_period = seasonal_period(sd.time)
-        plan = Plan.make(n_train, period, long_period, max_lag)
-        search = SeriesSearch(vals, cols, n_train, plan, request, refit)
+        clock = Clock.of(sd.time, period)
+        if isinstance(exogenous, str):
+            exogenous = [c.strip() for c in exogenous.split(",") if c.strip()]
+        cal_cols = resolve(exogenous, sd.columns, vals[:n_train], sd.decimals, clock)
+        if cal_cols:
+            progress.note(
+                "calendar columns (scored and simulated from the calendar in +exog candidates): "
+                + ", ".join(sd.columns[j] for j in cal_cols)
+            )
+        plan = Plan.make(n_train, period, long_period, max_lag, clock)
+        search = SeriesSearch(vals, cols, n_train, plan, request, refit, clock, cal_cols)
         sel = select(search)
         win: SeriesCandidate = sel.model
         prep, model = win.prep, win.model
@@ -146,6 +160,8 @@ class SeriesTwin(Twin):
             "calendar": int(level.shape[1]) if st.calendar and level is not None else None,
             "phase": int(ps.shape[1]) if ps is not None else None,
             "mix": list(self.model.info.get("mixture_columns", [])) if st.mix else [],
+            "fourier": list(self.model.info.get("fourier", [])) or None,
+            "exog": list(self.model.info.get("exog", [])) if st.exog else [],
             "max_lag": self.model.info.get("max_lag_scanned"),
         }
 
@@ -302,6 +318,7 @@ class SeriesTwin(Twin):
             tail=self.tail,
             level=model["level"],
             phase_scale=model["phase_scale"],
+            **self.model.extra_arrays(),
         )
         return meta, arrays
 
@@ -375,6 +392,12 @@ class SeriesTwin(Twin):
             help="largest AR order tried (default: 2 seasons, ≥ 24)",
         )
         g.add_argument(
+            "--exogenous",
+            metavar="A,B,..",
+            help="calendar columns (weekday, work day, hour, ...) scored and simulated from the "
+            "calendar (default: detected; --exogenous '' turns detection off)",
+        )
+        g.add_argument(
             "--time-gaps",
             choices=["error", "fill"],
             default="error",
@@ -403,6 +426,7 @@ class SeriesTwin(Twin):
             max_lag=getattr(args, "max_lag", None),
             time_gaps=getattr(args, "time_gaps", "error") or "error",
             refit=not getattr(args, "no_refit", False),
+            exogenous=getattr(args, "exogenous", None),
             seed=getattr(args, "seed", 0),
         )
 

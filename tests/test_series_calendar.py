@@ -1,0 +1,138 @@
+"""Calendar columns, Fourier levels over several seasons, gaps (issue 13)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import datatwin
+from datatwin.errors import InputError
+from datatwin.series.calendar import Clock
+
+
+def hourly_workdays(weeks: int = 8, gaps: bool = False, seed: int = 3) -> pd.DataFrame:
+    """Hourly load with a WorkDay column (weekdays, minus two holidays) and a daily cycle."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2021-01-04", periods=weeks * 168, freq="h")  # a Monday
+    work = (t.day_of_week < 5).astype(int)
+    work[(t.normalize() == "2021-01-26") | (t.normalize() == "2021-02-09")] = 0
+    e = np.zeros(len(t))
+    for i in range(1, len(t)):
+        e[i] = 0.7 * e[i - 1] + rng.normal(0, 1.0)
+    y = 20 + 6 * work + 4 * np.sin(2 * np.pi * t.hour / 24) + e
+    df = pd.DataFrame({"time": t.strftime("%Y-%m-%d %H:%M:%S"), "load": np.round(y)})
+    df["WorkDay"] = work
+    if gaps:
+        drop = np.zeros(len(df), dtype=bool)
+        drop[[100, 101, 102, 500, 777, 1000, 1001]] = True
+        df = df[~drop].reset_index(drop=True)
+    return df
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return datatwin.fit(hourly_workdays(), kind="series", max_lag=3)
+
+
+def test_calendar_column_is_detected_and_selected(twin):
+    assert "+exog" in twin.structure
+    assert twin.params["exog"] == ["WorkDay"]
+    assert twin.model.calendar is not None and list(twin.model.chain[:1]) == [1]
+
+
+def test_a_step_sums_to_one_over_both_columns(twin):
+    """Σ over WorkDay ∈ {-3..4} (outside values get the escape mass) and a wide load grid."""
+    df = hourly_workdays()
+    nxt = hourly_workdays(9).iloc[len(df) : len(df) + 1].reset_index(drop=True)
+    total = 0.0
+    for w in range(-3, 5):
+        grid = nxt.loc[np.repeat(0, 121)].reset_index(drop=True)
+        grid["WorkDay"] = w
+        grid["load"] = np.arange(-30, 91)
+        lp = np.array([twin.log_prob(grid.iloc[[i]], history=df)[0] for i in range(len(grid))])
+        assert np.all(np.isfinite(lp))
+        total += float(np.exp(lp).sum())
+    # the escape mass beyond the grid (geometric beyond each bound, see precision.py)
+    cols = twin.cols
+    jw, jl = cols.names.index("WorkDay"), cols.names.index("load")
+    qw = 1 - 1 / (1 + cols.spread[jw])
+    ql = 1 - 1 / (1 + cols.spread[jl])
+    beyond = cols.escape[jw] * qw**3 + cols.escape[jl] * ql**30
+    assert total + beyond == pytest.approx(1.0, abs=1e-6)
+
+
+def test_calendar_probabilities_sum_to_one_alone(twin):
+    cal = twin.model.calendar
+    steps = np.arange(3000, 3200)
+    k, lam = cal.key_probs(0, steps)
+    assert np.allclose(k.sum(axis=1), 1.0) and np.all((lam >= 0) & (lam <= 1))
+
+
+def test_simulated_calendar_follows_the_calendar(twin):
+    s = twin.sample(24 * 7 * 4, seed=1, paths=5)
+    t = pd.to_datetime(s["time"])
+    weekend = s["WorkDay"][t.dt.day_of_week >= 5]
+    weekday = s["WorkDay"][t.dt.day_of_week < 5]
+    assert weekend.mean() < 0.05 and weekday.mean() > 0.9
+    # within a day the indicator does not flip (it is a function of the date)
+    per_day = s.groupby([s["path"], t.dt.normalize()])["WorkDay"].nunique()
+    assert (per_day == 1).mean() > 0.97
+
+
+def test_exception_days_repeat_on_the_same_weekday_of_the_month():
+    clock = Clock("datetime", 168, 24, pd.Timestamp("2021-01-04").value, 3600 * 10**9)
+    # 2021-01-26 is the 4th Tuesday of January; 2022's 4th Tuesday is 2022-01-25
+    s21 = (pd.Timestamp("2021-01-26") - pd.Timestamp("2021-01-04")) // pd.Timedelta("1h")
+    s22 = (pd.Timestamp("2022-01-25") - pd.Timestamp("2021-01-04")) // pd.Timedelta("1h")
+    assert clock.keys(np.array([s21]))[3][0] == clock.keys(np.array([s22]))[3][0]
+
+
+def test_fourier_and_calendar_twin_save_load_and_reproduce(twin, tmp_path):
+    df = hourly_workdays()
+    nxt = hourly_workdays(9).iloc[len(df) : len(df) + 48].reset_index(drop=True)
+    twin.save(tmp_path / "c.twin")
+    back = datatwin.load(tmp_path / "c.twin")
+    np.testing.assert_array_equal(back.log_prob(nxt), twin.log_prob(nxt))
+    pd.testing.assert_frame_equal(
+        back.sample(50, seed=7, paths=3), twin.sample(50, seed=7, paths=3)
+    )
+    again = datatwin.fit(df, kind="series", structures=twin.structure, max_lag=3)
+    np.testing.assert_array_equal(again.log_prob(nxt), twin.log_prob(nxt))
+
+
+def test_declared_and_refused_exogenous_columns():
+    df = hourly_workdays(4)
+    tw = datatwin.fit(df, kind="series", max_lag=2, exogenous=["WorkDay"])
+    assert tw.params["exog"] == ["WorkDay"]
+    off = datatwin.fit(df, kind="series", max_lag=2, exogenous=[])
+    assert "+exog" not in off.structure
+    with pytest.raises(InputError, match="not a value column"):
+        datatwin.fit(df, kind="series", max_lag=2, exogenous=["nope"])
+    with pytest.raises(InputError, match="every column"):
+        datatwin.fit(df, kind="series", max_lag=2, exogenous=["WorkDay", "load"])
+
+
+def test_hourly_gaps_are_scored_and_simulated():
+    df = hourly_workdays(gaps=True)
+    with pytest.raises(InputError, match="time_gaps"):
+        datatwin.fit(df, kind="series", max_lag=3)
+    tw = datatwin.fit(df, kind="series", max_lag=3, time_gaps="fill")
+    assert "+exog" in tw.structure
+    assert np.isfinite(tw.leaderboard[0]["holdout_bits"])
+    assert tw.missing_rate.max() > 0
+    s = tw.sample(500, seed=2, paths=4)
+    assert s["load"].isna().mean() < 0.05
+    # the missing steps sit on the grid: the history through the gap is the carried value
+    full = hourly_workdays()
+    lp = tw.log_prob(hourly_workdays(9).iloc[len(full) : len(full) + 24])
+    assert np.all(np.isfinite(lp))
+
+
+def test_fourier_level_reverts_and_is_stable():
+    tw = datatwin.fit(hourly_workdays(), kind="series", max_lag=3, structures="ar(2)+fourier")
+    assert tw.params["fourier"]
+    s = tw.sample(24 * 7 * 20, seed=3, paths=2)
+    x = s["load"].to_numpy()
+    data = hourly_workdays()["load"]
+    assert abs(np.nanmean(x) - data.mean()) < 1.5 and np.nanstd(x) < 2 * data.std()
