@@ -13,7 +13,8 @@ import datatwin
 from datatwin.core.options import check_keywords
 from datatwin.errors import InputError
 from datatwin.series import SeriesTwin
-from datatwin.series.select import FAMILIES, SERIES_STRUCTURES
+from datatwin.series.builders import FAMILIES
+from datatwin.series.select import SERIES_STRUCTURES
 from datatwin.series.structures import SeriesStructure
 
 

@@ -26,11 +26,12 @@ from ..errors import InputError
 from ..modelfile import require
 from .ar import Columns, LinearModel, Prepared, prepare
 from .blas import blas_single_threaded
+from .builders import FAMILIES, parse_request
 from .calendar import Clock, resolve
 from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
 from .precision import TRANSFORMS, inverse
 from .scoring import log_prob_rows, missing_rate
-from .select import FAMILIES, SERIES_STRUCTURES, Plan, SeriesCandidate, SeriesSearch, parse_request
+from .select import SERIES_STRUCTURES, Plan, SeriesCandidate, SeriesSearch
 from .structures import SeriesStructure
 
 #: arrays a model file holds besides the model's own
