@@ -27,10 +27,10 @@ from .codec import ColumnCodec, to_grid
 from .counting import FamilyCounter
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
+from .growth import grow_trees
 from .protocols import Parents, StateModel
 from .schema import ColumnSpec
 from .search import LocalScorer, chow_liu, hill_climb
-from .trees import grow_trees
 
 #: the parameters a structure label may set, with their defaults in `TableTwin.fit`
 PARAM_DEFAULTS: dict[str, Param] = {

@@ -1,0 +1,134 @@
+"""Growing decision trees fast finds the same trees: the pruned split search, the counts kept
+per node and the category ordering against their plain definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datatwin.tabular import growth
+from datatwin.tabular.bayesnet import marginal_prior
+from datatwin.tabular.counting import FamilyCounter
+
+
+def _table(n: int = 4000, seed: int = 0):
+    """Five columns: two categoricals (8 and 12 states), a 30-state ordered one, a child that
+    depends on all three, and a 6-state child of the child."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 8, n)
+    b = rng.integers(0, 12, n)
+    o = rng.integers(0, 30, n)
+    logit = (np.isin(a, [1, 4, 6]) * 1.5) + (b % 3 == 0) * 1.0 + (o > 17) * 0.8
+    c = (rng.random(n) < 1 / (1 + np.exp(-logit + 1.5))).astype(np.int64) + 2 * (a == 7)
+    d = (c * 2 + rng.integers(0, 2, n) + (b > 9)) % 6
+    cols = [a, b, o, c, d]
+    cards = np.array([8, 12, 30, 4, 6])
+    ranks: list[np.ndarray | None] = [None, None, np.arange(30), None, None]
+    return cols, cards, ranks
+
+
+def _grow_all(cols, cards, ranks):
+    counter = FamilyCounter(cols, cards)
+    pseudo = [np.zeros(int(k)) for k in cards]
+    return growth.grow_trees(counter, pseudo, [0, 1, 2, 3, 4], ranks)
+
+
+def _same(net1, net2) -> None:
+    for t1, t2 in zip(net1.cpts, net2.cpts, strict=True):
+        assert np.array_equal(t1.feature, t2.feature)
+        assert np.array_equal(t1.mask, t2.mask)
+        assert np.array_equal(t1.probs, t2.probs)
+
+
+def _reference_order(block: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The ordering by its definition: a full SVD of √n (p − p̄)."""
+    n = block.sum(axis=1)
+    p = (block + q[None, :]) / (n + 1.0)[:, None]
+    mean = (n[:, None] * p).sum(axis=0) / n.sum()
+    _, _, vt = np.linalg.svd(np.sqrt(n)[:, None] * (p - mean), full_matrices=False)
+    v = vt[0] if vt[0][np.argmax(np.abs(vt[0]))] > 0 else -vt[0]
+    return np.argsort((p - mean) @ v, kind="stable")
+
+
+def test_category_order_is_the_main_axis_of_the_child_distributions():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        k = int(rng.integers(3, 40))
+        c = int(rng.integers(3, 60))
+        block = rng.poisson(rng.gamma(0.5, 5, (c, k)))
+        block = block[block.sum(axis=1) > 0]
+        if len(block) < 3:
+            continue
+        q = rng.dirichlet(np.ones(k))
+        assert np.array_equal(growth._category_orders([block], q)[0], _reference_order(block, q))
+
+
+def test_category_order_recovers_a_planted_split():
+    """States {1, 4, 6} make the child likely, the others unlikely: the order puts one group
+    before the other, so a single threshold separates them."""
+    rng = np.random.default_rng(2)
+    k = 5
+    block = np.zeros((10, k), dtype=np.int64)
+    for s in range(10):
+        p = np.r_[0.7, 0.1, 0.1, 0.05, 0.05] if s in (1, 4, 6) else np.r_[0.05, 0.05, 0.1, 0.1, 0.7]
+        block[s] = rng.multinomial(400, p)
+    order = growth._category_orders([block], np.full(k, 1 / k))[0]
+    first = set(order[:3].tolist())
+    assert first == {1, 4, 6} or set(order[-3:].tolist()) == {1, 4, 6}
+
+
+def test_pruned_split_search_finds_the_same_trees(monkeypatch):
+    cols, cards, ranks = _table()
+    fast = _grow_all(cols, cards, ranks)
+    # no predictor skipped: every categorical ordered and scanned
+    monkeypatch.setattr(growth, "_multiway_gains", lambda blocks: np.full(len(blocks), np.inf))
+    _same(fast, _grow_all(cols, cards, ranks))
+    assert sum(t.n_leaves for t in fast.cpts) > 5  # the table has structure to find
+
+
+def test_multiway_gain_bounds_every_binary_split():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        block = rng.poisson(3.0, (int(rng.integers(3, 9)), 4))
+        block = block[block.sum(axis=1) > 0]
+        if len(block) < 3:
+            continue
+        bound = growth._multiway_gains([block])[0]
+        totals = block.sum(axis=0)
+        for mask in range(1, 2 ** (len(block) - 1)):
+            left = block[[(mask >> i) & 1 == 1 for i in range(len(block))]].sum(axis=0)
+            right = totals - left
+            g = sum(
+                float(np.sum(x[x > 0] * np.log(x[x > 0]))) - x.sum() * np.log(max(x.sum(), 1))
+                for x in (left, right)
+            )
+            assert g <= bound + 1e-9
+
+
+def test_valid_threshold_range_holds_for_every_order():
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        block = rng.poisson(rng.gamma(0.7, 4, (7, 1)) * np.ones((1, 3)))
+        block = block[block.sum(axis=1) > 0]
+        lo, hi = growth._valid_range(block, 5)
+        n = block.sum(axis=1)
+        for _ in range(20):
+            s = np.cumsum(n[rng.permutation(len(n))])[:-1]
+            valid = int(np.sum((s >= 5) & (n.sum() - s >= 5)))
+            assert lo <= valid <= hi
+
+
+@pytest.mark.parametrize("cells", [0, 1 << 30])
+def test_counts_kept_per_node_equal_counts_from_the_rows(monkeypatch, cells):
+    """Subtracting a sibling's counts from the parent's gives the counts of the rows."""
+    cols, cards, ranks = _table(seed=5)
+    fast = _grow_all(cols, cards, ranks)
+    monkeypatch.setattr(growth, "_DENSE_NODE_CELLS", cells)
+    _same(fast, _grow_all(cols, cards, ranks))
+
+
+def test_a_tree_uses_the_root_prior_without_predictors():
+    cols, cards, ranks = _table(n=50)
+    prior = marginal_prior(cols[0], 8, np.zeros(8))
+    tree = growth.grow(cols, cards, 0, [], prior, [])
+    assert tree.n_leaves == 1 and np.allclose(tree.probs[0], prior)
