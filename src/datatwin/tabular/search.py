@@ -30,8 +30,22 @@ class FamilyScorer(Protocol):
 class LocalScorer:
     """Cached local scores of families under one scoring method."""
 
-    def __init__(self, counter: FamilyCounter, pseudo: list[np.ndarray], method: str = "bde"):
+    def __init__(
+        self,
+        counter: FamilyCounter,
+        pseudo: list[np.ndarray],
+        method: str = "bde",
+        shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None,
+        invariant: np.ndarray | None = None,
+    ):
+        """shared: scores of families of `invariant` columns only, kept across scorers
+        whose invariant columns have the same states (e.g. the encodings of one table under
+        several bins: categorical columns do not change)."""
         self.counter = counter
+        self.shared = shared
+        self.invariant = (
+            np.zeros(len(counter.cards), bool) if invariant is None else np.asarray(invariant)
+        )
         self.d = len(counter.cards)
         self.method = method
         cards = counter.cards
@@ -50,25 +64,34 @@ class LocalScorer:
         parents = tuple(sorted(parents))
         key = (child, parents)
         s = self._cache.get(key)
-        if s is None:
-            if parents and self.counter.too_big(child, parents):
-                s = -np.inf
-            else:
-                fc = self.counter.counts(child, parents)
-                if not parents and self.method == "bde":  # α is irrelevant without parents
-                    s = marginal_loglik(fc, self.priors[child])
-                else:
-                    s = family_score(
-                        self.method,
-                        fc,
-                        self.priors[child],
-                        int(self.counter.cards[child]),
-                        self.k_eff[child],
-                        config_space(self.counter.cards, parents),
-                        self.counter.n,
-                    )
-                s -= self.edge_penalty * len(parents)
+        if s is None and self.shared is not None and self.invariant[[child, *parents]].all():
+            s = self.shared.get((self.method, child, parents))
+            if s is None:
+                s = self.shared[(self.method, child, parents)] = self._score(child, parents)
             self._cache[key] = s
+        if s is None:
+            s = self._cache[key] = self._score(child, parents)
+        return s
+
+    def _score(self, child: int, parents: tuple[int, ...]) -> float:
+        """The local score of one family (sorted parents), its edges' prior included."""
+        if parents and self.counter.too_big(child, parents):
+            s = -np.inf
+        else:
+            fc = self.counter.counts(child, parents)
+            if not parents and self.method == "bde":  # α is irrelevant without parents
+                s = marginal_loglik(fc, self.priors[child])
+            else:
+                s = family_score(
+                    self.method,
+                    fc,
+                    self.priors[child],
+                    int(self.counter.cards[child]),
+                    self.k_eff[child],
+                    config_space(self.counter.cards, parents),
+                    self.counter.n,
+                )
+            s -= self.edge_penalty * len(parents)
         return s
 
 

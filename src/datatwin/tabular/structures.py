@@ -6,7 +6,8 @@ and returns the twin's `StateModel`. Fits of several structures on the same trai
 share one `FitCache`: the codecs, state columns and family counts per (bins,
 max_categories), and per encoding the local scorers, the Chow-Liu tree and the hill-climbed
 network, so that `bayesnet` starts from the `chow-liu` fit and `trees` takes the `bayesnet`
-order without searching again.
+order without searching again. The scores of families whose columns have no numeric
+intervals are the same under every bins and are computed once.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class Encoding:
     scorers: dict[str, LocalScorer] = field(default_factory=dict)
     chow_liu: dict[str, list[Parents]] = field(default_factory=dict)
     bayesnet: dict[tuple[str, int], list[Parents]] = field(default_factory=dict)
+    #: family scores of bins-invariant columns, shared by the encodings of one FitCache
+    shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None
+    #: rows encoded under these codecs: id(raw) -> (raw, states, Σ within-state log P)
+    encoded_rows: dict[int, tuple[RawTable, list[np.ndarray], np.ndarray]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(cls, raw: RawTable, specs: list[ColumnSpec], bins: int, max_categories: int) -> Encoding:
@@ -72,10 +79,29 @@ class Encoding:
     def pseudo(self) -> list[np.ndarray]:
         return [c.prior_counts() for c in self.codecs]
 
+    def invariant(self) -> np.ndarray:
+        """Columns whose states do not depend on bins (no numeric intervals)."""
+        return np.array([len(c.coarse_edges) < 2 for c in self.codecs], dtype=bool)
+
     def scorer(self, score: str) -> LocalScorer:
         if score not in self.scorers:
-            self.scorers[score] = LocalScorer(self.counter, self.pseudo(), score)
+            self.scorers[score] = LocalScorer(
+                self.counter, self.pseudo(), score, self.shared, self.invariant()
+            )
         return self.scorers[score]
+
+    def encoded(self, raw: RawTable) -> tuple[list[np.ndarray], np.ndarray]:
+        """`raw`'s states under the codecs and its summed within-state log P (nats), as
+        `DiscreteBayesNet.log_prob` computes them; kept per table for every candidate."""
+        hit = self.encoded_rows.get(id(raw))
+        if hit is None or hit[0] is not raw:
+            cols, within = [], np.zeros(raw.n_rows)
+            for codec in self.codecs:
+                st, w = codec.encode(raw.tokens[codec.spec.name])
+                cols.append(st)
+                within += w
+            hit = self.encoded_rows[id(raw)] = (raw, cols, within)
+        return hit[1], hit[2]
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
@@ -98,13 +124,18 @@ class FitCache:
     (bins, max_categories)."""
 
     encodings: dict[tuple[int, int], Encoding] = field(default_factory=dict)
+    shared: dict[int, dict[tuple[str, int, tuple[int, ...]], float]] = field(
+        default_factory=dict
+    )
 
     def encoding(
         self, raw: RawTable, specs: list[ColumnSpec], bins: int, max_categories: int
     ) -> Encoding:
         key = (bins, max_categories)
         if key not in self.encodings:
-            self.encodings[key] = Encoding.of(raw, specs, bins, max_categories)
+            enc = Encoding.of(raw, specs, bins, max_categories)
+            enc.shared = self.shared.setdefault(max_categories, {})
+            self.encodings[key] = enc
         return self.encodings[key]
 
 
