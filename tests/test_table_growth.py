@@ -132,3 +132,46 @@ def test_a_tree_uses_the_root_prior_without_predictors():
     prior = marginal_prior(cols[0], 8, np.zeros(8))
     tree = growth.grow(cols, cards, 0, [], prior, [])
     assert tree.n_leaves == 1 and np.allclose(tree.probs[0], prior)
+
+
+# ---- distinct rows as sufficient statistics ------------------------------------------------
+def test_counts_over_distinct_rows_equal_counts_over_all_rows():
+    from datatwin.tabular.counting import distinct_rows
+
+    cols, cards, ranks = _table(n=3000, seed=6)
+    cols = [c % 3 if i == 2 else c for i, c in enumerate(cols)]  # few distinct rows
+    cards = cards.copy()
+    cards[2] = 3
+    ranks[2] = np.arange(3)
+    plain = FamilyCounter(cols, cards)
+    uniq, w = distinct_rows(cols)
+    assert len(w) < 3000 and int(w.sum()) == 3000
+    weighted = FamilyCounter(uniq, cards, w)
+    for child, parents in [(3, ()), (3, (0, 1)), (4, (0, 2, 3)), (1, (4,))]:
+        a, b = plain.counts(child, parents), weighted.counts(child, parents)
+        for f in ("cfg_keys", "cfg_n", "fam_cfg", "fam_x", "fam_n"):
+            assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    _same(_grow_all(cols, cards, ranks), _grow_weighted(uniq, cards, ranks, w))
+
+
+def _grow_weighted(cols, cards, ranks, w):
+    counter = FamilyCounter(cols, cards, w)
+    pseudo = [np.zeros(int(k)) for k in cards]
+    return growth.grow_trees(counter, pseudo, [0, 1, 2, 3, 4], ranks)
+
+
+def test_chunked_counting_equals_in_memory_counting():
+    from datatwin.tabular.counting import distinct_rows, merge_rows
+
+    cols, cards, _ = _table(n=5000, seed=7)
+    cols = [c % 4 for c in cols]
+    cards = np.full(5, 4)
+    whole = distinct_rows(cols)
+    parts = [distinct_rows([c[a : a + 1200] for c in cols]) for a in range(0, 5000, 1200)]
+    merged = merge_rows(parts)
+    assert np.array_equal(whole[1], merged[1])
+    for a, b in zip(whole[0], merged[0], strict=True):
+        assert np.array_equal(a, b)
+    fa = FamilyCounter(cols, cards).counts(4, (0, 1, 3))
+    fb = FamilyCounter(merged[0], cards, merged[1]).counts(4, (0, 1, 3))
+    assert np.array_equal(fa.fam_n, fb.fam_n) and np.array_equal(fa.cfg_n, fb.cfg_n)

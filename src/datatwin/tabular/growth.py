@@ -125,19 +125,25 @@ def grow(
     ranks: list[np.ndarray | None],
     min_leaf: int = MIN_LEAF,
     max_depth: int = MAX_DEPTH,
+    weights: np.ndarray | None = None,
 ) -> TreeCPT:
     """Grow the tree of P(columns[child] | columns[predictors]).
 
     prior: the child's smoothed marginal (the root's distribution);
     ranks[j]: the order of column j's states for threshold splits, or None for a
-    categorical column (its states are ordered afresh at every node).
+    categorical column (its states are ordered afresh at every node);
+    weights: how many times each row occurs (distinct rows), None for once.
     """
     k = int(cards[child])
     x = columns[child]
     preds = [int(p) for p in predictors]
     g = _Growth()
     root = g.node()
-    if not preds or len(x) < 2 * min_leaf:
+
+    def size(r: np.ndarray) -> int:  # rows at a node, counted with their weights
+        return len(r) if weights is None else int(weights[r].sum())
+
+    if not preds or size(np.arange(len(x))) < 2 * min_leaf:
         g.make_leaf(root, prior)
         return g.finish(k).bind(cards)
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
@@ -148,12 +154,14 @@ def grow(
     # counts kept per node while dense pays: a child's counts are its parent's minus its sibling's
     dense = total * k <= min(_DENSE_NODE_CELLS, 4 * keys.size)
     rows0 = np.arange(len(x))
-    stack = [(root, rows0, prior, 0, _dense_counts(keys, total, k) if dense else None)]
+    root_counts = _dense_counts(keys, total, k, weights) if dense else None
+    stack = [(root, rows0, prior, 0, root_counts)]
     while stack:
         node, rows, q, depth, c = stack.pop()
         best = None
-        if len(rows) >= 2 * min_leaf and depth < max_depth:
-            counts = _present(c) if c is not None else _node_counts(keys[rows], k, total)
+        if size(rows) >= 2 * min_leaf and depth < max_depth:
+            w = None if weights is None else weights[rows]
+            counts = _present(c) if c is not None else _node_counts(keys[rows], k, total, w)
             best = _best_split(counts, k, preds, off, ranks, q, min_leaf)
         if best is None:
             g.make_leaf(node, q)
@@ -162,13 +170,13 @@ def grow(
         go_left = mask[columns[preds[j]][rows]]
         lo, hi = g.make_split(node, preds[j], mask)
         left, right = rows[go_left], rows[~go_left]
-        cl, cr = _split_counts(c, keys, left, right, total, k)
+        cl, cr = _split_counts(c, keys, left, right, total, k, weights)
         stack.append((hi, right, rq, depth + 1, cr))
         stack.append((lo, left, lq, depth + 1, cl))
     return g.finish(k).bind(cards)
 
 
-def _split_counts(c, keys, left, right, total: int, k: int):
+def _split_counts(c, keys, left, right, total: int, k: int, weights=None):
     """Dense counts of both sides of a split from the parent's `c`: the smaller side counted,
     the larger one the parent minus it. A side with few rows for its cells gets None (it is
     counted sparsely, as are the children of a node without dense counts)."""
@@ -178,16 +186,20 @@ def _split_counts(c, keys, left, right, total: int, k: int):
     if max(len(left), len(right)) * keys.shape[1] * 4 < cells:
         return None, None
     small, swap = (left, False) if len(left) <= len(right) else (right, True)
-    counted = _dense_counts(keys[small], total, k)
+    counted = _dense_counts(keys[small], total, k, None if weights is None else weights[small])
     cb = c - counted
     cs = None if len(small) * keys.shape[1] * 4 < cells else counted
     return (cb, cs) if swap else (cs, cb)
 
 
-def _dense_counts(keys: np.ndarray, total_states: int, k: int) -> np.ndarray:
+def _dense_counts(
+    keys: np.ndarray, total_states: int, k: int, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Counts of every (predictor state, child state) among the rows of `keys` (a dense
-    total_states × k matrix)."""
-    return np.bincount(keys.ravel(), minlength=total_states * k).reshape(total_states, k)
+    total_states × k matrix), each row counted `weights` times."""
+    w = None if weights is None else np.repeat(weights.astype(float), keys.shape[1])
+    c = np.bincount(keys.ravel(), weights=w, minlength=total_states * k)
+    return c.astype(np.int64, copy=False).reshape(total_states, k)
 
 
 def _present(c: np.ndarray):
@@ -199,17 +211,19 @@ def _present(c: np.ndarray):
     return rows, xs, c[:, xs]
 
 
-def _node_counts(keys: np.ndarray, k: int, total_states: int):
-    """Counts of (predictor state, child state) among one node's rows: the predictor states
-    present (global ids, sorted), the child states present, and the counts between them."""
+def _node_counts(keys: np.ndarray, k: int, total_states: int, weights=None):
+    """Counts of (predictor state, child state) among one node's rows (each `weights`
+    times): the predictor states present (global ids, sorted), the child states present,
+    and the counts between them."""
     flat = keys.ravel()
     if total_states * k <= max(1 << 16, 4 * flat.size):
-        c = np.bincount(flat, minlength=total_states * k).reshape(total_states, k)
-        rows = np.flatnonzero(c.any(axis=1))
-        c = c[rows]
-        xs = np.flatnonzero(c.any(axis=0))
-        return rows, xs, c[:, xs]
-    u, cnt = np.unique(flat, return_counts=True)  # many states: count what is there
+        return _present(_dense_counts(keys, total_states, k, weights))
+    if weights is None:  # many states: count what is there
+        u, cnt = np.unique(flat, return_counts=True)
+    else:
+        u, inverse = np.unique(flat, return_inverse=True)
+        w = np.repeat(weights.astype(float), keys.shape[1])
+        cnt = np.bincount(inverse.ravel(), weights=w).astype(np.int64)
     pos, x = np.divmod(u, k)
     rows, ri = np.unique(pos, return_inverse=True)
     xs, xi = np.unique(x, return_inverse=True)
@@ -420,11 +434,13 @@ def grow_trees(
     its parents are the columns the tree splits on."""
     cards = counter.cards
     cols = counter.columns
+    w = counter.weights
     grown: dict[int, TreeCPT] = {}
     for pos, v in enumerate(order):
         preds = list(order[:pos])
-        prior = marginal_prior(cols[v], int(cards[v]), pseudo[v])
-        grown[v] = grow(cols, cards, v, preds, prior, [ranks[p] for p in preds])
+        prior = marginal_prior(cols[v], int(cards[v]), pseudo[v], w)
+        rk = [ranks[p] for p in preds]
+        grown[v] = grow(cols, cards, v, preds, prior, rk, weights=w)
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
     net.cpts = tables

@@ -50,12 +50,10 @@ class LocalScorer:
         self.method = method
         cards = counter.cards
         self.priors = [
-            marginal_prior(counter.columns[v], int(cards[v]), pseudo[v]) for v in range(len(cards))
-        ]
-        self.k_eff = [
-            int(np.count_nonzero(np.bincount(counter.columns[v], minlength=int(cards[v]))))
+            marginal_prior(counter.columns[v], int(cards[v]), pseudo[v], counter.weights)
             for v in range(len(cards))
         ]
+        self.k_eff = [int(np.count_nonzero(counter.marginal(v))) for v in range(len(cards))]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
         # structure prior for "bde": each possible edge is present with probability ~1/d
         self.edge_penalty = float(np.log(max(len(cards), 2))) if method == "bde" else 0.0
@@ -103,7 +101,7 @@ def mutual_information(counter: FamilyCounter) -> np.ndarray:
     for v in range(d):
         for u in range(v):
             fc = counter.counts(v, (u,))
-            pv = np.bincount(counter.columns[v], minlength=int(counter.cards[v])) / n
+            pv = counter.marginal(v) / n
             pu = fc.cfg_n / n
             pj = fc.fam_n / n
             mi[u, v] = mi[v, u] = float(np.sum(pj * np.log(pj / (pu[fc.fam_cfg] * pv[fc.fam_x]))))

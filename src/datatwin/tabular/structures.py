@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..reader import RawTable
 from .bayesnet import DiscreteBayesNet, topological_order
 from .codec import ColumnCodec, to_grid
-from .counting import FamilyCounter
+from .counting import FamilyCounter, distinct_rows
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .growth import grow_trees
@@ -41,13 +41,18 @@ PARAM_DEFAULTS: dict[str, Param] = {
     "max_categories": 2000,
 }
 _INT_PARAMS = ("bins", "max_parents", "max_categories")
+#: tables of at least this many rows are counted over their distinct rows (with their
+#: multiplicities) when those are at most this share of the rows
+_DEDUP_ROWS = 20_000
+_DEDUP_SHARE = 0.7
 
 
 # ---- the fit cache ------------------------------------------------------------------------
 @dataclass
 class Encoding:
-    """The training rows under one (bins, max_categories): codecs, state columns, counts,
-    and the searches run on them (per score; the hill climb per (score, max_parents))."""
+    """The training rows under one (bins, max_categories): codecs, state columns (the
+    distinct rows, counted by `counter.weights`, when rows repeat a lot), counts, and the
+    searches run on them (per score; the hill climb per (score, max_parents))."""
 
     codecs: list[ColumnCodec]
     columns: list[np.ndarray]
@@ -70,7 +75,12 @@ class Encoding:
         ]
         columns = [compact(c.encode(raw.tokens[c.spec.name])[0], c.n_states) for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
-        return cls(codecs, columns, FamilyCounter(columns, cards))
+        weights = None
+        if len(columns) > 1 and raw.n_rows >= _DEDUP_ROWS:  # counts over the distinct rows
+            distinct, counts = distinct_rows(columns)
+            if len(counts) <= _DEDUP_SHARE * raw.n_rows:
+                columns, weights = distinct, counts
+        return cls(codecs, columns, FamilyCounter(columns, cards, weights))
 
     @property
     def cards(self) -> np.ndarray:
