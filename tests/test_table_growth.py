@@ -175,3 +175,19 @@ def test_chunked_counting_equals_in_memory_counting():
     fa = FamilyCounter(cols, cards).counts(4, (0, 1, 3))
     fb = FamilyCounter(merged[0], cards, merged[1]).counts(4, (0, 1, 3))
     assert np.array_equal(fa.fam_n, fb.fam_n) and np.array_equal(fa.cfg_n, fb.cfg_n)
+
+
+def test_reader_token_codes_survive_take_and_match_factorize(tmp_path):
+    import pandas as pd
+
+    from datatwin.reader import read_table, token_codes
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"x{i % 7},{i % 3}\n" for i in range(500)))
+    raw = read_table(path)
+    sub = raw.take(np.arange(0, 500, 3))
+    for table in (raw, sub):
+        for c in table.columns:
+            codes, uniques = token_codes(table.tokens[c])
+            assert np.array_equal(uniques[codes], table.tokens[c])
+            assert len(uniques) == len(pd.unique(table.tokens[c]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 _DENSE_LIMIT = 1 << 21
 _MAX_KEY = 1 << 62
@@ -51,23 +52,35 @@ def config_keys(columns: list[np.ndarray], cards: np.ndarray, parents) -> np.nda
 def distinct_rows(
     columns: list[np.ndarray], weights: np.ndarray | None = None
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """The distinct rows of the state columns (sorted) and how often each occurs (the sum
-    of their `weights` when the rows are themselves counted)."""
+    """The distinct rows of the state columns (in order of first appearance) and how often
+    each occurs (the sum of their `weights` when the rows are themselves counts).
+
+    Rows are numbered by hashing: key ← key·(max state + 1) + state column by column, the key
+    renumbered densely (`pd.factorize`) whenever it would overflow; memory O(rows)."""
     n = len(columns[0]) if columns else 0
     if n == 0:
         return columns, np.zeros(0, dtype=np.int64)
-    mat = np.ascontiguousarray(np.column_stack([c.astype(np.int64) for c in columns]))
-    rows = mat.view(np.dtype((np.void, mat.dtype.itemsize * mat.shape[1]))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    counts = np.bincount(inverse.ravel(), weights=weights, minlength=len(first))
+    key = np.zeros(n, dtype=np.int64)
+    space = 1
+    for c in columns:
+        k = int(c.max()) + 1 if len(c) else 1
+        if space * k >= 1 << 62:
+            key, uniq = pd.factorize(key)
+            space = len(uniq)
+        key = key * k + c
+        space *= k
+    ids, uniq = pd.factorize(key)
+    top = np.maximum.accumulate(ids)  # ids number rows in order of first appearance
+    first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+    counts = np.bincount(ids, weights=weights, minlength=len(uniq))
     return [c[first] for c in columns], counts.astype(np.int64)
 
 
 def merge_rows(
     parts: list[tuple[list[np.ndarray], np.ndarray]],
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct rows and counts of several chunks (each `distinct_rows` of a chunk) as one:
-    the same as `distinct_rows` of the whole table."""
+    """Distinct rows and counts of several chunks (each `distinct_rows` of a chunk, in row
+    order) as one: the same as `distinct_rows` of the whole table."""
     cols = [np.concatenate([p[0][j] for p in parts]) for j in range(len(parts[0][0]))]
     return distinct_rows(cols, np.concatenate([p[1] for p in parts]))
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..reader import MISSING_MARKERS, RawTable
+from ..reader import MISSING_MARKERS, RawTable, token_codes
 
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
 DEFAULT_MISSING = MISSING_MARKERS
@@ -68,7 +68,7 @@ def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Tokens repeat a lot in real columns, so each distinct token is parsed once.
     """
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    codes, uniques = token_codes(tokens)
     s = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
     vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
     is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
@@ -107,7 +107,7 @@ def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
 
 def isin_tokens(tokens: np.ndarray, wanted: set[str]) -> np.ndarray:
     """Whether each token is one of `wanted` (hash-based, one test per distinct token)."""
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    codes, uniques = token_codes(tokens)
     hit = np.array([u in wanted for u in uniques], dtype=bool)
     return hit[codes] if len(uniques) else np.zeros(len(tokens), bool)
 
