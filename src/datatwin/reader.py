@@ -49,7 +49,12 @@ class RawTable:
             tokens[c] = v[idx]
             known = _CODES.get(id(v))
             if known is not None and known[0]() is v:
-                remember_codes(tokens[c], known[1][idx], known[2])
+                codes, uniques = known[1][idx], known[2]
+                present = np.bincount(codes, minlength=len(uniques)) > 0
+                if not present.all():  # only the tokens these rows hold
+                    codes = (np.cumsum(present) - 1).astype(codes.dtype)[codes]
+                    uniques = uniques[present]
+                remember_codes(tokens[c], codes, uniques)
         return RawTable(self.columns, tokens, self.dtypes, self.source)
 
 
