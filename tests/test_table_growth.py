@@ -191,3 +191,14 @@ def test_reader_token_codes_survive_take_and_match_factorize(tmp_path):
             codes, uniques = token_codes(table.tokens[c])
             assert np.array_equal(uniques[codes], table.tokens[c])
             assert len(uniques) == len(pd.unique(table.tokens[c]))
+
+
+def test_gamma_tables_give_the_same_bde_scores_to_the_bit():
+    from datatwin.tabular.scores import GammaTables, bde_alpha
+
+    cols, cards, _ = _table(n=3000, seed=8)
+    counter = FamilyCounter(cols, cards)
+    for child, parents in [(3, (0,)), (3, (0, 1)), (4, (3,)), (4, (0, 1, 2)), (2, (0, 1))]:
+        prior = marginal_prior(cols[child], int(cards[child]), np.full(int(cards[child]), 0.5))
+        fc = counter.counts(child, parents)
+        assert bde_alpha(fc, prior) == bde_alpha(fc, prior, tables=GammaTables(prior))

@@ -148,9 +148,10 @@ def grow(
         return g.finish(k).bind(cards)
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
     total = int(off[-1])
-    keys = np.empty((len(x), len(preds)), dtype=np.int64 if total * k >= 1 << 31 else np.int32)
+    # keys[j, r] = (global state of predictor j, child state) of row r; a row per predictor
+    keys = np.empty((len(preds), len(x)), dtype=np.int64 if total * k >= 1 << 31 else np.int32)
     for j, p in enumerate(preds):
-        keys[:, j] = (off[j] + columns[p]) * k + x
+        keys[j] = (off[j] + columns[p]) * k + x
     # counts kept per node while dense pays: a child's counts are its parent's minus its sibling's
     dense = total * k <= min(_DENSE_NODE_CELLS, 4 * keys.size)
     rows0 = np.arange(len(x))
@@ -161,7 +162,7 @@ def grow(
         best = None
         if size(rows) >= 2 * min_leaf and depth < max_depth:
             w = None if weights is None else weights[rows]
-            counts = _present(c) if c is not None else _node_counts(keys[rows], k, total, w)
+            counts = _present(c) if c is not None else _node_counts(keys[:, rows], k, total, w)
             best = _best_split(counts, k, preds, off, ranks, q, min_leaf)
         if best is None:
             g.make_leaf(node, q)
@@ -183,21 +184,21 @@ def _split_counts(c, keys, left, right, total: int, k: int, weights=None):
     if c is None:
         return None, None
     cells = total * k
-    if max(len(left), len(right)) * keys.shape[1] * 4 < cells:
+    if max(len(left), len(right)) * keys.shape[0] * 4 < cells:
         return None, None
     small, swap = (left, False) if len(left) <= len(right) else (right, True)
-    counted = _dense_counts(keys[small], total, k, None if weights is None else weights[small])
+    counted = _dense_counts(keys[:, small], total, k, None if weights is None else weights[small])
     cb = c - counted
-    cs = None if len(small) * keys.shape[1] * 4 < cells else counted
+    cs = None if len(small) * keys.shape[0] * 4 < cells else counted
     return (cb, cs) if swap else (cs, cb)
 
 
 def _dense_counts(
     keys: np.ndarray, total_states: int, k: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Counts of every (predictor state, child state) among the rows of `keys` (a dense
-    total_states × k matrix), each row counted `weights` times."""
-    w = None if weights is None else np.repeat(weights.astype(float), keys.shape[1])
+    """Counts of every (predictor state, child state) among the rows of `keys` (predictors
+    × rows; a dense total_states × k matrix), each row counted `weights` times."""
+    w = None if weights is None else np.tile(weights.astype(float), keys.shape[0])
     c = np.bincount(keys.ravel(), weights=w, minlength=total_states * k)
     return c.astype(np.int64, copy=False).reshape(total_states, k)
 
@@ -222,7 +223,7 @@ def _node_counts(keys: np.ndarray, k: int, total_states: int, weights=None):
         u, cnt = np.unique(flat, return_counts=True)
     else:
         u, inverse = np.unique(flat, return_inverse=True)
-        w = np.repeat(weights.astype(float), keys.shape[1])
+        w = np.tile(weights.astype(float), keys.shape[0])
         cnt = np.bincount(inverse.ravel(), weights=w).astype(np.int64)
     pos, x = np.divmod(u, k)
     rows, ri = np.unique(pos, return_inverse=True)

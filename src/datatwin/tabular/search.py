@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 
 from .bayesnet import marginal_prior, reachable
 from .counting import FamilyCounter, config_space
-from .scores import family_score, marginal_loglik
+from .scores import GammaTables, family_score, marginal_loglik
 
 _TOL = 1e-6
 
@@ -55,6 +55,7 @@ class LocalScorer:
         ]
         self.k_eff = [int(np.count_nonzero(counter.marginal(v))) for v in range(len(cards))]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
+        self._gamma: dict[int, GammaTables] = {}
         # structure prior for "bde": each possible edge is present with probability ~1/d
         self.edge_penalty = float(np.log(max(len(cards), 2))) if method == "bde" else 0.0
 
@@ -70,6 +71,14 @@ class LocalScorer:
         if s is None:
             s = self._cache[key] = self._score(child, parents)
         return s
+
+    def _tables(self, child: int) -> GammaTables | None:
+        """The child's `GammaTables` (bde only), made on first use."""
+        if self.method != "bde":
+            return None
+        if child not in self._gamma:
+            self._gamma[child] = GammaTables(self.priors[child])
+        return self._gamma[child]
 
     def _score(self, child: int, parents: tuple[int, ...]) -> float:
         """The local score of one family (sorted parents), its edges' prior included."""
@@ -88,6 +97,7 @@ class LocalScorer:
                     self.k_eff[child],
                     config_space(self.counter.cards, parents),
                     self.counter.n,
+                    self._tables(child),
                 )
             s -= self.edge_penalty * len(parents)
         return s
