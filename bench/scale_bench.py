@@ -52,9 +52,9 @@ def flights(n: int, seed: int = 0) -> Any:
     carrier = rng.choice(
         len(carriers), n, p=np.r_[0.2, 0.18, 0.16, 0.2, 0.06, 0.06, 0.05, 0.04, 0.02, 0.03]
     )
-    tail_pop = rng.zipf(1.3, 4000 * 8) % 4000
+    pop = 1.0 / (np.arange(4000) + 10.0) ** 0.9  # tail numbers: a long-tailed popularity
     tail = np.array([f"N{100 + i}{carriers[i % 10]}" for i in range(4000)])[
-        (tail_pop[:n] if n <= len(tail_pop) else rng.integers(0, 4000, n))
+        rng.choice(4000, n, p=pop / pop.sum())
     ]
     airports = np.array([f"A{i:02d}" for i in range(60)])
     w = 1.0 / np.arange(1, 61) ** 0.8
@@ -226,11 +226,14 @@ def main() -> None:
     ap.add_argument("--kinds", default=",".join(KINDS), help="alarm, adult, flights")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for the results")
     ap.add_argument("--data", default="/tmp/datatwin-scale", help="folder for generated tables")
+    ap.add_argument("--keep", action="store_true", help="keep other kinds' earlier results")
     args = ap.parse_args()
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, Any]]] = {}
+    if args.keep and (out / "scale.json").exists():  # other kinds from an earlier run
+        results = json.loads((out / "scale.json").read_text())
     for kind in args.kinds.split(","):
         results[kind] = []
         for n in sorted(int(r) for r in args.rows.split(",")):
