@@ -216,6 +216,8 @@ def _object_tokens(col: pa.ChunkedArray) -> np.ndarray:
     uniq = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
     codes = enc.indices.to_numpy(zero_copy_only=False)
     tokens = uniq[codes]
+    if len(uniq) < 1 << 15:  # codes in 1 or 2 bytes a cell
+        codes = codes.astype(np.int8 if len(uniq) < 1 << 7 else np.int16)
     remember_codes(tokens, codes, uniq)
     return tokens
 
