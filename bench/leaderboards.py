@@ -99,7 +99,11 @@ def run(census: bool, only: set[str] | None = None) -> dict[str, Any]:
 def compare(now: dict[str, Any], before: dict[str, Any]) -> int:
     worst = 0.0
     for name, res in now.items():
-        if name.startswith("_") or name not in before or not isinstance(res, dict):
+        if name.startswith("_") or not isinstance(res, dict):
+            continue
+        if name not in before:
+            print(f"{name}: NOT IN {len(before)} baseline datasets; nothing compared")
+            worst = float("inf")
             continue
         old = {r["structure"]: r for r in before[name]["rows"]}
         sel = "same" if res["selected"] == before[name]["selected"] else "CHANGED"

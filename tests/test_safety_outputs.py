@@ -270,11 +270,14 @@ def test_disk_full_during_sample_is_one_line_and_leaves_nothing(
     out = tmp_path / "out.csv"
     out.write_text("old content\n")
 
-    def full(self, samples, fh, args):
-        fh.write(b"a,k\n" * 1000)
-        raise OSError(code, os.strerror(code))
+    def full(self, args):
+        def write(fh):
+            fh.write(b"a,k\n" * 1000)
+            raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(TableTwin, "cli_write", full)
+        return write
+
+    monkeypatch.setattr(TableTwin, "cli_sample_writer", full)
     assert main(["sample", str(model), "-n", "20", "-o", str(out)]) == 2
     err = _one_line_error(capsys, f"writing {out}", "free some space or choose another -o")
     assert ("no space left" in err) == (code == errno.ENOSPC)
@@ -317,13 +320,16 @@ SLOW_SAMPLE = """
 import sys, time
 from datatwin import cli
 from datatwin.tabular.twin import TableTwin
-real = TableTwin.cli_write
-def slow(self, samples, fh, args):
-    real(self, samples, fh, args)
-    fh.flush()
-    sys.stderr.write("WRITING\\n"); sys.stderr.flush()
-    time.sleep(60)
-TableTwin.cli_write = slow
+real = TableTwin.cli_sample_writer
+def slow(self, args):
+    write = real(self, args)
+    def w(fh):
+        write(fh)
+        fh.flush()
+        sys.stderr.write("WRITING\\n"); sys.stderr.flush()
+        time.sleep(60)
+    return w
+TableTwin.cli_sample_writer = slow
 sys.exit(cli.main(sys.argv[1:]))
 """
 

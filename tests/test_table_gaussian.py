@@ -9,7 +9,7 @@ import pytest
 
 import datatwin
 from datatwin.errors import InputError
-from datatwin.tabular.gaussian import log_cell_mass
+from datatwin.numerics import log_normal_cell
 from datatwin.tabular.twin import TableTwin
 
 
@@ -23,10 +23,10 @@ def _linear_table(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
 
 def test_cell_masses_sum_to_one_and_stay_finite_in_the_tails():
     grid = np.arange(-2000, 2001) * 0.01  # a 0.01 grid covering ±20 sigma
-    lp = log_cell_mass(grid, np.zeros_like(grid), np.ones_like(grid), 0.01)
+    lp = log_normal_cell(grid, np.zeros_like(grid), np.ones_like(grid), 0.01)
     assert np.isfinite(lp).all()
     assert abs(np.exp(lp).sum() - 1.0) < 1e-9
-    far = log_cell_mass(np.array([60.0, -60.0]), np.zeros(2), np.ones(2), 0.01)
+    far = log_normal_cell(np.array([60.0, -60.0]), np.zeros(2), np.ones(2), 0.01)
     assert np.isfinite(far).all() and (far < -1500).all()
 
 

@@ -14,7 +14,8 @@ import pytest
 import datatwin
 from datatwin.cli import main
 from datatwin.text.counts import BOS, EOS, N_SPECIAL, UNK, Segment, count, layout, lookup
-from datatwin.text.model import NgramModel, chain_probs, fit_family
+from datatwin.text.family import fit_family
+from datatwin.text.model import NgramModel, chain_probs
 from datatwin.text.sampling import Sampler
 from datatwin.text.smoothing import SMOOTHERS, apply_level, make_level
 from datatwin.text.tokenize import Document

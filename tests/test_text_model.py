@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from datatwin.text.counts import BOS, EOS, N_SPECIAL, UNK, Segment, count, layout
-from datatwin.text.model import NgramModel, fit_family
+from datatwin.text.family import fit_family
+from datatwin.text.model import NgramModel
 from datatwin.text.sampling import Sampler, novelty_ngrams
 from datatwin.text.smoothing import FALLBACK_DISCOUNTS, estimate_discounts
 

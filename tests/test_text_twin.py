@@ -147,7 +147,7 @@ def test_bad_text_input(tmp_path):
         TextTwin.fit_select(binary)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"hello \xff\xfe world " * 20)
-    with pytest.raises(InputError, match="not valid UTF-8.*--tokens bytes"):
+    with pytest.raises(InputError, match="not valid UTF-8.*tokens='bytes'"):
         TextTwin.fit_select(bad)
     t = TextTwin.fit_select(bad, tokens="bytes", max_order=2, baselines=False)
     assert math.isfinite(t.bits(bad))
@@ -239,7 +239,7 @@ def test_events_fit_score_sample_round_trip(tmp_path):
 def test_events_missing_columns_is_input_error():
     with pytest.raises(InputError, match="no column.*'wrd'.*columns are"):
         EventsTwin.fit_select(_events(), sequence_id="wrd", order_by="position", event="phone")
-    with pytest.raises(InputError, match="--sequence-id"):
+    with pytest.raises(InputError, match="sequence_id, order_by and event"):
         EventsTwin.fit_select(_events(), order_by="position", event="phone")
 
 

@@ -16,8 +16,26 @@ from typing import Any, BinaryIO, ClassVar
 import numpy as np
 
 from .core.registry import StructureRegistry
+from .errors import InputError
 from .modelfile import save_archive
 from .units import LN2
+
+#: the most units one `sample` may draw (a count beyond any disk; arrays index with int64)
+MAX_SAMPLE_UNITS = 10**15
+
+
+def check_count(n: Any, label: str = "n") -> None:
+    """A sample count is a whole number from 0 to `MAX_SAMPLE_UNITS` (else one line)."""
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InputError(f"{label} must be a non-negative whole number, got {n!r}")
+    if n > MAX_SAMPLE_UNITS:
+        raise InputError(
+            f"{label} {n}: at most {MAX_SAMPLE_UNITS:.0e} units per run; "
+            "sample in several runs with different seeds"
+        )
+
 
 #: wall-clock timings: kept on a fitted twin, never saved (model files must be reproducible)
 _TIMINGS = frozenset({"fit_seconds", "fit_seconds_total"})
@@ -113,6 +131,10 @@ class Twin(ABC):
         The same fitted twin always gives the same bytes: wall-clock timings (`fit_seconds`)
         stay on this object and are not written. `stdout_ok`: `-` means stdout (the CLI).
         """
+        meta, arrays = self._file_contents()
+        save_archive(path, meta, arrays, stdout_ok=stdout_ok)
+
+    def _file_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.to_archive()
         meta = {
             "kind": self.kind,
@@ -121,7 +143,27 @@ class Twin(ABC):
             "leaderboard": [_without_timings(row) for row in self.leaderboard],
             **{key: _without_timings(value) for key, value in meta.items()},
         }
-        save_archive(path, meta, arrays, stdout_ok=stdout_ok)
+        return meta, arrays
+
+    def write_model(self, fh: BinaryIO) -> None:
+        """Write the model file's bytes (as `save` would) to `fh`."""
+        from .modelfile import write_archive
+
+        write_archive(fh, *self._file_contents())
+
+    # ---- compression ------------------------------------------------------------------
+    def compress(self, data: Any, *, embed_model: bool = False) -> bytes:
+        """`data` (bytes, text or a path) losslessly compressed with this twin's exact
+        probabilities; `embed_model` makes the output self-contained."""
+        from .coding.api import compress
+
+        return compress(self, data, embed_model=embed_model)
+
+    def decompress(self, blob: bytes) -> bytes:
+        """The original bytes of `compress(data)` (checked: size and sha256)."""
+        from .coding.api import decompress
+
+        return decompress(blob, self)
 
     # ---- command-line hooks (each kind overrides what it supports) ----------------------
     @classmethod
@@ -158,6 +200,14 @@ class Twin(ABC):
     def cli_write(self, samples: Any, fh: BinaryIO, args: argparse.Namespace) -> None:
         """Write samples in the training data's format to a binary file object."""
         raise NotImplementedError
+
+    def cli_sample_writer(self, args: argparse.Namespace) -> Callable[[BinaryIO], None]:
+        """What `datatwin sample` writes: a function of the output file object, returned
+        after the options are checked (an error then leaves no output at all). A kind that
+        samples in blocks writes them as they are drawn (bounded memory, never seeking);
+        this default draws everything first."""
+        samples = self.cli_sample(args)
+        return lambda fh: self.cli_write(samples, fh, args)
 
     def summary(self) -> dict[str, Any]:
         """A short JSON-able description for `fit --json`."""

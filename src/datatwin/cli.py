@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, progress
-from .base import Twin
+from .base import Twin, check_count
 from .core.holdout import refuse_training_file_as_holdout
 from .core.registry import StructureRegistry
 from .errors import DataTwinError, InputError
@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", metavar="OUT", help="output file (default and `-`: stdout)"
     )
 
+    _add_coding_commands(sub)
+
     structures = sub.add_parser("structures", help="the structures each kind can fit")
     structures.add_argument("--kind", choices=list(_KINDS), help="only this kind")
     structures.add_argument("--json", action="store_true", help="print one JSON object")
@@ -129,6 +131,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--json", action="store_true")
 
+    _add_evaluation_commands(sub)
+    _add_kind_options(fit, sample)
+    return parser
+
+
+def _add_coding_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`compress` and `decompress`: the twin's bits as a file."""
+    comp = sub.add_parser(
+        "compress", help="lossless compression of DATA with a twin's exact probabilities"
+    )
+    comp.add_argument("model", metavar="MODEL")
+    comp.add_argument("data", metavar="DATA")
+    comp.add_argument(
+        "-o", "--output", metavar="OUT", help="compressed file (default: DATA + .dtz; `-`: stdout)"
+    )
+    comp.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="embed the model, so decompressing needs no model file",
+    )
+    comp.add_argument("--json", action="store_true", help="print the sizes as one JSON object")
+    decomp = sub.add_parser("decompress", help="the original bytes of a compressed file")
+    decomp.add_argument(
+        "paths",
+        nargs="+",
+        metavar="[MODEL] IN",
+        help="the model it was compressed with (not needed when it is embedded), then the file",
+    )
+    decomp.add_argument(
+        "-o", "--output", metavar="DATA", help="output (default: IN without .dtz; `-`: stdout)"
+    )
+
+
+def _add_evaluation_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """`evaluate` and `report`: a twin against real data it did not see."""
     for name, text in (
         ("evaluate", "fidelity and privacy numbers of a twin against real data it did not see"),
         ("report", "self-contained HTML report: real vs twin, pictures and numbers"),
@@ -145,9 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
             ev.add_argument(
                 "-o", "--output", metavar="HTML", help="default: MODEL's stem + .report.html"
             )
-
-    _add_kind_options(fit, sample)
-    return parser
 
 
 def _registries() -> dict[str, StructureRegistry[Any]]:
@@ -322,10 +356,62 @@ def cmd_sample(args: argparse.Namespace) -> int:
     )
     twin = load(args.model)
     refuse_foreign_options(_subparser(args.command), args, twin.kind)
-    if args.n is not None and args.n < 0:
-        raise InputError("-n must be a non-negative count")
-    samples = twin.cli_sample(args)
-    write_file(output, lambda fh: twin.cli_write(samples, fh, args), stdout_ok=True)
+    check_count(args.n, "-n")
+    write = twin.cli_sample_writer(args)  # options checked here, before any output
+    write_file(output, write, stdout_ok=True, streaming=True)
+    return 0
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from . import load
+    from .coding.api import compress_report
+
+    data = Path(args.data)
+    if not data.is_file():
+        raise InputError(f"data file not found: {data}")
+    output = args.output or f"{data}.dtz"
+    check_outputs({"-o": output}, {"MODEL": args.model, "DATA": data}, stdout_ok=("-o",))
+    twin = load(args.model)
+    blob, report = compress_report(twin, data.read_bytes(), embed_model=args.self_contained)
+    write_file(output, lambda fh: fh.write(blob), stdout_ok=True)
+    sizes = report["sizes"]
+    if args.json:
+        print(
+            json.dumps(_jsonable(report), allow_nan=False),
+            file=sys.stderr if output == STDOUT else sys.stdout,
+        )
+    else:
+        progress.note(
+            f"{report['input']:,} bytes -> {sizes['total']:,} bytes "
+            f"(payload {sizes['payload']:,}, the twin's own bits {report['model_bits'] / 8:,.0f} "
+            f"bytes; side {sizes['layout']:,}, header {sizes['header']}, model {sizes['model']:,})"
+        )
+    return 0
+
+
+def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in report.items()}
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from . import load
+    from .coding.api import decompress
+
+    if len(args.paths) > 2:
+        raise InputError("decompress takes [MODEL] IN: at most two files")
+    model_path = args.paths[0] if len(args.paths) == 2 else None
+    source = Path(args.paths[-1])
+    if not source.is_file():
+        raise InputError(f"compressed file not found: {source}")
+    output = args.output
+    if output is None:
+        if source.suffix != ".dtz":
+            raise InputError("give the output with -o (the input does not end in .dtz)")
+        output = str(source.with_suffix(""))
+    check_outputs({"-o": output}, {"MODEL": model_path, "IN": source}, stdout_ok=("-o",))
+    twin = load(model_path) if model_path else None
+    out = decompress(source.read_bytes(), twin)  # checked (size, sha256) before writing
+    write_file(output, lambda fh: fh.write(out), stdout_ok=True)
     return 0
 
 
@@ -441,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         "sample": cmd_sample,
         "demo": cmd_demo,
         "structures": cmd_structures,
+        "compress": cmd_compress,
+        "decompress": cmd_decompress,
         "evaluate": cmd_evaluate,
         "report": cmd_report,
     }[args.command]

@@ -1,4 +1,4 @@
-"""Leaderboard rows (one per candidate structure) and their terminal rendering."""
+"""The leaderboard on a terminal: one row per candidate (`core.candidates.Board.rows`)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-
-def entry(
-    structure: str, train_bits: float, holdout_bits: float, fit_seconds: float, **extra: Any
-) -> dict[str, Any]:
-    """One leaderboard row; bits are per unit."""
-    return {
-        "structure": structure,
-        "train_bits": float(train_bits),
-        "holdout_bits": float(holdout_bits),
-        "fit_seconds": float(fit_seconds),
-        **extra,
-    }
-
-
-def best(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The non-baseline row with the fewest holdout bits (ties: the earlier, simpler one)."""
-    rows = [e for e in entries if not e.get("baseline")]
-    return min(rows, key=lambda e: (e["holdout_bits"], rows.index(e)))
-
-
-def mark_selected(entries: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    for e in entries:
-        e["selected"] = e["structure"] == name
-    return entries
 
 
 def _fmt(x: Any) -> str:

@@ -374,3 +374,15 @@ def require(cond: bool, path_or_what: str, problem: str) -> None:
         raise ModelFileError(
             f"{path_or_what}: {problem}; the model file is corrupted or tampered with"
         )
+
+
+def require_integer(arrays: Mapping[str, np.ndarray], names: list[str], what: str) -> None:
+    """Arrays a component stores as integers (counts, indices, code points, flags) must come
+    back as integers: a float array, even of whole numbers, is refused, never cast."""
+    for name in names:
+        arr = arrays.get(name)
+        if arr is not None and arr.dtype.kind not in "iub":
+            raise ModelFileError(
+                f"{what}: array {name!r} holds {arr.dtype} values where integers belong; "
+                "the model file is corrupted or tampered with"
+            )

@@ -192,8 +192,14 @@ def _write_error(path: PathLike, exc: OSError) -> InputError:
     return InputError(f"cannot write {path}: {exc.strerror or exc}")
 
 
-def _write_stdout(write: Callable[[BinaryIO], object]) -> None:
-    """Build the output in memory (so seeking writers work) and copy it to stdout."""
+def _write_stdout(write: Callable[[BinaryIO], object], streaming: bool = False) -> None:
+    """Build the output in memory (so seeking writers work) and copy it to stdout; a
+    `streaming` writer (one that never seeks) writes to stdout as it goes."""
+    sys.stdout.flush()
+    if streaming:
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
     buf = io.BytesIO()
     write(buf)
     sys.stdout.flush()
@@ -201,20 +207,27 @@ def _write_stdout(write: Callable[[BinaryIO], object]) -> None:
     sys.stdout.buffer.flush()
 
 
-def _write_through(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
+def _write_through(
+    path: PathLike, write: Callable[[BinaryIO], object], streaming: bool = False
+) -> None:
     """Open an existing device, FIFO or stream and write into it; never create or rename.
 
     No O_CREAT (nothing is ever made in /dev) and no O_TRUNC (an output that is the shell's
-    own `>> log` through /dev/stdout is appended to, as the shell asked).
+    own `>> log` through /dev/stdout is appended to, as the shell asked). A `streaming`
+    writer writes into it as it goes; others are built in memory first.
     """
     buf = io.BytesIO()
-    write(buf)
+    if not streaming:
+        write(buf)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise _write_error(path, exc) from None
     with open(fd, "wb", closefd=True) as fh:
-        fh.write(buf.getbuffer())
+        if streaming:
+            write(fh)
+        else:
+            fh.write(buf.getbuffer())
 
 
 def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -241,21 +254,28 @@ def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 
 def write_file(
-    path: PathLike, write: Callable[[BinaryIO], object], *, stdout_ok: bool = False
+    path: PathLike,
+    write: Callable[[BinaryIO], object],
+    *,
+    stdout_ok: bool = False,
+    streaming: bool = False,
 ) -> None:
     """Write an output through `write(fileobj)`: atomically, through a device, or to stdout.
 
     `-` means stdout only when `stdout_ok`; otherwise it is a file named `-`. Whatever the
     mode, a full disk is one line (`InputError`) and no partial file is left behind.
+    `streaming`: `write` never seeks, so stdout and devices get its bytes as they come
+    (bounded memory for a large sample) instead of after it has finished; a regular file is
+    still replaced atomically.
     """
     mode = write_mode(path)
     if mode == "stdout" and not stdout_ok:
         mode = "atomic"
     try:
         if mode == "stdout":
-            _write_stdout(write)
+            _write_stdout(write, streaming)
         elif mode == "through":
-            _write_through(path, write)
+            _write_through(path, write, streaming)
         else:
             _write_atomic(Path(path), write)
     except OSError as exc:

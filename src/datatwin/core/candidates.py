@@ -17,6 +17,7 @@ Leaderboard rows (`Board.rows`) are a view of the candidates, never control stat
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -145,13 +146,42 @@ class Selection(Generic[M]):
         return self.board.rows(self.best)
 
 
-def select(search: Search[M]) -> Selection[M]:
-    """Run `search`'s candidates onto a board, keep the best by holdout bits, refit it."""
+def select(
+    search: Search[M], shown: Callable[[], Iterable[Candidate[M]]] | None = None
+) -> Selection[M]:
+    """Run `search`'s candidates onto a board, keep the best by holdout bits, refit it.
+
+    `shown`: candidates only shown for comparison (baselines), asked for after the refit so
+    that they can be computed alongside the search and the refit; they join the board last."""
     board: Board[M] = Board()
     for cand in search.candidates(board):
         board.add(cand)
     best = board.best()
-    return Selection(search.refit(best), best, board)
+    _note_small_holdout(board, best, getattr(search, "holdout_units", None))
+    model = search.refit(best)
+    for cand in shown() if shown is not None else ():
+        board.add(cand)
+    return Selection(model, best, board)
+
+
+#: fewer held-out units than this decide a leaderboard by noise (a note says so)
+MIN_HOLDOUT_UNITS = 30
+
+
+def _note_small_holdout(board: Board[M], best: Candidate[M], units: Any) -> None:
+    """A search that says how many units it holds out (`holdout_units`) gets a note when
+    fewer than `MIN_HOLDOUT_UNITS` decide between several candidates: however confident
+    the leaderboard looks, the choice is at noise level."""
+    contenders = board.contenders()
+    if not isinstance(units, int) or units >= MIN_HOLDOUT_UNITS or len(contenders) < 2:
+        return
+    gap = min(c.holdout_bits - best.holdout_bits for c in contenders if c is not best)
+    logging.getLogger("datatwin").info(  # the progress note (core imports no datatwin module)
+        f"only {units} held-out unit{'s' * (units != 1)} decide{'s' * (units == 1)} the leaderboard (the "
+        f"runner-up is {gap * units:.2f} bits behind in all): choosing "
+        f"{best.structure.label} is at noise level; hold out at least {MIN_HOLDOUT_UNITS} "
+        "units (more data or a larger holdout) to trust it"
+    )
 
 
 @contextmanager

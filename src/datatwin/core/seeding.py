@@ -8,6 +8,7 @@ adding a stream never shifts another, and `seed=None` draws fresh entropy for ev
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -46,3 +47,29 @@ def as_int_seed(seed: SeedLike) -> int:
         seed_sequence(seed)  # validates
         return int(seed)
     return int(seed_sequence(seed).generate_state(1, np.uint32)[0])
+
+
+#: a sample is drawn in blocks of units, each from its own stream (`block_rng`), so the
+#: same seed gives the same data however many blocks are written at a time
+_BLOCKS_KEY = zlib.crc32(b"sample blocks")
+
+
+def block_rng(root: np.random.SeedSequence, k: int) -> np.random.Generator:
+    """The stream of block `k` of a sample under `root`. Block 0 is `default_rng(root)` (a
+    sample of one block draws exactly as a single stream would); block k >= 1 is a child
+    stream of its own."""
+    if k == 0:
+        return np.random.default_rng(root)
+    return np.random.default_rng(
+        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, _BLOCKS_KEY, k))
+    )
+
+
+def blocks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    """(offset, count) of each block of `size` units covering `n` units, lazily (one empty
+    block when `n` is 0)."""
+    if n <= 0:
+        yield (0, 0)
+        return
+    for a in range(0, n, size):
+        yield (a, min(size, n - a))

@@ -25,9 +25,15 @@ def _uri(fig, tight: bool = False) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _esc(s: object) -> str:
+    """`s` as matplotlib shows it literally: a `$` would start mathtext (and an odd number
+    of them fail the whole figure), so each is escaped."""
+    return str(s).replace("$", r"\$")
+
+
 def _short(s: str, n: int = 18) -> str:
     s = str(s)
-    return s if len(s) <= n else s[: n - 1] + "…"
+    return _esc(s if len(s) <= n else s[: n - 1] + "…")
 
 
 def leaderboard(board: list[dict[str, Any]], unit: str, limit: float | None = None) -> str:
@@ -238,8 +244,8 @@ def compare_bars(labels: list[str], pa, pb, title: str, xlabel: str = "share") -
     ]
     ax.set_yticks(y, shown)
     ax.tick_params(labelsize=7)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_title(title, fontsize=9, y=1.0)
+    ax.set_xlabel(_esc(xlabel), fontsize=8)
+    ax.set_title(_esc(title), fontsize=9, y=1.0)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
     return _uri(fig)
 
@@ -252,7 +258,7 @@ def length_hist(a: np.ndarray, b: np.ndarray, title: str) -> str:
     edges = np.arange(0, hi + 2) - 0.5 if hi <= 60 else np.linspace(0, hi + 1, 61)
     ax.hist(a, bins=edges, density=True, color=REAL, alpha=0.55, label="real")
     ax.hist(b, bins=edges, density=True, histtype="step", color=TWIN, lw=1.6, label="twin")
-    ax.set_title(title, fontsize=9, y=1.0)
+    ax.set_title(_esc(title), fontsize=9, y=1.0)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, frameon=False)
     return _uri(fig)

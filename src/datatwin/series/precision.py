@@ -18,10 +18,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import logsumexp
+
+from ..numerics import log_gauss_cell
 
 TRANSFORMS = ("none", "sqrt", "log")
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def forward(x: np.ndarray, transform: str) -> np.ndarray:
@@ -140,30 +141,6 @@ def escape_log_prob(
             adj[beyond] = base + (mb - 1.0) * log_q
             outside |= beyond
     return outside, adj
-
-
-def log_gauss_cell(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """log(Φ(b) − Φ(a)) for a < b (either may be infinite), finite and accurate everywhere.
-
-    Narrow cells (width·(1+|midpoint|) < 1e-3) use the midpoint density times the width
-    (relative error < 1e-7); others the difference of log-CDFs on the side of the smaller tail.
-    """
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        width = b - a
-        mid = np.where(np.isfinite(width), 0.5 * (a + b), 0.0)
-        out = -0.5 * mid * mid - _LOG_SQRT_2PI + np.log(np.maximum(width, 1e-300))
-        wide = ~(np.isfinite(width) & (width * (1.0 + np.abs(mid)) < 1e-3))
-        if wide.any():
-            aw, bw = a[wide], b[wide]
-            flip = aw > 0
-            lo = np.where(flip, -bw, aw)
-            hi = np.where(flip, -aw, bw)
-            lhi = log_ndtr(hi)
-            exact = lhi + np.log(-np.expm1(log_ndtr(lo) - lhi))
-            out[wide] = np.where(np.isfinite(exact), exact, out[wide])
-    return np.where(np.isfinite(out), out, -745.0)
 
 
 def log_cell_mass(

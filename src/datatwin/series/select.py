@@ -171,6 +171,7 @@ class SeriesSearch:
         self.do_refit = refit
         self.train_rows = np.arange(plan.T0, n_train)
         self.hold_rows = np.arange(n_train, len(vals))
+        self.holdout_units = len(self.hold_rows)  # the selection notes when too few decide
         self.rate = missing_rate(vals[:n_train])
         self.preps: dict[str, Prepared] = {}
         self.scans: dict[str, tuple[Scan, float]] = {}

@@ -20,14 +20,42 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..modelfile import require_integer
 from ..reader import token_codes
-from .schema import ColumnSpec, _numeric_parse, isin_tokens
+from .schema import MAX_GRID, ColumnSpec, _numeric_parse, isin_tokens
 from .spelling import SpellingModel
 
 TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
 _SMALL_DISTINCT = 32  # numeric columns with at most this many values: every value an atom
 _MAX_VALUE_ATOMS = 20
 _FINE_PSEUDO = 0.5
+#: privacy rule: a category of a high-cardinality column seen in fewer rows is never stored
+MIN_COUNT = 5
+#: a categorical column is high-cardinality above max(this, sqrt(rows)) distinct values
+HIGH_CARDINALITY = 50
+
+
+def high_cardinality(n_distinct: int, n_rows: int) -> bool:
+    """An open vocabulary (names, codes, SSNs) rather than a closed list of categories:
+    more than max(50, sqrt(rows)) distinct values."""
+    return n_distinct > max(HIGH_CARDINALITY, math.sqrt(n_rows))
+
+
+def withheld(counts: np.ndarray, n_rows: int, min_count: int) -> np.ndarray:
+    """Which categories (with these row counts) the privacy rule keeps out of a model: in a
+    high-cardinality column, those seen in fewer than `min_count` rows."""
+    if min_count <= 1 or not high_cardinality(len(counts), n_rows):
+        return np.zeros(len(counts), bool)
+    return np.asarray(counts) < min_count
+
+
+def withheld_summary(spec: ColumnSpec, col: np.ndarray, min_count: int) -> tuple[int, int]:
+    """(values, rows) of a categorical column that the privacy rule withholds."""
+    if spec.type not in ("categorical", "boolean"):
+        return 0, 0
+    vals, counts = token_counts(col)
+    mask = withheld(counts, len(col), min_count) & ~np.isin(vals, list(spec.missing))
+    return int(mask.sum()), int(counts[mask].sum())
 
 
 @dataclass
@@ -64,7 +92,10 @@ def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
         secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
     vals, _ = _numeric_parse(tokens)
-    return np.round(vals * _grid_scale(spec))
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = np.round(vals * _grid_scale(spec))
+    g[~(np.abs(g) < MAX_GRID)] = np.nan  # beyond exact steps: scored as a token, not a number
+    return g
 
 
 def grid_to_values(spec: ColumnSpec, g: np.ndarray) -> np.ndarray:
@@ -123,63 +154,92 @@ class ColumnCodec:
     # ---- fitting ------------------------------------------------------------------------
     @classmethod
     def fit(
-        cls, spec: ColumnSpec, col: np.ndarray, bins: int = 10, max_categories: int = 2000
+        cls,
+        spec: ColumnSpec,
+        col: np.ndarray,
+        bins: int = 10,
+        max_categories: int = 2000,
+        min_count: int = MIN_COUNT,
     ) -> ColumnCodec:
-        """Fit a codec on a column of tokens (object array of str)."""
-        n = len(col)
+        """Fit a codec on a column of tokens (object array of str). A category of a
+        high-cardinality column seen in fewer than `min_count` rows is not stored: it is
+        spelled by the character model (`withheld`)."""
         missing_set = set(spec.missing)
         if spec.type in ("integer", "float", "datetime"):
-            g = to_grid(spec, col)
-            is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
-            tok_vals, tok_counts = token_counts(col[is_tok])
-            order = np.argsort(-tok_counts, kind="stable")
-            tokens = [str(t) for t in tok_vals[order]]
-            gv = g[~is_tok]
-            uniq, cnt = np.unique(gv, return_counts=True)
-            if len(uniq) <= _SMALL_DISTINCT:
-                atoms, rest = uniq, np.empty(0)
-            else:
-                thresh = max(10, 0.01 * len(gv))
-                freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
-                freq = freq[cnt[freq] >= thresh]
-                atoms = np.sort(uniq[freq])
-                rest = gv[~np.isin(gv, atoms)]
-            coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
-            lo = float(uniq.min()) if len(uniq) else 0.0
-            hi = float(uniq.max()) if len(uniq) else 0.0
-            spelling = SpellingModel.fit(tokens or ["?"])
-            return cls(
-                spec,
-                tokens,
-                np.isin(tokens, list(missing_set)),
-                atoms,
-                coarse,
-                fine,
-                fine_logp,
-                fine_coarse,
-                False,
-                spelling,
-                1.0,
-                lo,
-                hi,
-            )
-        # categorical / boolean: every distinct token an atom, capped for huge cardinality
+            return cls._fit_numeric(spec, col, bins, missing_set)
+        return cls._fit_categorical(spec, col, max_categories, min_count, missing_set)
+
+    @classmethod
+    def _fit_numeric(
+        cls, spec: ColumnSpec, col: np.ndarray, bins: int, missing_set: set[str]
+    ) -> ColumnCodec:
+        """Tokens (missing markers, junk), frequent exact values as atoms, quantile bins."""
+        g = to_grid(spec, col)
+        is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
+        tok_vals, tok_counts = token_counts(col[is_tok])
+        order = np.argsort(-tok_counts, kind="stable")
+        tokens = [str(t) for t in tok_vals[order]]
+        gv = g[~is_tok]
+        uniq, cnt = np.unique(gv, return_counts=True)
+        if len(uniq) <= _SMALL_DISTINCT:
+            atoms, rest = uniq, np.empty(0)
+        else:
+            thresh = max(10, 0.01 * len(gv))
+            freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
+            freq = freq[cnt[freq] >= thresh]
+            atoms = np.sort(uniq[freq])
+            rest = gv[~np.isin(gv, atoms)]
+        coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
+        lo = float(uniq.min()) if len(uniq) else 0.0
+        hi = float(uniq.max()) if len(uniq) else 0.0
+        spelling = SpellingModel.fit(tokens or ["?"])
+        return cls(
+            spec,
+            tokens,
+            np.isin(tokens, list(missing_set)),
+            atoms,
+            coarse,
+            fine,
+            fine_logp,
+            fine_coarse,
+            False,
+            spelling,
+            1.0,
+            lo,
+            hi,
+        )
+
+    @classmethod
+    def _fit_categorical(
+        cls,
+        spec: ColumnSpec,
+        col: np.ndarray,
+        max_categories: int,
+        min_count: int,
+        missing_set: set[str],
+    ) -> ColumnCodec:
+        """Every distinct token an atom, but the withheld rare values and the capped tail."""
+        n = len(col)
+        # categorical / boolean: every distinct token an atom, except the rare values of a
+        # high-cardinality column (`withheld`: privacy) and the tail beyond max_categories
         vals, counts = token_counts(col)
         order = np.argsort(-counts, kind="stable")
         vals, counts = vals[order], counts[order]
-        has_rare = False
-        if len(vals) > max_categories:
-            keep = min(max_categories, int((counts >= 2).sum()))
-            rare_vals, rare_counts = vals[keep:], counts[keep:]
-            vals, counts = vals[:keep], counts[:keep]
-            has_rare = True
+        is_marker = np.isin(vals, list(missing_set))
+        spelled = withheld(counts, n, min_count) & ~is_marker
+        if len(vals) > max_categories:  # bounded memory: the tail beyond the cap is spelled
+            kept = np.cumsum(~spelled) <= min(max_categories, int((counts >= 2).sum()))
+            spelled |= ~kept & ~is_marker
+        has_rare = bool(spelled.any())
+        if has_rare:
+            rare_vals, rare_counts = vals[spelled], counts[spelled]
+            vals, counts = vals[~spelled], counts[~spelled]
             spelling = SpellingModel.fit([str(v) for v in rare_vals], rare_counts)
         else:
             spelling = SpellingModel.fit([str(v) for v in vals] or ["?"], counts)
         n1 = int((counts == 1).sum())
         escape_pseudo = 0.0 if has_rare else max(float(n1), 0.5)
         tokens = [str(v) for v in vals]
-        del n
         return cls(
             spec,
             tokens,
@@ -405,6 +465,9 @@ class ColumnCodec:
     @classmethod
     def from_archive(cls, meta: dict, arrays: dict[str, np.ndarray], prefix: str) -> ColumnCodec:
         spec = ColumnSpec.from_dict(meta["spec"])
+        require_integer(
+            arrays, [f"{prefix}token_missing", f"{prefix}fine_coarse"], f"column {spec.name!r}"
+        )
         tokens = [str(t) for t in meta["tokens"]]
         tm = arrays[f"{prefix}token_missing"].astype(bool)
         ce, fe = arrays[f"{prefix}coarse_edges"], arrays[f"{prefix}fine_edges"]

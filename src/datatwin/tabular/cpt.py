@@ -37,6 +37,7 @@ class CPT:
         self.counts = counts
         self.space = int(np.prod(self.parent_cards)) if len(self.parents) else 1
         self._dense_logp: np.ndarray | None = None
+        self._dense_p: np.ndarray | None = None
         self._cum: np.ndarray | None = None
 
     def n_params(self) -> int:
@@ -93,6 +94,27 @@ class CPT:
         fi = np.minimum(np.searchsorted(fam_key, q), len(fam_key) - 1)
         n_cx = np.where(fam_key[fi] == q, fc.fam_n[fi], 0)
         return np.log((n_cx + self.alpha * self.prior[x]) / (n_c + self.alpha))
+
+    def state_probs(self, columns: list[np.ndarray], cards: np.ndarray, n: int) -> np.ndarray:
+        """P(x | parents) for every state x, one row per row of the parent columns."""
+        if not self.parents or not np.isfinite(self.alpha) or not len(self.counts.cfg_keys):
+            return np.repeat(self.prior[None, :], n, axis=0)
+        key = config_keys(columns, cards, self.parents)
+        if self._use_dense():
+            if self._dense_p is None:
+                self._dense_p = self.dense()
+            return self._dense_p[key]
+        fc = self.counts
+        ci = np.minimum(np.searchsorted(fc.cfg_keys, key), len(fc.cfg_keys) - 1)
+        found = fc.cfg_keys[ci] == key
+        uniq, inv = np.unique(ci[found], return_inverse=True)
+        table = np.zeros((len(uniq), self.k))
+        pick = np.isin(fc.fam_cfg, uniq)
+        table[np.searchsorted(uniq, fc.fam_cfg[pick]), fc.fam_x[pick]] = fc.fam_n[pick]
+        out = np.repeat((self.alpha * self.prior)[None, :], n, axis=0)
+        out[found] += table[inv.reshape(-1)]
+        n_c = np.where(found, fc.cfg_n[ci], 0)
+        return out / (n_c + self.alpha)[:, None]
 
     # ---- sampling ----------------------------------------------------------------------
     def sample(

@@ -29,6 +29,13 @@ def read_dag_file(path: str | Path) -> list[tuple[str, str]]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"DAG file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--dag {path} is not UTF-8 text (byte {exc.start}); give edges as "
+            "`parent -> child` lines or JSON pairs"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the DAG file {path}: {exc.strerror or exc}") from None
     text_s = text.strip()
     if text_s.startswith("[") or text_s.startswith("{"):
         try:

@@ -11,6 +11,50 @@ from .codec import ColumnCodec, Decoded, datetime_step
 from .ids import IdGenerator
 from .schema import ColumnSpec
 
+#: a cell a spreadsheet would run as a formula: = + - @ (or tab / carriage return) first
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(values: np.ndarray) -> np.ndarray:
+    """Which cells (text) a spreadsheet would read as a formula (`=HYPERLINK(...)`,
+    `@SUM(...)`, `+cmd`, `-2+3`): a leading = + - @, tab or CR, not a plain number and not
+    the sign alone."""
+    codes, uniq = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    hit = np.array([_formula(u) for u in uniq], dtype=bool)
+    return hit[codes] if len(uniq) else np.zeros(len(values), bool)
+
+
+def _formula(v: object) -> bool:
+    if not isinstance(v, str) or len(v) < 2 or not v.startswith(_FORMULA_START):
+        return False
+    try:
+        float(v.replace("_", "x"))  # a number, not a formula (no digit separators)
+    except ValueError:
+        return True
+    return False
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with each text cell that looks like a formula prefixed by `'`, which
+    spreadsheets show as text instead of running it (numbers and other cells unchanged)."""
+    out = {}
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            vals = col.to_numpy(dtype=object, copy=True)
+            hit = looks_like_formula(vals)
+            if hit.any():
+                vals[hit] = np.array(["'" + str(v) for v in vals[hit]], dtype=object)
+                col = pd.Series(vals, index=col.index, dtype=col.dtype, name=name)
+        out[name] = col
+    return pd.DataFrame(out, index=df.index)
+
+
+def formula_header(names: list[str]) -> list[str]:
+    """Column names for a written header, those that look like formulas prefixed by `'`."""
+    hit = looks_like_formula(np.array(names, dtype=object))
+    return ["'" + n if h else n for n, h in zip(names, hit, strict=True)]
+
 
 def typed_frame(
     schema: list[ColumnSpec],
@@ -19,15 +63,16 @@ def typed_frame(
     decoded: list[Decoded],
     n: int,
     rng: np.random.Generator,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """The sampled columns (modelled ones `decoded`, identifiers drawn with `rng`) with the
-    dtypes the training data had, in the schema's column order."""
+    """The sampled columns (modelled ones `decoded`, identifiers drawn with `rng`, numbered
+    from `offset`) with the dtypes the training data had, in the schema's column order."""
     by_name = {c.spec.name: (c, d) for c, d in zip(codecs, decoded, strict=True)}
     out = {}
     for spec in schema:
         if spec.type == "id":
-            toks = ids[spec.name].sample(n, rng)
-            if ids[spec.name].kind == "integer" and (
+            toks = ids[spec.name].sample(n, rng, offset)
+            if ids[spec.name].fits_int64(n, offset) and (
                 spec.dtype == "csv" or spec.dtype.startswith(("int", "uint"))
             ):  # integer identifiers keep an integer dtype
                 dtype = np.int64 if spec.dtype == "csv" else spec.dtype
@@ -47,13 +92,15 @@ def token_frame(
     decoded: list[Decoded],
     n: int,
     rng: np.random.Generator,
+    offset: int = 0,
 ) -> pd.DataFrame:
-    """The sampled columns as the text tokens a CSV of the data would hold."""
+    """The sampled columns as the text tokens a CSV of the data would hold (identifiers
+    numbered from `offset`)."""
     by_name = {c.spec.name: (c, d) for c, d in zip(codecs, decoded, strict=True)}
     out = {}
     for spec in schema:
         if spec.type == "id":
-            out[spec.name] = ids[spec.name].sample(n, rng)
+            out[spec.name] = ids[spec.name].sample(n, rng, offset)
         else:
             codec, d = by_name[spec.name]
             out[spec.name] = format_tokens(spec, d, codec)

@@ -14,10 +14,10 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from ..errors import InputError
 from ..modelfile import require
+from ..numerics import log_normal_cell
 from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
 from .protocols import STATE_MODELS
 
@@ -25,27 +25,6 @@ if TYPE_CHECKING:
     from ..reader import RawTable
 
 _LOG_BYTE = math.log(256.0)
-
-
-def log_cell_mass(x: np.ndarray, mu: np.ndarray, sigma: np.ndarray, step: float) -> np.ndarray:
-    """log P(X ∈ [x − step/2, x + step/2)) for X ~ N(mu, sigma²), accurate in the tails."""
-    a = (x - 0.5 * step - mu) / sigma
-    b = (x + 0.5 * step - mu) / sigma
-    # work in the lower tail: mirror cells above the mean
-    flip = (a + b) > 0
-    lo = np.where(flip, -b, a)
-    hi = np.where(flip, -a, b)
-    lhi, llo = log_ndtr(hi), log_ndtr(lo)
-    with np.errstate(divide="ignore"):
-        out = lhi + np.log1p(-np.exp(np.minimum(llo - lhi, 0.0)))
-    # tiny cells: the exact difference loses precision; mass = density × width there
-    small = (hi - lo) < 1e-6
-    if small.any():
-        z = 0.5 * (lo + hi)
-        out[small] = (
-            -0.5 * z[small] ** 2 - 0.5 * math.log(2 * math.pi) + np.log(hi[small] - lo[small])
-        )
-    return out
 
 
 class GaussianScorer:
@@ -145,7 +124,7 @@ class LinearGaussianNet:
             num = ~np.isnan(X[:, v])
             lp = np.empty(len(X))
             mu = self._mu(Xf, v)
-            lp[num] = math.log1p(-math.exp(self.escape[v])) + log_cell_mass(
+            lp[num] = math.log1p(-math.exp(self.escape[v])) + log_normal_cell(
                 X[num, v], mu[num], self.sigma[v], self.step[v]
             )
             k = tokens_len[~num, v]

@@ -54,9 +54,8 @@ class IdGenerator:
 
     @classmethod
     def fit(cls, tokens: np.ndarray, integer: bool) -> IdGenerator:
-        if integer:
-            vals = np.array([int(str(t).strip()) for t in tokens], dtype=np.int64)
-            return cls("integer", start=int(vals.max()) + 1)
+        if integer:  # Python ints: 21-digit identifiers are integers too
+            return cls("integer", start=max(int(str(t).strip()) for t in tokens) + 1)
         strings = [str(t) for t in tokens]
         temps = [template_of(s) for s in strings]
         uniq, counts = np.unique(temps, return_counts=True)
@@ -76,13 +75,23 @@ class IdGenerator:
                 ordinal = ordinal * len(_CLASSES[c]) + _CLASSES[c].index(ch)
         return cls("string", start=ordinal + 1, template=_render(slots))
 
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def fits_int64(self, n: int, offset: int = 0) -> bool:
+        """Whether identifiers `offset` .. `offset + n - 1` of an integer generator fit int64."""
+        return self.kind == "integer" and self.start >= -(2**63) and self.start + offset + n < 2**63
+
+    def sample(self, n: int, rng: np.random.Generator, offset: int = 0) -> np.ndarray:
+        """Identifiers number `offset` .. `offset + n - 1` of the generator's sequence (a
+        sample written in chunks continues it), as strings."""
         if self.kind == "integer":
-            return np.arange(self.start, self.start + n, dtype=np.int64).astype(str).astype(object)
+            lo = self.start + offset
+            if self.fits_int64(n, offset):
+                return np.arange(lo, lo + n, dtype=np.int64).astype(str).astype(object)
+            return np.array([str(lo + k) for k in range(n)], dtype=object)
         slots = _slots(self.template)
         variable = [p for p, (is_cls, _) in enumerate(slots) if is_cls]
         # digits of start + k (k = 0..n-1) in the template's mixed radix, least significant last
-        first, rest = [], self.start
+        first: list[int] = []
+        rest = self.start + offset
         for p in reversed(variable):
             radix = len(_CLASSES[slots[p][1]])
             first.append(rest % radix)
@@ -100,7 +109,7 @@ class IdGenerator:
         exhausted = (carry > 0) | (rest > 0)  # the template has no room left: add a suffix
         if np.any(exhausted):
             idx = np.flatnonzero(exhausted)
-            out[idx] = np.array([f"{out[j]}-{j}" for j in idx], dtype=object)
+            out[idx] = np.array([f"{out[j]}-{j + offset}" for j in idx], dtype=object)
         return out
 
     def to_dict(self) -> dict:

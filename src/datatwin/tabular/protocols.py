@@ -52,6 +52,11 @@ class ConditionalTable(Protocol):
         """log P(x_i | parent states of row i) for each row, nats."""
         ...
 
+    def state_probs(self, columns: list[np.ndarray], cards: np.ndarray, n: int) -> np.ndarray:
+        """P(s_v = x | parent states of row i) for every state x: an (n, k) float64 array
+        (what an entropy coder needs; deterministic, so a decoder recomputes it exactly)."""
+        ...
+
     def sample(
         self,
         columns: list[np.ndarray],

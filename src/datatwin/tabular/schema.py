@@ -7,6 +7,7 @@ a JSON file that `datatwin fit --write-schema` writes out for editing).
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,12 @@ _DATE_FORMATS = (
 _INT_RE = r"^[+-]?\d+$"
 _MAX_JUNK_SHARE = 0.05
 _MAX_JUNK_DISTINCT = 20
+#: numbers are modelled on grid steps (value · 10^decimals) held in float64: integers
+#: exactly below 2^53, and any grid within int64 (2^63) stays finite in every computation
+MAX_GRID = 2.0**63
+_MAX_EXACT_INT = 2.0**53
+#: most decimals a float column may record (10^decimals stays a finite float)
+MAX_DECIMALS = 300
 
 
 @dataclass
@@ -60,6 +67,12 @@ class ColumnSpec:
             raise InputError(
                 f"column {spec.name!r}: unknown type {spec.type!r}; use one of {TYPES}"
             )
+        dec = spec.decimals
+        if isinstance(dec, bool) or not isinstance(dec, int) or not 0 <= dec <= MAX_DECIMALS:
+            raise InputError(
+                f"column {spec.name!r}: decimals must be a whole number from 0 to "
+                f"{MAX_DECIMALS}, got {dec!r}"
+            )
         return spec
 
 
@@ -69,11 +82,30 @@ def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Tokens repeat a lot in real columns, so each distinct token is parsed once.
     """
     codes, uniques = token_codes(tokens)
+    if len(uniques) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
+        parsed = [_parse_one(str(u)) for u in uniques]
+        vals = np.array([v for v, _ in parsed], dtype=float).reshape(-1)
+        is_int = np.array([i for _, i in parsed], dtype=bool).reshape(-1)
+        return vals[codes], is_int[codes]
     s = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
     vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
     is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
     vals[~np.isfinite(vals)] = np.nan
     return vals[codes], is_int[codes]
+
+
+_FEW_DISTINCT = 64
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+_INT = re.compile(_INT_RE, re.ASCII)
+
+
+def _parse_one(token: str) -> tuple[float, bool]:
+    """`_numeric_parse` of one token: (value or NaN, is a plain integer)."""
+    t = token.strip()
+    if not _NUMBER.match(t):
+        return math.nan, bool(re.match(_INT_RE, t))
+    v = float(t)
+    return (v if math.isfinite(v) else math.nan), bool(_INT.match(t))
 
 
 def recorded_decimals(tokens: np.ndarray) -> int:
@@ -148,9 +180,7 @@ def infer_column(
             junk = n_unique - len(pd.unique(values[ok]))
             if junk and not forced:
                 spec.note = f"{int((~ok).sum())} non-numeric tokens kept as their own values"
-            if spec.type == "integer" and not forced and np.nanmax(np.abs(vals)) >= 2.0**53:
-                spec.type = "categorical"  # beyond exact float arithmetic: keep the digits
-                spec.note = "integers too large to model exactly: kept as exact tokens"
+            _check_grid(spec, float(np.nanmax(np.abs(vals))), forced, override)
         elif spec.type == "datetime":
             found = _try_datetime(values.astype(str))
             if found is None and "datetime_format" not in override:
@@ -175,6 +205,35 @@ def infer_column(
         if key in override:
             setattr(spec, key, override[key])
     return spec
+
+
+def grid_fits(maxabs: float, decimals: int, limit: float = MAX_GRID) -> bool:
+    """Whether numbers up to `maxabs` recorded to `decimals` stay within `limit` grid steps."""
+    if decimals > MAX_DECIMALS:
+        return False
+    return maxabs == 0 or math.log10(maxabs) + decimals < math.log10(limit)
+
+
+def _check_grid(
+    spec: ColumnSpec, maxabs: float, forced: str | None, override: dict[str, Any]
+) -> None:
+    """A numeric column whose values cannot all be exact grid steps (1e308 next to 1e-320,
+    integers beyond 2^53) keeps its exact tokens as categories; if the schema asked for the
+    numeric type or the decimals, that is a one-line error naming the fix."""
+    decimals = int(override.get("decimals", spec.decimals)) if spec.type == "float" else 0
+    if grid_fits(maxabs, decimals, MAX_GRID if spec.type == "float" else _MAX_EXACT_INT):
+        return
+    if forced or (spec.type == "float" and "decimals" in override):
+        raise InputError(
+            f"column {spec.name!r}: {spec.type} values up to {maxabs:g} recorded to {decimals} "
+            f"decimals exceed the numeric grid (2^63 steps, 2^53 for integers, at most "
+            f"{MAX_DECIMALS} decimals); give fewer decimals in the schema or the type categorical"
+        )
+    spec.type, spec.decimals = "categorical", 0  # beyond exact float arithmetic: keep the digits
+    spec.note = (
+        f"numbers too large or too precise to model exactly (up to {maxabs:g}, "
+        f"{decimals} decimals): kept as exact tokens"
+    )
 
 
 def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:

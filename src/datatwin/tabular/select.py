@@ -24,6 +24,7 @@ from ..reader import RawTable, read_table
 from ..units import LN2
 from .bayesnet import DiscreteBayesNet
 from .schema import ColumnSpec
+from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
 from .structures import (
     DEFAULT_STRUCTURES,
     Encoding,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .twin import TableTwin
 
 MIN_ROWS = 10
+#: the default candidates of a wide table (`screen.is_wide`)
+WIDE_STRUCTURES = ("independent", "chow-liu")
 BASE_BINS = 10
 MORE_BINS = (5, 20, 40, 80, 160)
 
@@ -119,6 +122,11 @@ class TableSearch:
         self.specs, self.edges, self.do_refit = specs, edges, refit
         self.cache = FitCache()
 
+    @property
+    def holdout_units(self) -> int:
+        """Held-out records (the selection notes when too few decide)."""
+        return self.split.hold.n_rows
+
     def _fit(self, raw: RawTable, structure: Structure, **extra: Any) -> TableTwin:
         """`structure` (every parameter set) fit on `raw`."""
         return self.twin_cls.fit(
@@ -128,6 +136,7 @@ class TableSearch:
             score=structure.param("score"),
             max_parents=structure.param("max_parents"),
             max_categories=structure.param("max_categories"),
+            min_count=structure.param("min_count"),
             specs=self.specs,
             edges=self.edges,
             **extra,
@@ -150,7 +159,11 @@ class TableSearch:
                 "params": twin.n_params(),
             }
             enc = self.cache.encodings.get(
-                (int(structure.param("bins")), int(structure.param("max_categories")))
+                (
+                    int(structure.param("bins")),
+                    int(structure.param("max_categories")),
+                    int(structure.param("min_count")),
+                )
             )
             return Candidate(
                 structure, _bits(twin, train, enc), _bits(twin, hold, enc), seconds, twin, columns
@@ -158,6 +171,15 @@ class TableSearch:
 
     def candidates(self, board: Board[TableTwin]) -> Iterator[Candidate[TableTwin]]:
         base_bins = self.bins or BASE_BINS
+        if self.auto and is_wide(sum(s.type != "id" for s in self.specs)):
+            self.plan = [(n, p) for n, p in self.plan if n in WIDE_STRUCTURES]
+            self.auto = False  # no gaussian candidate either (its search is quadratic)
+            progress.note(
+                f"wide table ({len(self.specs)} columns, over {WIDE_COLUMNS}): the candidates "
+                f"are {', '.join(WIDE_STRUCTURES)}, the tree over each column's "
+                f"{TOP_PARENTS} most informative partners (pairwise mutual information); "
+                "ask for bayesnet or trees with --structures to search all pairs (slow)"
+            )
         for name, label_params in self.plan:
             yield self.fit_one(self.structure(name, label_params, base_bins))
         first = board.candidates[0].model

@@ -90,6 +90,9 @@ class SpellingModel:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> SpellingModel:
+        from ..modelfile import require_integer
+
+        require_integer(arrays, [f"{prefix}chars"], "spelling model")
         chars, logp = arrays[f"{prefix}chars"], arrays[f"{prefix}logp"]
         scal = arrays[f"{prefix}scalars"]
         if chars.shape != logp.shape or scal.shape != (2,) or not np.all(np.isfinite(logp)):

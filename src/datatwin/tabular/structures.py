@@ -24,13 +24,14 @@ from ..core.registry import StructureRegistry
 from ..errors import InputError
 from ..reader import RawTable
 from .bayesnet import DiscreteBayesNet, topological_order
-from .codec import ColumnCodec, to_grid
+from .codec import MIN_COUNT, ColumnCodec, to_grid
 from .counting import FamilyCounter, distinct_rows
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .growth import grow_trees
 from .protocols import Parents, StateModel
 from .schema import ColumnSpec
+from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
 
 #: the parameters a structure label may set, with their defaults in `TableTwin.fit`
@@ -39,8 +40,9 @@ PARAM_DEFAULTS: dict[str, Param] = {
     "score": "bde",
     "max_parents": 4,
     "max_categories": 2000,
+    "min_count": MIN_COUNT,
 }
-_INT_PARAMS = ("bins", "max_parents", "max_categories")
+_INT_PARAMS = ("bins", "max_parents", "max_categories", "min_count")
 #: tables of at least this many rows are counted over their distinct rows (with their
 #: multiplicities) when those are at most this share of the rows
 _DEDUP_ROWS = 20_000
@@ -68,10 +70,16 @@ class Encoding:
     )
 
     @classmethod
-    def of(cls, raw: RawTable, specs: list[ColumnSpec], bins: int, max_categories: int) -> Encoding:
+    def of(
+        cls,
+        raw: RawTable,
+        specs: list[ColumnSpec],
+        bins: int,
+        max_categories: int,
+        min_count: int = MIN_COUNT,
+    ) -> Encoding:
         codecs = [
-            ColumnCodec.fit(s, raw.tokens[s.name], bins=bins, max_categories=max_categories)
-            for s in specs
+            ColumnCodec.fit(s, raw.tokens[s.name], bins, max_categories, min_count) for s in specs
         ]
         columns = [compact(c.encode(raw.tokens[c.spec.name])[0], c.n_states) for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
@@ -115,7 +123,10 @@ class Encoding:
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
-            self.chow_liu[score] = chow_liu(self.counter, self.scorer(score))
+            if is_wide(len(self.codecs)):  # wide tables: only screened pairs are scored
+                self.chow_liu[score] = chow_liu_screened(self.counter, self.scorer(score))
+            else:
+                self.chow_liu[score] = chow_liu(self.counter, self.scorer(score))
         return self.chow_liu[score]
 
     def bayesnet_parents(self, score: str, max_parents: int) -> list[Parents]:
@@ -141,20 +152,27 @@ def compact(states: np.ndarray, n_states: int) -> np.ndarray:
 @dataclass
 class FitCache:
     """What fits of several structures on the same rows share: the `Encoding` of the last
-    (bins, max_categories) asked for (a search tries each bins once, in turn), and the
-    family scores that do not depend on bins."""
+    (bins, max_categories, min_count) asked for (a search tries each bins once, in turn),
+    and the family scores that do not depend on bins."""
 
-    encodings: dict[tuple[int, int], Encoding] = field(default_factory=dict)
-    shared: dict[int, dict[tuple[str, int, tuple[int, ...]], float]] = field(default_factory=dict)
+    encodings: dict[tuple[int, int, int], Encoding] = field(default_factory=dict)
+    shared: dict[tuple[int, int], dict[tuple[str, int, tuple[int, ...]], float]] = field(
+        default_factory=dict
+    )
 
     def encoding(
-        self, raw: RawTable, specs: list[ColumnSpec], bins: int, max_categories: int
+        self,
+        raw: RawTable,
+        specs: list[ColumnSpec],
+        bins: int,
+        max_categories: int,
+        min_count: int = MIN_COUNT,
     ) -> Encoding:
-        key = (bins, max_categories)
+        key = (bins, max_categories, min_count)
         if key not in self.encodings:
             self.encodings.clear()  # one encoding held at a time: bounded memory
-            enc = Encoding.of(raw, specs, bins, max_categories)
-            enc.shared = self.shared.setdefault(max_categories, {})
+            enc = Encoding.of(raw, specs, bins, max_categories, min_count)
+            enc.shared = self.shared.setdefault((max_categories, min_count), {})
             self.encodings[key] = enc
         return self.encodings[key]
 
@@ -300,6 +318,9 @@ def check_params(params: Mapping[str, Any]) -> None:
     mp = params.get("max_parents")
     if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 0):
         raise InputError(f"max_parents must be 0 or more, got {mp}")
+    mc = params.get("min_count")
+    if mc is not None and (isinstance(mc, bool) or not isinstance(mc, int) or mc < 1):
+        raise InputError(f"min_count must be 1 or more (1 stores every category), got {mc}")
 
 
 def parse_label(label: str) -> tuple[str, dict[str, Param]]:

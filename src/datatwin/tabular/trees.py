@@ -82,6 +82,10 @@ class TreeCPT:
         """log P(x | parents) for each row (nats)."""
         return self._logp[self.leaves(columns, len(x)), x]
 
+    def state_probs(self, columns: list[np.ndarray], cards: np.ndarray, n: int) -> np.ndarray:
+        """P(x | parents) for every state x: each row's leaf distribution, (n, k)."""
+        return self.probs[self.leaves(columns, n)]
+
     @property
     def space(self) -> int:
         """Number of parent configurations."""

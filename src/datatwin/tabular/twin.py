@@ -13,23 +13,30 @@ holdout).
 from __future__ import annotations
 
 import argparse
-import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from .. import progress
-from ..base import Twin
+from ..base import Twin, check_count
 from ..core.candidates import select
-from ..core.seeding import SeedLike, seed_sequence, stream
+from ..core.seeding import SeedLike, block_rng, blocks, seed_sequence, stream
 from ..errors import InputError
 from ..modelfile import require
 from ..reader import RawTable, read_table
-from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
+from . import command
+from .codec import MIN_COUNT, ColumnCodec, Decoded, grid_to_values, to_grid, withheld_summary
 from .dagfile import read_dag_file
-from .frames import token_frame, tokens_from_frame, typed_frame
+from .frames import (
+    looks_like_formula,
+    token_frame,
+    tokens_from_frame,
+    typed_frame,
+)
+from .frames import neutralise_formulas as _neutralise
 from .ids import IdGenerator
 from .protocols import STATE_MODELS, StateModel
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
@@ -44,6 +51,12 @@ from .structures import (
 )
 
 __all__ = ["STRUCTURES", "TableTwin", "read_dag_file"]
+
+#: records per sampling block: each block draws from its own seed stream, so a sample is the
+#: same whatever the number of blocks drawn and written at a time (`CHUNK_ROWS`)
+SAMPLE_BLOCK = 10_000
+#: records the CLI draws and writes at a time (rounded up to whole blocks): bounded memory
+CHUNK_ROWS = 100_000
 
 
 class TableTwin(Twin):
@@ -101,6 +114,7 @@ class TableTwin(Twin):
         score: str = "bde",
         max_parents: int = 4,
         max_categories: int = 2000,
+        min_count: int = MIN_COUNT,
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
         order: list[str] | None = None,
@@ -121,6 +135,7 @@ class TableTwin(Twin):
             "score": score,
             "max_parents": max_parents,
             "max_categories": max_categories,
+            "min_count": min_count,
             **label_params,
         }
         check_params(params)
@@ -132,7 +147,7 @@ class TableTwin(Twin):
             raise InputError("every column is an identifier; nothing to model")
         # fits of several structures on the same rows share codecs, counts and searches
         enc = (_cache or FitCache()).encoding(
-            raw, model_specs, params["bins"], params["max_categories"]
+            raw, model_specs, params["bins"], params["max_categories"], params["min_count"]
         )
         ids = {
             s.name: IdGenerator.fit(raw.tokens[s.name], _int_like(raw.tokens[s.name]))
@@ -158,6 +173,7 @@ class TableTwin(Twin):
         score: str = "bde",
         max_parents: int = 4,
         max_categories: int = 2000,
+        min_count: int = MIN_COUNT,
     ) -> TableTwin:
         """Fit each candidate on a training split, keep the best by holdout bits, refit it.
 
@@ -168,8 +184,11 @@ class TableTwin(Twin):
         or data (path/DataFrame) to hold out.
         bins: coarse bins of numeric columns; None tries 10, then 5 and 20 for the best
         structure, and keeps doubling (40, 80, 160) while that helps.
+        min_count: privacy rule: a category of a high-cardinality column (more than
+        max(50, sqrt(rows)) distinct values) seen in fewer than `min_count` rows is never
+        stored or sampled verbatim; it is spelled by a character model (1: store all).
         """
-        check_params({"bins": bins, "max_parents": max_parents})
+        check_params({"bins": bins, "max_parents": max_parents, "min_count": min_count})
         raw = read_table(data)
         plan = structure_plan(structures, edges)
         split = split_rows(raw, holdout, seed)
@@ -177,13 +196,20 @@ class TableTwin(Twin):
         for s in specs:
             if s.note:
                 progress.note(f"column {s.name!r}: {s.note}")
+        _note_withheld(raw, specs, min_count)
+        _note_formulas(raw)
         search = TableSearch(
             cls,
             split,
             plan,
             auto=structures is None,
             bins=bins,
-            params={"score": score, "max_parents": max_parents, "max_categories": max_categories},
+            params={
+                "score": score,
+                "max_parents": max_parents,
+                "max_categories": max_categories,
+                "min_count": min_count,
+            },
             specs=specs,
             edges=edges,
             refit=refit,
@@ -213,6 +239,7 @@ class TableTwin(Twin):
         *,
         given: dict[str, Any] | None = None,
         novel: bool = False,
+        neutralise_formulas: bool = False,
         **kwargs: Any,
     ) -> pd.DataFrame:
         """`n` new records with the training columns and dtypes.
@@ -222,15 +249,19 @@ class TableTwin(Twin):
         given: {column: value} to sample exactly from P(other columns | given values).
         novel: also draw the escape states (values never seen in training), as the
         likelihood does; by default samples keep to what training showed.
+        neutralise_formulas: prefix text cells a spreadsheet would run as a formula
+        (`=HYPERLINK(...)`, `@SUM(...)`, a leading + or - that is not a number) with `'`.
         """
         if kwargs:
             raise InputError(
                 f"unknown option(s) {', '.join(map(repr, kwargs))} for sample; "
-                "valid: n, seed, given, novel"
+                "valid: n, seed, given, novel, neutralise_formulas"
             )
         root = seed_sequence(seed)
-        decoded = self._sample_decoded(n, root, given, novel)
-        return typed_frame(self.schema, self.codecs, self.ids, decoded, n, stream(root, "ids"))
+        parts = list(self._sample_blocks(n, root, given, novel))
+        decoded = parts[0][2] if len(parts) == 1 else _concat(parts)
+        out = typed_frame(self.schema, self.codecs, self.ids, decoded, n, stream(root, "ids"))
+        return _neutralise(out) if neutralise_formulas else out
 
     def sample_tokens(
         self,
@@ -239,24 +270,74 @@ class TableTwin(Twin):
         *,
         given: dict[str, Any] | None = None,
         novel: bool = False,
+        neutralise_formulas: bool = False,
     ) -> pd.DataFrame:
         """Samples as the exact text tokens a CSV of the data would hold."""
-        root = seed_sequence(seed)
-        decoded = self._sample_decoded(n, root, given, novel)
-        return token_frame(self.schema, self.codecs, self.ids, decoded, n, stream(root, "ids"))
+        chunks = list(self.sample_token_chunks(n, seed, given=given, novel=novel))
+        out = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+        return _neutralise(out) if neutralise_formulas else out
 
-    def _sample_decoded(
+    def sample_token_chunks(
+        self,
+        n: int,
+        seed: SeedLike = None,
+        *,
+        given: dict[str, Any] | None = None,
+        novel: bool = False,
+        chunk_rows: int | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """`sample_tokens` in chunks of `chunk_rows` records (default `CHUNK_ROWS`, rounded
+        up to whole `SAMPLE_BLOCK`s), so a sample of any size is written with bounded memory;
+        the same seed gives the same rows whatever the chunk size. Options are checked
+        before the first chunk is drawn."""
+        root = seed_sequence(seed)
+        ids_rng = stream(root, "ids")
+        per_chunk = max(1, -(-(chunk_rows or CHUNK_ROWS) // SAMPLE_BLOCK))
+        parts = self._sample_blocks(n, root, given, novel)
+
+        def chunks() -> Iterator[pd.DataFrame]:
+            group: list[tuple[int, int, list[Decoded]]] = []
+            for part in parts:
+                group.append(part)
+                if len(group) == per_chunk:
+                    yield self._token_chunk(group, ids_rng)
+                    group = []
+            if group:
+                yield self._token_chunk(group, ids_rng)
+
+        return chunks()
+
+    def _token_chunk(
+        self, group: list[tuple[int, int, list[Decoded]]], ids_rng: np.random.Generator
+    ) -> pd.DataFrame:
+        decoded = group[0][2] if len(group) == 1 else _concat(group)
+        size = sum(count for _, count, _ in group)
+        return token_frame(self.schema, self.codecs, self.ids, decoded, size, ids_rng, group[0][0])
+
+    def _sample_blocks(
         self,
         n: int,
         root: np.random.SeedSequence,
         given: dict[str, Any] | None,
         novel: bool,
-    ) -> list[Decoded]:
-        if n < 0:
-            raise InputError("the number of samples must be non-negative")
-        rng = np.random.default_rng(root)  # the values' stream: default_rng(seed) for an int
+    ) -> Iterator[tuple[int, int, list[Decoded]]]:
+        """(offset, count, decoded columns) of each block of the sample; block k draws from
+        its own stream (`core.seeding.block_rng`). The evidence is checked here, eagerly."""
+        check_count(n, "the number of samples")
         allowed = [(c.state_kind != 4) | novel for c in self.codecs]
         evidence = self._evidence(given or {})
+        return (
+            (offset, size, self._draw(size, block_rng(root, k), allowed, evidence))
+            for k, (offset, size) in enumerate(blocks(n, SAMPLE_BLOCK))
+        )
+
+    def _draw(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        allowed: list[np.ndarray],
+        evidence: dict[int, tuple[int, str]],
+    ) -> list[Decoded]:
         decoded = self.net.sample(
             self.codecs, n, rng, allowed, {i: s for i, (s, _) in evidence.items()}
         )
@@ -356,126 +437,33 @@ class TableTwin(Twin):
     # ---- command line ------------------------------------------------------------------
     @classmethod
     def cli_add_options(cls, fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -> None:
-        g = fit.add_argument_group("tables")
-        g.add_argument(
-            "--dag",
-            metavar="FILE",
-            help="edges of a DAG you write down "
-            "(lines `parent -> child` or JSON pairs); adds structure 'dag'",
-        )
-        g.add_argument(
-            "--schema", metavar="FILE", help="schema JSON overriding inferred column types"
-        )
-        g.add_argument(
-            "--write-schema", metavar="FILE", help="write the inferred schema JSON for editing"
-        )
-        g.add_argument(
-            "--bins",
-            type=int,
-            default=None,
-            help="coarse bins per numeric column "
-            "(default: 10, then 5, 20, 40, 80, 160 tried on holdout)",
-        )
-        g.add_argument(
-            "--score",
-            choices=["bde", "bdeu", "bic"],
-            default="bde",
-            help="structure score for bayesnet (default bde)",
-        )
-        g.add_argument("--max-parents", type=int, default=4, help="in-degree bound for bayesnet")
-        g.add_argument("--no-header", action="store_true", help="the CSV has no header line")
-        g.add_argument(
-            "--encoding", default="utf-8", help="text encoding of the CSV (default utf-8)"
-        )
-        g.add_argument(
-            "--not-missing",
-            metavar="TOKENS",
-            default=None,
-            help="comma-separated tokens that are real values, not missing (e.g. NA)",
-        )
-        sg = sample.add_argument_group("tables")
-        sg.add_argument(
-            "--given",
-            action="append",
-            metavar="COL=VALUE",
-            default=[],
-            help="sample conditionally on a column's value (repeatable)",
-        )
-        sg.add_argument(
-            "--novel",
-            action="store_true",
-            help="also sample values never seen in training (the escape mass)",
-        )
+        command.add_options(fit, sample)
 
     @classmethod
     def cli_fit(cls, path: Path, args: argparse.Namespace) -> TableTwin:
-        raw = read_table(
-            path,
-            encoding=getattr(args, "encoding", "utf-8"),
-            header=not getattr(args, "no_header", False),
-        )
-        overrides: dict[str, dict[str, Any]] = {}
-        if getattr(args, "schema", None):
-            overrides = load_schema_overrides(args.schema)
-        if getattr(args, "not_missing", None):
-            keep = set(args.not_missing.split(","))
-            base = infer_schema(raw, overrides)
-            for s in base:
-                overrides.setdefault(s.name, {})["missing"] = [
-                    m for m in s.missing if m not in keep
-                ]
-        specs = infer_schema(raw, overrides)
-        if getattr(args, "write_schema", None):
-            from ..modelfile import atomic_write_bytes
-
-            text = schema_json(specs).encode("utf-8")
-            atomic_write_bytes(args.write_schema, lambda fh: fh.write(text))
-        edges = read_dag_file(args.dag) if getattr(args, "dag", None) else None
-        holdout: Any = 0.2
-        if args.holdout is not None:
-            try:
-                holdout = float(args.holdout)
-            except ValueError:
-                holdout = read_table(
-                    args.holdout,
-                    encoding=getattr(args, "encoding", "utf-8"),
-                    header=not getattr(args, "no_header", False),
-                )
-        structures = args.structures.split(",") if args.structures else None
-        return cls.fit_select(
-            raw,
-            structures=structures,
-            holdout=holdout,
-            seed=args.seed,
-            schema=specs,
-            edges=edges,
-            refit=not args.no_refit,
-            bins=getattr(args, "bins", None),
-            score=getattr(args, "score", "bde"),
-            max_parents=getattr(args, "max_parents", 4),
-        )
+        raw, options = command.fit_options(path, args)
+        return cls.fit_select(raw, **options)
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> RawTable:
         return read_table(path, encoding=getattr(args, "encoding", "utf-8"))
 
     def cli_sample(self, args: argparse.Namespace) -> pd.DataFrame:
-        given = {}
-        for item in getattr(args, "given", []) or []:
-            if "=" not in item:
-                raise InputError(f"--given {item!r}: write it as COLUMN=VALUE")
-            k, v = item.split("=", 1)
-            given[k.strip()] = v
-        n = 1000 if args.n is None else args.n
-        return self.sample_tokens(
-            n, seed=args.seed, given=given or None, novel=getattr(args, "novel", False)
-        )
+        return self.sample_tokens(**command.sample_options(args))
+
+    def cli_sample_writer(self, args: argparse.Namespace) -> Callable[[BinaryIO], None]:
+        """CSV written block by block (`SAMPLE_BLOCK` records): bounded memory for any -n."""
+        chunks = self.sample_token_chunks(**command.sample_options(args))
+
+        def write(fh: BinaryIO) -> None:
+            for i, chunk in enumerate(chunks):
+                fh.write(command.csv_bytes(chunk, args, header=i == 0))
+
+        return write
 
     def cli_write(self, samples: pd.DataFrame, fh, args: argparse.Namespace) -> None:
         if not isinstance(samples, pd.DataFrame) or samples.dtypes.ne(object).any():
             samples = self._tokens_from_frame(samples)
-        text = io.StringIO()
-        samples.to_csv(text, index=False, lineterminator="\n")
-        fh.write(text.getvalue().encode("utf-8"))
+        fh.write(command.csv_bytes(samples, args))
 
     def _tokens_from_frame(self, df: pd.DataFrame) -> pd.DataFrame:
         return tokens_from_frame(self.schema, df)
@@ -484,3 +472,60 @@ class TableTwin(Twin):
 def _int_like(tokens: np.ndarray) -> bool:
     """Plain integers (zero-padded ones like 000123 keep their width as string identifiers)."""
     return bool(pd.Series(tokens, dtype=object).str.strip().str.match(r"^[+-]?(0|[1-9]\d*)$").all())
+
+
+def _concat(parts: list[tuple[int, int, list[Decoded]]]) -> list[Decoded]:
+    """The blocks' decoded columns joined into one decoded sample per column."""
+    out = []
+    for cols in zip(*(dec for _, _, dec in parts), strict=True):
+        tokens = None
+        if any(c.tokens is not None for c in cols):
+            tokens = np.concatenate(
+                [c.tokens if c.tokens is not None else np.full(len(c.missing), None) for c in cols]
+            )
+        states = None
+        if all(c.states is not None for c in cols):
+            states = np.concatenate([c.states for c in cols if c.states is not None])
+        out.append(
+            Decoded(
+                np.concatenate([c.values for c in cols]),
+                np.concatenate([c.missing for c in cols]),
+                tokens,
+                states,
+            )
+        )
+    return out
+
+
+def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> None:
+    """A note per column whose rare values the privacy rule keeps out of the model."""
+    for s in specs:
+        if s.type == "id" or s.name not in raw.tokens:
+            continue
+        values, rows = withheld_summary(s, raw.tokens[s.name], min_count)
+        if values:
+            progress.note(
+                f"column {s.name!r}: {values} values seen in fewer than {min_count} rows "
+                f"({rows} of {raw.n_rows} rows) are not stored; the twin spells such values "
+                "with a character model (privacy rule; min_count=1 / --min-count 1 stores them)"
+            )
+
+
+def _note_formulas(raw: RawTable) -> None:
+    """A note when cells or column names look like spreadsheet formulas (samples may
+    reproduce them; `--neutralise-formulas` writes them as text)."""
+    cols = [c for c in raw.columns if looks_like_formula(raw.tokens[c]).any()]
+    names = [
+        c
+        for c, h in zip(
+            raw.columns, looks_like_formula(np.array(raw.columns, dtype=object)), strict=True
+        )
+        if h
+    ]
+    if cols or names:
+        where = ", ".join(repr(c) for c in (cols + [n for n in names if n not in cols])[:5])
+        progress.note(
+            f"cells or column names that a spreadsheet would run as formulas (=, +, -, @ "
+            f"first) in {where}: sample with --neutralise-formulas "
+            "(neutralise_formulas=True) to write them as text"
+        )

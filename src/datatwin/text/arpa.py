@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def arpa_text(model, names: list[str]) -> str:
     base = model.base
     pfs, _ = model.entry_probs()
     sections: list[list[str]] = []
-    strings_prev: np.ndarray | None = None
+    strings_prev: Any = None
     for k, (kk, lev) in enumerate(zip(model.keys, model.levels, strict=True)):
         parent, sym = kk // base, kk % base
         live = model.counts[k] > 0
@@ -39,7 +40,7 @@ def arpa_text(model, names: list[str]) -> str:
         has_bow = model.levels[k + 1].seen if k + 1 <= model.order else np.zeros(len(kk), bool)
         lines = []
         logp = np.log10(np.maximum(pfs[k], 1e-300))
-        gam = model.levels[k + 1].gamma if k + 1 <= model.order else None
+        gam: Any = model.levels[k + 1].gamma if k + 1 <= model.order else None
         for i in np.flatnonzero(keep):
             lp = -99.0 if (k == 0 and sym[i] == BOS) else logp[i]
             if has_bow[i]:

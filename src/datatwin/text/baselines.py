@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..core.candidates import Candidate, Structure
+
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
     "gzip": lambda b: zlib.compress(b, 9),
     "bzip2": lambda b: bz2.compress(b, 9),
@@ -31,30 +33,31 @@ def compressor_bits(name: str, train: bytes, holdout: bytes) -> tuple[float, flo
     return 8.0 * a, 8.0 * (b - a), time.perf_counter() - t0
 
 
-def baseline_entries(
+def baseline_candidates(
     train: bytes, holdout: bytes, train_units: int, holdout_units: int
-) -> list[dict[str, Any]]:
-    """Leaderboard rows (baseline: true) for gzip, bzip2 and xz, bits per unit."""
-    from ..leaderboard import entry
-
-    rows = []
+) -> list[Candidate[Any]]:
+    """Leaderboard candidates (baseline: shown, never selected) for gzip, bzip2 and xz, bits
+    per unit."""
+    out: list[Candidate[Any]] = []
     for name in COMPRESSORS:
         tr, ho, secs = compressor_bits(name, train, holdout)
-        rows.append(
-            entry(
-                name,
+        out.append(
+            Candidate(
+                Structure.of(name),
                 tr / max(train_units, 1),
                 ho / max(holdout_units, 1),
                 secs,
                 baseline=True,
             )
         )
-    return rows
+    return out
 
 
-def start_baselines(train: bytes, holdout: bytes, train_units: int, holdout_units: int) -> Future:
+def start_baselines(
+    train: bytes, holdout: bytes, train_units: int, holdout_units: int
+) -> Future[list[Candidate[Any]]]:
     """Run the baselines in a background thread (the compressors release the GIL)."""
     pool = ThreadPoolExecutor(max_workers=1)
-    fut = pool.submit(baseline_entries, train, holdout, train_units, holdout_units)
+    fut = pool.submit(baseline_candidates, train, holdout, train_units, holdout_units)
     pool.shutdown(wait=False)
     return fut

@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .counts import BOS, EOS, Layout, _dense_rank
+from .counts import BOS, EOS, Layout, ngram_ids
+from .protocols import SymbolSampler
+from .sampling import tempered
 
 
 @dataclass(frozen=True)
@@ -64,25 +66,7 @@ class CacheSpec:
 def layout_ids(lay: Layout, base: int, max_order: int) -> list[np.ndarray]:
     """Dense ids of the strings of length k+1 ending at every position (-1 if they would cross
     the start of a block), computed on the layout itself, for k = 0..max_order."""
-    t, offset = lay.t, lay.offset
-    n = len(t)
-    out: list[np.ndarray] = []
-    h_prev = None
-    for k in range(max_order + 1):
-        valid = offset >= k
-        if k == 0:
-            keys = t[valid]
-        else:
-            prev = np.empty(n, np.int64)
-            prev[:1] = -1
-            prev[1:] = h_prev[:-1]
-            keys = prev[valid] * base + t[valid]
-        _, inv = _dense_rank(keys)
-        h = np.full(n, -1, np.int64)
-        h[valid] = inv
-        out.append(h)
-        h_prev = h
-    return out
+    return [h for *_, h in ngram_ids(lay.t, lay.offset, base, max_order)]
 
 
 def _occurrences_before(keys: np.ndarray) -> np.ndarray:
@@ -130,7 +114,7 @@ def cache_stats(lay: Layout, base: int, spec: CacheSpec) -> list[tuple[np.ndarra
     n = len(lay.t)
     block = np.cumsum(lay.offset == 0) - 1
     where = np.flatnonzero(lay.pred)
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     for L in spec.orders:
         g = ids[L]
         ctx = np.empty(n, np.int64)
@@ -221,7 +205,7 @@ class CacheState:
 
 
 def generate_cached(
-    sampler,
+    sampler: SymbolSampler,
     spec: CacheSpec,
     history: list[int],
     n: int,
@@ -241,7 +225,7 @@ def generate_cached(
 
 
 def _generate_cached(
-    sampler,
+    sampler: SymbolSampler,
     spec: CacheSpec,
     history: list[int],
     n: int,
@@ -249,7 +233,7 @@ def _generate_cached(
     state: int,
     temperature: float,
 ) -> tuple[list[int], bool]:
-    cache = CacheState(spec, history, sampler.model.base)
+    cache = CacheState(spec, history, sampler.base)
     if temperature != 1.0:
         return _generate_dense(sampler, cache, n, rng, state, temperature)
     out: list[int] = []
@@ -315,13 +299,14 @@ def _generate_cached(
     return out, ended
 
 
-def _generate_dense(sampler, cache: CacheState, n: int, rng, state: int, temperature: float):
+def _generate_dense(
+    sampler: SymbolSampler, cache: CacheState, n: int, rng, state: int, temperature: float
+):
     """Temperature sampling: the dense cache distribution at every step."""
     out: list[int] = []
     s = state
     while len(out) < n:
-        p = cache.dense(sampler.distribution(s)) ** (1.0 / temperature)
-        p /= p.sum()
+        p = tempered(cache.dense(sampler.distribution(s)), temperature)
         w = min(int(np.searchsorted(np.cumsum(p), rng.random(), "right")), len(p) - 1)
         if w == EOS:
             return out, True

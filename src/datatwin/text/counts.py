@@ -14,6 +14,8 @@ a block are not n-grams (id -1), exactly as KenLM/SRILM treat ``<s>``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,32 +136,43 @@ def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return skeys[new], inv
 
 
-def count(segments: list[Segment], base: int, max_order: int, keep_ids: bool = False) -> Tables:
-    """Count every n-gram of length 1..max_order+1 in one vectorised pass per level."""
-    import time
+def ngram_ids(
+    t: np.ndarray, offset: np.ndarray, base: int, max_order: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The one n-gram id function: per level k = 0..max_order, the dense id of the string of
+    length k+1 ending at every position,
 
-    t0 = time.perf_counter()
-    lay = layout(segments)
-    t, pred, offset = lay.t, lay.pred, lay.offset
+        h_k[i] = rank(h_{k-1}[i-1] * B + t[i]),   -1 where the string would cross a block start,
+
+    yielded as (valid positions, sorted unique keys, rank of each valid key, h_k)."""
     n = len(t)
-    tables = Tables(base=base)
-    if keep_ids:
-        tables.ids, tables.layout = [], lay
-    h_prev = None
-    first_prev = None
+    h_prev = np.zeros(0, np.int64)
     for k in range(max_order + 1):
         valid = offset >= k
         if k == 0:
             keys = t[valid]
         else:
             prev = np.empty(n, np.int64)
-            prev[0] = -1
+            prev[:1] = -1
             prev[1:] = h_prev[:-1]
             keys = prev[valid] * base + t[valid]
         uniq, inv = _dense_rank(keys)
         h = np.full(n, -1, np.int64)
         h[valid] = inv
-        raw = np.bincount(h[pred & valid], minlength=len(uniq)).astype(np.int64)
+        yield valid, uniq, inv, h
+        h_prev = h
+
+
+def count(segments: list[Segment], base: int, max_order: int, keep_ids: bool = False) -> Tables:
+    """Count every n-gram of length 1..max_order+1 in one vectorised pass per level."""
+    t0 = time.perf_counter()
+    lay = layout(segments)
+    tables = Tables(base=base)
+    ids: list[np.ndarray] = []
+    h_prev = np.zeros(0, np.int64)
+    first_prev = np.zeros(0, bool)
+    for k, (valid, uniq, inv, h) in enumerate(ngram_ids(lay.t, lay.offset, base, max_order)):
+        raw = np.bincount(h[lay.pred & valid], minlength=len(uniq)).astype(np.int64)
         first = uniq == BOS if k == 0 else first_prev[uniq // base]
         if k > 0:
             # continuation counts of level k-1: distinct left extensions among counted n-grams
@@ -172,12 +185,22 @@ def count(segments: list[Segment], base: int, max_order: int, keep_ids: bool = F
         tables.bos_first.append(first)
         tables.seconds.append(time.perf_counter() - t0)
         if keep_ids:
-            tables.ids.append(h)
+            ids.append(h)
         h_prev = h
         first_prev = first
+    if keep_ids:
+        tables.ids, tables.layout = ids, lay
     # the top level has no continuation counts; keep the list aligned (never used at the top)
     tables.cont.append(tables.raw[-1].copy())
     return tables
+
+
+def find(table: np.ndarray, q: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Index of every key `q` in the sorted `table`, -1 where it is absent or not `ok`."""
+    if not len(table):
+        return np.full(len(q), -1, np.int64)
+    idx = np.minimum(np.searchsorted(table, q), len(table) - 1)
+    return np.where(ok & (table[idx] == q), idx, -1)
 
 
 def lookup(keys: list[np.ndarray], base: int, lay: Layout) -> list[np.ndarray]:
@@ -185,10 +208,10 @@ def lookup(keys: list[np.ndarray], base: int, lay: Layout) -> list[np.ndarray]:
     t, offset = lay.t, lay.offset
     n = len(t)
     out: list[np.ndarray] = []
-    h_prev = None
+    h_prev = np.zeros(0, np.int64)
     for k, table in enumerate(keys):
         if k == 0:
-            q = t.copy()
+            q = t
             ok = np.ones(n, bool)
         else:
             prev = np.empty(n, np.int64)
@@ -196,10 +219,7 @@ def lookup(keys: list[np.ndarray], base: int, lay: Layout) -> list[np.ndarray]:
             prev[1:] = h_prev[:-1]
             ok = (prev >= 0) & (offset >= k)
             q = np.where(ok, prev * base + t, 0)
-        idx = np.searchsorted(table, q)
-        idx_c = np.minimum(idx, len(table) - 1)
-        found = ok & (len(table) > 0) & (table[idx_c] == q) if len(table) else np.zeros(n, bool)
-        h = np.where(found, idx_c, -1)
+        h = find(table, q, ok)
         out.append(h)
         h_prev = h
     return out

@@ -4,9 +4,6 @@ and an event column), smoothed Markov chains of order m chosen by holdout bits p
 from __future__ import annotations
 
 import argparse
-import math
-import re
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,22 +11,26 @@ import numpy as np
 import pandas as pd
 
 from .. import progress
+from ..core.seeding import SeedLike
 from ..errors import InputError
-from ..leaderboard import best, entry, mark_selected
 from ..modelfile import require
-from .baselines import start_baselines
+from ..reader import RawTable, from_frame, read_table
 from .cache import CacheSpec
-from .counts import N_SPECIAL, UNK, Segment, count, layout
-from .length import WEIGHTS, Ends, LengthHazard
-from .length import generate as generate_with_ends
-from .model import NgramModel, structure_name
+from .counts import N_SPECIAL, UNK, Segment, count
+from .length import LengthHazard
+from .model import NgramModel
+from .select import Refit, SplitData, fit_chain
 from .sequence import (
     DEFAULT_HOLDOUT,
     DEFAULT_MAX_ORDER,
-    _parse_holdout,
-    _parse_structures,
-    _SequenceTwin,
+    SequenceTwin,
+    check_temperature,
+    parse_holdout,
+    rng_of,
 )
+from .structures import EVENTS_STRUCTURES, plan
+
+COLUMNS = ("sequence_id", "order_by", "event")
 
 
 def _encode_events(names: list[str], ev: np.ndarray) -> np.ndarray:
@@ -37,12 +38,45 @@ def _encode_events(names: list[str], ev: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, idx + N_SPECIAL, UNK).astype(np.int64)
 
 
-class EventsTwin(_SequenceTwin):
+def _typed(tokens: np.ndarray, dtype: str) -> tuple[np.ndarray, Any]:
+    """A column of text tokens as (code per cell, value per distinct cell) to group or sort
+    by: numbers when every cell is a number (as a CSV reader would type the column; a
+    DataFrame's int or float column comes back as itself), datetimes for a DataFrame's
+    datetime column, else the text itself."""
+    codes, uniq = pd.factorize(tokens, sort=False)
+    if dtype.startswith("datetime"):
+        return codes, pd.to_datetime(pd.Series(uniq), errors="coerce").to_numpy()
+    try:
+        return codes, pd.to_numeric(pd.Series(uniq, dtype=object)).to_numpy()
+    except (ValueError, TypeError):
+        return codes, uniq
+
+
+def _check_order(name: str, tokens: np.ndarray, codes: np.ndarray, values: Any) -> None:
+    """An order column of numbers with a few cells that are not (a `?`, a typo) would be sorted
+    as text ("10" before "2"): that is an error naming the first such row. A column of text
+    throughout (ISO timestamps, labels) is ordered as text."""
+    if values.dtype != object:
+        return
+    num = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").notna().to_numpy()
+    if not num.any():
+        return
+    bad = ~num[codes]
+    row = int(np.argmax(bad))
+    raise InputError(
+        f"order column {name!r}: data row {row + 1} holds {str(tokens[row])!r}, not a number "
+        f"like the other {int((~bad).sum())} rows ({int(bad.sum())} such rows); fix or drop "
+        "those rows (events are ordered numerically)"
+    )
+
+
+class EventsTwin(SequenceTwin):
     """A Markov twin of event sequences read from a table, bits per event."""
 
     kind: ClassVar[str] = "events"
     unit: ClassVar[str] = "event"
     archive_keys: ClassVar[frozenset[str]] = frozenset({"events"})
+    structure_registry = EVENTS_STRUCTURES
 
     def __init__(
         self,
@@ -55,87 +89,71 @@ class EventsTwin(_SequenceTwin):
     ) -> None:
         self.events = list(events)
         self.columns = dict(columns)
-        self.model = model
-        self.cache = cache
-        self.structure = structure_name(model.order, model.smoother) + ("+cache" if cache else "")
+        self._init_chain(model, cache)
         self.leaderboard = leaderboard or []
         self.info = info or {}
         self._last_units = 0
-        self.hazard: LengthHazard | None = None  # length-aware ends (`+len`), or None
-        self._end_cache: dict[int, float] = {}
-
-    def set_hazard(self, hazard: LengthHazard | None) -> None:
-        """Use length-aware sequence ends (None: the chain's own)."""
-        self.hazard = hazard
-        self._end_cache = {}
-        base = structure_name(self.model.order, self.model.smoother)
-        ends = f"+len[w={hazard.weight:g}]" if hazard else ""
-        self.structure = base + ("+cache" if self.cache else "") + ends
 
     # ---- reading -----------------------------------------------------------------------
     @staticmethod
     def read_table(
-        data: Any, sequence_id: str | None, order_by: str | None, event: str | None
-    ) -> tuple[pd.DataFrame, dict[str, str]]:
-        """The events table with its three named columns checked."""
+        data: Any,
+        sequence_id: str | None,
+        order_by: str | None,
+        event: str | None,
+        encoding: str = "utf-8",
+    ) -> tuple[RawTable, dict[str, str]]:
+        """The events table (a path to CSV, .csv.gz, TSV or Parquet, or a DataFrame, read by
+        `datatwin.reader`) with its three named columns checked."""
         if not (sequence_id and order_by and event):
             raise InputError(
-                "events need --sequence-id COL, --order-by COL and --event COL "
-                "(sequence_id=, order_by=, event= in Python)"
+                "events need the names of three columns: sequence_id, order_by and event"
             )
+        cols = {"sequence_id": sequence_id, "order_by": order_by, "event": event}
         if isinstance(data, pd.DataFrame):
-            df = data
-            name = "the table"
+            _check_columns([str(c) for c in data.columns], cols, "the table")
+            if len(data) == 0:
+                raise InputError("the table has no rows; there are no events to learn from")
+            raw = from_frame(data[[sequence_id, order_by, event]], source="the table")
         else:
-            path = Path(data)
-            if not path.exists():
-                raise InputError(f"data file not found: {path}")
-            name = str(path)
-            try:
-                if path.suffix.lower() == ".parquet":
-                    df = pd.read_parquet(path)
-                else:
-                    df = pd.read_csv(path, dtype={event: str}, keep_default_na=False)
-            except (
-                pd.errors.EmptyDataError,
-                pd.errors.ParserError,
-                UnicodeDecodeError,
-                ValueError,
-            ) as exc:
-                raise InputError(
-                    f"cannot read {path} as a table: {str(exc).splitlines()[0]}"
-                ) from None
-        missing = [c for c in (sequence_id, order_by, event) if c not in df.columns]
-        if missing:
-            raise InputError(
-                f"{name} has no column(s) {', '.join(map(repr, missing))}; "
-                f"its columns are: {', '.join(map(str, df.columns))}"
-            )
-        if len(df) == 0:
-            raise InputError(f"{name} has no rows; there are no events to learn from")
-        return df, {"sequence_id": sequence_id, "order_by": order_by, "event": event}
+            raw = read_table(data, encoding=encoding)
+            _check_columns(raw.columns, cols, raw.source)
+        return raw, cols
 
     @staticmethod
     def sequences(
-        df: pd.DataFrame, cols: dict[str, str]
+        table: RawTable | pd.DataFrame, cols: dict[str, str]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(event strings, sequence start offsets, lengths) sorted by sequence then order."""
-        seq = pd.factorize(df[cols["sequence_id"]], sort=False)[0]
-        order = df[cols["order_by"]]
-        frame = pd.DataFrame({"seq": seq, "order": order.to_numpy(), "i": np.arange(len(df))})
+        """(event strings, sequence start offsets, lengths) sorted by sequence (in order of
+        first appearance) then by the order column (numerically when it holds numbers)."""
+        raw = table if isinstance(table, RawTable) else from_frame(table[list(cols.values())])
+        sid, order_by = cols["sequence_id"], cols["order_by"]
+        codes, values = _typed(raw.tokens[sid], raw.dtypes.get(sid, ""))
+        seq = pd.factorize(values, sort=False)[0][codes]  # equal values: one sequence
+        codes, values = _typed(raw.tokens[order_by], raw.dtypes.get(order_by, ""))
+        _check_order(order_by, raw.tokens[order_by], codes, values)
+        order = values[codes]
+        frame = pd.DataFrame({"seq": seq, "order": order, "i": np.arange(raw.n_rows)})
         frame = frame.sort_values(["seq", "order"], kind="stable")
-        ev = df[cols["event"]].astype(str).to_numpy()[frame["i"].to_numpy()]
+        ev = raw.tokens[cols["event"]][frame["i"].to_numpy()]
         lengths = np.bincount(frame["seq"].to_numpy())
         lengths = lengths[lengths > 0]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         return ev, starts, lengths
+
+    def _read(
+        self, data: Any, encoding: str = "utf-8"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        c = self.columns
+        raw, cols = self.read_table(data, c["sequence_id"], c["order_by"], c["event"], encoding)
+        return self.sequences(raw, cols)
 
     def _encode(self, ev: np.ndarray) -> np.ndarray:
         return _encode_events(self.events, ev)
 
     @staticmethod
     def _segments(
-        ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pick=None
+        ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pick: Any = None
     ) -> list[Segment]:
         sel = range(len(starts)) if pick is None else pick
         return [Segment(ids[starts[i] : starts[i] + lengths[i]]) for i in sel]
@@ -145,140 +163,60 @@ class EventsTwin(_SequenceTwin):
     def fit_select(
         cls,
         data: Any,
+        *,
         sequence_id: str | None = None,
         order_by: str | None = None,
         event: str | None = None,
         max_order: int = DEFAULT_MAX_ORDER,
         structures: str | list[str] | None = None,
         holdout: float | str | Path | None = None,
-        seed: int = 0,
+        seed: SeedLike = 0,
         refit: bool = True,
         baselines: bool = True,
         cache: bool = False,
+        encoding: str = "utf-8",
     ) -> EventsTwin:
         """Fit orders 0..max_order with each smoother on sequences, select by bits per event.
 
         `holdout`: a fraction of whole sequences (default 0.2, seeded) or a table file.
-        `cache`: also try each order with a per-sequence cache (off by default: sequences are
-        usually short).
+        `structures`: labels or shorthands (`EVENTS_STRUCTURES`; a twin's `structure` refits
+        exactly that candidate). `cache`: also try each order with a per-sequence cache (off
+        by default: sequences are usually short). Length-aware ends (`+len`) are tried on the
+        best chain unless `structures` leaves them out. `seed`: int, None or a Generator.
         """
-        if not isinstance(max_order, int) or not 0 <= max_order <= 32:
-            raise InputError(f"--max-order must be an integer from 0 to 32, got {max_order}")
-        df, cols = cls.read_table(data, sequence_id, order_by, event)
-        ev, starts, lengths = cls.sequences(df, cols)
-        structures, with_len = _split_len(structures)
-        candidates = _parse_structures(structures, max_order, cache)
-        max_order = max(c[0] for c in candidates)
-        hold = _parse_holdout(holdout)
-        n_seq = len(starts)
+        pl = plan(structures, max_order, cache, EVENTS_STRUCTURES)
+        raw, cols = cls.read_table(data, sequence_id, order_by, event, encoding)
+        ev, starts, lengths = cls.sequences(raw, cols)
+        hold = parse_holdout(holdout)
         if isinstance(hold, Path):
-            hdf, _ = cls.read_table(hold, sequence_id, order_by, event)
-            hev, hstarts, hlengths = cls.sequences(hdf, cols)
-            train_pick = np.arange(n_seq)
+            hraw, _ = cls.read_table(hold, sequence_id, order_by, event, encoding)
+            held: Any = cls.sequences(hraw, cols)
+            train_pick = np.arange(len(starts))
         else:
-            if n_seq < 2:
-                raise InputError("need at least 2 sequences to hold some out (or a --holdout FILE)")
-            frac = hold or DEFAULT_HOLDOUT
-            rng = np.random.default_rng(seed)
-            perm = rng.permutation(n_seq)
-            n_hold = min(max(1, int(round(frac * n_seq))), n_seq - 1)
-            hold_pick = np.sort(perm[:n_hold])
-            train_pick = np.sort(perm[n_hold:])
-        train_events = np.concatenate([ev[starts[i] : starts[i] + lengths[i]] for i in train_pick])
-        vocab_names = sorted(set(train_events.tolist()))
-        ids = _encode_events(vocab_names, ev)
-        train_segs = cls._segments(ids, starts, lengths, train_pick)
-        if isinstance(hold, Path):
-            hids = _encode_events(vocab_names, hev)
-            hold_segs = cls._segments(hids, hstarts, hlengths)
-            hold_text = [hev[a : a + n] for a, n in zip(hstarts, hlengths, strict=True)]
-        else:
-            hold_segs = cls._segments(ids, starts, lengths, hold_pick)
-            hold_text = [ev[starts[i] : starts[i] + lengths[i]] for i in hold_pick]
-        train_units = int(sum(len(s.tokens) for s in train_segs))
-        hold_units = int(sum(len(s.tokens) for s in hold_segs))
-        fut = None
-        if baselines:
-            tb = "".join(
-                " ".join(ev[starts[i] : starts[i] + lengths[i]]) + "\n" for i in train_pick
-            )
-            hb = "".join(" ".join(x) + "\n" for x in hold_text)
-            fut = start_baselines(tb.encode(), hb.encode(), train_units, hold_units)
-        base = len(vocab_names) + N_SPECIAL
-        t0 = time.perf_counter()
-        tables, rows, (order, smoother, cached) = cls._select(
-            train_segs, hold_segs, base, candidates, train_units, hold_units, 0.0, hold_segs
-        )
-        name = structure_name(order, smoother) + ("+cache" if cached else "")
-        hazard = None
-        if with_len and not cached and hold_segs:  # the same chain, length-aware ends
-            t1 = time.perf_counter()
-            split_model = NgramModel.from_tables(tables, order, smoother)
-            lays = {"train": layout(train_segs), "hold": layout(hold_segs)}
-            probs = {k: split_model.prob_layout(v) for k, v in lays.items()}
-            ends = {k: Ends.of(split_model, v) for k, v in lays.items()}
-            offsets = LengthHazard.fit(ends["train"])
-            secs = time.perf_counter() - t1
-            units = {"train": max(train_units, 1), "hold": max(hold_units, 1)}
-            for w in WEIGHTS:
-                hz = offsets.with_weight(w)
-                tb, hb = (
-                    -np.sum(np.log2(hz.adjust(probs[k], ends[k]))) / units[k]
-                    for k in ("train", "hold")
-                )
-                rows.append(entry(f"{name}+len[w={w:g}]", tb, hb, secs, order=order, weight=w))
-            win = best(rows)
-            if win.get("weight") is not None:
-                hazard, name = offsets.with_weight(float(win["weight"])), win["structure"]
-        refitted = False
-        if refit and not isinstance(hold, Path):
-            vocab_names = sorted(set(ev.tolist()))
-            ids = _encode_events(vocab_names, ev)
-            del tables
-            tables = count(cls._segments(ids, starts, lengths), len(vocab_names) + N_SPECIAL, order)
-            refitted = True
-        model = NgramModel.from_tables(tables, order, smoother)
-        if fut is not None:
-            rows.extend(fut.result())
-        mark_selected(rows, name)
+            train_pick, held = _split_sequences(len(starts), hold or DEFAULT_HOLDOUT, seed)
+        split, names = _events_split(ev, starts, lengths, train_pick, held)
+        if not isinstance(hold, Path):
+            split.refit = lambda order: _refit_events(ev, starts, lengths, order)
+        fitted = fit_chain(split, pl, refit=refit, baselines=baselines)
+        chosen = fitted.chosen
         info = {
-            "max_order": max_order,
-            "train_events": train_units,
-            "holdout_events": hold_units,
-            "sequences": int(n_seq),
+            "max_order": pl.max_order,
+            "train_events": split.train_units,
+            "holdout_events": split.holdout_units,
+            "sequences": int(len(starts)),
             "max_length": int(lengths.max()),
-            "refit_on_all_data": refitted,
-            "fit_seconds_total": time.perf_counter() - t0,
+            "refit_on_all_data": chosen.refitted,
+            "fit_seconds_total": fitted.seconds,
         }
-        twin = cls(vocab_names, cols, model, rows, info, CacheSpec() if cached else None)
-        if hazard is not None and refitted:  # offsets from the refit chain on all the data
-            all_ends = Ends.of(model, layout(cls._segments(ids, starts, lengths)))
-            hazard = LengthHazard.fit(all_ends, hazard.weight)
-        twin.set_hazard(hazard)
+        names = chosen.vocab if chosen.refitted else names
+        twin = cls(names, cols, chosen.model, fitted.leaderboard, info, chosen.cache)
+        twin.set_hazard(chosen.hazard)
         return twin
-
-    def _probs(self, segs: list[Segment]) -> np.ndarray:
-        p = super()._probs(segs)
-        if self.hazard is None:
-            return p
-        return self.hazard.adjust(p, Ends.of(self.model, layout(segs)))
-
-    def _generate(
-        self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float
-    ) -> tuple[list[int], bool]:
-        if self.hazard is None:
-            return super()._generate(n, rng, history, temperature)
-        sampler = self.sampler()
-        state = sampler.walk(history)
-        return generate_with_ends(sampler, self.hazard, n, rng, state, temperature, self._end_cache)
 
     # ---- likelihood --------------------------------------------------------------------
     def log_prob(self, data: Any) -> np.ndarray:
         """Nats of every event of every sequence, including each sequence's end."""
-        df, cols = self.read_table(
-            data, self.columns["sequence_id"], self.columns["order_by"], self.columns["event"]
-        )
-        ev, starts, lengths = self.sequences(df, cols)
+        ev, starts, lengths = self._read(data)
         ids = self._encode(ev)
         segs = self._segments(ids, starts, lengths)
         self._last_units = int(len(ev))
@@ -290,14 +228,13 @@ class EventsTwin(_SequenceTwin):
 
     # ---- sampling ----------------------------------------------------------------------
     def sample_sequences(
-        self, n: int, seed: int | None = None, temperature: float = 1.0
+        self, n: int, seed: SeedLike = None, *, temperature: float = 1.0
     ) -> list[list[str]]:
         """`n` sequences of event names, each ending where the model ends it."""
         if n is None or n < 0:
             raise InputError("the number of sequences to sample must be a non-negative count")
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise InputError(f"--temperature must be a positive number, got {temperature}")
-        rng = np.random.default_rng(seed)
+        check_temperature(temperature)
+        rng = rng_of(seed)
         cap = max(10 * int(self.info.get("max_length", 100)), 100)
         names = ["<other>", "<other>", "<other>", *self.events]
         empty = np.zeros(0, np.int64)
@@ -305,9 +242,9 @@ class EventsTwin(_SequenceTwin):
             [names[i] for i in self._generate(cap, rng, empty, temperature)[0]] for _ in range(n)
         ]
 
-    def sample(self, n: int, seed: int | None = None, temperature: float = 1.0) -> pd.DataFrame:
+    def sample(self, n: int, seed: SeedLike = None, *, temperature: float = 1.0) -> pd.DataFrame:
         """`n` new sequences as a table with the training columns (sequence id, order, event)."""
-        seqs = self.sample_sequences(n, seed, temperature)
+        seqs = self.sample_sequences(n, seed=seed, temperature=temperature)
         lens = [len(s) for s in seqs]
         return pd.DataFrame(
             {
@@ -329,16 +266,13 @@ class EventsTwin(_SequenceTwin):
                 "columns": self.columns,
             }
         }
-        arrays = self.model.to_arrays()
-        if self.hazard is not None:
-            arrays.update(self.hazard.to_arrays())
-        return meta, arrays
+        return meta, self.chain.to_arrays()
 
     @classmethod
     def from_archive(
         cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str
     ) -> EventsTwin:
-        info = meta.get("events")
+        info: Any = meta.get("events")
         require(isinstance(info, dict), source, "missing events section")
         names = info.get("names")
         require(
@@ -387,33 +321,34 @@ class EventsTwin(_SequenceTwin):
             seed=args.seed,
             refit=not args.no_refit,
             baselines=not getattr(args, "no_baselines", False),
+            encoding=getattr(args, "encoding", None) or "utf-8",
         )
         twin.cli_write_arpa(args)
         return twin
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> Any:
-        return path
+        c = self.columns
+        encoding = getattr(args, "encoding", None) or "utf-8"
+        return self.read_table(path, c["sequence_id"], c["order_by"], c["event"], encoding)[0]
 
     def cli_sample(self, args: argparse.Namespace) -> Any:
         n = 100 if args.n is None else args.n
         out = self.sample(n, seed=args.seed, temperature=getattr(args, "temperature", 1.0))
         if getattr(args, "novelty", None):
-            df, cols = self.read_table(
-                Path(args.novelty),
-                self.columns["sequence_id"],
-                self.columns["order_by"],
-                self.columns["event"],
+            c = self.columns
+            train, _ = self.read_table(
+                Path(args.novelty), c["sequence_id"], c["order_by"], c["event"]
             )
-            share = self.novelty(out, df)
+            share = self.novelty(out, train)
             progress.note(
                 f"novelty: {share:.1%} of the sampled sequences occur verbatim in {args.novelty}"
             )
         return out
 
-    def novelty(self, samples: pd.DataFrame, train: pd.DataFrame) -> float:
+    def novelty(self, samples: pd.DataFrame, train: pd.DataFrame | RawTable) -> float:
         """Share of sampled sequences that occur verbatim in `train`."""
 
-        def keys(df: pd.DataFrame) -> set[tuple[str, ...]]:
+        def keys(df: pd.DataFrame | RawTable) -> set[tuple[str, ...]]:
             ev, st, ln = self.sequences(df, self.columns)
             return {tuple(ev[a : a + n]) for a, n in zip(st, ln, strict=True)}
 
@@ -431,17 +366,64 @@ class EventsTwin(_SequenceTwin):
         return [e.replace(" ", "_") or "<empty>" for e in self.events]
 
 
-def _split_len(structures: str | list[str] | None) -> tuple[str | list[str] | None, bool]:
-    """Structure names without their `+len` part, and whether length-aware ends are wanted
-    (by default, or when a name asks for them: `markov6+kn+len`, or `len` alone)."""
-    if structures is None:
-        return None, True
-    names = structures.split(",") if isinstance(structures, str) else list(structures)
-    out, want = [], False
-    for raw in names:
-        name = raw.strip()
-        plain = re.sub(r"\+len(\[w=[^\]]*\])?$", "", name)
-        want |= plain != name or name == "len"
-        if name != "len":
-            out.append(plain)
-    return (out or None), want
+def _check_columns(names: list[str], cols: dict[str, str], source: str) -> None:
+    missing = [c for c in cols.values() if c not in names]
+    if missing:
+        raise InputError(
+            f"{source} has no column(s) {', '.join(map(repr, missing))}; "
+            f"its columns are: {', '.join(names)}"
+        )
+
+
+def _split_sequences(n_seq: int, frac: float, seed: SeedLike) -> tuple[np.ndarray, np.ndarray]:
+    """Training and holdout sequence indices: a seeded `frac` of whole sequences held out."""
+    if n_seq < 2:
+        raise InputError("need at least 2 sequences to hold some out (or a holdout file)")
+    perm = rng_of(seed).permutation(n_seq)
+    n_hold = min(max(1, int(round(frac * n_seq))), n_seq - 1)
+    return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
+
+
+def _events_split(
+    ev: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    train_pick: np.ndarray,
+    held: Any,
+) -> tuple[SplitData, list[str]]:
+    """The split as blocks of event ids and the training vocabulary (sorted event names).
+    `held`: holdout sequence indices into `ev`, or (events, starts, lengths) of a file."""
+    train_events = np.concatenate([ev[starts[i] : starts[i] + lengths[i]] for i in train_pick])
+    names = sorted(set(train_events.tolist()))
+    ids = _encode_events(names, ev)
+    train_segs = EventsTwin._segments(ids, starts, lengths, train_pick)
+    if isinstance(held, tuple):
+        hev, hstarts, hlengths = held
+        hold_segs = EventsTwin._segments(_encode_events(names, hev), hstarts, hlengths)
+        hold_text = [hev[a : a + n] for a, n in zip(hstarts, hlengths, strict=True)]
+    else:
+        hold_segs = EventsTwin._segments(ids, starts, lengths, held)
+        hold_text = [ev[starts[i] : starts[i] + lengths[i]] for i in held]
+
+    def as_bytes() -> tuple[bytes, bytes]:
+        tb = "".join(" ".join(ev[starts[i] : starts[i] + lengths[i]]) + "\n" for i in train_pick)
+        hb = "".join(" ".join(x) + "\n" for x in hold_text)
+        return tb.encode(), hb.encode()
+
+    split = SplitData(
+        train_segs,
+        hold_segs,
+        len(names) + N_SPECIAL,
+        int(sum(len(s.tokens) for s in train_segs)),
+        int(sum(len(s.tokens) for s in hold_segs)),
+        cache_holdout=hold_segs,
+        baseline_bytes=as_bytes,
+    )
+    return split, names
+
+
+def _refit_events(ev: np.ndarray, starts: np.ndarray, lengths: np.ndarray, order: int) -> Refit:
+    """Every sequence counted at `order`, with the vocabulary of all the events."""
+    names = sorted(set(ev.tolist()))
+    segs = EventsTwin._segments(_encode_events(names, ev), starts, lengths)
+    return Refit(count(segs, len(names) + N_SPECIAL, order), segs, names)

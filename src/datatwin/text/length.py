@@ -27,6 +27,8 @@ import numpy as np
 from scipy.special import expit, logit
 
 from .counts import EOS, Layout
+from .protocols import SequenceModel, SymbolSampler
+from .sampling import tempered
 
 WEIGHTS = (0.5, 1.0, 1.5, 2.0)
 _MIN_AT_RISK = 20  # lengths reached by fewer sequences share the last offset
@@ -108,12 +110,13 @@ class Ends:
     t: np.ndarray
 
     @classmethod
-    def of(cls, model, lay: Layout) -> Ends:
+    def of(cls, model: SequenceModel, lay: Layout) -> Ends:
+        """The chain's ends at every predicted position of `lay` (`model`: any SequenceModel)."""
         return cls(model.prob_of_symbol(lay, EOS), lay.t[lay.pred] == EOS, lay.offset[lay.pred] - 1)
 
 
 def generate(
-    sampler,
+    sampler: SymbolSampler,
     hazard: LengthHazard,
     n: int,
     rng: np.random.Generator,
@@ -149,8 +152,7 @@ def generate(
                 return out, True
             w, nx = _draw_not_end(sampler, s, next_u, rng)
         else:
-            p = sampler.distribution(s) ** (1.0 / temperature)
-            p /= p.sum()
+            p = tempered(sampler.distribution(s), temperature)
             e = float(hazard.end_prob(np.array([p[EOS]]), np.array([len(out)]))[0])
             if next_u() < e:
                 return out, True
@@ -163,7 +165,9 @@ def generate(
     return out, False
 
 
-def _draw_not_end(sampler, s: int, next_u: Callable[[], float], rng) -> tuple[int, int]:
+def _draw_not_end(
+    sampler: SymbolSampler, s: int, next_u: Callable[[], float], rng
+) -> tuple[int, int]:
     """One event from the chain at state s given that it is not the end (by rejection)."""
     while True:
         w, nx = sampler.draw(s, next_u, rng)

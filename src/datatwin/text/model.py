@@ -1,46 +1,26 @@
-"""A smoothed Markov model of order m over integer symbols: scoring, selection, persistence.
+"""A smoothed Markov model of order m over integer symbols: scoring, exact distributions,
+persistence. It implements `SequenceModel` (protocols.py):
 
-`fit_family` counts the training segments once at the highest order, then scores every
-order 0..M and every smoother on the holdout, order by order, reusing the lower levels: the
-Kneser-Ney chain below the top level uses continuation counts, which do not depend on the top
-order, so each candidate costs one extra level on top of a shared chain.
+    p(x_i | x_<i) = p_m(x_i | x_{i-m..i-1}),
+    p_k(w | h) = alpha_k(h, w) + gamma_k(h) p_{k-1}(w | h'),   p_{-1} = uniform over outcomes,
+
+with alpha and gamma from the smoother of each level (smoothing.py). Fitting and selecting a
+whole family of orders from one count pass is `family.py`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..modelfile import require
-from .cache import CacheSpec, apply_cache, cache_stats
-from .counts import BOS, N_SPECIAL, Layout, Segment, Tables, count, layout, lookup
+from .counts import BOS, N_SPECIAL, Layout, Segment, Tables, find, layout, lookup
 from .smoothing import SMOOTHERS, Level, apply_level, make_level
 
-#: training bits are measured on at most this many evenly spaced positions
-TRAIN_BITS_POSITIONS = 1_000_000
-
-
-def structure_name(order: int, smoother: str) -> str:
-    """Leaderboard name of a candidate, e.g. 'unigram+kn', 'markov5+wb'."""
-    return f"{'unigram' if order == 0 else f'markov{order}'}+{smoother}"
-
-
-def parse_structure(name: str) -> tuple[int, str, bool]:
-    """Inverse of `structure_name` (+ whether the name ends in '+cache')."""
-    cached = name.endswith("+cache")
-    if cached:
-        name = name[: -len("+cache")]
-    left, _, smoother = name.partition("+")
-    if smoother not in SMOOTHERS:
-        raise ValueError(name)
-    if left == "unigram" and not cached:
-        return 0, smoother, cached
-    if left.startswith("markov") and left[6:].isdigit() and int(left[6:]) >= 1:
-        return int(left[6:]), smoother, cached
-    raise ValueError(name)
+if TYPE_CHECKING:
+    from .sampling import Sampler
 
 
 @dataclass
@@ -53,6 +33,7 @@ class NgramModel:
     keys: list[np.ndarray]
     counts: list[np.ndarray]
     levels: list[Level] = field(default_factory=list)
+    _sampler: Sampler | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -96,10 +77,7 @@ class NgramModel:
             ctx = None if k == 0 else ids[k - 1][where - 1]
             ok = np.ones(len(where), bool) if ctx is None else ctx >= 0
             q = np.full(len(where), symbol, np.int64) if ctx is None else ctx * self.base + symbol
-            table = self.keys[k]
-            idx = np.minimum(np.searchsorted(table, q), max(len(table) - 1, 0))
-            found = ok & (table[idx] == q) if len(table) else np.zeros(len(where), bool)
-            p = apply_level(lev, p, np.where(found, idx, -1), ctx)
+            p = apply_level(lev, p, find(self.keys[k], q, ok), ctx)
         return p
 
     def log_prob_segments(self, segments: list[Segment]) -> np.ndarray:
@@ -108,34 +86,25 @@ class NgramModel:
 
     # ---- exact distributions (tests, temperature sampling, ARPA) ----------------------------
     def context_chain(self, history: np.ndarray) -> list[int]:
-        """Context ids per level 0..order for a history of symbols (ids, -1 = unseen)."""
-        hist = [int(x) for x in history]
+        """Context ids per level 0..order for a history of symbols (ids, -1 = unseen): the
+        n-gram ids (`lookup`) of the history's last `order` symbols at its last position."""
+        hist = np.asarray(history, np.int64)[max(len(history) - self.order, 0) :]
         chain = [0]
-        for k in range(1, self.order + 1):
-            if len(hist) < k:
-                chain.append(-1)
-                continue
-            ctx = hist[len(hist) - k :]
-            idx = 0
-            ok = True
-            for j, sym in enumerate(ctx):
-                key = (idx * self.base + sym) if j > 0 else sym
-                table = self.keys[j]
-                pos = int(np.searchsorted(table, key))
-                if pos >= len(table) or table[pos] != key:
-                    ok = False
-                    break
-                idx = pos
-            chain.append(idx if ok else -1)
+        if self.order and len(hist):
+            n = len(hist)
+            ids = lookup(
+                self.keys[: self.order], self.base, Layout(hist, np.ones(n, bool), np.arange(n))
+            )
+            chain += [int(ids[k - 1][-1]) if k <= n else -1 for k in range(1, self.order + 1)]
+        else:
+            chain += [-1] * self.order
         return chain
 
-    def distribution(self, history: np.ndarray) -> np.ndarray:
-        """The full next-symbol distribution (length `base`, BOS entry 0) after `history`.
-
-        `history` holds symbol ids of the current block, starting with BOS if the block
-        starts at a document beginning.
-        """
-        chain = self.context_chain(np.asarray(history, np.int64))
+    def next_distribution(self, context: np.ndarray) -> np.ndarray:
+        """The full next-symbol distribution (length `base`, BOS entry 0, sums to one) after
+        `context`: the symbol ids of the current block so far, starting with BOS if the block
+        starts at a document beginning."""
+        chain = self.context_chain(np.asarray(context, np.int64))
         p = np.full(self.base, 1.0 / self.n_outcomes)
         p[BOS] = 0.0
         for k, lev in enumerate(self.levels):
@@ -148,6 +117,21 @@ class NgramModel:
             p = p * lev.gamma[c]
             p[keys[lo:hi] % self.base] += lev.alpha[lo:hi]
         return p
+
+    distribution = next_distribution
+
+    @property
+    def n_params(self) -> int:
+        """Stored numbers: one count per n-gram of every level (the rest is derived)."""
+        return int(sum(len(k) for k in self.keys))
+
+    def sampler(self) -> Sampler:
+        """The compiled state machine (built once per model)."""
+        if self._sampler is None:
+            from .sampling import Sampler
+
+            self._sampler = Sampler(self)
+        return self._sampler
 
     def entry_probs(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per level: the full interpolated probability of each n-gram (its symbol after its
@@ -195,7 +179,8 @@ class NgramModel:
         require(isinstance(base, int) and base >= N_SPECIAL, source, "bad alphabet size")
         require(isinstance(order, int) and 0 <= order <= 64, source, "bad order")
         require(smoother in SMOOTHERS, source, f"unknown smoother {smoother!r}")
-        keys, counts = [], []
+        keys: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
         for k in range(order + 1):
             kk, cc = f"{prefix}keys{k}", f"{prefix}counts{k}"
             require(kk in arrays and cc in arrays, source, f"missing arrays for level {k}")
@@ -227,9 +212,9 @@ class NgramModel:
             parent = self.keys[k] // self.base
             n_ctx = len(lev.gamma)
             total = np.bincount(parent, weights=lev.alpha, minlength=n_ctx) + lev.gamma
-            ok = np.all(np.isfinite(lev.alpha)) and np.all(lev.alpha >= 0)
-            ok = ok and np.all(lev.gamma[lev.seen] > 0)
-            ok = ok and np.allclose(total[lev.seen], 1.0, rtol=0, atol=1e-9)
+            ok = bool(np.all(np.isfinite(lev.alpha)) and np.all(lev.alpha >= 0))
+            ok = ok and bool(np.all(lev.gamma[lev.seen] > 0))
+            ok = ok and bool(np.allclose(total[lev.seen], 1.0, rtol=0, atol=1e-9))
             require(bool(ok), source, f"level {k} probabilities do not sum to one")
 
 
@@ -243,127 +228,3 @@ def chain_probs(
         ctx = None if k == 0 else ids[k - 1][where - 1]
         p = apply_level(lev, p, ids[k][where], ctx)
     return p
-
-
-def _bits(p: np.ndarray, extra_bits: float) -> float:
-    return float(-np.sum(np.log2(p)) + extra_bits)
-
-
-def fit_family(
-    train: list[Segment],
-    holdout: list[Segment],
-    base: int,
-    max_order: int,
-    smoothers: tuple[str, ...] = SMOOTHERS,
-    orders: list[int] | None = None,
-    holdout_extra_bits: float = 0.0,
-    train_bits: bool = True,
-    cache: CacheSpec | None = None,
-    cache_holdout: Layout | None = None,
-) -> tuple[Tables, list[dict[str, Any]]]:
-    """Count once, score every (order, smoother) on train and holdout.
-
-    Returns the tables and one dict per candidate: order, smoother, train_total_bits,
-    holdout_total_bits, fit_seconds, discount fallback flags. `holdout_extra_bits` is added to
-    every holdout total (e.g. the cost of spelling out unseen symbols). With `cache`, every
-    candidate of order >= 1 also gets a '+cache' variant (see `cache.py`); `cache_holdout` is
-    the holdout laid out with each block's whole history (default: the holdout layout).
-    """
-    t0 = time.perf_counter()
-    tables = count(train, base, max_order, keep_ids=train_bits)
-    t_count = time.perf_counter() - t0
-    orders = list(range(max_order + 1)) if orders is None else orders
-    hold_lay = layout(holdout)
-    hold_ids = lookup(tables.keys, base, hold_lay)
-    hold_where = np.flatnonzero(hold_lay.pred)
-    cache_hold = cache_holdout if cache_holdout is not None else hold_lay
-    hold_stats = cache_stats(cache_hold, base, cache) if cache is not None else None
-    train_ids = tables.ids
-    train_where = None
-    train_stats = None
-    if train_bits:
-        # train bits on the first TRAIN_BITS_POSITIONS predicted positions (a prefix keeps the
-        # whole history of each scored position, which the document cache needs)
-        train_where = np.flatnonzero(tables.layout.pred)
-        n_all = len(train_where)
-        train_where = train_where[:TRAIN_BITS_POSITIONS]
-        train_scale = n_all / max(len(train_where), 1)
-        if cache is not None and len(train_where):
-            end = int(train_where[-1]) + 1
-            tl = tables.layout
-            train_cache_lay = Layout(tl.t[:end], tl.pred[:end], tl.offset[:end])
-            train_stats = cache_stats(train_cache_lay, base, cache)
-    n_out = base - 1
-    results: list[dict[str, Any]] = []
-
-    def ctx_of(ids, where, k):
-        return None if k == 0 else ids[k - 1][where - 1]
-
-    for smoother in smoothers:
-        ts = time.perf_counter()
-        p_h = np.full(len(hold_where), 1.0 / n_out)
-        p_t = np.full(len(train_where), 1.0 / n_out) if train_bits else None
-        fallbacks: list[bool] = []
-        for k in range(max_order + 1):
-            n_ctx = 1 if k == 0 else len(tables.keys[k - 1])
-            if k in orders:
-                top_counts = tables.raw[k]
-                lev = make_level(smoother, tables.keys[k], top_counts, base, n_ctx)
-                ph = apply_level(lev, p_h, hold_ids[k][hold_where], ctx_of(hold_ids, hold_where, k))
-                tr = (
-                    train_scale
-                    * _bits(
-                        apply_level(
-                            lev, p_t, train_ids[k][train_where], ctx_of(train_ids, train_where, k)
-                        ),
-                        0.0,
-                    )
-                    if train_bits
-                    else float("nan")
-                )
-                row = {
-                    "order": k,
-                    "smoother": smoother,
-                    "cache": False,
-                    "structure": structure_name(k, smoother),
-                    "holdout_total_bits": _bits(ph, holdout_extra_bits),
-                    "train_total_bits": tr,
-                    "fit_seconds": tables.seconds[k] + (time.perf_counter() - ts),
-                    "discount_fallback": bool(lev.fallback or any(fallbacks)),
-                    "discounts": list(lev.discounts) if lev.discounts else None,
-                }
-                results.append(row)
-                if cache is not None and k >= 1:
-                    tc = time.perf_counter()
-                    qh = apply_cache(hold_stats, ph, cache)
-                    trc = float("nan")
-                    if train_bits:
-                        pt_k = apply_level(
-                            lev, p_t, train_ids[k][train_where], ctx_of(train_ids, train_where, k)
-                        )
-                        trc = train_scale * _bits(apply_cache(train_stats, pt_k, cache), 0.0)
-                    results.append(
-                        {
-                            **row,
-                            "cache": True,
-                            "structure": row["structure"] + "+cache",
-                            "holdout_total_bits": _bits(qh, holdout_extra_bits),
-                            "train_total_bits": trc,
-                            "fit_seconds": row["fit_seconds"] + time.perf_counter() - tc,
-                        }
-                    )
-            if k < max_order and k < max(orders):
-                low_counts = tables.kn_counts(k, max_order) if smoother == "kn" else tables.raw[k]
-                lev = make_level(smoother, tables.keys[k], low_counts, base, n_ctx)
-                fallbacks.append(lev.fallback)
-                p_h = apply_level(
-                    lev, p_h, hold_ids[k][hold_where], ctx_of(hold_ids, hold_where, k)
-                )
-                if train_bits:
-                    p_t = apply_level(
-                        lev, p_t, train_ids[k][train_where], ctx_of(train_ids, train_where, k)
-                    )
-    for r in results:
-        r["count_seconds"] = t_count
-    tables.ids = tables.layout = None
-    return tables, results

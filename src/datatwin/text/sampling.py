@@ -22,14 +22,28 @@ from .counts import BOS, EOS, UNK
 from .model import NgramModel
 
 
+def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """p^(1/T), normalised, computed in logs: exact for any T > 0 (T -> 0 is the argmax,
+    T -> inf uniform over the support), where p ** (1/T) under- or overflows for T = 1e-300."""
+    with np.errstate(divide="ignore"):
+        logp = np.log(p)
+    if not np.isfinite(logp).any():
+        raise ValueError("no symbol has a positive probability")
+    z = logp / temperature if temperature >= 1e-12 else np.where(logp == logp.max(), 0.0, -np.inf)
+    with np.errstate(invalid="ignore"):
+        z = z - np.max(z)
+    q = np.exp(z)
+    q[~np.isfinite(logp)] = 0.0
+    return q / q.sum()
+
+
 class Sampler:
     """A compiled state machine for one `NgramModel`."""
 
     def __init__(self, model: NgramModel) -> None:
         self.model = model
-        m, base = model.order, model.base
-        keys, levels = model.keys, model.levels
-        counts = model.counts
+        self.base = model.base
+        m, base, keys = model.order, model.base, model.keys
         # global entry ids: level k's entries start at entry_off[k]
         sizes = [len(k) for k in keys]
         self.entry_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -37,98 +51,66 @@ class Sampler:
         self.state_off = np.zeros(m + 1, np.int64)
         for k in range(1, m + 1):
             self.state_off[k] = 1 if k == 1 else self.state_off[k - 1] + sizes[k - 2]
-        n_states = 1 + sum(sizes[:m])
-        n_entries = int(self.entry_off[-1])
-        sym = np.empty(n_entries, np.int64)
-        weight = np.zeros(n_entries)  # exact probability of a seen child, 0 for unseen
-        nxt = np.zeros(n_entries, np.int64)
-        lo = np.zeros(n_states, np.int64)
-        hi = np.zeros(n_states, np.int64)
-        suffix_state = np.zeros(n_states, np.int64)
-        state_level = np.zeros(n_states, np.int64)
-        pf_prev = None
-        suf_prev = None
-        nxt_prev = None
-        uniform = 1.0 / model.n_outcomes
-        for k in range(m + 1):
-            kk = keys[k]
-            parent = kk // base
-            s = kk % base
-            lev = levels[k]
-            off = self.entry_off[k]
-            sym[off : off + len(kk)] = s
-            if k == 0:
-                suf = np.zeros(len(kk), np.int64)
-                pf = lev.alpha + lev.gamma[0] * uniform
-            else:
-                if k == 1:
-                    suf = np.searchsorted(keys[0], s)
-                else:
-                    suf = np.searchsorted(keys[k - 1], suf_prev[parent] * base + s)
-                pf = lev.alpha + lev.gamma[parent] * pf_prev[suf]
-            live = counts[k] > 0
-            weight[off : off + len(kk)] = np.where(live, pf, 0.0)
-            # state of this level's contexts: children ranges
-            st0 = 0 if k == 0 else int(self.state_off[k])
-            n_ctx = 1 if k == 0 else sizes[k - 1]
-            starts = np.searchsorted(parent, np.arange(n_ctx))
-            ends = np.searchsorted(parent, np.arange(n_ctx), side="right")
-            lo[st0 : st0 + n_ctx] = starts + off
-            hi[st0 : st0 + n_ctx] = ends + off
-            state_level[st0 : st0 + n_ctx] = k
-            if k >= 1:
-                # suffix state of a level-k context (entry c of level k-1): state of suf(c)
-                suffix_state[st0 : st0 + n_ctx] = 0 if k == 1 else self.state_off[k - 1] + suf_prev
-            # next state after emitting entry e at level k
-            if k < m:
-                as_ctx = levels[k + 1].seen  # indexed by entries of level k
-                deeper = int(self.state_off[k + 1]) + np.arange(len(kk))
-            else:
-                as_ctx = np.zeros(len(kk), bool)
-                deeper = np.zeros(len(kk), np.int64)
-            fallback = np.zeros(len(kk), np.int64) if k == 0 else nxt_prev[suf]
-            nx = np.where(as_ctx, deeper, fallback)
-            nxt[off : off + len(kk)] = nx
-            pf_prev, suf_prev, nxt_prev = pf, suf, nx
+        # exact probability of every seen child (0 for unseen), its suffix entry one level down
+        pfs, sufs = model.entry_probs()
+        weight = np.concatenate([np.where(model.counts[k] > 0, pfs[k], 0.0) for k in range(m + 1)])
+        self.sym = np.concatenate([kk % base for kk in keys])
+        self._states(sizes, sufs)
         # cumulative weights within each context's children run (runs are contiguous)
         csum = np.cumsum(weight)
-        owner_lo = np.empty(n_entries, np.int64)
-        # every entry belongs to exactly one context run: its parent's state
-        for k in range(m + 1):
-            off = int(self.entry_off[k])
-            parent = keys[k] // base
-            st = parent if k == 0 else self.state_off[k] + parent
-            owner_lo[off : off + len(keys[k])] = lo[st]
+        owner_lo = np.concatenate(
+            [
+                self.lo[keys[k] // base if k == 0 else self.state_off[k] + keys[k] // base]
+                for k in range(m + 1)
+            ]
+        )
         start_sum = np.where(owner_lo > 0, csum[np.maximum(owner_lo - 1, 0)], 0.0)
-        cum = csum - start_sum
-        ps = np.where(hi > lo, cum[np.maximum(hi - 1, 0)], 0.0)
-        self.sym, self.cum, self.nxt = sym, cum, nxt
-        self.lo, self.hi, self.ps = lo, hi, ps
-        self.suffix_state, self.state_level = suffix_state, state_level
+        self.cum = csum - start_sum
+        self.ps = np.where(self.hi > self.lo, self.cum[np.maximum(self.hi - 1, 0)], 0.0)
         self.live = weight > 0
-        root_live = sym[: sizes[0]][weight[: sizes[0]] > 0]
-        outcomes = np.setdiff1d(np.arange(1, base), root_live)
-        self.root_unseen = outcomes  # outcomes never seen at the root (UNK at least)
+        root_live = self.sym[: sizes[0]][weight[: sizes[0]] > 0]
+        self.root_unseen = np.setdiff1d(np.arange(1, base), root_live)  # UNK at least
         # start state: the context "<s>"
-        start = 0
+        self.start = 0
         if m >= 1:
             b = int(np.searchsorted(keys[0], BOS))
-            if b < len(keys[0]) and keys[0][b] == BOS and levels[1].seen[b]:
-                start = int(self.state_off[1]) + b
-        self.start = start
+            if b < len(keys[0]) and keys[0][b] == BOS and model.levels[1].seen[b]:
+                self.start = int(self.state_off[1]) + b
         self._cache: dict[int, tuple[float, list[float], list[int], list[int]]] = {}
 
-    # ---- transitions -------------------------------------------------------------------
-    def _child(self, state: int, w: int) -> int:
-        """Global entry of seen child w of `state`, or -1."""
-        lo, hi = int(self.lo[state]), int(self.hi[state])
-        if hi <= lo:
-            return -1
-        i = lo + int(np.searchsorted(self.sym[lo:hi], w))
-        if i < hi and self.sym[i] == w and self.live[i]:
-            return i
-        return -1
+    def _states(self, sizes: list[int], sufs: list[np.ndarray]) -> None:
+        """Per state: its children's run [lo, hi) of entries, its suffix state and level; per
+        entry: the state after emitting it (the deepest context it leaves that was seen)."""
+        model = self.model
+        m, base, keys, levels = model.order, model.base, model.keys, model.levels
+        n_states = 1 + sum(sizes[:m])
+        self.lo = np.zeros(n_states, np.int64)
+        self.hi = np.zeros(n_states, np.int64)
+        self.suffix_state = np.zeros(n_states, np.int64)
+        self.state_level = np.zeros(n_states, np.int64)
+        nxt: list[np.ndarray] = []
+        for k in range(m + 1):
+            parent, off = keys[k] // base, self.entry_off[k]
+            st0 = 0 if k == 0 else int(self.state_off[k])
+            n_ctx = 1 if k == 0 else sizes[k - 1]
+            ctx = np.arange(n_ctx)
+            self.lo[st0 : st0 + n_ctx] = np.searchsorted(parent, ctx) + off
+            self.hi[st0 : st0 + n_ctx] = np.searchsorted(parent, ctx, side="right") + off
+            self.state_level[st0 : st0 + n_ctx] = k
+            if k >= 2:  # the suffix state of a level-k context (entry c of level k-1): suf(c)'s
+                self.suffix_state[st0 : st0 + n_ctx] = self.state_off[k - 1] + sufs[k - 1]
+            # next state after emitting an entry of level k
+            if k < m:
+                as_ctx = levels[k + 1].seen  # indexed by entries of level k
+                deeper = int(self.state_off[k + 1]) + np.arange(len(keys[k]))
+            else:
+                as_ctx = np.zeros(len(keys[k]), bool)
+                deeper = np.zeros(len(keys[k]), np.int64)
+            fallback = np.zeros(len(keys[k]), np.int64) if k == 0 else nxt[-1][sufs[k]]
+            nxt.append(np.where(as_ctx, deeper, fallback))
+        self.nxt = np.concatenate(nxt)
 
+    # ---- transitions -------------------------------------------------------------------
     def advance(self, state: int, w: int) -> int:
         """State after symbol w is appended to the history of `state`."""
         if w == UNK:
@@ -219,8 +201,7 @@ class Sampler:
                 s = nx
                 continue
             else:
-                p = self.distribution(s) ** (1.0 / temperature)
-                p /= p.sum()
+                p = tempered(self.distribution(s), temperature)
                 w = int(np.searchsorted(np.cumsum(p), next_u(), "right"))
                 w = min(w, len(p) - 1)
                 if w == EOS:
@@ -241,6 +222,10 @@ class Sampler:
         if len(self._cache) < 2_000_000:
             self._cache[s] = run
         return run
+
+    def state_of(self, context: np.ndarray) -> int:
+        """The state after a block's symbols so far (starting with BOS at a document start)."""
+        return self.walk(np.asarray(context, np.int64), 0)
 
     def distribution(self, state: int) -> np.ndarray:
         """Dense next-symbol distribution (length base) at `state`."""

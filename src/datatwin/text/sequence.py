@@ -1,8 +1,10 @@
-"""What text and event twins share: candidate parsing, holdout parsing, selection, sampling."""
+"""What text and event twins share: the layered model, holdout parsing, seeds, structure
+labels and parameters, the ARPA export."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,57 +12,32 @@ import numpy as np
 
 from .. import progress
 from ..base import Twin
+from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
-from ..leaderboard import best, entry
 from ..modelfile import require
-from .cache import CacheSpec, cache_probs, generate_cached
-from .counts import Segment, layout
-from .model import NgramModel, fit_family, parse_structure, structure_name
-from .smoothing import SMOOTHERS
+from .cache import CacheSpec
+from .counts import Segment
+from .layers import LayeredModel
+from .length import LengthHazard
+from .model import NgramModel
+from .sampling import Sampler
+from .structures import DEFAULT_MAX_ORDER, chain_label
 
-DEFAULT_MAX_ORDER = 8
+__all__ = ["DEFAULT_HOLDOUT", "DEFAULT_MAX_ORDER", "WHOLE_DOC_MIN", "SequenceTwin", "rng_of"]
+
 DEFAULT_HOLDOUT = 0.2
 #: with at least this many documents, whole documents are held out instead of tails
 WHOLE_DOC_MIN = 10
 
 
-def _parse_structures(
-    structures: str | list[str] | None, max_order: int, cache: bool
-) -> list[tuple[int, str, bool]]:
-    """Candidates (order, smoother, cached) from names like 'markov3+kn', 'markov5+kn+cache',
-    'kn', 'wb', 'cache' or 'markov3' (each picks every matching candidate)."""
-    every = [(k, s, False) for s in SMOOTHERS for k in range(max_order + 1)]
-    if cache:
-        every += [(k, s, True) for s in SMOOTHERS for k in range(1, max_order + 1)]
-    if structures is None:
-        return every
-    names = structures.split(",") if isinstance(structures, str) else list(structures)
-    out: list[tuple[int, str, bool]] = []
-    for raw in names:
-        name = raw.strip()
-        if not name:
-            continue
-        if name in SMOOTHERS:
-            picked = [c for c in every if c[1] == name]
-        elif name == "cache":
-            picked = [c for c in every if c[2]]
-        elif "+" in name:
-            try:
-                picked = [parse_structure(name)]
-            except ValueError:
-                picked = []
-        else:
-            picked = [c for c in every if structure_name(c[0], c[1]).split("+")[0] == name]
-        if not picked:
-            raise InputError(
-                f"unknown structure {name!r}; use e.g. unigram+kn, markov5+kn, markov3+wb, "
-                "markov7+kn+cache, kn, wb or cache (events also: markov6+kn+len, len)"
-            )
-        out.extend(c for c in picked if c not in out)
-    return out
+def rng_of(seed: SeedLike) -> np.random.Generator:
+    """The generator of `seed` (int, None or a numpy Generator); an int gives the same draws as
+    `np.random.default_rng(seed)`."""
+    return np.random.default_rng(seed_sequence(seed))
 
 
-def _parse_holdout(holdout: Any) -> float | Path | None:
+def parse_holdout(holdout: Any) -> float | Path | None:
+    """A fraction in (0, 1), a path to held-out data, or None (the default fraction)."""
     if holdout is None:
         return None
     if isinstance(holdout, int | float):
@@ -76,65 +53,81 @@ def _parse_holdout(holdout: Any) -> float | Path | None:
                 raise InputError(f"holdout file not found: {path}") from None
             return path
     if not 0.0 < frac < 1.0:
-        raise InputError(f"--holdout fraction must be between 0 and 1, got {holdout}")
+        raise InputError(f"holdout fraction must be between 0 and 1, got {holdout}")
     return frac
 
 
-class _SequenceTwin(Twin):
-    """What text and event twins share: the model, selection, sampling machinery."""
+def check_temperature(temperature: float) -> None:
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise InputError(f"temperature must be a positive number, got {temperature}")
 
-    model: NgramModel
-    _sampler = None
 
-    def sampler(self):
-        """The compiled state machine (built once)."""
-        if self._sampler is None:
-            from .sampling import Sampler
+class SequenceTwin(Twin):
+    """What text and event twins share: a `LayeredModel` (n-gram chain, optional cache or
+    length-aware ends), labels, parameters, sampling and persistence of the layers."""
 
-            self._sampler = Sampler(self.model)
-        return self._sampler
+    chain: LayeredModel
 
-    @staticmethod
-    def _select(
-        train: list[Segment],
-        holdout: list[Segment],
-        base: int,
-        candidates: list[tuple[int, str, bool]],
-        train_units: int,
-        holdout_units: int,
-        holdout_extra_bits: float,
-        cache_holdout: list[Segment] | None = None,
-    ) -> tuple[Any, list[dict[str, Any]], tuple[int, str, bool]]:
-        max_order = max(c[0] for c in candidates)
-        smoothers = tuple(s for s in SMOOTHERS if any(c[1] == s for c in candidates))
-        orders = sorted({c[0] for c in candidates})
-        use_cache = any(c[2] for c in candidates)
-        tables, results = fit_family(
-            train,
-            holdout,
-            base,
-            max_order,
-            smoothers,
-            orders,
-            holdout_extra_bits,
-            cache=CacheSpec() if use_cache else None,
-            cache_holdout=layout(cache_holdout) if use_cache and cache_holdout else None,
-        )
-        rows = []
-        for r in results:
-            if (r["order"], r["smoother"], r["cache"]) not in candidates:
-                continue
-            rows.append(
-                entry(
-                    r["structure"],
-                    r["train_total_bits"] / max(train_units, 1),
-                    r["holdout_total_bits"] / max(holdout_units, 1),
-                    r["fit_seconds"],
-                    order=r["order"],
-                )
-            )
-        win = best(rows)
-        return tables, rows, parse_structure(win["structure"])
+    def _init_chain(self, model: NgramModel, cache: CacheSpec | None) -> None:
+        self.chain = LayeredModel(model, cache)
+
+    # the chain's parts, by name (tests, benches and the ARPA export use them)
+    @property
+    def model(self) -> NgramModel:
+        assert isinstance(self.chain.model, NgramModel)
+        return self.chain.model
+
+    @property
+    def cache(self) -> CacheSpec | None:
+        return self.chain.cache
+
+    @cache.setter
+    def cache(self, spec: CacheSpec | None) -> None:
+        self.chain.cache = spec
+
+    @property
+    def hazard(self) -> LengthHazard | None:
+        return self.chain.hazard
+
+    def set_hazard(self, hazard: LengthHazard | None) -> None:
+        """Use length-aware sequence ends (None: the chain's own)."""
+        self.chain.hazard = hazard
+        self.chain._end_cache.clear()
+
+    @property
+    def structure(self) -> str:  # type: ignore[override]
+        """The leaderboard label: 'markov8+kn+cache', 'markov6+kn+len[w=1.5]'."""
+        p = self.params
+        return chain_label(p["order"], p["smoother"], p["cache"], p["len_weight"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The structure's parameters: order, smoother, cache, len_weight (None: plain ends)."""
+        hz = self.chain.hazard
+        return {
+            "order": self.model.order,
+            "smoother": self.model.smoother,
+            "cache": self.chain.cache is not None,
+            "len_weight": None if hz is None else hz.weight,
+        }
+
+    def sampler(self) -> Sampler:
+        """The compiled state machine of the chain (built once)."""
+        return self.model.sampler()
+
+    def next_distribution(self, context: np.ndarray) -> np.ndarray:
+        """The twin's exact next-symbol distribution after `context` (symbol ids of the block
+        so far, BOS first at a document start), layers included."""
+        return self.chain.next_distribution(context)
+
+    def _probs(self, segs: list[Segment]) -> np.ndarray:
+        """Probability of every predicted symbol under the layered model."""
+        return self.chain.probs(segs)
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float
+    ) -> tuple[list[int], bool]:
+        return self.chain.generate(n, rng, history, temperature)
 
     def model_meta(self) -> dict[str, Any]:
         return {
@@ -143,25 +136,6 @@ class _SequenceTwin(Twin):
             "base": self.model.base,
             "cache": self.cache.to_json() if self.cache else None,
         }
-
-    def _probs(self, segs: list[Segment]) -> np.ndarray:
-        """Probability of every predicted symbol (static model, then the document cache)."""
-        lay = layout(segs)
-        p = self.model.prob_layout(lay)
-        if self.cache is not None:
-            p = cache_probs(lay, self.model.base, p, self.cache)
-        return p
-
-    def _generate(
-        self, n: int, rng: np.random.Generator, history: np.ndarray, temperature: float
-    ) -> tuple[list[int], bool]:
-        sampler = self.sampler()
-        state = sampler.walk(history)
-        if self.cache is None:
-            return sampler.generate(n, rng, state, temperature)
-        return generate_cached(
-            sampler, self.cache, [int(x) for x in history], n, rng, state, temperature
-        )
 
     @staticmethod
     def _load_cache(info: dict[str, Any], source: str) -> CacheSpec | None:
@@ -178,7 +152,7 @@ class _SequenceTwin(Twin):
             from .arpa import write_arpa
 
             write_arpa(self, args.arpa)
-            if getattr(self, "hazard", None) is not None:
+            if self.hazard is not None:
                 progress.note(
                     f"{args.arpa} holds the plain chain: ARPA cannot express the +len ends"
                 )

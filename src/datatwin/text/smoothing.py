@@ -24,6 +24,12 @@ import numpy as np
 
 SMOOTHERS = ("kn", "wb")
 
+#: one line of help per smoother (the structure registry shows it)
+SMOOTHER_HELP = {
+    "kn": "interpolated modified Kneser-Ney smoothing (three discounts per order)",
+    "wb": "interpolated Witten-Bell smoothing",
+}
+
 #: discounts used when counts of counts cannot support an estimate (tiny or deduplicated data)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
@@ -99,11 +105,13 @@ def wb_level(keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Lev
 
 def make_level(smoother: str, keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Level:
     """One level of smoother `smoother` ('kn' or 'wb')."""
-    if smoother == "kn":
-        return kn_level(keys, counts, base, n_ctx)
-    if smoother == "wb":
-        return wb_level(keys, counts, base, n_ctx)
-    raise ValueError(f"unknown smoother {smoother!r}")
+    build = _LEVELS.get(smoother)
+    if build is None:
+        raise ValueError(f"unknown smoother {smoother!r}")
+    return build(keys, counts, base, n_ctx)
+
+
+_LEVELS = {"kn": kn_level, "wb": wb_level}
 
 
 def apply_level(

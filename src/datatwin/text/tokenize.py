@@ -12,13 +12,16 @@ learned) and an unknown word is spelled out by a character model with an end mar
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import progress
 from ..errors import InputError
 from .counts import N_SPECIAL, UNK
 
@@ -56,7 +59,7 @@ def _decode(raw: bytes, name: str) -> str:
     if nul >= 0:
         raise InputError(
             f"{name} looks binary (a NUL byte at offset {nul}), not text; "
-            "use --tokens bytes to model its raw bytes"
+            "use tokens='bytes' to model its raw bytes"
         )
     try:
         text = raw.decode("utf-8")
@@ -66,28 +69,51 @@ def _decode(raw: bytes, name: str) -> str:
         if odd > 0.05:
             raise InputError(
                 f"{name} looks binary ({odd:.0%} control bytes, invalid UTF-8 at offset "
-                f"{exc.start}), not text; use --tokens bytes to model its raw bytes"
+                f"{exc.start}), not text; use tokens='bytes' to model its raw bytes"
             ) from None
         raise InputError(
             f"{name} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-            "re-encode it as UTF-8 or use --tokens bytes to model its raw bytes"
+            "re-encode it as UTF-8 or use tokens='bytes' to model its raw bytes"
         ) from None
     return text[1:] if text.startswith("\ufeff") else text
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The regular files inside `folder` and its sub-folders, sorted, hidden ones left out.
+    Symbolic links (to files or folders, inside or out), devices and FIFOs are not read: a
+    folder's documents are the files it holds, and a link must not reach beyond it."""
+    files: list[Path] = []
+    skipped = 0
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        skipped += sum(os.path.islink(os.path.join(root, d)) for d in dirs)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
+        for name in names:
+            if name.startswith("."):
+                continue
+            p = Path(root) / name
+            st = p.lstat()
+            if stat.S_ISREG(st.st_mode):
+                files.append(p)
+            else:
+                skipped += 1
+    if skipped:
+        progress.note(
+            f"folder {folder}: {skipped} entries that are not regular files (symbolic links, "
+            "devices, FIFOs) are not read"
+        )
+    return sorted(files)
 
 
 def read_documents(path: str | Path, tokens: str = "chars") -> list[Document]:
     """Documents from a file (one document) or a folder (every non-hidden file, sorted)."""
     path = Path(path)
     if tokens not in TOKENS:
-        raise InputError(f"unknown --tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
+        raise InputError(f"unknown tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
     if not path.exists():
         raise InputError(f"data file not found: {path}")
     if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        files = folder_files(path)
         if not files:
             raise InputError(f"folder {path} holds no files to read")
     else:
@@ -305,7 +331,7 @@ class WordVocabulary:
         """A word drawn from the spelling model."""
         p = np.append(self.spell_counts, 1).astype(np.float64)
         cum = np.cumsum(p / p.sum())
-        out = []
+        out: list[str] = []
         while len(out) < 1000:
             i = min(int(np.searchsorted(cum, rng.random(), "right")), len(cum) - 1)
             if i == len(self.spell_codes):

@@ -8,29 +8,29 @@ kind registry.
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import progress
+from ..core.seeding import SeedLike
 from ..errors import InputError
-from ..leaderboard import mark_selected
 from ..modelfile import require
-from .baselines import start_baselines
 from .cache import CacheSpec
 from .counts import UNK, Segment, count
-from .model import NgramModel, structure_name
+from .model import NgramModel
+from .select import Refit, SplitData, fit_chain
 from .sequence import (
     DEFAULT_HOLDOUT,
     DEFAULT_MAX_ORDER,
     WHOLE_DOC_MIN,
-    _parse_holdout,
-    _parse_structures,
-    _SequenceTwin,
+    SequenceTwin,
+    check_temperature,
+    parse_holdout,
+    rng_of,
 )
+from .structures import TEXT_STRUCTURES, plan
 from .tokenize import (
     TOKENS,
     Document,
@@ -41,13 +41,19 @@ from .tokenize import (
     read_documents,
 )
 
+#: a training part (content, ends its document) and a holdout part (content, the document
+#: before it or None, ends its document)
+TrainPart = tuple[str | bytes, bool]
+HoldPart = tuple[str | bytes, str | bytes | None, bool]
 
-class TextTwin(_SequenceTwin):
+
+class TextTwin(SequenceTwin):
     """A Markov twin of text: documents of characters (or bytes), bits per character."""
 
     kind: ClassVar[str] = "text"
     unit: ClassVar[str] = "character"
     archive_keys: ClassVar[frozenset[str]] = frozenset({"text"})
+    structure_registry = TEXT_STRUCTURES
 
     def __init__(
         self,
@@ -58,23 +64,27 @@ class TextTwin(_SequenceTwin):
         cache: CacheSpec | None = None,
     ) -> None:
         self.vocab = vocab
-        self.model = model
-        self.cache = cache
-        self.structure = structure_name(model.order, model.smoother) + ("+cache" if cache else "")
+        self._init_chain(model, cache)
         self.leaderboard = leaderboard or []
         self.info = info or {}
         self._last_units = 0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """order, smoother, cache, len_weight (always None for text) and tokens."""
+        return {**super().params, "tokens": self.vocab.tokens}
 
     # ---- fitting -----------------------------------------------------------------------
     @classmethod
     def fit_select(
         cls,
         data: Any,
+        *,
         tokens: str = "chars",
         max_order: int = DEFAULT_MAX_ORDER,
         structures: str | list[str] | None = None,
         holdout: float | str | Path | None = None,
-        seed: int = 0,
+        seed: SeedLike = 0,
         refit: bool = True,
         baselines: bool = True,
         cache: bool = True,
@@ -84,89 +94,43 @@ class TextTwin(_SequenceTwin):
         `data`: a path (file or folder), a str, or a list of str/paths (one document each).
         `holdout`: a fraction (default 0.2: the tail of each document, or whole documents when
         there are 10 or more) or a path to held-out text (then the twin is fit on `data` only).
-        `cache`: also try each order with a document cache (see `datatwin.text.cache`).
+        `structures`: labels or shorthands (`TEXT_STRUCTURES`; a twin's `structure` refits
+        exactly that candidate). `cache`: also try each order with a document cache.
+        `seed`: int, None or a numpy Generator (the holdout split).
         """
         if tokens not in TOKENS:
-            raise InputError(f"unknown --tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
-        if not isinstance(max_order, int) or not 0 <= max_order <= 32:
-            raise InputError(f"--max-order must be an integer from 0 to 32, got {max_order}")
+            raise InputError(f"unknown tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
+        pl = plan(structures, max_order, cache, TEXT_STRUCTURES)
         docs = as_documents(
             Path(data) if isinstance(data, str) and _looks_like_path(data) else data, tokens
         )
         docs = [d for d in docs if len(d.content)]
         if not docs:
             raise InputError("the text is empty; there is nothing to learn from")
-        candidates = _parse_structures(structures, max_order, cache)
-        max_order = max(c[0] for c in candidates)
-        hold = _parse_holdout(holdout)
+        hold = parse_holdout(holdout)
         if isinstance(hold, Path):
-            hold_docs = read_documents(hold, tokens)
-            train_parts = [(d.content, True) for d in docs]
-            hold_parts = [(d.content, None, True) for d in hold_docs]
+            train_parts: list[TrainPart] = [(d.content, True) for d in docs]
+            hold_parts: list[HoldPart] = [
+                (d.content, None, True) for d in read_documents(hold, tokens)
+            ]
         else:
             train_parts, hold_parts = _split_docs(docs, hold or DEFAULT_HOLDOUT, seed)
-        vocab = build_vocab([Document("", c) for c, _ in train_parts], tokens)
-        train_segs = [Segment(vocab.encode(c), True, end) for c, end in train_parts]
-        hold_segs = []
-        cache_segs = []  # the holdout with each document's whole history (for the cache)
-        unk_bits = 0.0
-        for content, history, end in hold_parts:
-            ids = vocab.encode(content)
-            unk_bits += vocab.unk_bits_total(content)
-            if history is None or not len(history):
-                hold_segs.append(Segment(ids, True, end))
-                cache_segs.append(hold_segs[-1])
-            else:
-                full = vocab.encode(history)
-                h = full[len(full) - max_order :] if max_order else np.zeros(0, np.int64)
-                starts_doc = len(full) <= max_order
-                hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
-                cache_segs.append(Segment(np.concatenate([full, ids]), True, end, len(full)))
-        train_units = sum(char_count(c) for c, _ in train_parts)
-        hold_units = sum(char_count(c) for c, _, _ in hold_parts)
-        if hold_units == 0:
-            raise InputError("too little text to hold any out; give more text or a --holdout FILE")
-        fut = None
-        if baselines:
-            tb = b"".join(_as_bytes(c) for c, _ in train_parts)
-            hb = b"".join(_as_bytes(c) for c, _, _ in hold_parts)
-            fut = start_baselines(tb, hb, train_units, hold_units)
-        t0 = time.perf_counter()
-        with progress.step(f"counting n-grams up to order {max_order} and scoring the holdout"):
-            tables, rows, (order, smoother, cached) = cls._select(
-                train_segs,
-                hold_segs,
-                vocab.base,
-                candidates,
-                train_units,
-                hold_units,
-                unk_bits,
-                cache_segs,
-            )
-        name = structure_name(order, smoother) + ("+cache" if cached else "")
-        refitted = False
-        if refit and not isinstance(hold, Path):
-            all_vocab = build_vocab(docs, tokens)
-            segs = [Segment(all_vocab.encode(d.content)) for d in docs]
-            del tables
-            with progress.step(f"refitting {name} on all the text"):
-                tables = count(segs, all_vocab.base, order)
-            vocab = all_vocab
-            refitted = True
-        model = NgramModel.from_tables(tables, order, smoother)
-        if fut is not None:
-            rows.extend(fut.result())
-        mark_selected(rows, name)
+        split, vocab = _text_split(train_parts, hold_parts, tokens, pl.max_order)
+        if not isinstance(hold, Path):
+            split.refit = lambda order: _refit_docs(docs, tokens, order)
+        fitted = fit_chain(split, pl, refit=refit, baselines=baselines)
+        chosen = fitted.chosen
         info = {
             "tokens": tokens,
-            "max_order": max_order,
-            "train_characters": train_units,
-            "holdout_characters": hold_units,
+            "max_order": pl.max_order,
+            "train_characters": split.train_units,
+            "holdout_characters": split.holdout_units,
             "documents": len(docs),
-            "refit_on_all_data": refitted,
-            "fit_seconds_total": time.perf_counter() - t0,
+            "refit_on_all_data": chosen.refitted,
+            "fit_seconds_total": fitted.seconds,
         }
-        return cls(vocab, model, rows, info, CacheSpec() if cached else None)
+        vocab = chosen.vocab if chosen.refitted else vocab
+        return cls(vocab, chosen.model, fitted.leaderboard, info, chosen.cache)
 
     # ---- likelihood --------------------------------------------------------------------
     def _docs(self, data: Any) -> list[Document]:
@@ -196,21 +160,21 @@ class TextTwin(_SequenceTwin):
     def sample(
         self,
         n: int,
-        seed: int | None = None,
+        seed: SeedLike = None,
+        *,
         prefix: str | bytes = "",
         temperature: float = 1.0,
     ) -> str | bytes:
         """`prefix` followed by up to `n` new symbols; stops early at the end of a document."""
         if n is None or n < 0:
             raise InputError("the number of characters to sample must be a non-negative count")
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise InputError(f"--temperature must be a positive number, got {temperature}")
+        check_temperature(temperature)
         if self.vocab.tokens == "bytes" and isinstance(prefix, str):
             prefix = prefix.encode("utf-8")
-        rng = np.random.default_rng(seed)
+        rng = rng_of(seed)
         pre_ids = self.vocab.encode(prefix) if len(prefix) else np.zeros(0, np.int64)
         ids, _ = self._generate(n, rng, pre_ids, temperature)
-        return prefix + self.vocab.render(ids, rng)
+        return prefix + self.vocab.render(ids, rng)  # type: ignore[operator]
 
     # ---- persistence -------------------------------------------------------------------
     def to_archive(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -223,19 +187,19 @@ class TextTwin(_SequenceTwin):
             }
         else:
             vocab_arrays = {"vocab": self.vocab.codes}
-        return meta, {**vocab_arrays, **self.model.to_arrays()}
+        return meta, {**vocab_arrays, **self.chain.to_arrays()}
 
     @classmethod
     def from_archive(
         cls, meta: dict[str, Any], arrays: dict[str, np.ndarray], source: str
     ) -> TextTwin:
-        info = meta.get("text")
+        info: Any = meta.get("text")
         require(isinstance(info, dict), source, "missing text section")
         tokens = info.get("tokens")
         require(tokens in TOKENS, source, f"unknown tokens {tokens!r}")
 
         def int_array(name: str, limit: int) -> np.ndarray:
-            a = arrays.get(name)
+            a: Any = arrays.get(name)
             require(a is not None and a.ndim == 1 and a.dtype.kind in "iu", source, f"bad {name}")
             a = a.astype(np.int64)
             require(bool(np.all(np.diff(a) > 0)), source, f"{name} is not sorted and unique")
@@ -253,7 +217,7 @@ class TextTwin(_SequenceTwin):
                 "bad word list",
             )
             codes = int_array("spell_codes", 0x110000)
-            counts = arrays.get("spell_counts")
+            counts: Any = arrays.get("spell_counts")
             require(
                 counts is not None
                 and counts.shape == (len(codes) + 1,)
@@ -360,7 +324,9 @@ class TextTwin(_SequenceTwin):
         prefix: str | bytes = getattr(args, "prefix", "") or ""
         if prefix:
             ids = self.vocab.encode(
-                prefix.encode("utf-8") if self.vocab.tokens == "bytes" else prefix
+                prefix.encode("utf-8")
+                if self.vocab.tokens == "bytes" and isinstance(prefix, str)
+                else prefix
             )
             unseen = int(np.sum(ids == UNK))
             if unseen:
@@ -412,10 +378,67 @@ def _as_bytes(c: str | bytes) -> bytes:
     return c if isinstance(c, bytes) else c.encode("utf-8")
 
 
-def _split_docs(docs: list[Document], frac: float, seed: int):
+def _text_split(
+    train_parts: list[TrainPart], hold_parts: list[HoldPart], tokens: str, max_order: int
+) -> tuple[SplitData, Vocabulary | WordVocabulary]:
+    """The split as blocks of symbol ids (a holdout tail keeps the last `max_order` symbols
+    before it as context, and its whole document so far for the cache), and the vocabulary
+    of the training parts."""
+    vocab = build_vocab([Document("", c) for c, _ in train_parts], tokens)
+    train_segs = [Segment(vocab.encode(c), True, end) for c, end in train_parts]
+    hold_segs: list[Segment] = []
+    cache_segs: list[Segment] = []
+    unk_bits = 0.0
+    for content, history, end in hold_parts:
+        ids = vocab.encode(content)
+        unk_bits += vocab.unk_bits_total(content)
+        if history is None or not len(history):
+            hold_segs.append(Segment(ids, True, end))
+            cache_segs.append(hold_segs[-1])
+        else:
+            full = vocab.encode(history)
+            h = full[len(full) - max_order :] if max_order else np.zeros(0, np.int64)
+            starts_doc = len(full) <= max_order
+            hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
+            cache_segs.append(Segment(np.concatenate([full, ids]), True, end, len(full)))
+    train_units = sum(char_count(c) for c, _ in train_parts)
+    hold_units = sum(char_count(c) for c, _, _ in hold_parts)
+    if hold_units == 0:
+        raise InputError("too little text to hold any out; give more text or a holdout file")
+
+    def as_bytes() -> tuple[bytes, bytes]:
+        return (
+            b"".join(_as_bytes(c) for c, _ in train_parts),
+            b"".join(_as_bytes(c) for c, _, _ in hold_parts),
+        )
+
+    split = SplitData(
+        train_segs,
+        hold_segs,
+        vocab.base,
+        train_units,
+        hold_units,
+        holdout_extra_bits=unk_bits,
+        cache_holdout=cache_segs,
+        baseline_bytes=as_bytes,
+        what="text",
+    )
+    return split, vocab
+
+
+def _refit_docs(docs: list[Document], tokens: str, order: int) -> Refit:
+    """All the documents counted at `order`, with their vocabulary."""
+    vocab = build_vocab(docs, tokens)
+    segs = [Segment(vocab.encode(d.content)) for d in docs]
+    return Refit(count(segs, vocab.base, order), segs, vocab)
+
+
+def _split_docs(
+    docs: list[Document], frac: float, seed: SeedLike
+) -> tuple[list[TrainPart], list[HoldPart]]:
     """Train parts (content, ends_doc) and holdout parts (content, history, ends_doc)."""
     if len(docs) >= WHOLE_DOC_MIN:
-        rng = np.random.default_rng(seed)
+        rng = rng_of(seed)
         order = rng.permutation(len(docs))
         total = sum(len(d.content) for d in docs)
         held: set[int] = set()
@@ -425,8 +448,8 @@ def _split_docs(docs: list[Document], frac: float, seed: int):
                 break
             held.add(int(i))
             acc += len(docs[i].content)
-        train = [(d.content, True) for i, d in enumerate(docs) if i not in held]
-        hold = [(d.content, None, True) for i, d in enumerate(docs) if i in held]
+        train: list[TrainPart] = [(d.content, True) for i, d in enumerate(docs) if i not in held]
+        hold: list[HoldPart] = [(d.content, None, True) for i, d in enumerate(docs) if i in held]
         return train, hold
     train, hold = [], []
     for d in docs:
