@@ -11,6 +11,7 @@ import codecs
 import csv
 import gzip
 import io
+import weakref
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +43,39 @@ class RawTable:
         return len(self.tokens[self.columns[0]]) if self.columns else 0
 
     def take(self, idx: np.ndarray) -> RawTable:
-        """The rows at positions `idx`."""
-        return RawTable(
-            self.columns, {c: v[idx] for c, v in self.tokens.items()}, self.dtypes, self.source
-        )
+        """The rows at positions `idx` (their token codes kept, see `token_codes`)."""
+        tokens = {}
+        for c, v in self.tokens.items():
+            tokens[c] = v[idx]
+            known = _CODES.get(id(v))
+            if known is not None and known[0]() is v:
+                codes, uniques = known[1][idx], known[2]
+                present = np.bincount(codes, minlength=len(uniques)) > 0
+                if not present.all():  # only the tokens these rows hold
+                    codes = (np.cumsum(present) - 1).astype(codes.dtype)[codes]
+                    uniques = uniques[present]
+                remember_codes(tokens[c], codes, uniques)
+        return RawTable(self.columns, tokens, self.dtypes, self.source)
+
+
+#: id(token array) -> (weak reference to it, its codes, the distinct tokens)
+_CODES: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
+
+
+def remember_codes(tokens: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> None:
+    """Record that tokens == uniques[codes] (forgotten when `tokens` is freed)."""
+    key = id(tokens)
+    _CODES[key] = (weakref.ref(tokens, lambda _: _CODES.pop(key, None)), codes, uniques)
+
+
+def token_codes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, distinct tokens) with tokens == uniques[codes]: what `pd.factorize` gives
+    (use_na_sentinel=False), taken from the reader's dictionary encoding when it has it."""
+    known = _CODES.get(id(tokens))
+    if known is not None and known[0]() is tokens:
+        return known[1], known[2]
+    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def _open_text_head(path: Path, nbytes: int = 1 << 16) -> bytes:
@@ -178,13 +208,18 @@ def read_csv(
 
 def _object_tokens(col: pa.ChunkedArray) -> np.ndarray:
     """A string column as an object array in which equal cells share one Python string
-    (dictionary-encoded per chunk): 8 bytes a cell instead of a string object a cell."""
-    parts = []
-    for chunk in col.chunks:
-        enc = pc.dictionary_encode(chunk)
-        uniq = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
-        parts.append(uniq[enc.indices.to_numpy(zero_copy_only=False)])
-    return np.concatenate(parts) if parts else np.empty(0, dtype=object)
+    (dictionary-encoded): 8 bytes a cell instead of a string object a cell; its codes are
+    remembered (`token_codes`)."""
+    if col.num_chunks == 0:
+        return np.empty(0, dtype=object)
+    enc = pc.dictionary_encode(col.combine_chunks() if col.num_chunks > 1 else col.chunk(0))
+    uniq = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    tokens = uniq[codes]
+    if len(uniq) < 1 << 15:  # codes in 1 or 2 bytes a cell
+        codes = codes.astype(np.int8 if len(uniq) < 1 << 7 else np.int16)
+    remember_codes(tokens, codes, uniq)
+    return tokens
 
 
 def _series_tokens(s: pd.Series) -> np.ndarray:

@@ -58,9 +58,12 @@ def topological_order(parents: list[tuple[int, ...]]) -> list[int]:
     return order
 
 
-def marginal_prior(column: np.ndarray, k: int, pseudo: np.ndarray) -> np.ndarray:
-    """Smoothed marginal of a column's states: counts plus the codec's pseudo-counts."""
-    c = np.bincount(column, minlength=k).astype(float) + pseudo
+def marginal_prior(
+    column: np.ndarray, k: int, pseudo: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Smoothed marginal of a column's states: counts (each row `weights` times) plus the
+    codec's pseudo-counts."""
+    c = np.bincount(column, weights=weights, minlength=k).astype(float) + pseudo
     if c.sum() == 0:
         c[:] = 1.0
     c[c == 0] = 1e-3 * max(c.sum(), 1.0) / k  # never a zero probability
@@ -106,7 +109,7 @@ class DiscreteBayesNet:
         self.cpts = []
         for v, ps in enumerate(self.parents):
             k = int(self.cards[v])
-            prior = marginal_prior(counter.columns[v], k, pseudo[v])
+            prior = marginal_prior(counter.columns[v], k, pseudo[v], counter.weights)
             fc = counter.counts(v, ps)
             alpha = bde_alpha(fc, prior)[1] if ps else float("inf")
             self.cpts.append(CPT(k, ps, self.cards[list(ps)], alpha, prior, fc))

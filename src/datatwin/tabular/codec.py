@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..modelfile import require_integer
+from ..reader import token_codes
 from .schema import MAX_GRID, ColumnSpec, _numeric_parse, isin_tokens
 from .spelling import SpellingModel
 
@@ -350,7 +351,7 @@ class ColumnCodec:
         """Index of each token among the codec's token atoms, -1 where it is not one."""
         if not self.tokens:
             return np.full(len(col), -1, dtype=np.int64)
-        codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        codes, uniques = token_codes(col)
         lookup = np.array(
             [self._token_index.get(u, -1) if isinstance(u, str) else -1 for u in uniques],
             dtype=np.int64,
@@ -512,7 +513,7 @@ class ColumnCodec:
 
 def token_counts(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct tokens (sorted, as str) and their counts, by hashing rather than sorting rows."""
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    codes, uniques = token_codes(tokens)
     counts = np.bincount(codes, minlength=len(uniques))
     names = np.array([str(u) for u in uniques], dtype=object)
     order = np.argsort(names.astype(str), kind="stable")

@@ -3,6 +3,10 @@
 Families are packed into one integer key per row (mixed radix), counted with `bincount`
 when the key space is small and with a sort (`np.unique`) otherwise, so memory stays
 proportional to the configurations actually seen. Results are cached by family.
+
+The rows may come as their distinct rows with multiplicities w (`distinct_rows`): every count
+is then n_cx = Σ_rows w·[cfg = c, x], the same integers. Distinct rows with their counts are
+a sufficient statistic of every family and merge over chunks of a table (`merge_rows`).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 _DENSE_LIMIT = 1 << 21
 _MAX_KEY = 1 << 62
@@ -44,14 +49,60 @@ def config_keys(columns: list[np.ndarray], cards: np.ndarray, parents) -> np.nda
     return key
 
 
-class FamilyCounter:
-    """Counts families over a fixed matrix of states (one int64 array per column)."""
+def distinct_rows(
+    columns: list[np.ndarray], weights: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct rows of the state columns (in order of first appearance) and how often
+    each occurs (the sum of their `weights` when the rows are themselves counts).
 
-    def __init__(self, columns: list[np.ndarray], cards: np.ndarray):
+    Rows are numbered by hashing: key ← key·(max state + 1) + state column by column, the key
+    renumbered densely (`pd.factorize`) whenever it would overflow; memory O(rows)."""
+    n = len(columns[0]) if columns else 0
+    if n == 0:
+        return columns, np.zeros(0, dtype=np.int64)
+    key = np.zeros(n, dtype=np.int64)
+    space = 1
+    for c in columns:
+        k = int(c.max()) + 1 if len(c) else 1
+        if space * k >= 1 << 62:
+            key, uniq = pd.factorize(key)
+            space = len(uniq)
+        key = key * k + c
+        space *= k
+    ids, uniq = pd.factorize(key)
+    top = np.maximum.accumulate(ids)  # ids number rows in order of first appearance
+    first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+    counts = np.bincount(ids, weights=weights, minlength=len(uniq))
+    return [c[first] for c in columns], counts.astype(np.int64)
+
+
+def merge_rows(
+    parts: list[tuple[list[np.ndarray], np.ndarray]],
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct rows and counts of several chunks (each `distinct_rows` of a chunk, in row
+    order) as one: the same as `distinct_rows` of the whole table."""
+    cols = [np.concatenate([p[0][j] for p in parts]) for j in range(len(parts[0][0]))]
+    return distinct_rows(cols, np.concatenate([p[1] for p in parts]))
+
+
+class FamilyCounter:
+    """Counts families over a fixed matrix of states (one integer array per column), each
+    row counted `weights` times (once when None)."""
+
+    def __init__(
+        self, columns: list[np.ndarray], cards: np.ndarray, weights: np.ndarray | None = None
+    ):
         self.columns = columns
         self.cards = np.asarray(cards, dtype=np.int64)
-        self.n = len(columns[0]) if columns else 0
+        self.weights = weights
+        rows = len(columns[0]) if columns else 0
+        self.n = int(weights.sum()) if weights is not None else rows
         self._cache: dict[tuple[int, tuple[int, ...]], FamilyCounts] = {}
+
+    def marginal(self, v: int) -> np.ndarray:
+        """Counts of column v's states."""
+        c = np.bincount(self.columns[v], weights=self.weights, minlength=int(self.cards[v]))
+        return c.astype(np.int64)
 
     def too_big(self, child: int, parents) -> bool:
         return config_space(self.cards, parents) * int(self.cards[child]) >= _MAX_KEY
@@ -69,19 +120,24 @@ class FamilyCounter:
         cfg = config_keys(self.columns, self.cards, parents)
         fam = cfg * k + self.columns[child]
         space = config_space(self.cards, parents) * k
-        if space <= max(_DENSE_LIMIT, 4 * self.n):
-            c = np.bincount(fam, minlength=space)
+        w = self.weights
+        if space <= max(_DENSE_LIMIT, 4 * len(fam)):
+            c = np.bincount(fam, weights=w, minlength=space)
             fam_keys = np.flatnonzero(c)
             fam_n = c[fam_keys]
-        else:
+        elif w is None:
             fam_keys, fam_n = np.unique(fam, return_counts=True)
+        else:
+            fam_keys, inverse = np.unique(fam, return_inverse=True)
+            fam_n = np.bincount(inverse, weights=w)
         fam_cfg_key = fam_keys // k
         fam_x = fam_keys - fam_cfg_key * k
         start = np.r_[True, fam_cfg_key[1:] != fam_cfg_key[:-1]]
         cfg_keys = fam_cfg_key[start]
         grp = np.cumsum(start) - 1
+        fam_n = fam_n.astype(np.int64)
         cfg_n = np.bincount(grp, weights=fam_n).astype(np.int64)
-        return FamilyCounts(cfg_keys, cfg_n, grp.astype(np.int64), fam_x, fam_n.astype(np.int64))
+        return FamilyCounts(cfg_keys, cfg_n, grp.astype(np.int64), fam_x, fam_n)
 
     def clear(self) -> None:
         self._cache.clear()

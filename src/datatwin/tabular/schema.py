@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..reader import MISSING_MARKERS, RawTable
+from ..reader import MISSING_MARKERS, RawTable, token_codes
 
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
 DEFAULT_MISSING = MISSING_MARKERS
@@ -81,7 +81,7 @@ def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Tokens repeat a lot in real columns, so each distinct token is parsed once.
     """
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    codes, uniques = token_codes(tokens)
     if len(uniques) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
         parsed = [_parse_one(str(u)) for u in uniques]
         vals = np.array([v for v, _ in parsed], dtype=float).reshape(-1)
@@ -139,7 +139,7 @@ def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
 
 def isin_tokens(tokens: np.ndarray, wanted: set[str]) -> np.ndarray:
     """Whether each token is one of `wanted` (hash-based, one test per distinct token)."""
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
+    codes, uniques = token_codes(tokens)
     hit = np.array([u in wanted for u in uniques], dtype=bool)
     return hit[codes] if len(uniques) else np.zeros(len(tokens), bool)
 

@@ -24,19 +24,61 @@ def marginal_loglik(fc: FamilyCounts, prior: np.ndarray) -> float:
     return float(np.sum(xlogy(fc.fam_n, prior[fc.fam_x])))
 
 
-def bde_alpha(fc: FamilyCounts, prior: np.ndarray, hyper: bool = True) -> tuple[float, float]:
+class GammaTables:
+    """log Γ at the arguments `bde_alpha` needs most, for one child's prior p, computed once:
+    log Γ(α·p_x), log Γ(n + α·p_x) and log Γ(n + α) for counts n < `SMALL`, every α of the
+    grid. The same floating-point arguments as computing them directly: the same values."""
+
+    SMALL = 32
+
+    def __init__(self, prior: np.ndarray):
+        self.ap = ALPHAS[:, None] * prior[None, :]  # α·p_x
+        self.g_ap = gammaln(self.ap)
+        n = np.arange(self.SMALL)
+        self.g_nap = gammaln(n[None, None, :] + self.ap[:, :, None])  # α, x, n
+        self.g_na = gammaln(n[None, :] + ALPHAS[:, None])  # α, n
+
+    def cells(self, fam_x: np.ndarray, fam_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(log Γ(n + α·p_x), log Γ(α·p_x)) per α and seen (configuration, state)."""
+        out = np.empty((len(ALPHAS), len(fam_x)))
+        small = fam_n < self.SMALL
+        out[:, small] = self.g_nap[:, fam_x[small], fam_n[small]]
+        big = ~small
+        if big.any():
+            out[:, big] = gammaln(fam_n[big][None, :] + self.ap[:, fam_x[big]])
+        return out, self.g_ap[:, fam_x]
+
+    def configs(self, cfg_n: np.ndarray) -> np.ndarray:
+        """log Γ(n_c + α) per α and seen configuration."""
+        out = np.empty((len(ALPHAS), len(cfg_n)))
+        small = cfg_n < self.SMALL
+        out[:, small] = self.g_na[:, cfg_n[small]]
+        big = ~small
+        if big.any():
+            out[:, big] = gammaln(cfg_n[big][None, :] + ALPHAS[:, None])
+        return out
+
+
+def bde_alpha(
+    fc: FamilyCounts, prior: np.ndarray, hyper: bool = True, tables: GammaTables | None = None
+) -> tuple[float, float]:
     """(score, α) of the marginal-centred Dirichlet marginal likelihood.
 
     α has a uniform hyperprior over the grid plus α = ∞ (the parents ignored). With
     `hyper` the score marginalises α out (log-mean-exp), which keeps weak parents out;
     otherwise it is the maximum over α (empirical Bayes). The α returned is the most
-    probable one, used to smooth the table.
+    probable one, used to smooth the table. `tables`: the prior's `GammaTables` (the same
+    score, faster when many families of one child are scored).
     """
     a = ALPHAS[:, None]
-    ap = a * prior[fc.fam_x][None, :]
-    s = np.sum(gammaln(fc.fam_n[None, :] + ap) - gammaln(ap), axis=1) + np.sum(
-        gammaln(a) - gammaln(fc.cfg_n[None, :] + a), axis=1
-    )
+    if tables is None:
+        ap = a * prior[fc.fam_x][None, :]
+        g_cells, g_ap = gammaln(fc.fam_n[None, :] + ap), gammaln(ap)
+        g_cfg = gammaln(fc.cfg_n[None, :] + a)
+    else:
+        g_cells, g_ap = tables.cells(fc.fam_x, fc.fam_n)
+        g_cfg = tables.configs(fc.cfg_n)
+    s = np.sum(g_cells - g_ap, axis=1) + np.sum(gammaln(a) - g_cfg, axis=1)
     s = np.r_[s, marginal_loglik(fc, prior)]
     i = int(np.argmax(s))
     alpha = float(ALPHAS[i]) if i < len(ALPHAS) else float("inf")
@@ -61,10 +103,17 @@ def bic(fc: FamilyCounts, k_eff: int, n: int) -> float:
 
 
 def family_score(
-    method: str, fc: FamilyCounts, prior: np.ndarray, k: int, k_eff: int, q: int, n: int
+    method: str,
+    fc: FamilyCounts,
+    prior: np.ndarray,
+    k: int,
+    k_eff: int,
+    q: int,
+    n: int,
+    tables: GammaTables | None = None,
 ) -> float:
     if method == "bde":
-        return bde_alpha(fc, prior)[0]
+        return bde_alpha(fc, prior, tables=tables)[0]
     if method == "bdeu":
         return bdeu(fc, k_eff, q)
     if method == "bic":

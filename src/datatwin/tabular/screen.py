@@ -36,14 +36,18 @@ def pairwise_mi(counter: FamilyCounter, block: int = 32) -> np.ndarray:
     """Empirical mutual information (nats) of every pair of columns, d × d (diagonal 0),
     from sparse one-hot state matrices: only the (state, state) pairs seen together cost."""
     n, d = counter.n, len(counter.cards)
+    m = len(counter.columns[0]) if d else 0  # rows stored (distinct rows when weighted)
     offs = np.concatenate([[0], np.cumsum(counter.cards)]).astype(np.int64)
     cols = np.concatenate([offs[v] + c for v, c in enumerate(counter.columns)])
-    rows = np.tile(np.arange(n), d)
-    onehot = csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(n, int(offs[-1])))
-    marg = np.asarray(onehot.sum(axis=0)).ravel() / max(n, 1)
+    rows = np.tile(np.arange(m), d)
+    shape = (m, int(offs[-1]))
+    onehot = csr_matrix((np.ones(len(cols)), (rows, cols)), shape=shape)
+    w = counter.weights  # a row counted w times: the weights on one side of the product
+    weighted = onehot if w is None else csr_matrix((np.tile(w, d), (rows, cols)), shape=shape)
+    marg = np.asarray(weighted.sum(axis=0)).ravel() / max(n, 1)
     owner = np.repeat(np.arange(d), counter.cards)
     mi = np.zeros(d * d)
-    onehot_t = onehot.T.tocsr()
+    onehot_t = weighted.T.tocsr()
     for a in range(0, d, block):
         lo, hi = int(offs[a]), int(offs[min(d, a + block)])
         joint = (onehot_t[lo:hi] @ onehot).tocoo()

@@ -14,7 +14,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 
 from .bayesnet import marginal_prior, reachable
 from .counting import FamilyCounter, config_space
-from .scores import family_score, marginal_loglik
+from .scores import GammaTables, family_score, marginal_loglik
 
 _TOL = 1e-6
 
@@ -30,19 +30,32 @@ class FamilyScorer(Protocol):
 class LocalScorer:
     """Cached local scores of families under one scoring method."""
 
-    def __init__(self, counter: FamilyCounter, pseudo: list[np.ndarray], method: str = "bde"):
+    def __init__(
+        self,
+        counter: FamilyCounter,
+        pseudo: list[np.ndarray],
+        method: str = "bde",
+        shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None,
+        invariant: np.ndarray | None = None,
+    ):
+        """shared: scores of families of `invariant` columns only, kept across scorers
+        whose invariant columns have the same states (e.g. the encodings of one table under
+        several bins: categorical columns do not change)."""
         self.counter = counter
+        self.shared = shared
+        self.invariant = (
+            np.zeros(len(counter.cards), bool) if invariant is None else np.asarray(invariant)
+        )
         self.d = len(counter.cards)
         self.method = method
         cards = counter.cards
         self.priors = [
-            marginal_prior(counter.columns[v], int(cards[v]), pseudo[v]) for v in range(len(cards))
-        ]
-        self.k_eff = [
-            int(np.count_nonzero(np.bincount(counter.columns[v], minlength=int(cards[v]))))
+            marginal_prior(counter.columns[v], int(cards[v]), pseudo[v], counter.weights)
             for v in range(len(cards))
         ]
+        self.k_eff = [int(np.count_nonzero(counter.marginal(v))) for v in range(len(cards))]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
+        self._gamma: dict[int, GammaTables] = {}
         # structure prior for "bde": each possible edge is present with probability ~1/d
         self.edge_penalty = float(np.log(max(len(cards), 2))) if method == "bde" else 0.0
 
@@ -50,25 +63,43 @@ class LocalScorer:
         parents = tuple(sorted(parents))
         key = (child, parents)
         s = self._cache.get(key)
-        if s is None:
-            if parents and self.counter.too_big(child, parents):
-                s = -np.inf
-            else:
-                fc = self.counter.counts(child, parents)
-                if not parents and self.method == "bde":  # α is irrelevant without parents
-                    s = marginal_loglik(fc, self.priors[child])
-                else:
-                    s = family_score(
-                        self.method,
-                        fc,
-                        self.priors[child],
-                        int(self.counter.cards[child]),
-                        self.k_eff[child],
-                        config_space(self.counter.cards, parents),
-                        self.counter.n,
-                    )
-                s -= self.edge_penalty * len(parents)
+        if s is None and self.shared is not None and self.invariant[[child, *parents]].all():
+            s = self.shared.get((self.method, child, parents))
+            if s is None:
+                s = self.shared[(self.method, child, parents)] = self._score(child, parents)
             self._cache[key] = s
+        if s is None:
+            s = self._cache[key] = self._score(child, parents)
+        return s
+
+    def _tables(self, child: int) -> GammaTables | None:
+        """The child's `GammaTables` (bde only), made on first use."""
+        if self.method != "bde":
+            return None
+        if child not in self._gamma:
+            self._gamma[child] = GammaTables(self.priors[child])
+        return self._gamma[child]
+
+    def _score(self, child: int, parents: tuple[int, ...]) -> float:
+        """The local score of one family (sorted parents), its edges' prior included."""
+        if parents and self.counter.too_big(child, parents):
+            s = -np.inf
+        else:
+            fc = self.counter.counts(child, parents)
+            if not parents and self.method == "bde":  # α is irrelevant without parents
+                s = marginal_loglik(fc, self.priors[child])
+            else:
+                s = family_score(
+                    self.method,
+                    fc,
+                    self.priors[child],
+                    int(self.counter.cards[child]),
+                    self.k_eff[child],
+                    config_space(self.counter.cards, parents),
+                    self.counter.n,
+                    self._tables(child),
+                )
+            s -= self.edge_penalty * len(parents)
         return s
 
 
@@ -80,7 +111,7 @@ def mutual_information(counter: FamilyCounter) -> np.ndarray:
     for v in range(d):
         for u in range(v):
             fc = counter.counts(v, (u,))
-            pv = np.bincount(counter.columns[v], minlength=int(counter.cards[v])) / n
+            pv = counter.marginal(v) / n
             pu = fc.cfg_n / n
             pj = fc.fam_n / n
             mi[u, v] = mi[v, u] = float(np.sum(pj * np.log(pj / (pu[fc.fam_cfg] * pv[fc.fam_x]))))

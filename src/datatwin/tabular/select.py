@@ -21,10 +21,13 @@ from ..core.candidates import Board, Candidate, Param, Structure, stopwatch
 from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
 from ..reader import RawTable, read_table
+from ..units import LN2
+from .bayesnet import DiscreteBayesNet
 from .schema import ColumnSpec
 from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
 from .structures import (
     DEFAULT_STRUCTURES,
+    Encoding,
     FitCache,
     all_numeric,
     format_label,
@@ -155,7 +158,16 @@ class TableSearch:
                 "edges": len(twin.edges),
                 "params": twin.n_params(),
             }
-            return Candidate(structure, twin.bits(train), twin.bits(hold), seconds, twin, columns)
+            enc = self.cache.encodings.get(
+                (
+                    int(structure.param("bins")),
+                    int(structure.param("max_categories")),
+                    int(structure.param("min_count")),
+                )
+            )
+            return Candidate(
+                structure, _bits(twin, train, enc), _bits(twin, hold, enc), seconds, twin, columns
+            )
 
     def candidates(self, board: Board[TableTwin]) -> Iterator[Candidate[TableTwin]]:
         base_bins = self.bins or BASE_BINS
@@ -200,3 +212,15 @@ class TableSearch:
                 )
         twin.structure = best.structure.label
         return twin
+
+
+def _bits(twin: TableTwin, raw: RawTable, enc: Encoding | None) -> float:
+    """`twin.bits(raw)`, the same sums, with `raw` encoded once for every candidate that
+    shares the codecs of `enc` (a discrete network's states and within-state terms)."""
+    if enc is None or not isinstance(twin.net, DiscreteBayesNet) or enc.codecs is not twin.codecs:
+        return twin.bits(raw)
+    cols, within = enc.encoded(raw)
+    logp = twin.net.log_prob_states(cols) + within
+    if not np.all(np.isfinite(logp)):
+        raise AssertionError("internal error: a non-finite log-probability")
+    return float(-np.sum(logp) / LN2) / len(logp)

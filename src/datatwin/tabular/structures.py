@@ -6,7 +6,8 @@ and returns the twin's `StateModel`. Fits of several structures on the same trai
 share one `FitCache`: the codecs, state columns and family counts per (bins,
 max_categories), and per encoding the local scorers, the Chow-Liu tree and the hill-climbed
 network, so that `bayesnet` starts from the `chow-liu` fit and `trees` takes the `bayesnet`
-order without searching again.
+order without searching again. The scores of families whose columns have no numeric
+intervals are the same under every bins and are computed once.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from ..errors import InputError
 from ..reader import RawTable
 from .bayesnet import DiscreteBayesNet, topological_order
 from .codec import MIN_COUNT, ColumnCodec, to_grid
-from .counting import FamilyCounter
+from .counting import FamilyCounter, distinct_rows
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
+from .growth import grow_trees
 from .protocols import Parents, StateModel
 from .schema import ColumnSpec
 from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
-from .trees import grow_trees
 
 #: the parameters a structure label may set, with their defaults in `TableTwin.fit`
 PARAM_DEFAULTS: dict[str, Param] = {
@@ -42,13 +43,18 @@ PARAM_DEFAULTS: dict[str, Param] = {
     "min_count": MIN_COUNT,
 }
 _INT_PARAMS = ("bins", "max_parents", "max_categories", "min_count")
+#: tables of at least this many rows are counted over their distinct rows (with their
+#: multiplicities) when those are at most this share of the rows
+_DEDUP_ROWS = 20_000
+_DEDUP_SHARE = 0.7
 
 
 # ---- the fit cache ------------------------------------------------------------------------
 @dataclass
 class Encoding:
-    """The training rows under one (bins, max_categories): codecs, state columns, counts,
-    and the searches run on them (per score; the hill climb per (score, max_parents))."""
+    """The training rows under one (bins, max_categories): codecs, state columns (the
+    distinct rows, counted by `counter.weights`, when rows repeat a lot), counts, and the
+    searches run on them (per score; the hill climb per (score, max_parents))."""
 
     codecs: list[ColumnCodec]
     columns: list[np.ndarray]
@@ -56,6 +62,12 @@ class Encoding:
     scorers: dict[str, LocalScorer] = field(default_factory=dict)
     chow_liu: dict[str, list[Parents]] = field(default_factory=dict)
     bayesnet: dict[tuple[str, int], list[Parents]] = field(default_factory=dict)
+    #: family scores of bins-invariant columns, shared by the encodings of one FitCache
+    shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None
+    #: rows encoded under these codecs: id(raw) -> (raw, states, Σ within-state log P)
+    encoded_rows: dict[int, tuple[RawTable, list[np.ndarray], np.ndarray]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def of(
@@ -69,9 +81,14 @@ class Encoding:
         codecs = [
             ColumnCodec.fit(s, raw.tokens[s.name], bins, max_categories, min_count) for s in specs
         ]
-        columns = [c.encode(raw.tokens[c.spec.name])[0] for c in codecs]
+        columns = [compact(c.encode(raw.tokens[c.spec.name])[0], c.n_states) for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
-        return cls(codecs, columns, FamilyCounter(columns, cards))
+        weights = None
+        if len(columns) > 1 and raw.n_rows >= _DEDUP_ROWS:  # counts over the distinct rows
+            distinct, counts = distinct_rows(columns)
+            if len(counts) <= _DEDUP_SHARE * raw.n_rows:
+                columns, weights = distinct, counts
+        return cls(codecs, columns, FamilyCounter(columns, cards, weights))
 
     @property
     def cards(self) -> np.ndarray:
@@ -80,10 +97,29 @@ class Encoding:
     def pseudo(self) -> list[np.ndarray]:
         return [c.prior_counts() for c in self.codecs]
 
+    def invariant(self) -> np.ndarray:
+        """Columns whose states do not depend on bins (no numeric intervals)."""
+        return np.array([len(c.coarse_edges) < 2 for c in self.codecs], dtype=bool)
+
     def scorer(self, score: str) -> LocalScorer:
         if score not in self.scorers:
-            self.scorers[score] = LocalScorer(self.counter, self.pseudo(), score)
+            self.scorers[score] = LocalScorer(
+                self.counter, self.pseudo(), score, self.shared, self.invariant()
+            )
         return self.scorers[score]
+
+    def encoded(self, raw: RawTable) -> tuple[list[np.ndarray], np.ndarray]:
+        """`raw`'s states under the codecs and its summed within-state log P (nats), as
+        `DiscreteBayesNet.log_prob` computes them; kept per table for every candidate."""
+        hit = self.encoded_rows.get(id(raw))
+        if hit is None or hit[0] is not raw:
+            cols, within = [], np.zeros(raw.n_rows)
+            for codec in self.codecs:
+                st, w = codec.encode(raw.tokens[codec.spec.name])
+                cols.append(compact(st, codec.n_states))
+                within += w
+            hit = self.encoded_rows[id(raw)] = (raw, cols, within)
+        return hit[1], hit[2]
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
@@ -103,12 +139,26 @@ class Encoding:
         return self.bayesnet[key]
 
 
+def compact(states: np.ndarray, n_states: int) -> np.ndarray:
+    """States in the smallest signed integer type that holds them (int8 for a column of
+    under 128 states): a quarter to an eighth of int64's memory. Arithmetic on them goes
+    through int64 keys (`counting.config_keys`)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_states <= np.iinfo(dtype).max:
+            return states.astype(dtype)
+    return states
+
+
 @dataclass
 class FitCache:
-    """What fits of several structures on the same rows share: one `Encoding` per
-    (bins, max_categories, min_count)."""
+    """What fits of several structures on the same rows share: the `Encoding` of the last
+    (bins, max_categories, min_count) asked for (a search tries each bins once, in turn),
+    and the family scores that do not depend on bins."""
 
     encodings: dict[tuple[int, int, int], Encoding] = field(default_factory=dict)
+    shared: dict[tuple[int, int], dict[tuple[str, int, tuple[int, ...]], float]] = field(
+        default_factory=dict
+    )
 
     def encoding(
         self,
@@ -120,7 +170,10 @@ class FitCache:
     ) -> Encoding:
         key = (bins, max_categories, min_count)
         if key not in self.encodings:
-            self.encodings[key] = Encoding.of(raw, specs, bins, max_categories, min_count)
+            self.encodings.clear()  # one encoding held at a time: bounded memory
+            enc = Encoding.of(raw, specs, bins, max_categories, min_count)
+            enc.shared = self.shared.setdefault((max_categories, min_count), {})
+            self.encodings[key] = enc
         return self.encodings[key]
 
 

@@ -1,0 +1,252 @@
+"""Fit time and peak memory of `datatwin fit` against rows, for three kinds of table.
+
+    python bench/scale_bench.py                      # 10k, 100k, 1M rows (about 10 minutes)
+    python bench/scale_bench.py --rows 10000,100000 --kinds alarm --out /tmp/scale
+
+Tables:
+- alarm-like: rows sampled from a twin of `bn/alarm/train_100000.csv.gz` (37 categorical columns);
+- adult-like: rows sampled from a twin of `tables/adult/adult_train.csv` (mixed types);
+- flights-like: a generator of our own (`flights`): dates, HHMM clock times, delays that are
+  differences of clock times, a 4,000-value categorical (tail numbers) and a few others.
+
+Every fit runs in its own child process (`fit` sub-command); its peak resident memory comes
+from `os.wait4` (the child's own `ru_maxrss`), its stage times from the child itself. Each fit
+time is also given as a multiple of pyarrow reading the same file in the same child. The growth
+exponent b of time ≈ a·rowsᵇ is a least-squares line in log-log. Results: JSON and markdown
+(and a log-log PNG when matplotlib is installed) in `--out` (default bench/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[0].parent / "shared" / "data"
+SOURCES = {
+    "alarm": DATA / "bn" / "alarm" / "train_100000.csv.gz",
+    "adult": DATA / "tables" / "adult" / "adult_train.csv",
+}
+KINDS = ("alarm", "adult", "flights")
+
+
+# ---- data generators ----------------------------------------------------------------------
+def flights(n: int, seed: int = 0) -> Any:
+    """A flights-like table: date, carrier, tail number (4,000 values), origin, destination,
+    scheduled/actual departure and arrival as HHMM clock times, delays as their differences
+    (minutes), distance, cancelled flag."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    day = rng.integers(0, 365, n)
+    date = (np.datetime64("2023-01-01") + day.astype("timedelta64[D]")).astype(str)
+    carriers = np.array(["AA", "DL", "UA", "WN", "B6", "AS", "NK", "F9", "HA", "G4"])
+    carrier = rng.choice(
+        len(carriers), n, p=np.r_[0.2, 0.18, 0.16, 0.2, 0.06, 0.06, 0.05, 0.04, 0.02, 0.03]
+    )
+    pop = 1.0 / (np.arange(4000) + 10.0) ** 0.9  # tail numbers: a long-tailed popularity
+    tail = np.array([f"N{100 + i}{carriers[i % 10]}" for i in range(4000)])[
+        rng.choice(4000, n, p=pop / pop.sum())
+    ]
+    airports = np.array([f"A{i:02d}" for i in range(60)])
+    w = 1.0 / np.arange(1, 61) ** 0.8
+    origin = rng.choice(60, n, p=w / w.sum())
+    dest = (origin + 1 + rng.choice(59, n, p=w[:59] / w[:59].sum())) % 60
+    distance = 150 + (np.abs(origin - dest) * 37 + (origin * dest) % 211) * 3
+    sched_dep = np.clip(rng.normal(13 * 60, 4 * 60, n), 5 * 60, 23 * 60 + 30).astype(int) // 5 * 5
+    dep_delay = np.round(rng.gamma(0.6, 25, n) - 6 + (carrier == 3) * 4).astype(int)
+    dep_min = sched_dep + dep_delay
+    block = (distance / 8 + 25).astype(int) // 5 * 5
+    arr_delay = dep_delay + np.round(rng.normal(-3, 9, n)).astype(int)
+    sched_arr = sched_dep + block
+    arr_min = sched_arr + arr_delay
+    cancelled = rng.random(n) < 0.015 + 0.002 * (carrier == 7)
+
+    def hhmm(m: np.ndarray) -> np.ndarray:
+        m = np.mod(m, 24 * 60)
+        return (m // 60) * 100 + m % 60
+
+    frame = pd.DataFrame(
+        {
+            "date": date,
+            "carrier": carriers[carrier],
+            "tail": tail,
+            "origin": airports[origin],
+            "dest": airports[dest],
+            "sched_dep": hhmm(sched_dep),
+            "dep_time": hhmm(dep_min),
+            "dep_delay": dep_delay,
+            "sched_arr": hhmm(sched_arr),
+            "arr_time": hhmm(arr_min),
+            "arr_delay": arr_delay,
+            "distance": distance,
+            "cancelled": cancelled.astype(int),
+        }
+    )
+    for c in ("dep_time", "dep_delay", "arr_time", "arr_delay"):
+        frame[c] = frame[c].astype("Int64").mask(cancelled)
+    return frame
+
+
+def make_table(kind: str, n: int, path: Path, cache: Path) -> Path:
+    """Write `n` rows of a `kind` table to `path` (CSV); twins of the sources are cached."""
+    if path.exists():
+        return path
+    if kind == "flights":
+        flights(n).to_csv(path, index=False)
+        return path
+    import datatwin
+
+    model = cache / f"{kind}_source.twin"
+    if not model.exists():
+        datatwin.fit(SOURCES[kind], seed=0).save(model)
+    twin = datatwin.load(model)
+    twin.sample(n, seed=0).to_csv(path, index=False)
+    return path
+
+
+# ---- one fit in a child process -----------------------------------------------------------
+def child_fit(path: str) -> dict[str, Any]:
+    """Stage times of reading `path` with pyarrow, then `datatwin.fit` (read + fit)."""
+    import pyarrow.csv as pacsv
+
+    import datatwin
+    from datatwin.reader import read_table
+
+    t0 = time.perf_counter()
+    pacsv.read_csv(path)
+    t1 = time.perf_counter()
+    raw = read_table(path)
+    t2 = time.perf_counter()
+    twin = datatwin.fit(raw, seed=0)
+    t3 = time.perf_counter()
+    best = min(twin.leaderboard, key=lambda r: r["holdout_bits"])
+    return {
+        "pyarrow_read_s": t1 - t0,
+        "read_s": t2 - t1,
+        "fit_s": t3 - t2,
+        "total_s": t3 - t1,
+        "selected": twin.structure,
+        "holdout_bits": best["holdout_bits"],
+        "candidates": [
+            {k: r[k] for k in ("structure", "holdout_bits", "fit_seconds")}
+            for r in twin.leaderboard
+        ],
+    }
+
+
+def run_child(path: Path) -> dict[str, Any]:
+    """`child_fit` in a fresh interpreter; adds its peak RSS (MB) and the load average."""
+    load = os.getloadavg()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "fit", str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fit of {path} failed ({proc.returncode})")
+    res = json.loads(out.strip().splitlines()[-1])
+    res["peak_mb"] = usage.ru_maxrss / 1024.0  # KiB on Linux
+    res["loadavg_before"] = load
+    res["fit_over_pyarrow"] = res["total_s"] / max(res["pyarrow_read_s"], 1e-9)
+    return res
+
+
+def exponent(rows: list[int], secs: list[float]) -> float | None:
+    """b in secs ≈ a·rowsᵇ (least squares in log-log), None with fewer than two points."""
+    if len(rows) < 2:
+        return None
+    return float(np.polyfit(np.log(rows), np.log(secs), 1)[0])
+
+
+def report(results: dict[str, list[dict[str, Any]]], out: Path) -> None:
+    lines = [
+        "# datatwin fit: time and peak memory against rows",
+        "",
+        f"Machine: {os.cpu_count()} cores, shared; load average recorded per run. "
+        "`x pyarrow` = read + fit time over pyarrow reading the same file.",
+        "",
+        "| table | rows | read s | fit s | total s | x pyarrow | peak MB | load | selected | "
+        "holdout bits |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for kind, runs in results.items():
+        for r in runs:
+            lines.append(
+                f"| {kind} | {r['rows']:,} | {r['read_s']:.2f} | {r['fit_s']:.2f} | "
+                f"{r['total_s']:.2f} | {r['fit_over_pyarrow']:.0f} | {r['peak_mb']:.0f} | "
+                f"{r['loadavg_before'][0]:.2f} | {r['selected']} | {r['holdout_bits']:.3f} |"
+            )
+    lines += ["", "Growth exponents (time ∝ rowsᵇ, peak memory ∝ rowsᵇ):", ""]
+    for kind, runs in results.items():
+        rows = [r["rows"] for r in runs]
+        bt = exponent(rows, [r["total_s"] for r in runs])
+        bm = exponent(rows, [r["peak_mb"] for r in runs])
+        if bt is not None and bm is not None:
+            lines.append(f"- {kind}: time b = {bt:.2f}, memory b = {bm:.2f}")
+    (out / "scale.md").write_text("\n".join(lines) + "\n")
+    (out / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    for kind, runs in results.items():
+        rows = [r["rows"] for r in runs]
+        ax[0].loglog(rows, [r["total_s"] for r in runs], "o-", label=kind)
+        ax[1].loglog(rows, [r["peak_mb"] for r in runs], "o-", label=kind)
+    ax[0].set(xlabel="rows", ylabel="read + fit seconds", title="time")
+    ax[1].set(xlabel="rows", ylabel="peak RSS (MB)", title="memory")
+    for a in ax:
+        a.legend()
+        a.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "scale.png", dpi=100)
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "fit":
+        print(json.dumps(child_fit(sys.argv[2])))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="10000,100000,1000000", help="comma-separated row counts")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="alarm, adult, flights")
+    ap.add_argument("--out", default=str(HERE / "results"), help="folder for the results")
+    ap.add_argument("--data", default="/tmp/datatwin-scale", help="folder for generated tables")
+    ap.add_argument("--keep", action="store_true", help="keep other kinds' earlier results")
+    args = ap.parse_args()
+    out, data = Path(args.out), Path(args.data)
+    out.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    results: dict[str, list[dict[str, Any]]] = {}
+    if args.keep and (out / "scale.json").exists():  # other kinds from an earlier run
+        results = json.loads((out / "scale.json").read_text())
+    for kind in args.kinds.split(","):
+        results[kind] = []
+        for n in sorted(int(r) for r in args.rows.split(",")):
+            path = make_table(kind, n, data / f"{kind}_{n}.csv", data)
+            res = {"rows": n, **run_child(path)}
+            print(
+                f"{kind} {n:>9,} rows: {res['total_s']:.1f} s, {res['peak_mb']:.0f} MB, "
+                f"{res['fit_over_pyarrow']:.0f}x pyarrow, load {res['loadavg_before'][0]:.2f}",
+                file=sys.stderr,
+            )
+            results[kind].append(res)
+            report(results, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""Growing decision trees fast finds the same trees: the pruned split search, the counts kept
+per node and the category ordering against their plain definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datatwin.tabular import growth
+from datatwin.tabular.bayesnet import marginal_prior
+from datatwin.tabular.counting import FamilyCounter
+
+
+def _table(n: int = 4000, seed: int = 0):
+    """Five columns: two categoricals (8 and 12 states), a 30-state ordered one, a child that
+    depends on all three, and a 6-state child of the child."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 8, n)
+    b = rng.integers(0, 12, n)
+    o = rng.integers(0, 30, n)
+    logit = (np.isin(a, [1, 4, 6]) * 1.5) + (b % 3 == 0) * 1.0 + (o > 17) * 0.8
+    c = (rng.random(n) < 1 / (1 + np.exp(-logit + 1.5))).astype(np.int64) + 2 * (a == 7)
+    d = (c * 2 + rng.integers(0, 2, n) + (b > 9)) % 6
+    cols = [a, b, o, c, d]
+    cards = np.array([8, 12, 30, 4, 6])
+    ranks: list[np.ndarray | None] = [None, None, np.arange(30), None, None]
+    return cols, cards, ranks
+
+
+def _grow_all(cols, cards, ranks):
+    counter = FamilyCounter(cols, cards)
+    pseudo = [np.zeros(int(k)) for k in cards]
+    return growth.grow_trees(counter, pseudo, [0, 1, 2, 3, 4], ranks)
+
+
+def _same(net1, net2) -> None:
+    for t1, t2 in zip(net1.cpts, net2.cpts, strict=True):
+        assert np.array_equal(t1.feature, t2.feature)
+        assert np.array_equal(t1.mask, t2.mask)
+        assert np.array_equal(t1.probs, t2.probs)
+
+
+def _reference_order(block: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The ordering by its definition: a full SVD of √n (p − p̄)."""
+    n = block.sum(axis=1)
+    p = (block + q[None, :]) / (n + 1.0)[:, None]
+    mean = (n[:, None] * p).sum(axis=0) / n.sum()
+    _, _, vt = np.linalg.svd(np.sqrt(n)[:, None] * (p - mean), full_matrices=False)
+    v = vt[0] if vt[0][np.argmax(np.abs(vt[0]))] > 0 else -vt[0]
+    return np.argsort((p - mean) @ v, kind="stable")
+
+
+def test_category_order_is_the_main_axis_of_the_child_distributions():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        k = int(rng.integers(3, 40))
+        c = int(rng.integers(3, 60))
+        block = rng.poisson(rng.gamma(0.5, 5, (c, k)))
+        block = block[block.sum(axis=1) > 0]
+        if len(block) < 3:
+            continue
+        q = rng.dirichlet(np.ones(k))
+        assert np.array_equal(growth._category_orders([block], q)[0], _reference_order(block, q))
+
+
+def test_category_order_recovers_a_planted_split():
+    """States {1, 4, 6} make the child likely, the others unlikely: the order puts one group
+    before the other, so a single threshold separates them."""
+    rng = np.random.default_rng(2)
+    k = 5
+    block = np.zeros((10, k), dtype=np.int64)
+    for s in range(10):
+        p = np.r_[0.7, 0.1, 0.1, 0.05, 0.05] if s in (1, 4, 6) else np.r_[0.05, 0.05, 0.1, 0.1, 0.7]
+        block[s] = rng.multinomial(400, p)
+    order = growth._category_orders([block], np.full(k, 1 / k))[0]
+    first = set(order[:3].tolist())
+    assert first == {1, 4, 6} or set(order[-3:].tolist()) == {1, 4, 6}
+
+
+def test_pruned_split_search_finds_the_same_trees(monkeypatch):
+    cols, cards, ranks = _table()
+    fast = _grow_all(cols, cards, ranks)
+    # no predictor skipped: every categorical ordered and scanned
+    monkeypatch.setattr(growth, "_multiway_gains", lambda blocks: np.full(len(blocks), np.inf))
+    _same(fast, _grow_all(cols, cards, ranks))
+    assert sum(t.n_leaves for t in fast.cpts) > 5  # the table has structure to find
+
+
+def test_multiway_gain_bounds_every_binary_split():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        block = rng.poisson(3.0, (int(rng.integers(3, 9)), 4))
+        block = block[block.sum(axis=1) > 0]
+        if len(block) < 3:
+            continue
+        bound = growth._multiway_gains([block])[0]
+        totals = block.sum(axis=0)
+        for mask in range(1, 2 ** (len(block) - 1)):
+            left = block[[(mask >> i) & 1 == 1 for i in range(len(block))]].sum(axis=0)
+            right = totals - left
+            g = sum(
+                float(np.sum(x[x > 0] * np.log(x[x > 0]))) - x.sum() * np.log(max(x.sum(), 1))
+                for x in (left, right)
+            )
+            assert g <= bound + 1e-9
+
+
+def test_valid_threshold_range_holds_for_every_order():
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        block = rng.poisson(rng.gamma(0.7, 4, (7, 1)) * np.ones((1, 3)))
+        block = block[block.sum(axis=1) > 0]
+        lo, hi = growth._valid_range(block, 5)
+        n = block.sum(axis=1)
+        for _ in range(20):
+            s = np.cumsum(n[rng.permutation(len(n))])[:-1]
+            valid = int(np.sum((s >= 5) & (n.sum() - s >= 5)))
+            assert lo <= valid <= hi
+
+
+@pytest.mark.parametrize("cells", [0, 1 << 30])
+def test_counts_kept_per_node_equal_counts_from_the_rows(monkeypatch, cells):
+    """Subtracting a sibling's counts from the parent's gives the counts of the rows."""
+    cols, cards, ranks = _table(seed=5)
+    fast = _grow_all(cols, cards, ranks)
+    monkeypatch.setattr(growth, "_DENSE_NODE_CELLS", cells)
+    _same(fast, _grow_all(cols, cards, ranks))
+
+
+def test_a_tree_uses_the_root_prior_without_predictors():
+    cols, cards, ranks = _table(n=50)
+    prior = marginal_prior(cols[0], 8, np.zeros(8))
+    tree = growth.grow(cols, cards, 0, [], prior, [])
+    assert tree.n_leaves == 1 and np.allclose(tree.probs[0], prior)
+
+
+# ---- distinct rows as sufficient statistics ------------------------------------------------
+def test_counts_over_distinct_rows_equal_counts_over_all_rows():
+    from datatwin.tabular.counting import distinct_rows
+
+    cols, cards, ranks = _table(n=3000, seed=6)
+    cols = [c % 3 if i == 2 else c for i, c in enumerate(cols)]  # few distinct rows
+    cards = cards.copy()
+    cards[2] = 3
+    ranks[2] = np.arange(3)
+    plain = FamilyCounter(cols, cards)
+    uniq, w = distinct_rows(cols)
+    assert len(w) < 3000 and int(w.sum()) == 3000
+    weighted = FamilyCounter(uniq, cards, w)
+    for child, parents in [(3, ()), (3, (0, 1)), (4, (0, 2, 3)), (1, (4,))]:
+        a, b = plain.counts(child, parents), weighted.counts(child, parents)
+        for f in ("cfg_keys", "cfg_n", "fam_cfg", "fam_x", "fam_n"):
+            assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    _same(_grow_all(cols, cards, ranks), _grow_weighted(uniq, cards, ranks, w))
+
+
+def _grow_weighted(cols, cards, ranks, w):
+    counter = FamilyCounter(cols, cards, w)
+    pseudo = [np.zeros(int(k)) for k in cards]
+    return growth.grow_trees(counter, pseudo, [0, 1, 2, 3, 4], ranks)
+
+
+def test_chunked_counting_equals_in_memory_counting():
+    from datatwin.tabular.counting import distinct_rows, merge_rows
+
+    cols, cards, _ = _table(n=5000, seed=7)
+    cols = [c % 4 for c in cols]
+    cards = np.full(5, 4)
+    whole = distinct_rows(cols)
+    parts = [distinct_rows([c[a : a + 1200] for c in cols]) for a in range(0, 5000, 1200)]
+    merged = merge_rows(parts)
+    assert np.array_equal(whole[1], merged[1])
+    for a, b in zip(whole[0], merged[0], strict=True):
+        assert np.array_equal(a, b)
+    fa = FamilyCounter(cols, cards).counts(4, (0, 1, 3))
+    fb = FamilyCounter(merged[0], cards, merged[1]).counts(4, (0, 1, 3))
+    assert np.array_equal(fa.fam_n, fb.fam_n) and np.array_equal(fa.cfg_n, fb.cfg_n)
+
+
+def test_reader_token_codes_survive_take_and_match_factorize(tmp_path):
+    import pandas as pd
+
+    from datatwin.reader import read_table, token_codes
+
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"x{i % 7},{i % 3}\n" for i in range(500)))
+    raw = read_table(path)
+    sub = raw.take(np.arange(0, 500, 3))
+    for table in (raw, sub):
+        for c in table.columns:
+            codes, uniques = token_codes(table.tokens[c])
+            assert np.array_equal(uniques[codes], table.tokens[c])
+            assert len(uniques) == len(pd.unique(table.tokens[c]))
+
+
+def test_gamma_tables_give_the_same_bde_scores_to_the_bit():
+    from datatwin.tabular.scores import GammaTables, bde_alpha
+
+    cols, cards, _ = _table(n=3000, seed=8)
+    counter = FamilyCounter(cols, cards)
+    for child, parents in [(3, (0,)), (3, (0, 1)), (4, (3,)), (4, (0, 1, 2)), (2, (0, 1))]:
+        prior = marginal_prior(cols[child], int(cards[child]), np.full(int(cards[child]), 0.5))
+        fc = counter.counts(child, parents)
+        assert bde_alpha(fc, prior) == bde_alpha(fc, prior, tables=GammaTables(prior))
+
+
+def test_pairwise_mutual_information_over_distinct_rows_equals_over_all_rows():
+    from datatwin.tabular.counting import distinct_rows
+    from datatwin.tabular.screen import pairwise_mi
+
+    cols, cards, _ = _table(n=2000, seed=9)
+    cols = [c % 3 for c in cols]
+    cards = np.full(5, 3)
+    uniq, w = distinct_rows(cols)
+    plain = pairwise_mi(FamilyCounter(cols, cards))
+    assert np.allclose(plain, pairwise_mi(FamilyCounter(uniq, cards, w)), rtol=1e-12, atol=1e-15)
+    assert plain.max() > 0.01
