@@ -268,6 +268,23 @@ _STRUCTURES = {
     "events": ["markov2+kn", "markov2+wb", "markov2+kn+len"],
     "series": ["iid", "ar", "seasonal", "diff"],
 }
+#: neural structures (torch extra): tiny fixed training so that fits take seconds
+NEURAL = {
+    "table": ["neural[epochs=3]"],
+    "text": ["neural[steps=15]", "markov2+kn+cache+neural[w=0.5,steps=15]"],
+    "events": ["neural[steps=300]"],
+}
+try:
+    import torch  # noqa: F401  (imported once here, not inside a timed fit)
+
+    import datatwin.text.neural_select as _ns
+
+    _TINY = {"cell": "gru", "hidden": 16, "embed": 8, "window": 16, "batch": 8, "threads": 1}
+    _ns.NET.update(text=_TINY, events=_TINY)
+    for _k, _names in NEURAL.items():
+        _STRUCTURES[_k] = _STRUCTURES[_k] + _names
+except ImportError:  # without the extra, tests/test_neural.py checks the skip note
+    pass
 
 
 def structures_of(kind: str) -> list[str]:

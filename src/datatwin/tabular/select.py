@@ -20,6 +20,7 @@ from .. import progress
 from ..core.candidates import Board, Candidate, Param, Structure, stopwatch
 from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
+from ..nn.backend import EXTRA, torch_or_none
 from ..reader import RawTable, read_table
 from .schema import ColumnSpec
 from .structures import (
@@ -110,11 +111,13 @@ class TableSearch:
         specs: list[ColumnSpec],
         edges: Any,
         refit: bool,
+        neural: dict[str, Any] | None = None,
     ):
         self.twin_cls, self.split, self.plan = twin_cls, split, plan
         self.auto, self.bins, self.params = auto, bins, params
         self.specs, self.edges, self.do_refit = specs, edges, refit
         self.cache = FitCache()
+        self.neural = neural or {}
 
     def _fit(self, raw: RawTable, structure: Structure, **extra: Any) -> TableTwin:
         """`structure` (every parameter set) fit on `raw`."""
@@ -127,6 +130,8 @@ class TableSearch:
             max_categories=structure.param("max_categories"),
             specs=self.specs,
             edges=self.edges,
+            epochs=extra.pop("epochs", structure.param("epochs")),
+            **self.neural,
             **extra,
         )
 
@@ -146,11 +151,16 @@ class TableSearch:
                 "edges": len(twin.edges),
                 "params": twin.n_params(),
             }
+            if "epochs" in twin.params:
+                columns["epochs"] = twin.params["epochs"]
             return Candidate(structure, twin.bits(train), twin.bits(hold), seconds, twin, columns)
 
     def candidates(self, board: Board[TableTwin]) -> Iterator[Candidate[TableTwin]]:
         base_bins = self.bins or BASE_BINS
         for name, label_params in self.plan:
+            if name == "neural" and torch_or_none() is None:
+                progress.note(f"structure 'neural' skipped: torch is not installed ({EXTRA})")
+                continue
             yield self.fit_one(self.structure(name, label_params, base_bins))
         first = board.candidates[0].model
         if self.auto and first is not None and all_numeric(first.codecs):
@@ -177,8 +187,18 @@ class TableSearch:
         full = self.split.full
         if self.do_refit and full is not self.split.train:
             with progress.step(f"refitting {best.structure.label} on all {full.n_rows} rows"):
+                extra: dict[str, Any] = {}
+                if best.structure.name == "neural":  # same epochs again, on every row
+                    extra["epochs"] = twin.params["epochs"]
                 twin = self._fit(
-                    full, best.structure, warm_start=twin.edges, order=twin.params.get("order")
+                    full,
+                    best.structure,
+                    warm_start=twin.edges,
+                    order=twin.params.get("order"),
+                    **extra,
                 )
         twin.structure = best.structure.label
+        if best.structure.name == "neural":  # the label keeps the epochs: it refits exactly
+            label_params = {**self._label_params(best), "epochs": twin.params["epochs"]}
+            twin.structure = format_label("neural", label_params)
         return twin

@@ -41,6 +41,7 @@ from .structures import (
     FitContext,
     check_params,
     parse_label,
+    split_labels,
 )
 
 __all__ = ["STRUCTURES", "TableTwin", "read_dag_file"]
@@ -104,6 +105,9 @@ class TableTwin(Twin):
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
         order: list[str] | None = None,
+        epochs: int | None = None,
+        time_budget: float | None = None,
+        device: str = "auto",
         _cache: FitCache | None = None,
     ) -> TableTwin:
         """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
@@ -123,6 +127,8 @@ class TableTwin(Twin):
             "max_categories": max_categories,
             **label_params,
         }
+        if epochs is not None:
+            params["epochs"] = epochs
         check_params(params)
         raw = read_table(data)
         check_rows(raw, 1)
@@ -139,7 +145,8 @@ class TableTwin(Twin):
             for s in specs
             if s.type == "id"
         }
-        ctx = FitContext(raw, specs, enc, params, edges, warm_start, order)
+        options = {"time_budget": time_budget, "device": device}
+        ctx = FitContext(raw, specs, enc, params, edges, warm_start, order, options)
         net = builder(ctx)
         return cls(specs, enc.codecs, net, ids, str(structure).strip(), ctx.params)
 
@@ -158,6 +165,8 @@ class TableTwin(Twin):
         score: str = "bde",
         max_parents: int = 4,
         max_categories: int = 2000,
+        time_budget: float | None = None,
+        device: str = "auto",
     ) -> TableTwin:
         """Fit each candidate on a training split, keep the best by holdout bits, refit it.
 
@@ -187,6 +196,7 @@ class TableTwin(Twin):
             specs=specs,
             edges=edges,
             refit=refit,
+            neural={"time_budget": time_budget, "device": device},
         )
         chosen = select(search)
         twin = chosen.model
@@ -441,7 +451,7 @@ class TableTwin(Twin):
                     encoding=getattr(args, "encoding", "utf-8"),
                     header=not getattr(args, "no_header", False),
                 )
-        structures = args.structures.split(",") if args.structures else None
+        structures = split_labels(args.structures) if args.structures else None
         return cls.fit_select(
             raw,
             structures=structures,
@@ -453,6 +463,8 @@ class TableTwin(Twin):
             bins=getattr(args, "bins", None),
             score=getattr(args, "score", "bde"),
             max_parents=getattr(args, "max_parents", 4),
+            time_budget=getattr(args, "time_budget", None),
+            device=getattr(args, "device", "auto"),
         )
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> RawTable:
