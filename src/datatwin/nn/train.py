@@ -20,6 +20,9 @@ import numpy as np
 from .backend import deterministic, resolve_device
 from .recurrent import RecurrentNet
 
+#: every training run's report, in order (benchmarks read the curves from here)
+REPORTS: list[Any] = []
+
 #: symbols of the internal validation split at most (evaluated every `eval_every` steps)
 VAL_CAP = 30_000
 
@@ -256,4 +259,5 @@ def train_recurrent(
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert best[1] is not None
     rep = TrainReport(step, round(data.epochs, 3), seconds, best[0], stopped, cpu, curve)
+    REPORTS.append(rep)
     return best[1], rep

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import InputError
 from ..nn.backend import deterministic, resolve_device
 from ..nn.recurrent import matmul_t
+from ..nn.train import REPORTS
 from .bayesnet import DiscreteBayesNet, marginal_prior
 from .protocols import CONDITIONALS, ConditionalTable
 
@@ -161,6 +162,86 @@ class NeuralCPT:
         return cls(k, tuple(parents.tolist()), tabs, f32[0], f32[1], f32[2], prior, seen == 1)
 
 
+def _row_probs(cpt: Any, columns: list[np.ndarray], n: int) -> np.ndarray:
+    if isinstance(cpt, NeuralCPT):
+        return cpt.probs(columns, n)
+    return np.asarray(cpt.probs[cpt.leaves(columns, n)], np.float64)
+
+
+@CONDITIONALS.register("neural+tree")
+class MixedCPT(NeuralCPT):
+    """(1 - λ) · network + λ · decision tree over the same earlier columns, λ per column chosen
+    on the internal validation rows: two exact conditionals, so an exact conditional."""
+
+    def __init__(self, net: NeuralCPT, tree: Any, lam: float) -> None:
+        self.net, self.tree, self.lam = net, tree, float(lam)
+        self.k, self.parents, self._cards = net.k, net.parents, net._cards
+
+    def n_params(self) -> int:
+        return int(self.net.n_params() + self.tree.n_params() + 1)
+
+    def probs(self, columns: list[np.ndarray], n: int) -> np.ndarray:
+        return (1.0 - self.lam) * self.net.probs(columns, n) + self.lam * _row_probs(
+            self.tree, columns, n
+        )
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            **self.net.to_arrays(prefix + "a_"),
+            **self.tree.to_arrays(prefix + "b_"),
+            f"{prefix}mix_lambda": np.array([self.lam]),
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], prefix: str, k: int, cards: np.ndarray
+    ) -> MixedCPT:
+        from .trees import TreeCPT
+
+        lam = arrays[f"{prefix}mix_lambda"]
+        if lam.shape != (1,) or not 0.0 <= float(lam[0]) <= 1.0:
+            raise ValueError("a mixed table's weight is not in [0, 1]")
+        net = NeuralCPT.from_arrays(arrays, prefix + "a_", k, cards)
+        tree = TreeCPT.from_arrays(arrays, prefix + "b_", k, cards)
+        if not set(tree.parents) <= set(net.parents):
+            raise ValueError("a mixed table's tree splits on a column its network does not read")
+        return cls(net, tree, float(lam[0]))
+
+
+LAMBDAS = np.round(np.arange(0.0, 1.0, 0.1), 2)
+
+
+def _mix_with_trees(
+    nets: list[NeuralCPT],
+    columns: list[np.ndarray],
+    cards: np.ndarray,
+    pseudo: list[np.ndarray],
+    order: list[int],
+    ranks: list[Any],
+    tr: np.ndarray,
+    val: np.ndarray,
+) -> list[Any]:
+    """Each column's network mixed with a tree grown on the training part, λ by validation."""
+    from .counting import FamilyCounter
+    from .trees import grow_trees
+
+    trees = grow_trees(FamilyCounter([c[tr] for c in columns], cards), pseudo, order, ranks)
+    vcols = [c[val] for c in columns]
+    out: list[Any] = []
+    for v, net in enumerate(nets):
+        tree = trees.cpts[v]
+        tree.bind(cards)  # type: ignore[attr-defined]
+        a, b = net.probs(vcols, len(val)), _row_probs(tree, vcols, len(val))
+        x = vcols[v]
+        ll = [
+            np.log((1 - lam) * a[np.arange(len(x)), x] + lam * b[np.arange(len(x)), x]).sum()
+            for lam in LAMBDAS
+        ]
+        lam = float(LAMBDAS[int(np.argmax(ll))])
+        out.append(MixedCPT(net, tree, lam) if lam > 0 else net)
+    return out
+
+
 @dataclass
 class TableTrainReport:
     epochs: int
@@ -177,6 +258,7 @@ def train_tables(
     order: list[int],
     *,
     hidden: int = 64,
+    dropout: float = 0.0,
     epochs: int | None = None,
     time_budget: float = 90.0,
     device: str = "cpu",
@@ -185,6 +267,7 @@ def train_tables(
     batch: int = 256,
     lr: float = 3e-3,
     patience: int = 3,
+    ranks: list[Any] | None = None,
 ) -> tuple[DiscreteBayesNet, TableTrainReport]:
     """The network over `order` (each column given all before it), by maximum likelihood."""
     dev = resolve_device(device)
@@ -210,6 +293,7 @@ def train_tables(
                 self.emb = nn.EmbeddingBag(max(int(offs[-1]), 1), hidden, mode="sum")
                 nn.init.normal_(self.emb.weight, std=0.1)
                 self.b1 = nn.Parameter(torch.zeros(hidden))
+                self.drop = nn.Dropout(dropout)
                 self.out = nn.Linear(hidden, int(cards[v]))
                 lp = np.log(priors[v] * EPS)
                 self.register_buffer("log_prior", torch.from_numpy(lp.astype(np.float32)))
@@ -221,7 +305,7 @@ def train_tables(
                     h = self.emb(x[:, self.ps] + self.offs) + self.b1
                 else:
                     h = self.b1.expand(len(x), -1)
-                logits = self.out(torch.relu(h)) + self.unseen
+                logits = self.out(self.drop(torch.relu(h))) + self.unseen
                 lq = torch.log_softmax(logits, -1) + math.log(1 - EPS)
                 return torch.logaddexp(lq, self.log_prior)
 
@@ -237,6 +321,7 @@ def train_tables(
         Xv = X[val].to(dev)
         while ep < total:
             order_t = torch.from_numpy(rng.permutation(tr))
+            cols.train()
             for s in range(0, len(tr), batch):
                 xb = X[order_t[s : s + batch]].to(dev)
                 loss = sum(-c(xb).gather(1, xb[:, v : v + 1]).mean() for v, c in enumerate(cols))
@@ -244,6 +329,7 @@ def train_tables(
                 loss.backward()
                 opt.step()
             ep += 1
+            cols.eval()
             with torch.no_grad():
                 vl = [float(-c(Xv).gather(1, Xv[:, v : v + 1]).mean()) for v, c in enumerate(cols)]
             for v in range(d):
@@ -283,7 +369,10 @@ def train_tables(
                 seen[v],
             )
         )
+    if ranks is not None and n > 1:  # each column's network mixed with a tree (λ ≥ 0)
+        tables = _mix_with_trees(tables, columns, cards, pseudo, order, ranks, tr, val)  # type: ignore[arg-type]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
     net.cpts = tables
     rep = TableTrainReport(ep, round(seconds, 2), round(sum(best) / math.log(2), 4), stopped, curve)
+    REPORTS.append(rep)
     return net, rep

@@ -223,6 +223,7 @@ def build_neural(ctx: FitContext) -> StateModel:
         epochs=ctx.params.get("epochs"),
         time_budget=float(ctx.options.get("time_budget") or DEFAULT_TABLE_BUDGET),
         device=str(ctx.options.get("device") or "auto"),
+        ranks=[c.threshold_ranks() for c in enc.codecs],
     )
     ctx.params["order"] = [ctx.names[v] for v in seq]
     ctx.params["epochs"] = rep.epochs
