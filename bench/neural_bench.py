@@ -103,19 +103,16 @@ def text(budget: float) -> dict:
         stopped=rep.stopped,
         curve=rep.curve,
     )
-    best = {r["structure"]: r for r in twin.leaderboard}
-    nn_label = next(s for s in best if s.startswith("neural["))
-    alone = datatwin.fit(
-        d / "train.txt",
-        kind="text",
-        holdout=d / "holdout.txt",
-        structures=nn_label,
-        seed=0,
-        baselines=False,
-    )  # same steps: same net
-    res["neural_alone_bits_again"] = alone.score(d / "holdout.txt")["bits_per_unit"]
+    from datatwin.text.neural import MixModel, NeuralModel
+    from datatwin.text.twin import TextTwin
+
+    nn = twin.chain.model
+    net = nn.neural if isinstance(nn, MixModel) else nn
+    alone = twin
+    if isinstance(net, NeuralModel) and net is not nn:  # the network alone, same weights
+        alone = TextTwin(twin.vocab, net, [], {**twin.info}, None)
     for name, tw in (("selected", twin), ("neural", alone)):
-        cps, sample = speed(tw, 20_000)
+        cps, sample = speed(tw, 10_000, seeds=(0,))
         res[f"sample_chars_per_s_{name}"] = cps
         res[f"sample_{name}"] = sample[:600]
         res[f"load_after_sampling_{name}"] = load()

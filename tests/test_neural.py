@@ -157,7 +157,7 @@ def test_text_mixture_rows_and_selected_mixture_loads(tmp_path):
     assert back.sample(60, seed=1) == mix.sample(60, seed=1)
 
 
-def test_events_neural_twin():
+def test_events_neural_twin(tmp_path):
     rng = np.random.default_rng(0)
     rows = [
         (f"w{i}", j, e)
@@ -177,6 +177,21 @@ def test_events_neural_twin():
     assert twin.structure == "neural[steps=40]"
     s = twin.sample(20, seed=0)
     assert set(s["phone"]) <= set("ABCD") and s.equals(twin.sample(20, seed=0))
+    label = "markov2+kn+len[w=1]+neural[w=0.5,steps=40]"
+    mix = datatwin.fit(
+        df,
+        kind="events",
+        sequence_id="word",
+        order_by="pos",
+        event="phone",
+        structures=label,
+        baselines=False,
+    )
+    assert mix.structure == label
+    mix.save(tmp_path / "e.twin")
+    back = datatwin.load(tmp_path / "e.twin")
+    assert np.array_equal(back.log_prob(df), mix.log_prob(df))
+    assert back.sample(30, seed=2).equals(mix.sample(30, seed=2))
 
 
 def _table() -> pd.DataFrame:

@@ -25,6 +25,7 @@ from ..reader import RawTable, read_table
 from .schema import ColumnSpec
 from .structures import (
     DEFAULT_STRUCTURES,
+    DEFAULT_TABLE_BUDGET,
     FitCache,
     all_numeric,
     format_label,
@@ -151,8 +152,9 @@ class TableSearch:
                 "edges": len(twin.edges),
                 "params": twin.n_params(),
             }
-            if "epochs" in twin.params:
+            if "epochs" in twin.params:  # a neural fit: its training, as run
                 columns["epochs"] = twin.params["epochs"]
+                columns["budget_s"] = self.neural.get("time_budget") or DEFAULT_TABLE_BUDGET
             return Candidate(structure, twin.bits(train), twin.bits(hold), seconds, twin, columns)
 
     def candidates(self, board: Board[TableTwin]) -> Iterator[Candidate[TableTwin]]:

@@ -298,7 +298,8 @@ class EventsTwin(SequenceTwin):
         except ValueError as exc:
             require(False, source, str(exc))
         require(hazard is None or twin.cache is None, source, "length-aware ends with a cache")
-        twin.set_hazard(hazard)
+        if twin.neural is None:  # (a mixture keeps its chain's ends inside it)
+            twin.set_hazard(hazard)
         return twin
 
     # ---- command line ------------------------------------------------------------------

@@ -279,12 +279,18 @@ class MixSampler(NeuralSampler):
         s = ng.walk(np.array(hist, np.int64))
         cache = CacheState(chain.cache, hist, self.base) if chain.cache is not None else None
         w = self.mix.weight
+        hz = chain.hazard
         out: list[int] = []
         us = rng.random(n + 1)
         while len(out) < n:
             q = ng.distribution(s)
             if cache is not None:
                 q = cache.dense(q)
+            if hz is not None:  # length-aware ends: P(end) re-split by the block's length
+                t = len(hist) + len(out)
+                e = float(hz.end_prob(np.array([q[EOS]]), np.array([t]))[0])
+                q = q * (1.0 - e) / (1.0 - q[EOS])
+                q[EOS] = e
             p = w * step.dist() + (1.0 - w) * q[OUT_OFFSET:]
             x = _draw(p, float(us[len(out)]), temperature) + OUT_OFFSET
             if x == EOS:

@@ -30,6 +30,7 @@ from ..nn.train import TrainConfig, train_recurrent
 from .cache import CacheSpec
 from .counts import BOS, EOS, Segment, Tables, layout
 from .layers import LayeredModel
+from .length import Ends, LengthHazard
 from .model import NgramModel
 from .neural import NeuralModel
 from .structures import EVENTS_STRUCTURES, TEXT_STRUCTURES, parse_label
@@ -134,9 +135,16 @@ def chain_parts(label: str, kind: str) -> tuple[int, str, bool]:
         p = parse_label(label, reg)
     except ValueError:
         p = {}
-    if "order" not in p or "len_weight" in p:
+    if "order" not in p or p.get("len_weight", 0.0) is None:
         raise InputError(f"cannot mix a network with {label!r}: name a chain like markov5+kn+cache")
     return int(p["order"]), str(p["smoother"]), bool(p.get("cache", False))  # type: ignore[arg-type]
+
+
+def _len_weight(label: str, kind: str) -> float | None:
+    if kind != "events":
+        return None
+    w = parse_label(label, EVENTS_STRUCTURES).get("len_weight")
+    return None if w is None else float(w)
 
 
 def neural_label(steps: int, chain: str | None = None, weight: float | None = None) -> str:
@@ -223,7 +231,11 @@ class NeuralCandidates:
             return
         order, smoother, cached, clabel = chain
         base = NgramModel.from_tables(tables, order, smoother)
-        layered = LayeredModel(base, CacheSpec() if cached else None)
+        hazard = None
+        w_len = _len_weight(clabel, self.kind)
+        if w_len is not None:  # length-aware ends, offsets fit on the training split
+            hazard = LengthHazard.fit(Ends.of(base, layout(split.train)), w_len)
+        layered = LayeredModel(base, CacheSpec() if cached else None, hazard)
         q_hold, q_train = layered.prob_layout(hold), layered.prob_layout(probe)
         for w in self.plan.weights:
             mix_label = neural_label(rep.steps, clabel, w)

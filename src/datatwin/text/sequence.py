@@ -116,7 +116,10 @@ class SequenceTwin(Twin):
             steps = int(self.info.get("neural_steps", 0))
             if isinstance(nn, MixModel):
                 c = nn.chain
-                chain = chain_label(c.model.order, c.model.smoother, c.cache is not None)
+                hz = c.hazard
+                chain = chain_label(
+                    c.model.order, c.model.smoother, c.cache is not None, hz and hz.weight
+                )
                 return neural_label(steps, chain, nn.weight)
             return neural_label(steps)
         p = self.params
@@ -201,7 +204,11 @@ class SequenceTwin(Twin):
         chain = NgramModel.from_arrays(
             arrays, base, info.get("order"), info.get("smoother"), source
         )
-        return MixModel(net, LayeredModel(chain, cache), w), None
+        try:
+            hazard = LengthHazard.from_arrays(arrays)
+        except ValueError as exc:
+            require(False, source, str(exc))
+        return MixModel(net, LayeredModel(chain, cache, hazard), w), None
 
     def _set_steps(self, steps: Any) -> None:
         if self.neural is not None:
