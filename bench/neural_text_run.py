@@ -34,7 +34,7 @@ def main() -> None:
         layers=layers,
         time_budget=budget,
         threads=threads,
-        eval_every=200,
+        eval_every=int(os.environ.get("EVAL_EVERY", 200)),
         seed=0,
     )
     load0 = os.getloadavg()
@@ -52,6 +52,7 @@ def main() -> None:
         seconds=round(secs, 1),
         val_bits=rep.val_bits,
         stopped=rep.stopped,
+        cpu_seconds=rep.cpu_seconds,
         curve=rep.curve,
         load_start=load0,
         load_end=os.getloadavg(),

@@ -174,7 +174,7 @@ def test_components_are_stored_with_their_tags(frame, tmp_path):
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
-        (lambda m: m["state_model"]["conditionals"].__setitem__(0, "neural"), ["neural"]),
+        (lambda m: m["state_model"]["conditionals"].__setitem__(0, "mlp"), ["mlp"]),
         (lambda m: m["state_model"].__setitem__("kind", "transformer"), ["transformer"]),
     ],
 )

@@ -15,6 +15,7 @@ training does (`pip install "datatwin[neural]"`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,6 +166,16 @@ class _Stepper:
             self.h = self.model.net.step(np.array([w]), self.state)
 
 
+def _one_blas_thread() -> Any:
+    """Step-by-step sampling multiplies one or two rows at a time: extra BLAS threads only
+    wait on each other (and, on a busy machine, on everything else), so use one."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (it comes with scikit-learn)
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def _draw(p: np.ndarray, u: float, temperature: float) -> int:
     if temperature != 1.0:
         p = p ** (1.0 / temperature)
@@ -208,6 +219,12 @@ class NeuralSampler:
 
     def generate(
         self, n: int, rng: np.random.Generator, state: int | None = None, temperature: float = 1.0
+    ) -> tuple[list[int], bool]:
+        with _one_blas_thread():
+            return self._generate(n, rng, state, temperature)
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, state: int | None, temperature: float
     ) -> tuple[list[int], bool]:
         step = _Stepper(self.model, list(self._states[self.start if state is None else state]))
         out: list[int] = []
@@ -269,8 +286,8 @@ class MixSampler(NeuralSampler):
     def distribution(self, state: int) -> np.ndarray:
         return self.mix.next_distribution(np.array([BOS, *self._states[state]], np.int64))
 
-    def generate(
-        self, n: int, rng: np.random.Generator, state: int | None = None, temperature: float = 1.0
+    def _generate(
+        self, n: int, rng: np.random.Generator, state: int | None, temperature: float
     ) -> tuple[list[int], bool]:
         hist = list(self._states[self.start if state is None else state])
         step = _Stepper(self.neural_model, hist)
