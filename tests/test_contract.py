@@ -268,6 +268,23 @@ def series_next_step(twin, data: pd.DataFrame) -> None:
 _PARTS = {"text": {"unigram", "markov"}, "events": {"unigram", "markov"}, "series": set()}
 #: series: need seasons or a base family
 _MODIFIERS = {"calendar", "fourier", "exog", "phase", "mix", "sdiff"}
+#: neural structures (torch extra), with tiny fixed training so that fits take seconds: the
+#: table's registered `neural` runs as `neural[epochs=3]`; text and events add these labels
+NEURAL = {
+    "table": ["neural[epochs=3]"],
+    "text": ["neural[steps=15]", "markov2+kn+cache+neural[w=0.5,steps=15]"],
+    "events": ["neural[steps=300]"],
+}
+try:
+    import torch  # noqa: F401  (imported once here, not inside a timed fit)
+
+    import datatwin.text.neural_select as _ns
+
+    _TINY = {"cell": "gru", "hidden": 16, "embed": 8, "window": 16, "batch": 8, "threads": 1}
+    _ns.NET.update(text=_TINY, events=_TINY)
+    HAVE_TORCH = True
+except ImportError:  # without the extra, tests/test_neural.py checks the skip note
+    HAVE_TORCH = False
 
 
 def structures_of(kind: str) -> list[str]:
@@ -280,9 +297,10 @@ def structures_of(kind: str) -> list[str]:
     """
     reg = twin_class(kind).structure_registry
     assert reg is not None, f"kind {kind!r} has no structure registry"
-    names = reg.names()
+    names = [n for n in reg.names() if n != "neural"]  # neural: tiny labels below
+    neural = NEURAL.get(kind, []) if HAVE_TORCH else []
     if kind == "table":
-        return names
+        return names + neural
     if kind == "series":
         return [n for n in names if n not in _MODIFIERS]
     smoothers = [n for n in names if n in ("kn", "wb")]
@@ -290,7 +308,8 @@ def structures_of(kind: str) -> list[str]:
     # (an events unigram ends an empty sequence with real probability, which the empty-
     # prefix bound of `event_steps` cannot see: unigrams are checked on text only)
     unigram = ["unigram+wb"] if kind == "text" else []
-    return [f"markov2+{s}" for s in smoothers] + unigram + [f"markov2+kn+{x}" for x in layers]
+    chains = [f"markov2+{s}" for s in smoothers] + unigram
+    return chains + [f"markov2+kn+{x}" for x in layers] + neural
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,15 @@ def selected(frame) -> TableTwin:
 
 # ---- the registry -------------------------------------------------------------------------
 def test_structures_come_from_the_registry():
-    assert STRUCTURES == ("independent", "chow-liu", "bayesnet", "trees", "dag", "gaussian")
+    assert STRUCTURES == (
+        "independent",
+        "chow-liu",
+        "bayesnet",
+        "trees",
+        "neural",
+        "dag",
+        "gaussian",
+    )
     assert DEFAULT_STRUCTURES == ("independent", "chow-liu", "bayesnet", "trees")
     help_text = TABLE_STRUCTURES.help_text()
     assert all(name in help_text for name in STRUCTURES)
@@ -166,7 +174,7 @@ def test_components_are_stored_with_their_tags(frame, tmp_path):
 @pytest.mark.parametrize(
     ("edit", "words"),
     [
-        (lambda m: m["state_model"]["conditionals"].__setitem__(0, "neural"), ["neural"]),
+        (lambda m: m["state_model"]["conditionals"].__setitem__(0, "mlp"), ["mlp"]),
         (lambda m: m["state_model"].__setitem__("kind", "transformer"), ["transformer"]),
     ],
 )

@@ -97,6 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the winner fit on the training split instead of refitting on all data",
     )
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    neural = fit.add_argument_group("neural structures (text, events, table; torch extra)")
+    Twin.cli_option(
+        neural,
+        "--time-budget",
+        kinds=("text", "events", "table"),
+        type=float,
+        metavar="S",
+        help="seconds of training per neural candidate (defaults: text 300, events 120, "
+        "table 90); the steps it buys are kept in the label",
+    )
+    Twin.cli_option(
+        neural,
+        "--device",
+        kinds=("text", "events", "table"),
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where neural candidates train (default auto: a GPU when torch sees one)",
+    )
 
     score = sub.add_parser("score", help="bits of DATA under a saved twin")
     score.add_argument("model", metavar="MODEL")

@@ -126,6 +126,8 @@ def fit_options(path: Path, args: argparse.Namespace) -> tuple[RawTable, dict[st
         score=getattr(args, "score", "bde"),
         max_parents=getattr(args, "max_parents", 4),
         min_count=getattr(args, "min_count", MIN_COUNT),
+        time_budget=getattr(args, "time_budget", None),
+        device=getattr(args, "device", "auto"),
     )
 
 

@@ -20,6 +20,7 @@ from .. import progress
 from ..core.candidates import Board, Candidate, Param, Structure, stopwatch
 from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
+from ..nn.backend import EXTRA, torch_or_none
 from ..reader import RawTable, read_table
 from ..units import LN2
 from .bayesnet import DiscreteBayesNet
@@ -27,6 +28,7 @@ from .schema import ColumnSpec
 from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
 from .structures import (
     DEFAULT_STRUCTURES,
+    DEFAULT_TABLE_BUDGET,
     Encoding,
     FitCache,
     all_numeric,
@@ -116,11 +118,13 @@ class TableSearch:
         specs: list[ColumnSpec],
         edges: Any,
         refit: bool,
+        neural: dict[str, Any] | None = None,
     ):
         self.twin_cls, self.split, self.plan = twin_cls, split, plan
         self.auto, self.bins, self.params = auto, bins, params
         self.specs, self.edges, self.do_refit = specs, edges, refit
         self.cache = FitCache()
+        self.neural = neural or {}
 
     @property
     def holdout_units(self) -> int:
@@ -139,6 +143,8 @@ class TableSearch:
             min_count=structure.param("min_count"),
             specs=self.specs,
             edges=self.edges,
+            epochs=extra.pop("epochs", structure.param("epochs")),
+            **self.neural,
             **extra,
         )
 
@@ -158,6 +164,9 @@ class TableSearch:
                 "edges": len(twin.edges),
                 "params": twin.n_params(),
             }
+            if "epochs" in twin.params:  # a neural fit: its training, as run
+                columns["epochs"] = twin.params["epochs"]
+                columns["budget_s"] = self.neural.get("time_budget") or DEFAULT_TABLE_BUDGET
             enc = self.cache.encodings.get(
                 (
                     int(structure.param("bins")),
@@ -181,6 +190,9 @@ class TableSearch:
                 "ask for bayesnet or trees with --structures to search all pairs (slow)"
             )
         for name, label_params in self.plan:
+            if name == "neural" and torch_or_none() is None:
+                progress.note(f"structure 'neural' skipped: torch is not installed ({EXTRA})")
+                continue
             yield self.fit_one(self.structure(name, label_params, base_bins))
         first = board.candidates[0].model
         if self.auto and first is not None and all_numeric(first.codecs):
@@ -207,10 +219,20 @@ class TableSearch:
         full = self.split.full
         if self.do_refit and full is not self.split.train:
             with progress.step(f"refitting {best.structure.label} on all {full.n_rows} rows"):
+                extra: dict[str, Any] = {}
+                if best.structure.name == "neural":  # same epochs again, on every row
+                    extra["epochs"] = twin.params["epochs"]
                 twin = self._fit(
-                    full, best.structure, warm_start=twin.edges, order=twin.params.get("order")
+                    full,
+                    best.structure,
+                    warm_start=twin.edges,
+                    order=twin.params.get("order"),
+                    **extra,
                 )
         twin.structure = best.structure.label
+        if best.structure.name == "neural":  # the label keeps the epochs: it refits exactly
+            label_params = {**self._label_params(best), "epochs": twin.params["epochs"]}
+            twin.structure = format_label("neural", label_params)
         return twin
 
 

@@ -41,8 +41,9 @@ PARAM_DEFAULTS: dict[str, Param] = {
     "max_parents": 4,
     "max_categories": 2000,
     "min_count": MIN_COUNT,
+    "epochs": None,  # neural: training epochs (None: as many as the time budget buys)
 }
-_INT_PARAMS = ("bins", "max_parents", "max_categories", "min_count")
+_INT_PARAMS = ("bins", "max_parents", "max_categories", "min_count", "epochs")
 #: tables of at least this many rows are counted over their distinct rows (with their
 #: multiplicities) when those are at most this share of the rows
 _DEDUP_ROWS = 20_000
@@ -190,6 +191,7 @@ class FitContext:
     edges: Any = None
     warm_start: list[tuple[str, str]] | None = None
     order: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # time_budget, device (neural)
 
     @property
     def names(self) -> list[str]:
@@ -257,6 +259,48 @@ def build_trees(ctx: FitContext) -> StateModel:
     net = grow_trees(enc.counter, enc.pseudo(), seq, [c.threshold_ranks() for c in enc.codecs])
     ctx.params["order"] = [names[v] for v in seq]
     return net
+
+
+def _order(ctx: FitContext) -> list[int]:
+    """The column order of a sequential structure: given, or the learned bayesnet's."""
+    if ctx.order is None:
+        return topological_order(
+            ctx.enc.bayesnet_parents(ctx.params["score"], ctx.params["max_parents"])
+        )
+    if sorted(ctx.order) != sorted(ctx.names):
+        raise InputError("a column order must name every modelled column once")
+    idx = ctx.index()
+    return [idx[n] for n in ctx.order]
+
+
+@TABLE_STRUCTURES.register(
+    "neural",
+    "each column a small network over the columns before it (the bayesnet's order; "
+    "needs the torch extra)",
+    default=False,
+)
+def build_neural(ctx: FitContext) -> StateModel:
+    from .neural import train_tables
+
+    seq = _order(ctx)
+    enc = ctx.enc
+    net, rep = train_tables(
+        enc.columns,
+        enc.cards,
+        enc.pseudo(),
+        seq,
+        epochs=ctx.params.get("epochs"),
+        time_budget=float(ctx.options.get("time_budget") or DEFAULT_TABLE_BUDGET),
+        device=str(ctx.options.get("device") or "auto"),
+        ranks=[c.threshold_ranks() for c in enc.codecs],
+    )
+    ctx.params["order"] = [ctx.names[v] for v in seq]
+    ctx.params["epochs"] = rep.epochs
+    ctx.params["stopped"] = rep.stopped
+    return net
+
+
+DEFAULT_TABLE_BUDGET = 90.0
 
 
 @TABLE_STRUCTURES.register("dag", "the edges you give: edges=[(parent, child), ...]", default=False)

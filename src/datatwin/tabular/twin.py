@@ -118,6 +118,9 @@ class TableTwin(Twin):
         specs: list[ColumnSpec] | None = None,
         warm_start: list[tuple[str, str]] | None = None,
         order: list[str] | None = None,
+        epochs: int | None = None,
+        time_budget: float | None = None,
+        device: str = "auto",
         _cache: FitCache | None = None,
     ) -> TableTwin:
         """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
@@ -138,6 +141,8 @@ class TableTwin(Twin):
             "min_count": min_count,
             **label_params,
         }
+        if epochs is not None:
+            params["epochs"] = epochs
         check_params(params)
         raw = read_table(data)
         check_rows(raw, 1)
@@ -154,7 +159,8 @@ class TableTwin(Twin):
             for s in specs
             if s.type == "id"
         }
-        ctx = FitContext(raw, specs, enc, params, edges, warm_start, order)
+        options = {"time_budget": time_budget, "device": device}
+        ctx = FitContext(raw, specs, enc, params, edges, warm_start, order, options)
         net = builder(ctx)
         return cls(specs, enc.codecs, net, ids, str(structure).strip(), ctx.params)
 
@@ -174,6 +180,8 @@ class TableTwin(Twin):
         max_parents: int = 4,
         max_categories: int = 2000,
         min_count: int = MIN_COUNT,
+        time_budget: float | None = None,
+        device: str = "auto",
     ) -> TableTwin:
         """Fit each candidate on a training split, keep the best by holdout bits, refit it.
 
@@ -213,6 +221,7 @@ class TableTwin(Twin):
             specs=specs,
             edges=edges,
             refit=refit,
+            neural={"time_budget": time_budget, "device": device},
         )
         chosen = select(search)
         twin = chosen.model

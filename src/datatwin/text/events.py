@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import progress
-from ..core.seeding import SeedLike
+from ..core.seeding import SeedLike, as_int_seed
 from ..errors import InputError
 from ..modelfile import require
 from ..reader import RawTable, from_frame, read_table
@@ -19,6 +19,8 @@ from .cache import CacheSpec
 from .counts import N_SPECIAL, UNK, Segment, count
 from .length import LengthHazard
 from .model import NgramModel
+from .neural_select import NeuralCandidates, chain_parts, split_structures
+from .neural_select import neural_info as _neural_info
 from .select import Refit, SplitData, fit_chain
 from .sequence import (
     DEFAULT_HOLDOUT,
@@ -175,6 +177,8 @@ class EventsTwin(SequenceTwin):
         baselines: bool = True,
         cache: bool = False,
         encoding: str = "utf-8",
+        time_budget: float | None = None,
+        device: str = "auto",
     ) -> EventsTwin:
         """Fit orders 0..max_order with each smoother on sequences, select by bits per event.
 
@@ -184,7 +188,17 @@ class EventsTwin(SequenceTwin):
         by default: sequences are usually short). Length-aware ends (`+len`) are tried on the
         best chain unless `structures` leaves them out. `seed`: int, None or a Generator.
         """
-        pl = plan(structures, max_order, cache, EVENTS_STRUCTURES)
+        chains, nplan = split_structures(structures)
+        pl = plan(chains if chains != [] else "unigram+kn", max_order, cache, EVENTS_STRUCTURES)
+        if chains == []:  # only neural labels: no chain contends (a mixture's is counted)
+            pl.chains, pl.lengths = [], []
+        if nplan.chain is not None:
+            pl.max_order = max(pl.max_order, chain_parts(nplan.chain, "events")[0])
+        neural = (
+            NeuralCandidates("events", nplan, time_budget, device, as_int_seed(seed))
+            if nplan.any
+            else None
+        )
         raw, cols = cls.read_table(data, sequence_id, order_by, event, encoding)
         ev, starts, lengths = cls.sequences(raw, cols)
         hold = parse_holdout(holdout)
@@ -197,7 +211,7 @@ class EventsTwin(SequenceTwin):
         split, names = _events_split(ev, starts, lengths, train_pick, held)
         if not isinstance(hold, Path):
             split.refit = lambda order: _refit_events(ev, starts, lengths, order)
-        fitted = fit_chain(split, pl, refit=refit, baselines=baselines)
+        fitted = fit_chain(split, pl, refit=refit, baselines=baselines, neural=neural)
         chosen = fitted.chosen
         info = {
             "max_order": pl.max_order,
@@ -207,6 +221,7 @@ class EventsTwin(SequenceTwin):
             "max_length": int(lengths.max()),
             "refit_on_all_data": chosen.refitted,
             "fit_seconds_total": fitted.seconds,
+            **_neural_info(fitted.leaderboard),
         }
         names = chosen.vocab if chosen.refitted else names
         twin = cls(names, cols, chosen.model, fitted.leaderboard, info, chosen.cache)
@@ -287,9 +302,7 @@ class EventsTwin(SequenceTwin):
         )
         base = info.get("base")
         require(base == len(names) + N_SPECIAL, source, "alphabet size does not match the names")
-        model = NgramModel.from_arrays(
-            arrays, base, info.get("order"), info.get("smoother"), source
-        )
+        model, cache = cls._load_model(info, arrays, base, source)
         rest = {k: v for k, v in info.items() if k not in ("names", "columns")}
         twin = cls(
             names,
@@ -297,14 +310,15 @@ class EventsTwin(SequenceTwin):
             model,
             list(meta.get("leaderboard", [])),
             rest,
-            cls._load_cache(info, source),
+            cache,
         )
         try:
             hazard = LengthHazard.from_arrays(arrays)
         except ValueError as exc:
             require(False, source, str(exc))
         require(hazard is None or twin.cache is None, source, "length-aware ends with a cache")
-        twin.set_hazard(hazard)
+        if twin.neural is None:  # (a mixture keeps its chain's ends inside it)
+            twin.set_hazard(hazard)
         return twin
 
     # ---- command line ------------------------------------------------------------------

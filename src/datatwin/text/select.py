@@ -73,7 +73,7 @@ class SplitData:
 class Chosen:
     """The selected chain fitted for keeps: model, layers, the vocabulary of a refit."""
 
-    model: NgramModel
+    model: Any  # NgramModel, or (neural structures) NeuralModel / MixModel
     cache: CacheSpec | None
     hazard: LengthHazard | None
     vocab: Any = None
@@ -93,8 +93,9 @@ class Fitted:
 class ChainSearch:
     """The core `Search` of text and events: one count pass, then +len, then the refit."""
 
-    def __init__(self, split: SplitData, plan: Plan, refit: bool) -> None:
+    def __init__(self, split: SplitData, plan: Plan, refit: bool, neural: Any = None) -> None:
         self.split, self.plan, self.use_refit = split, plan, refit
+        self.neural = neural  # NeuralCandidates or None
         self.tables: Tables | None = None
 
     def _step(self, message: str):
@@ -145,6 +146,8 @@ class ChainSearch:
                 chain = (best.param("order"), best.param("smoother"), False)
             if split.holdout:
                 yield from self._lengths(board, chain, weights)
+        if self.neural is not None:
+            yield from self.neural.candidates(board, split, self.tables)
 
     def _lengths(
         self, board: Board[Any], chain: Chain, weights: tuple[float, ...]
@@ -170,6 +173,12 @@ class ChainSearch:
 
     def refit(self, best: Candidate[Any]) -> Chosen:
         """The winner's chain: refit on all the data (its +len offsets too), or as it is."""
+        if best.structure.name in ("neural", "mix"):  # kept as trained on the split
+            from .neural import MixModel
+
+            m: Any = best.model
+            model = m if best.structure.name == "neural" else MixModel(*m)
+            return Chosen(model, None, None)
         order, smoother = best.structure.param("order"), best.structure.param("smoother")
         cache = CacheSpec() if best.structure.param("cache") else None
         hazard: LengthHazard | None = best.model
@@ -186,7 +195,9 @@ class ChainSearch:
         return Chosen(model, cache, hazard, again.vocab)
 
 
-def fit_chain(split: SplitData, plan: Plan, *, refit: bool, baselines: bool) -> Fitted:
+def fit_chain(
+    split: SplitData, plan: Plan, *, refit: bool, baselines: bool, neural: Any = None
+) -> Fitted:
     """Run the pipeline above: the chosen chain, the leaderboard and the seconds it took
     (from the first count to the last row)."""
     fut = None
@@ -194,5 +205,5 @@ def fit_chain(split: SplitData, plan: Plan, *, refit: bool, baselines: bool) -> 
         train_bytes, hold_bytes = split.baseline_bytes()
         fut = start_baselines(train_bytes, hold_bytes, split.train_units, split.holdout_units)
     t0 = time.perf_counter()
-    sel = select(ChainSearch(split, plan, refit), fut.result if fut is not None else None)
+    sel = select(ChainSearch(split, plan, refit, neural), fut.result if fut is not None else None)
     return Fitted(sel.model, sel.leaderboard, time.perf_counter() - t0)

@@ -20,7 +20,8 @@ from .counts import Segment
 from .layers import LayeredModel
 from .length import LengthHazard
 from .model import NgramModel
-from .sampling import Sampler
+from .neural import MixModel, NeuralModel
+from .neural_select import neural_label
 from .structures import DEFAULT_MAX_ORDER, chain_label
 
 __all__ = ["DEFAULT_HOLDOUT", "DEFAULT_MAX_ORDER", "WHOLE_DOC_MIN", "SequenceTwin", "rng_of"]
@@ -67,6 +68,7 @@ class SequenceTwin(Twin):
     length-aware ends), labels, parameters, sampling and persistence of the layers."""
 
     chain: LayeredModel
+    info: dict[str, Any]
 
     def _init_chain(self, model: NgramModel, cache: CacheSpec | None) -> None:
         self.chain = LayeredModel(model, cache)
@@ -74,8 +76,19 @@ class SequenceTwin(Twin):
     # the chain's parts, by name (tests, benches and the ARPA export use them)
     @property
     def model(self) -> NgramModel:
-        assert isinstance(self.chain.model, NgramModel)
-        return self.chain.model
+        """The n-gram chain (of a mixture: its chain); InputError for a network alone."""
+        m: Any = self.chain.model
+        if isinstance(m, NgramModel):
+            return m
+        if isinstance(m, MixModel):
+            return m.chain.model
+        raise InputError("this twin is a neural network; it has no n-gram chain")
+
+    @property
+    def neural(self) -> NeuralModel | MixModel | None:
+        """The network (alone or mixed with a chain), or None for a chain twin."""
+        m = self.chain.model
+        return m if isinstance(m, NeuralModel | MixModel) else None
 
     @property
     def cache(self) -> CacheSpec | None:
@@ -96,13 +109,35 @@ class SequenceTwin(Twin):
 
     @property
     def structure(self) -> str:  # type: ignore[override]
-        """The leaderboard label: 'markov8+kn+cache', 'markov6+kn+len[w=1.5]'."""
+        """The leaderboard label: 'markov8+kn+cache', 'markov6+kn+len[w=1.5]',
+        'neural[steps=900]', 'markov8+kn+cache+neural[w=0.6,steps=900]'."""
+        nn = self.neural
+        if nn is not None:
+            steps = int(self.info.get("neural_steps", 0))
+            if isinstance(nn, MixModel):
+                c = nn.chain
+                hz = c.hazard
+                chain = chain_label(
+                    c.model.order, c.model.smoother, c.cache is not None, hz and hz.weight
+                )
+                return neural_label(steps, chain, nn.weight)
+            return neural_label(steps)
         p = self.params
         return chain_label(p["order"], p["smoother"], p["cache"], p["len_weight"])
 
     @property
     def params(self) -> dict[str, Any]:
-        """The structure's parameters: order, smoother, cache, len_weight (None: plain ends)."""
+        """The structure's parameters: order, smoother, cache, len_weight (None: plain ends);
+        for neural twins the steps, the network's settings and the mixture weight."""
+        nn = self.neural
+        if nn is not None:
+            net = nn if isinstance(nn, NeuralModel) else nn.neural
+            out = {"steps": int(self.info.get("neural_steps", 0)), **net.meta()}
+            out["hidden"] = net.net.hidden
+            if isinstance(nn, MixModel):
+                out.update(weight=nn.weight, order=nn.chain.model.order)
+                out.update(smoother=nn.chain.model.smoother, cache=nn.chain.cache is not None)
+            return out
         hz = self.chain.hazard
         return {
             "order": self.model.order,
@@ -111,9 +146,9 @@ class SequenceTwin(Twin):
             "len_weight": None if hz is None else hz.weight,
         }
 
-    def sampler(self) -> Sampler:
-        """The compiled state machine of the chain (built once)."""
-        return self.model.sampler()
+    def sampler(self) -> Any:
+        """The sampler of the twin's model (an n-gram chain's compiled state machine)."""
+        return self.chain.model.sampler()
 
     def next_distribution(self, context: np.ndarray) -> np.ndarray:
         """The twin's exact next-symbol distribution after `context` (symbol ids of the block
@@ -130,12 +165,54 @@ class SequenceTwin(Twin):
         return self.chain.generate(n, rng, history, temperature)
 
     def model_meta(self) -> dict[str, Any]:
+        nn = self.neural
+        if nn is not None:
+            net = nn if isinstance(nn, NeuralModel) else nn.neural
+            meta: dict[str, Any] = {"base": net.base, "neural": net.meta(), "cache": None}
+            if isinstance(nn, MixModel):
+                c = nn.chain
+                meta.update(order=c.model.order, smoother=c.model.smoother, mix_weight=nn.weight)
+                meta["cache"] = c.cache.to_json() if c.cache else None
+            return meta
         return {
             "order": self.model.order,
             "smoother": self.model.smoother,
             "base": self.model.base,
             "cache": self.cache.to_json() if self.cache else None,
         }
+
+    @classmethod
+    def _load_model(
+        cls, info: Any, arrays: dict[str, np.ndarray], base: int, source: str
+    ) -> tuple[Any, CacheSpec | None]:
+        """The stored sequence model and its cache: an n-gram chain, a network, or a mixture
+        of the two (validated; ModelFileError otherwise)."""
+        cache = cls._load_cache(info, source)
+        if info.get("neural") is None:
+            model = NgramModel.from_arrays(
+                arrays, base, info.get("order"), info.get("smoother"), source
+            )
+            return model, cache
+        try:
+            net = NeuralModel.from_arrays(arrays, base, info["neural"], source)
+        except ValueError as exc:
+            require(False, source, str(exc))
+        if info.get("mix_weight") is None:
+            return net, None
+        w = info["mix_weight"]
+        require(isinstance(w, float) and 0.0 < w < 1.0, source, "bad mixture weight")
+        chain = NgramModel.from_arrays(
+            arrays, base, info.get("order"), info.get("smoother"), source
+        )
+        try:
+            hazard = LengthHazard.from_arrays(arrays)
+        except ValueError as exc:
+            require(False, source, str(exc))
+        return MixModel(net, LayeredModel(chain, cache, hazard), w), None
+
+    def _set_steps(self, steps: Any) -> None:
+        if self.neural is not None:
+            self.info["neural_steps"] = int(steps)
 
     @staticmethod
     def _load_cache(info: dict[str, Any], source: str) -> CacheSpec | None:

@@ -14,12 +14,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import progress
-from ..core.seeding import SeedLike
+from ..core.seeding import SeedLike, as_int_seed
 from ..errors import InputError
 from ..modelfile import require
 from .cache import CacheSpec
 from .counts import UNK, Segment, count
 from .model import NgramModel
+from .neural_select import NeuralCandidates, chain_parts, split_structures
+from .neural_select import neural_info as _neural_info
 from .select import Refit, SplitData, fit_chain
 from .sequence import (
     DEFAULT_HOLDOUT,
@@ -88,6 +90,8 @@ class TextTwin(SequenceTwin):
         refit: bool = True,
         baselines: bool = True,
         cache: bool = True,
+        time_budget: float | None = None,
+        device: str = "auto",
     ) -> TextTwin:
         """Fit orders 0..max_order with each smoother, select by holdout bits per character.
 
@@ -100,7 +104,17 @@ class TextTwin(SequenceTwin):
         """
         if tokens not in TOKENS:
             raise InputError(f"unknown tokens {tokens!r}; choose one of: {', '.join(TOKENS)}")
-        pl = plan(structures, max_order, cache, TEXT_STRUCTURES)
+        chains, nplan = split_structures(structures)
+        pl = plan(chains if chains != [] else "unigram+kn", max_order, cache, TEXT_STRUCTURES)
+        if chains == []:  # only neural labels: no chain contends (a mixture's is counted)
+            pl.chains, pl.lengths = [], []
+        if nplan.chain is not None:
+            pl.max_order = max(pl.max_order, chain_parts(nplan.chain, "text")[0])
+        neural = (
+            NeuralCandidates("text", nplan, time_budget, device, as_int_seed(seed))
+            if nplan.any
+            else None
+        )
         docs = as_documents(
             Path(data) if isinstance(data, str) and _looks_like_path(data) else data, tokens
         )
@@ -118,7 +132,7 @@ class TextTwin(SequenceTwin):
         split, vocab = _text_split(train_parts, hold_parts, tokens, pl.max_order)
         if not isinstance(hold, Path):
             split.refit = lambda order: _refit_docs(docs, tokens, order)
-        fitted = fit_chain(split, pl, refit=refit, baselines=baselines)
+        fitted = fit_chain(split, pl, refit=refit, baselines=baselines, neural=neural)
         chosen = fitted.chosen
         info = {
             "tokens": tokens,
@@ -128,6 +142,7 @@ class TextTwin(SequenceTwin):
             "documents": len(docs),
             "refit_on_all_data": chosen.refitted,
             "fit_seconds_total": fitted.seconds,
+            **_neural_info(fitted.leaderboard),
         }
         vocab = chosen.vocab if chosen.refitted else vocab
         return cls(vocab, chosen.model, fitted.leaderboard, info, chosen.cache)
@@ -231,15 +246,13 @@ class TextTwin(SequenceTwin):
             vocab = Vocabulary(tokens, int_array("vocab", 256 if tokens == "bytes" else 0x110000))
         base = info.get("base")
         require(base == vocab.base, source, "alphabet size does not match the vocabulary")
-        model = NgramModel.from_arrays(
-            arrays, base, info.get("order"), info.get("smoother"), source
-        )
+        model, cache = cls._load_model(info, arrays, base, source)
         return cls(
             vocab,
             model,
             list(meta.get("leaderboard", [])),
             info,
-            cls._load_cache(info, source),
+            cache,
         )
 
     # ---- command line ------------------------------------------------------------------
@@ -313,6 +326,8 @@ class TextTwin(SequenceTwin):
             seed=args.seed,
             refit=not args.no_refit,
             baselines=not getattr(args, "no_baselines", False),
+            time_budget=getattr(args, "time_budget", None),
+            device=getattr(args, "device", "auto"),
         )
         twin.cli_write_arpa(args)
         return twin

@@ -1,0 +1,219 @@
+"""Neural structures (issue 11) next to the count models, one command per kind:
+
+    .venv/bin/python bench/neural_bench.py text   [--time-budget 540]   # Shakespeare
+    .venv/bin/python bench/neural_bench.py events [--time-budget 300]   # cmudict
+    .venv/bin/python bench/neural_bench.py table  [--time-budget 110]   # Adult
+    -> bench/results/neural_<kind>.json and neural_<kind>_curve.png (bits vs training time)
+
+Every figure is recorded with os.getloadavg() (the machine is a shared 2-core CPU, no GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import datatwin
+from datatwin.nn import train as nntrain
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "results"
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def rows(board: list[dict]) -> list[dict]:
+    keep = (
+        "structure",
+        "train_bits",
+        "holdout_bits",
+        "fit_seconds",
+        "steps",
+        "epochs",
+        "params",
+        "weight",
+        "stopped",
+        "selected",
+        "baseline",
+    )
+    return [{k: r[k] for k in keep if k in r} for r in board]
+
+
+def speed(twin, n: int, seeds=(0, 1)) -> tuple[float, str]:
+    best, sample = 0.0, ""
+    for s in seeds:
+        t0 = time.perf_counter()
+        sample = twin.sample(n, seed=s)
+        best = max(best, len(sample) / (time.perf_counter() - t0))
+    return best, sample
+
+
+def curve_png(curves: dict[str, list], path: Path, unit: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in curves.items():
+        if pts:
+            ax.plot([p[0] for p in pts], [p[2] for p in pts], marker="o", ms=3, label=name)
+    ax.set_xlabel("training seconds (wall, shared 2-core CPU)")
+    ax.set_ylabel(f"internal validation bits per {unit}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def text(budget: float) -> dict:
+    d = DATA / "text" / "shakespeare"
+    res: dict = {"load_start": load()}
+    t0, c0 = time.perf_counter(), time.process_time()
+    twin = datatwin.fit(
+        d / "train.txt",
+        kind="text",
+        holdout=d / "holdout.txt",
+        structures="kn,cache,mix",
+        time_budget=budget,
+        seed=0,
+    )
+    res.update(
+        fit_wall=time.perf_counter() - t0,
+        fit_cpu=time.process_time() - c0,
+        load_after_fit=load(),
+        selected=twin.structure,
+        leaderboard=rows(twin.leaderboard),
+    )
+    rep = nntrain.REPORTS[-1]
+    res["training"] = dict(
+        steps=rep.steps,
+        epochs=rep.epochs,
+        seconds=rep.seconds,
+        cpu_seconds=rep.cpu_seconds,
+        stopped=rep.stopped,
+        curve=rep.curve,
+    )
+    from datatwin.text.neural import MixModel, NeuralModel
+    from datatwin.text.twin import TextTwin
+
+    nn = twin.chain.model
+    net = nn.neural if isinstance(nn, MixModel) else nn
+    alone = twin
+    if isinstance(net, NeuralModel) and net is not nn:  # the network alone, same weights
+        alone = TextTwin(twin.vocab, net, [], {**twin.info}, None)
+    for name, tw in (("selected", twin), ("neural", alone)):
+        cps, sample = speed(tw, 10_000, seeds=(0,))
+        res[f"sample_chars_per_s_{name}"] = cps
+        res[f"sample_{name}"] = sample[:600]
+        res[f"load_after_sampling_{name}"] = load()
+    curve_png({"GRU-512 (text)": rep.curve}, OUT / "neural_text_curve.png", "character")
+    return res
+
+
+def events(budget: float) -> dict:
+    path = DATA / "events" / "cmudict" / "pronunciations.csv.gz"
+    df = pd.read_csv(path, keep_default_na=False, dtype={"phone": str, "word": str})
+    res: dict = {"load_start": load()}
+    t0, c0 = time.perf_counter(), time.process_time()
+    twin = datatwin.fit(
+        df,
+        kind="events",
+        sequence_id="word",
+        order_by="position",
+        event="phone",
+        structures="kn,len,mix",
+        time_budget=budget,
+        seed=0,
+    )
+    res.update(
+        fit_wall=time.perf_counter() - t0,
+        fit_cpu=time.process_time() - c0,
+        load_after_fit=load(),
+        selected=twin.structure,
+        leaderboard=rows(twin.leaderboard),
+    )
+    rep = nntrain.REPORTS[-1]
+    res["training"] = dict(
+        steps=rep.steps,
+        epochs=rep.epochs,
+        seconds=rep.seconds,
+        cpu_seconds=rep.cpu_seconds,
+        stopped=rep.stopped,
+        curve=rep.curve,
+    )
+    n = 20_000
+    t1 = time.perf_counter()
+    fake = twin.sample(n, seed=0)
+    res["sample_seconds"] = time.perf_counter() - t1
+    real_len = df.groupby("word").size().to_numpy()
+    fake_len = fake.groupby("word").size().reindex([f"s{i}" for i in range(n)], fill_value=0)
+    bins = list(range(0, 16)) + [1000]
+    hr = np.histogram(np.minimum(real_len, 999), bins=bins)[0] / len(real_len)
+    hf = np.histogram(np.minimum(fake_len.to_numpy(), 999), bins=bins)[0] / n
+    res.update(
+        length_real=hr.tolist(),
+        length_sampled=hf.tolist(),
+        tv_length=float(0.5 * np.abs(hr - hf).sum()),
+        mean_length=[float(real_len.mean()), float(fake_len.mean())],
+        examples=[" ".join(g["phone"]) for _, g in list(fake.groupby("word", sort=False))[:8]],
+        load_end=load(),
+    )
+    curve_png({"GRU-256 (events)": rep.curve}, OUT / "neural_events_curve.png", "phone")
+    return res
+
+
+def table(budget: float) -> dict:
+    from datatwin.tabular import neural as tn
+
+    d = DATA / "tables" / "adult"
+    res: dict = {"load_start": load()}
+    t0, c0 = time.perf_counter(), time.process_time()
+    twin = datatwin.fit(
+        d / "adult_train.csv",
+        holdout=d / "adult_test.csv",
+        structures="trees[bins=80],bayesnet,neural[bins=80]",
+        time_budget=budget,
+        seed=0,
+    )
+    res.update(
+        fit_wall=time.perf_counter() - t0,
+        fit_cpu=time.process_time() - c0,
+        load_after_fit=load(),
+        selected=twin.structure,
+        leaderboard=rows(twin.leaderboard),
+    )
+    rep = tn.REPORTS[0]
+    res["training"] = dict(
+        epochs=rep.epochs, seconds=rep.seconds, stopped=rep.stopped, curve=rep.curve
+    )
+    curve_png({"neural table (states only)": rep.curve}, OUT / "neural_table_curve.png", "record")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("kind", choices=["text", "events", "table"])
+    ap.add_argument("--time-budget", type=float)
+    a = ap.parse_args()
+    budget = a.time_budget or {"text": 540.0, "events": 300.0, "table": 110.0}[a.kind]
+    res = {"text": text, "events": events, "table": table}[a.kind](budget)
+    res["time_budget"] = budget
+    out = OUT / f"neural_{a.kind}.json"
+    out.write_text(json.dumps(res, indent=1, default=str))
+    print(
+        json.dumps({k: v for k, v in res.items() if k not in ("training",)}, indent=1, default=str)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Maximum-likelihood training of a `RecurrentNet` with torch: budgeted, early-stopped,
+reproducible (see `backend`).
+
+Data are blocks of symbols, each ``[BOS] tokens [EOS]``-like, with the network reading symbol
+t and predicting symbol t+1 (outcome index = symbol - `out_offset`; targets below the offset
+are context only). Long blocks (text) train by truncated back-propagation through time over
+`batch` parallel streams with the state carried between windows; short blocks (events) train
+as padded batches of whole blocks from a zero state, exactly as they are scored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backend import deterministic, resolve_device
+from .recurrent import RecurrentNet
+
+#: every training run's report, in order (benchmarks read the curves from here)
+REPORTS: list[Any] = []
+
+#: symbols of the internal validation split at most (evaluated every `eval_every` steps)
+VAL_CAP = 30_000
+
+
+@dataclass
+class TrainConfig:
+    cell: str = "lstm"
+    hidden: int = 512
+    layers: int = 1
+    embed: int = 64
+    window: int = 128  # TBPTT window (streams) / max block length per batch row (blocks)
+    batch: int = 64
+    lr: float = 3e-3
+    steps: int | None = None  # fixed step count (reproducible); None = from time_budget
+    time_budget: float = 60.0
+    val_share: float = 0.02
+    eval_every: int = 100
+    patience: int = 4
+    threads: int = 1
+    device: str = "cpu"
+    seed: int = 0
+
+
+@dataclass
+class TrainReport:
+    steps: int
+    epochs: float
+    seconds: float
+    val_bits: float
+    stopped: str  # "steps", "early", "time"
+    cpu_seconds: float = 0.0
+    curve: list[tuple[float, int, float]] = field(default_factory=list)  # (s, step, val bits)
+
+
+def _module(torch: Any, cfg: TrainConfig, n_in: int, n_out: int) -> Any:
+    nn = torch.nn
+
+    class Net(nn.Module):  # type: ignore[name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(n_in, cfg.embed)
+            rnn = nn.LSTM if cfg.cell == "lstm" else nn.GRU
+            self.rnn = rnn(cfg.embed, cfg.hidden, cfg.layers, batch_first=True)
+            self.out = nn.Linear(cfg.hidden, n_out)
+
+        def forward(self, x: Any, state: Any = None) -> tuple[Any, Any]:
+            y, state = self.rnn(self.emb(x), state)
+            return self.out(y), state
+
+    return Net()
+
+
+def to_numpy_net(module: Any, cfg: TrainConfig) -> RecurrentNet:
+    def a(t: Any) -> np.ndarray:
+        return t.detach().cpu().numpy().astype(np.float32).copy()
+
+    rnn = module.rnn
+    L = cfg.layers
+    return RecurrentNet(
+        cfg.cell,
+        a(module.emb.weight),
+        [a(getattr(rnn, f"weight_ih_l{i}")) for i in range(L)],
+        [a(getattr(rnn, f"weight_hh_l{i}")) for i in range(L)],
+        [a(getattr(rnn, f"bias_ih_l{i}")) for i in range(L)],
+        [a(getattr(rnn, f"bias_hh_l{i}")) for i in range(L)],
+        a(module.out.weight),
+        a(module.out.bias),
+    )
+
+
+class _Streams:
+    """One long symbol string cut into `batch` parallel streams, read window by window."""
+
+    def __init__(self, torch: Any, seq: np.ndarray, batch: int, window: int, off: int) -> None:
+        window = max(1, min(window, len(seq) - 1))
+        batch = max(1, min(batch, (len(seq) - 1) // window))
+        n = (len(seq) - 1) // batch
+        self.x = torch.from_numpy(seq[: n * batch].reshape(batch, n).copy())
+        y = seq[1 : n * batch + 1].reshape(batch, n) - off
+        self.y = torch.from_numpy(np.where(y >= 0, y, -100).astype(np.int64))
+        self.window, self.pos, self.epochs = window, 0, 0.0
+        self.n = n
+
+    def next(self) -> tuple[Any, Any, bool]:
+        reset = False
+        if self.pos + self.window > self.n:
+            self.pos, reset = 0, True
+        s = slice(self.pos, self.pos + self.window)
+        self.pos += self.window
+        self.epochs += self.window / self.n
+        return self.x[:, s], self.y[:, s], reset
+
+
+class _Blocks:
+    """Short blocks drawn in seeded random batches, padded (targets -100 past a block's end)."""
+
+    def __init__(self, torch: Any, blocks: list[np.ndarray], cfg: TrainConfig, off: int) -> None:
+        self.torch, self.blocks, self.cfg, self.off = torch, blocks, cfg, off
+        self.rng = np.random.default_rng(cfg.seed + 1)
+        self.order = self.rng.permutation(len(blocks))
+        self.i, self.epochs = 0, 0.0
+
+    def batch_of(self, idx: np.ndarray) -> tuple[Any, Any]:
+        T = min(max(len(self.blocks[j]) for j in idx) - 1, self.cfg.window)
+        x = np.zeros((len(idx), T), np.int64)
+        y = np.full((len(idx), T), -100, np.int64)
+        for r, j in enumerate(idx):
+            b = self.blocks[j][: T + 1]
+            x[r, : len(b) - 1] = b[:-1]
+            t = b[1:] - self.off
+            y[r, : len(b) - 1] = np.where(t >= 0, t, -100)
+        return self.torch.from_numpy(x), self.torch.from_numpy(y)
+
+    def next(self) -> tuple[Any, Any, bool]:
+        B = self.cfg.batch
+        if self.i + B > len(self.order):
+            self.order, self.i = self.rng.permutation(len(self.blocks)), 0
+        idx = self.order[self.i : self.i + B]
+        self.i += B
+        self.epochs += B / len(self.blocks)
+        x, y = self.batch_of(idx)
+        return x, y, True
+
+
+def _split(blocks: list[np.ndarray], cfg: TrainConfig) -> tuple[Any, Any, bool]:
+    """(train data, validation data, streams?) — the validation tail or blocks never train."""
+    lens = np.array([len(b) for b in blocks])
+    if np.median(lens) > cfg.window:
+        seq = np.concatenate(blocks)
+        n_val = max(int(len(seq) * cfg.val_share), min(len(seq) // 2, 2 * cfg.window))
+        n_val = min(n_val, VAL_CAP)  # validation is run often: keep it cheap
+        return seq[:-n_val], seq[-n_val:], True
+    rng = np.random.default_rng(cfg.seed + 2)
+    perm = rng.permutation(len(blocks))
+    n_val = max(1, int(len(blocks) * cfg.val_share))
+    n_val = min(n_val, max(1, VAL_CAP // max(int(np.mean(lens)), 1)))
+    return [blocks[i] for i in perm[n_val:]], [blocks[i] for i in perm[:n_val]], False
+
+
+def _val_bits(torch: Any, net: Any, val: Any, streams: bool, cfg: TrainConfig, off: int) -> float:
+    net.eval()
+    tot, cnt = 0.0, 0
+    with torch.no_grad():
+        if streams:
+            nb = max(1, min(16, (len(val) - 1) // (4 * cfg.window)))
+            data = _Streams(torch, val, nb, min(4 * cfg.window, (len(val) - 1) // nb), off)
+            state = None
+            while data.pos + data.window <= data.n:
+                x, y, _ = data.next()
+                logits, state = net(x, state)
+                lp = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+                )
+                tot += float(lp)
+                cnt += int((y >= 0).sum())
+        else:
+            holder = _Blocks(torch, val, cfg, off)
+            for s in range(0, len(val), 256):
+                x, y = holder.batch_of(np.arange(s, min(s + 256, len(val))))
+                logits, _ = net(x)
+                lp = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"
+                )
+                tot += float(lp)
+                cnt += int((y >= 0).sum())
+    net.train()
+    return tot / max(cnt, 1) / math.log(2)
+
+
+def train_recurrent(
+    blocks: list[np.ndarray], n_in: int, n_out: int, out_offset: int, cfg: TrainConfig
+) -> tuple[RecurrentNet, TrainReport]:
+    """Fit a `RecurrentNet` by maximum likelihood (Adam, clipped gradients, warm-up then
+    cosine decay over the planned steps), keeping the weights of the best validation bits."""
+    device = resolve_device(cfg.device)
+    with deterministic(cfg.seed, cfg.threads) as torch:
+        train, val, streams = _split(blocks, cfg)
+        net = _module(torch, cfg, n_in, n_out).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+        data: Any = (
+            _Streams(torch, train, cfg.batch, cfg.window, out_offset)
+            if streams
+            else _Blocks(torch, train, cfg, out_offset)
+        )
+        t0, c0 = time.perf_counter(), time.process_time()
+        planned = cfg.steps
+        calib, t_warm = 30, 0.0  # steps 1-10 pay one-off costs: time steps 11-30
+        best: tuple[float, RecurrentNet | None] = (math.inf, None)
+        curve: list[tuple[float, int, float]] = []
+        bad, step, state, stopped = 0, 0, None, "steps"
+        total = planned if planned is not None else 10**9
+        while step < total:
+            x, y, reset = data.next()
+            x, y = x.to(device), y.to(device)
+            if reset:
+                state = None
+            warm = max(1, min(100, total // 10))
+            frac = min(1.0, step / max(total, 1))
+            lr = (
+                cfg.lr * min(1.0, (step + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            logits, state = net(x, state)
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, n_out), y.reshape(-1), ignore_index=-100
+            )
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            step += 1
+            elapsed = time.perf_counter() - t0
+            if step == 10:
+                t_warm = elapsed
+            if planned is None and step == calib:
+                # the budget fixes the step count once; the label keeps it (reproducible)
+                per = (elapsed - t_warm) / (calib - 10) * 1.1  # evaluation overhead
+                total = planned = max(calib + 1, calib + int((cfg.time_budget - elapsed) / per))
+            if step % cfg.eval_every == 0 or step == total:
+                vb = _val_bits(torch, net, val, streams, cfg, out_offset)
+                curve.append((round(elapsed, 2), step, round(vb, 4)))
+                if vb < best[0] - 1e-4:
+                    best, bad = (vb, to_numpy_net(net, cfg)), 0
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        stopped = "early"
+                        break
+            if cfg.steps is None and elapsed > 2.0 * cfg.time_budget:
+                stopped = "time"
+                break
+        if best[1] is None:
+            best = (_val_bits(torch, net, val, streams, cfg, out_offset), to_numpy_net(net, cfg))
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert best[1] is not None
+    rep = TrainReport(step, round(data.epochs, 3), seconds, best[0], stopped, cpu, curve)
+    REPORTS.append(rep)
+    return best[1], rep

@@ -1,0 +1,324 @@
+"""Neural sequence models: a recurrent network over symbols (`NeuralModel`) and its linear
+mixture with an n-gram chain and its layers (`MixModel`), both `SequenceModel`s.
+
+    neural:   p(x_j | x_<j) = RecurrentNet(x_a(j) .. x_{j-1})          (nn/scoring.py: the
+              state restarts every R positions of a block after a warm-up of W symbols)
+    mixture:  q(x_j | x_<j) = w · p_neural(x_j | x_<j) + (1 - w) · p_chain(x_j | x_<j)
+
+where p_chain is the chain with its document cache (itself an exact sequential probability).
+Both rows sum to one over all ids (BOS = 0 gets 0: the network's outcomes are ids 1..B-1, each
+floored at ε / (B-1); UNK, the escape for symbols unseen in training, gets that floor alone),
+so the mixture is exact too and is sampled step by step from the same rows. The network is
+plain float32 arrays with a numpy forward pass: scoring and sampling never need torch; only
+training does (`pip install "datatwin[neural]"`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..modelfile import require
+from ..nn.recurrent import RecurrentNet
+from ..nn.scoring import CHUNK, WARM, score_blocks
+from .cache import CacheState
+from .counts import BOS, EOS, UNK, Layout
+
+OUT_OFFSET = 1  # outcome index = symbol id - 1 (BOS is never predicted)
+
+
+def _blocks(lay: Layout) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Each block of a layout as input symbols starting with BOS (prepended when the block
+    starts mid-document), the mask of predicted positions, and the shift applied (0 or 1)."""
+    starts = np.flatnonzero(lay.offset == 0)
+    ends = np.append(starts[1:], len(lay.t))
+    seqs, wanted, shifts = [], [], []
+    for s, e in zip(starts, ends, strict=True):
+        t, p = lay.t[s:e], lay.pred[s:e]
+        shift = int(len(t) == 0 or t[0] != BOS)
+        if shift:
+            t, p = np.concatenate([[BOS], t]), np.concatenate([[False], p])
+        seqs.append(t.astype(np.int64))
+        wanted.append(p.astype(bool))
+        shifts.append(shift)
+    return seqs, wanted, shifts
+
+
+@dataclass
+class NeuralModel:
+    """A `SequenceModel` computed by a `RecurrentNet` (see the module docstring)."""
+
+    base: int
+    net: RecurrentNet
+    chunk: int = CHUNK
+    warm: int = WARM
+    _sampler: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.net.n_out != self.base - 1 or self.net.n_in != self.base:
+            raise ValueError("network sizes do not match the alphabet")
+        self.net.escape = UNK - OUT_OFFSET  # unseen symbols: the floor alone (module doc)
+
+    @property
+    def n_params(self) -> int:
+        return self.net.n_params()
+
+    def prob_layout(self, lay: Layout) -> np.ndarray:
+        seqs, wanted, _ = _blocks(lay)
+        if not seqs:
+            return np.zeros(0)
+        probs = score_blocks(self.net, seqs, wanted, OUT_OFFSET, self.chunk, self.warm)
+        return np.concatenate([p[w] for p, w in zip(probs, wanted, strict=True)])
+
+    def prob_of_symbol(self, lay: Layout, symbol: int) -> np.ndarray:
+        seqs, wanted, _ = _blocks(lay)
+        out = []
+        for s, w in zip(seqs, wanted, strict=True):
+            for j in np.flatnonzero(w):
+                out.append(self.next_distribution(s[:j])[symbol])
+        return np.array(out, np.float64)
+
+    def next_distribution(self, context: np.ndarray) -> np.ndarray:
+        ctx = np.asarray(context, np.int64)
+        if len(ctx) == 0 or ctx[0] != BOS:
+            ctx = np.concatenate([[BOS], ctx])
+        j = len(ctx)
+        c = (j - 1) // self.chunk * self.chunk
+        state = self.net.zero_state(1)
+        h = None
+        for x in ctx[max(0, c - self.warm) :]:
+            h = self.net.step(np.array([x]), state)
+        assert h is not None
+        out = np.zeros(self.base)
+        out[OUT_OFFSET:] = self.net.probs(h)[0]
+        return out
+
+    def sampler(self) -> NeuralSampler:
+        if self._sampler is None:
+            self._sampler = NeuralSampler(self)
+        return self._sampler
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return self.net.to_arrays(prefix + "nn_")
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "cell": self.net.cell,
+            "layers": len(self.net.w_hh),
+            "chunk": self.chunk,
+            "warm": self.warm,
+        }
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], base: int, meta: Any, source: str, prefix: str = ""
+    ) -> NeuralModel:
+        require(isinstance(meta, dict), source, "missing neural settings")
+        chunk, warm = meta.get("chunk"), meta.get("warm")
+        require(
+            isinstance(chunk, int) and isinstance(warm, int) and chunk >= 1 and warm >= 0,
+            source,
+            "bad neural chunking",
+        )
+        layers = meta.get("layers")
+        require(isinstance(layers, int), source, "bad neural layer count")
+        net = RecurrentNet.from_arrays(
+            arrays, prefix + "nn_", str(meta.get("cell")), layers, source
+        )
+        require(
+            net.n_in == base and net.n_out == base - 1, source, "network does not fit the alphabet"
+        )
+        return cls(base, net, chunk, warm)
+
+
+class _Stepper:
+    """One sampled block of the network: its symbols so far and the recurrent state."""
+
+    def __init__(self, model: NeuralModel, history: list[int]) -> None:
+        self.model = model
+        self.seq = [BOS, *history]
+        self._restart()
+
+    def _restart(self) -> None:
+        m = self.model
+        j = len(self.seq)
+        c = (j - 1) // m.chunk * m.chunk
+        self.state = m.net.zero_state(1)
+        h = None
+        for x in self.seq[max(0, c - m.warm) :]:
+            h = m.net.step(np.array([x]), self.state)
+        assert h is not None
+        self.h = h
+
+    def dist(self) -> np.ndarray:
+        """p(. | block so far) over the outcomes 1..B-1 (index 0 = EOS)."""
+        return self.model.net.probs(self.h)[0]
+
+    def push(self, w: int) -> None:
+        self.seq.append(w)
+        if (len(self.seq) - 1) % self.model.chunk == 0:
+            self._restart()  # a new chunk: warm up from zero, as scoring does
+        else:
+            self.h = self.model.net.step(np.array([w]), self.state)
+
+
+def _one_blas_thread() -> Any:
+    """Step-by-step sampling multiplies one or two rows at a time: extra BLAS threads only
+    wait on each other (and, on a busy machine, on everything else), so use one."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional (it comes with scikit-learn)
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _draw(p: np.ndarray, u: float, temperature: float) -> int:
+    if temperature != 1.0:
+        p = p ** (1.0 / temperature)
+        p = p / p.sum()
+    cum = np.cumsum(p)
+    return int(min(np.searchsorted(cum, u * cum[-1], "right"), len(p) - 1))
+
+
+class NeuralSampler:
+    """Draws from a `NeuralModel`; a state (int) names a stored block-so-far."""
+
+    def __init__(self, model: NeuralModel) -> None:
+        self.model = model
+        self.base = model.base
+        self._states: list[tuple[int, ...]] = [()]
+        self.start = 0
+
+    def _state(self, hist: tuple[int, ...]) -> int:
+        self._states.append(hist)
+        return len(self._states) - 1
+
+    def advance(self, state: int, w: int) -> int:
+        return self._state((*self._states[state], int(w)))
+
+    def walk(self, ids: np.ndarray, state: int | None = None) -> int:
+        prev = self._states[self.start if state is None else state]
+        return self._state((*prev, *(int(x) for x in ids)))
+
+    def state_of(self, context: np.ndarray) -> int:
+        ctx = [int(x) for x in context]
+        return self._state(tuple(ctx[1:] if ctx and ctx[0] == BOS else ctx))
+
+    def distribution(self, state: int) -> np.ndarray:
+        return self.model.next_distribution(np.array([BOS, *self._states[state]], np.int64))
+
+    def draw(
+        self, state: int, next_u: Callable[[], float], rng: np.random.Generator
+    ) -> tuple[int, int]:
+        w = _draw(self.distribution(state), next_u(), 1.0)
+        return w, self.advance(state, w)
+
+    def generate(
+        self, n: int, rng: np.random.Generator, state: int | None = None, temperature: float = 1.0
+    ) -> tuple[list[int], bool]:
+        with _one_blas_thread():
+            return self._generate(n, rng, state, temperature)
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, state: int | None, temperature: float
+    ) -> tuple[list[int], bool]:
+        step = _Stepper(self.model, list(self._states[self.start if state is None else state]))
+        out: list[int] = []
+        us = rng.random(n + 1)
+        while len(out) < n:
+            w = _draw(step.dist(), float(us[len(out)]), temperature) + OUT_OFFSET
+            if w == EOS:
+                return out, True
+            out.append(w)
+            step.push(w)
+        return out, False
+
+
+@dataclass
+class MixModel:
+    """w · neural + (1 - w) · chain (a `LayeredModel`: n-gram with its cache)."""
+
+    neural: NeuralModel
+    chain: Any  # LayeredModel (kept untyped: layers.py imports this module's users)
+    weight: float
+
+    @property
+    def base(self) -> int:
+        return self.neural.base
+
+    @property
+    def n_params(self) -> int:
+        return int(self.neural.n_params + self.chain.n_params + 1)
+
+    def prob_layout(self, lay: Layout) -> np.ndarray:
+        w = self.weight
+        return w * self.neural.prob_layout(lay) + (1.0 - w) * self.chain.prob_layout(lay)
+
+    def prob_of_symbol(self, lay: Layout, symbol: int) -> np.ndarray:
+        w = self.weight
+        a = self.neural.prob_of_symbol(lay, symbol)
+        return w * a + (1.0 - w) * self.chain.model.prob_of_symbol(lay, symbol)
+
+    def next_distribution(self, context: np.ndarray) -> np.ndarray:
+        w = self.weight
+        return w * self.neural.next_distribution(context) + (
+            1.0 - w
+        ) * self.chain.next_distribution(context)
+
+    def sampler(self) -> MixSampler:
+        return MixSampler(self)
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {**self.neural.to_arrays(prefix), **self.chain.to_arrays(prefix)}
+
+
+class MixSampler(NeuralSampler):
+    """Draws from a `MixModel`: both components' rows at every step, mixed, one draw."""
+
+    def __init__(self, model: MixModel) -> None:
+        super().__init__(model.neural)
+        self.mix = model
+
+    def distribution(self, state: int) -> np.ndarray:
+        return self.mix.next_distribution(np.array([BOS, *self._states[state]], np.int64))
+
+    def _generate(
+        self, n: int, rng: np.random.Generator, state: int | None, temperature: float
+    ) -> tuple[list[int], bool]:
+        hist = list(self._states[self.start if state is None else state])
+        step = _Stepper(self.neural_model, hist)
+        chain = self.mix.chain
+        ng = chain.model.sampler()
+        s = ng.walk(np.array(hist, np.int64))
+        cache = CacheState(chain.cache, hist, self.base) if chain.cache is not None else None
+        w = self.mix.weight
+        hz = chain.hazard
+        out: list[int] = []
+        us = rng.random(n + 1)
+        while len(out) < n:
+            q = ng.distribution(s)
+            if cache is not None:
+                q = cache.dense(q)
+            if hz is not None:  # length-aware ends: P(end) re-split by the block's length
+                t = len(hist) + len(out)
+                e = float(hz.end_prob(np.array([q[EOS]]), np.array([t]))[0])
+                q = q * (1.0 - e) / (1.0 - q[EOS])
+                q[EOS] = e
+            p = w * step.dist() + (1.0 - w) * q[OUT_OFFSET:]
+            x = _draw(p, float(us[len(out)]), temperature) + OUT_OFFSET
+            if x == EOS:
+                return out, True
+            out.append(x)
+            step.push(x)
+            s = ng.advance(s, x)
+            if cache is not None:
+                cache.push(x)
+        return out, False
+
+    @property
+    def neural_model(self) -> NeuralModel:
+        return self.mix.neural
