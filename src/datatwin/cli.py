@@ -97,24 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the winner fit on the training split instead of refitting on all data",
     )
     fit.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    neural = fit.add_argument_group("neural structures (text, events, table; torch extra)")
-    Twin.cli_option(
-        neural,
-        "--time-budget",
-        kinds=("text", "events", "table"),
-        type=float,
-        metavar="S",
-        help="seconds of training per neural candidate (defaults: text 300, events 120, "
-        "table 90); the steps it buys are kept in the label",
-    )
-    Twin.cli_option(
-        neural,
-        "--device",
-        kinds=("text", "events", "table"),
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="where neural candidates train (default auto: a GPU when torch sees one)",
-    )
+    _add_neural_options(fit)
 
     score = sub.add_parser("score", help="bits of DATA under a saved twin")
     score.add_argument("model", metavar="MODEL")
@@ -152,6 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluation_commands(sub)
     _add_kind_options(fit, sample)
     return parser
+
+
+def _add_neural_options(fit: argparse.ArgumentParser) -> None:
+    """Training options of the neural candidates (text, events and tables)."""
+    neural = fit.add_argument_group("neural structures (text, events, table; torch extra)")
+    Twin.cli_option(
+        neural,
+        "--time-budget",
+        kinds=("text", "events", "table"),
+        type=float,
+        metavar="S",
+        help="seconds of training per neural candidate (defaults: text 300, events 120, "
+        "table 90); the steps it buys are kept in the label",
+    )
+    Twin.cli_option(
+        neural,
+        "--device",
+        kinds=("text", "events", "table"),
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where neural candidates train (default auto: a GPU when torch sees one)",
+    )
 
 
 def _add_coding_commands(sub: argparse._SubParsersAction[_Parser]) -> None:

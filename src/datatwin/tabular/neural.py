@@ -281,7 +281,6 @@ def train_tables(
     priors = [marginal_prior(columns[v], int(cards[v]), pseudo[v]) for v in range(d)]
     seen = [np.bincount(columns[v], minlength=int(cards[v])) > 0 for v in range(d)]
     with deterministic(seed, threads) as torch:
-        nn = torch.nn
         rng = np.random.default_rng(seed)
         perm = rng.permutation(n)
         n_val = max(1, min(n // 10, 20000)) if n > 1 else 0
@@ -289,33 +288,7 @@ def train_tables(
         X = torch.from_numpy(np.stack(columns, 1).astype(np.int64))
         preds = {v: order[:i] for i, v in enumerate(order)}
 
-        class Col(nn.Module):  # type: ignore[name-defined]
-            def __init__(self, v: int) -> None:
-                super().__init__()
-                ps = preds[v]
-                offs = np.concatenate([[0], np.cumsum([int(cards[p]) for p in ps])])
-                self.register_buffer("offs", torch.from_numpy(offs[:-1].astype(np.int64)))
-                self.ps = list(ps)
-                self.emb = nn.EmbeddingBag(max(int(offs[-1]), 1), hidden, mode="sum")
-                nn.init.normal_(self.emb.weight, std=0.1)
-                self.b1 = nn.Parameter(torch.zeros(hidden))
-                self.drop = nn.Dropout(dropout)
-                self.out = nn.Linear(hidden, int(cards[v]))
-                lp = np.log(priors[v] * EPS)
-                self.register_buffer("log_prior", torch.from_numpy(lp.astype(np.float32)))
-                unseen = np.where(seen[v], 0.0, -np.inf).astype(np.float32)
-                self.register_buffer("unseen", torch.from_numpy(unseen))
-
-            def forward(self, x: Any) -> Any:
-                if self.ps:
-                    h = self.emb(x[:, self.ps] + self.offs) + self.b1
-                else:
-                    h = self.b1.expand(len(x), -1)
-                logits = self.out(self.drop(torch.relu(h))) + self.unseen
-                lq = torch.log_softmax(logits, -1) + math.log(1 - EPS)
-                return torch.logaddexp(lq, self.log_prior)
-
-        cols = nn.ModuleList([Col(v) for v in range(d)]).to(dev)
+        cols = _column_networks(torch, preds, cards, priors, seen, hidden, dropout).to(dev)
         opt = torch.optim.Adam(cols.parameters(), lr=lr)
         best = [math.inf] * d
         snaps: list[Any] = [None] * d
@@ -359,6 +332,67 @@ def train_tables(
                 stopped = "early"
                 break
         seconds = time.perf_counter() - t0
+    tables = _tables_from_snapshots(snaps, preds, cards, priors, seen)
+    if ranks is not None and n > 1:  # each column's network mixed with a tree (λ ≥ 0)
+        tables = _mix_with_trees(tables, columns, cards, pseudo, order, ranks, tr, val)  # type: ignore[arg-type]
+    net = DiscreteBayesNet(cards, [t.parents for t in tables])
+    net.cpts = tables
+    rep = TableTrainReport(ep, round(seconds, 2), round(sum(best) / math.log(2), 4), stopped, curve)
+    REPORTS.append(rep)
+    return net, rep
+
+
+def _column_networks(
+    torch: Any,
+    preds: dict[int, list[int]],
+    cards: np.ndarray,
+    priors: list[np.ndarray],
+    seen: list[np.ndarray],
+    hidden: int,
+    dropout: float,
+) -> Any:
+    """One module per column v: log P(s_v | earlier states) = log[(1−ε)·softmax(W·relu(Σ
+    embeddings of the earlier states + b)) + ε·prior], unseen states masked out."""
+    nn = torch.nn
+
+    class Col(nn.Module):  # type: ignore[name-defined]
+        def __init__(self, v: int) -> None:
+            super().__init__()
+            ps = preds[v]
+            offs = np.concatenate([[0], np.cumsum([int(cards[p]) for p in ps])])
+            self.register_buffer("offs", torch.from_numpy(offs[:-1].astype(np.int64)))
+            self.ps = list(ps)
+            self.emb = nn.EmbeddingBag(max(int(offs[-1]), 1), hidden, mode="sum")
+            nn.init.normal_(self.emb.weight, std=0.1)
+            self.b1 = nn.Parameter(torch.zeros(hidden))
+            self.drop = nn.Dropout(dropout)
+            self.out = nn.Linear(hidden, int(cards[v]))
+            lp = np.log(priors[v] * EPS)
+            self.register_buffer("log_prior", torch.from_numpy(lp.astype(np.float32)))
+            unseen = np.where(seen[v], 0.0, -np.inf).astype(np.float32)
+            self.register_buffer("unseen", torch.from_numpy(unseen))
+
+        def forward(self, x: Any) -> Any:
+            if self.ps:
+                h = self.emb(x[:, self.ps] + self.offs) + self.b1
+            else:
+                h = self.b1.expand(len(x), -1)
+            logits = self.out(self.drop(torch.relu(h))) + self.unseen
+            lq = torch.log_softmax(logits, -1) + math.log(1 - EPS)
+            return torch.logaddexp(lq, self.log_prior)
+
+    return nn.ModuleList([Col(v) for v in range(len(cards))])
+
+
+def _tables_from_snapshots(
+    snaps: list[Any],
+    preds: dict[int, list[int]],
+    cards: np.ndarray,
+    priors: list[np.ndarray],
+    seen: list[np.ndarray],
+) -> list[ConditionalTable]:
+    """Each column's best weights (as numpy arrays) as a `NeuralCPT`."""
+    d = len(cards)
     tables: list[ConditionalTable] = []
     for v in range(d):
         sd = snaps[v]
@@ -380,10 +414,4 @@ def train_tables(
                 seen[v],
             )
         )
-    if ranks is not None and n > 1:  # each column's network mixed with a tree (λ ≥ 0)
-        tables = _mix_with_trees(tables, columns, cards, pseudo, order, ranks, tr, val)  # type: ignore[arg-type]
-    net = DiscreteBayesNet(cards, [t.parents for t in tables])
-    net.cpts = tables
-    rep = TableTrainReport(ep, round(seconds, 2), round(sum(best) / math.log(2), 4), stopped, curve)
-    REPORTS.append(rep)
-    return net, rep
+    return tables
