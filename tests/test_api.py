@@ -109,3 +109,29 @@ def test_seed_streams_are_reproducible_independent_and_validated() -> None:
     for bad in (-1, 1.5, "3", True):
         with pytest.raises(datatwin.InputError):
             seed_sequence(bad)  # type: ignore[arg-type]
+
+
+def test_reading_options_are_the_same_for_tables_series_and_events(tmp_path: Path, capsys):
+    """--encoding, --sep and --no-header reach every kind that reads a CSV; text refuses them."""
+    t = np.arange(120)
+    y = np.round(10 + np.sin(t / 5), 2)
+    series = tmp_path / "s.csv"
+    series.write_bytes(
+        ("tïme;value\n" + "".join(f"{a};{b}\n" for a, b in zip(t, y, strict=True))).encode(
+            "latin-1"
+        )
+    )
+    argv = ["-q", "fit", series, "--kind", "series", "--time", "tïme", "--sep", ";"]
+    argv += ["--encoding", "latin-1", "-o", tmp_path / "s.twin"]
+    assert cli.main([str(a) for a in argv]) == 0
+    ev = tmp_path / "e.csv"
+    rows = "".join(f"s{i}|{j}|{'xyz'[(i + j) % 3]}\n" for i in range(60) for j in range(1 + i % 4))
+    ev.write_text(rows)  # no header line: col1, col2, col3
+    argv = ["-q", "fit", ev, "--kind", "events", "--no-header", "--sep", "|"]
+    argv += ["--sequence-id", "col1", "--order-by", "col2", "--event", "col3"]
+    argv += ["--max-order", "2", "-o", tmp_path / "e.twin"]
+    assert cli.main([str(a) for a in argv]) == 0
+    text = tmp_path / "t.txt"
+    text.write_text("abc " * 100)
+    line = _cli_error(["fit", text, "--sep", ";", "-o", tmp_path / "t.twin"], capsys)
+    assert "--sep" in line and "text" in line

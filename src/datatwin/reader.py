@@ -13,6 +13,9 @@ import gzip
 import io
 import weakref
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,11 +282,44 @@ def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
     return RawTable(names, tokens, dtypes, source)
 
 
-def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTable:
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a CSV is read, for every kind: its text encoding, its separator (None: sniffed
+    from the first rows, or tab for .tsv), and whether the first line is a header."""
+
+    encoding: str = "utf-8"
+    sep: str | None = None
+    header: bool = True
+
+
+#: frozen, so one shared default is safe
+_READ_OPTIONS: ContextVar[ReadOptions] = ContextVar("read_options", default=ReadOptions())  # noqa: B039
+
+
+@contextmanager
+def reading(options: ReadOptions) -> Iterator[None]:
+    """Within the block, files are read with `options` wherever a caller gives none (the
+    CLI's --encoding / --sep / --no-header reach tables, series and events alike)."""
+    token = _READ_OPTIONS.set(options)
+    try:
+        yield
+    finally:
+        _READ_OPTIONS.reset(token)
+
+
+def read_table(
+    data, *, encoding: str | None = None, header: bool | None = None, sep: str | None = None
+) -> RawTable:
     """A path (CSV, .csv.gz, .tsv, Parquet) or a DataFrame, as a RawTable; a CSV's separator
-    (comma, semicolon, tab or pipe) is sniffed from its first rows."""
+    (comma, semicolon, tab or pipe) is sniffed from its first rows unless `sep` is given.
+    Options not given come from the enclosing `reading(...)` block (default: UTF-8, sniffed
+    separator, a header line)."""
     if isinstance(data, RawTable):
         return data
+    ctx = _READ_OPTIONS.get()
+    encoding = ctx.encoding if encoding is None else encoding
+    header = ctx.header if header is None else header
+    sep = ctx.sep if sep is None else sep
     if isinstance(data, (str, Path)):
         path = Path(data)
         if path.suffix.lower() in {".parquet", ".pq"}:
@@ -296,6 +332,9 @@ def read_table(data, *, encoding: str = "utf-8", header: bool = True) -> RawTabl
                     f"{path}: cannot read as Parquet ({str(exc).splitlines()[0]})"
                 ) from None
             return from_frame(df, source=str(path))
-        delimiter = "\t" if path.name.endswith((".tsv", ".tsv.gz", ".tab")) else None
-        return read_csv(path, encoding=encoding, delimiter=delimiter, header=header)
+        if sep is None and path.name.endswith((".tsv", ".tsv.gz", ".tab")):
+            sep = "\t"
+        if sep is not None and len(sep) != 1:
+            raise InputError(f"a separator is one character (sep=, --sep), got {sep!r}")
+        return read_csv(path, encoding=encoding, delimiter=sep, header=header)
     return from_frame(data)

@@ -54,8 +54,6 @@ def add_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -
         f"values) seen in fewer than K rows are never stored (default {MIN_COUNT}; "
         "1 stores every category)",
     )
-    g.add_argument("--no-header", action="store_true", help="the CSV has no header line")
-    g.add_argument("--encoding", default="utf-8", help="text encoding of the CSV (default utf-8)")
     g.add_argument(
         "--not-missing",
         metavar="TOKENS",

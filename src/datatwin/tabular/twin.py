@@ -454,7 +454,7 @@ class TableTwin(Twin):
         return cls.fit_select(raw, **options)
 
     def cli_read(self, path: Path, args: argparse.Namespace) -> RawTable:
-        return read_table(path, encoding=getattr(args, "encoding", "utf-8"))
+        return read_table(path)  # --encoding, --sep, --no-header: the CLI's reading block
 
     def cli_sample(self, args: argparse.Namespace) -> pd.DataFrame:
         return self.sample_tokens(**command.sample_options(args))
