@@ -343,22 +343,42 @@ class SeriesSearch:
                     st = replace(base.structure, family=fam, order=order, calendar=True)
                     cand = SeriesCandidate(st, base.prep, sc.model(fam, order), pm)
                 yield self.score(cand, secs())
+        before = board.best()  # the best without several-season Fourier and calendar columns
         for mod in ("fourier", "exog"):
             if mod in fams:
                 best = board.best()
-                assert best.model is not None
                 with stopwatch() as secs:
-                    cand = SERIES_STRUCTURES.get(mod).builder(self, best.model)
-                if cand is not None:
-                    yield self.score(cand, best.fit_seconds + secs())
-        for mod in ("phase", "mix"):
-            if mod in fams and (mod == "mix" or (period and period > 1)):
-                best = board.best()
-                assert best.model is not None
-                with stopwatch() as secs:
-                    cand = SERIES_STRUCTURES.get(mod).builder(self, best.model)
-                if cand is not None:
-                    yield self.score(cand, best.fit_seconds + secs())
+                    built = self._modify(mod, best)
+                if built is not None:
+                    yield self.score(built, best.fit_seconds + secs())
+        residual_mods: list[str] = [m for m in ("phase", "mix") if m in fams]
+        if not (period and period > 1) and "phase" in residual_mods:
+            residual_mods.remove("phase")
+        yield from self._residual_chain(residual_mods, board.best())
+        if board.best() is not before and before.structure.label in {
+            c.structure.label for c in board
+        }:  # the greedy path took fourier/exog: also refine the best without them, so the
+            # selection can never end worse than it did before those terms existed
+            yield from self._residual_chain(residual_mods, before)
+
+    def _modify(self, mod: str, base: Candidate[SeriesCandidate]) -> SeriesCandidate | None:
+        assert base.model is not None
+        cand: SeriesCandidate | None = SERIES_STRUCTURES.get(mod).builder(self, base.model)
+        return cand
+
+    def _residual_chain(
+        self, mods: list[str], base: Candidate[SeriesCandidate]
+    ) -> Iterator[Candidate[SeriesCandidate]]:
+        """`phase` then `mix`, each on the better of its base and what it just built."""
+        for mod in mods:
+            with stopwatch() as secs:
+                cand = self._modify(mod, base)
+            if cand is None:
+                continue
+            scored = self.score(cand, base.fit_seconds + secs())
+            yield scored
+            if scored.holdout_bits < base.holdout_bits:
+                base = scored
 
     def _levels(self, fams: set[str], trans: set[str]) -> Iterator[Candidate[SeriesCandidate]]:
         """Stage 1: iid and the best ar(p) under each transform (and per-column `mixed`)."""
