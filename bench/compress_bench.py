@@ -2,7 +2,7 @@
 
 One command, one run (writes bench/results/compress.json and compress.md):
 
-    PYTHONPATH=src /work/main/.venv/bin/python bench/compress_bench.py [--only adult,alarm]
+    PYTHONPATH=src .venv/bin/python bench/compress_bench.py [--only adult,alarm]
 
 For each file: the twin is fit on the training part (models cached in bench/results/
 compress_models/, keyed by dataset; `--refit` fits again), the held-out bytes are compressed
@@ -41,11 +41,9 @@ import datatwin  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
 
 SHARED = Path(os.environ.get("DATATWIN_SHARED_DATA", ROOT.parent / "shared" / "data"))
-if not SHARED.exists():
-    SHARED = Path("/work/shared/data")
 OUT = ROOT / "bench" / "results"
 MODELS = OUT / "compress_models"
-BENCH_PY = Path(os.environ.get("DATATWIN_BENCH_PY", "/work/main/.benchvenv/bin/python"))
+BENCH_PY = Path(os.environ.get("DATATWIN_BENCH_PY", ROOT / ".benchvenv" / "bin" / "python"))
 
 
 # ---------------------------------------------------------------------------------- data

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-DATA = "/work/shared/data/text/shakespeare"
+DATA = str(Path(__file__).resolve().parents[1].parent / "shared/data/text/shakespeare")
 
 
 def load():

@@ -17,7 +17,7 @@ from datatwin.text.counts import BOS, EOS
 from datatwin.text.tokenize import Document
 from datatwin.text.twin import build_vocab
 
-DATA = "/work/shared/data/text/shakespeare"
+DATA = str(Path(__file__).resolve().parents[1].parent / "shared/data/text/shakespeare")
 
 
 def main() -> None:

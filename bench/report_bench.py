@@ -2,9 +2,9 @@
 
 One command (in the bench venv, which holds the peers; SDV is not a datatwin dependency):
 
-    /work/benchvenv/bin/python bench/report_bench.py                  # datatwin + SDV peers
-    /work/benchvenv/bin/python bench/report_bench.py --no-peers       # datatwin only
-    /work/benchvenv/bin/python bench/report_bench.py --ctgan-epochs 50
+    .benchvenv/bin/python bench/report_bench.py                  # datatwin + SDV peers
+    .benchvenv/bin/python bench/report_bench.py --no-peers       # datatwin only
+    .benchvenv/bin/python bench/report_bench.py --ctgan-epochs 50
 
 Every generator is fit on adult_train.csv (wall clock of the whole fit, for datatwin the
 `datatwin fit` command in a new process with its structure search and holdout selection)

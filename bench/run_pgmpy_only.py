@@ -2,7 +2,7 @@
 
 Usage (from the repo root, with the bench venv that has pgmpy)::
 
-    /work/benchvenv/bin/python bench/run_pgmpy_only.py [--datasets asia,alarm] [--sizes 1000]
+    .benchvenv/bin/python bench/run_pgmpy_only.py [--datasets asia,alarm] [--sizes 1000]
         [--timeout 900] [--output bench/results/pgmpy.json]
 
 For every dataset in ``<shared>/bn/{asia,alarm,insurance}`` and every ``train_<n>.csv.gz``

@@ -1,7 +1,7 @@
 """Fit time and peak memory of `datatwin fit` against rows, for three kinds of table.
 
     python bench/scale_bench.py                      # 10k, 100k, 1M rows (about 10 minutes)
-    python bench/scale_bench.py --rows 10000,100000 --kinds alarm --out /tmp/scale
+    python bench/scale_bench.py --rows 10000,100000 --kinds alarm --out scale-results
 
 Tables:
 - alarm-like: rows sampled from a twin of `bn/alarm/train_100000.csv.gz` (37 categorical columns);
@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,11 @@ def main() -> None:
     ap.add_argument("--rows", default="10000,100000,1000000", help="comma-separated row counts")
     ap.add_argument("--kinds", default=",".join(KINDS), help="alarm, adult, flights")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for the results")
-    ap.add_argument("--data", default="/tmp/datatwin-scale", help="folder for generated tables")
+    ap.add_argument(
+        "--data",
+        default=os.path.join(tempfile.gettempdir(), "datatwin-scale"),
+        help="folder for generated tables (default: the system's temporary folder)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep other kinds' earlier results")
     args = ap.parse_args()
     out, data = Path(args.out), Path(args.data)

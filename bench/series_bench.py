@@ -2,7 +2,7 @@
 
 Run with the bench venv (statsmodels is a peer, not a datatwin dependency):
 
-    /work/benchvenv/bin/python bench/series_bench.py
+    .benchvenv/bin/python bench/series_bench.py
 
 For sunspot_month and elecdemand (../shared/data/series) it prints and writes
 (bench/results/series.json, bench/results/series.md):

@@ -2,8 +2,8 @@
 
 One command runs the suite and prints the tables (and writes bench/results/tabular.json/.md):
 
-    /work/benchvenv/bin/python bench/tabular_bench.py            # full suite, with pgmpy
-    /work/benchvenv/bin/python bench/tabular_bench.py --no-peers # datatwin only
+    .benchvenv/bin/python bench/tabular_bench.py            # full suite, with pgmpy
+    .benchvenv/bin/python bench/tabular_bench.py --no-peers # datatwin only
 
 For every ../shared/data/bn/<net>/train_<n>.csv.gz (and gbn/ecoli70): the whole
 `datatwin fit` command (every candidate + selection + refit, wall clock, new process), its

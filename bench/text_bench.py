@@ -1,7 +1,7 @@
 """Text and events benchmark: Shakespeare bits per character, compressor baselines, speed, memory;
 CMU dictionary bits per phone by order and sampled-length realism.
 
-    /work/venv/bin/python bench/text_bench.py            # prints the tables
+    .venv/bin/python bench/text_bench.py            # prints the tables
     -> bench/results/text.json, bench/results/text.md
 
 Data: ../shared/data (see its README). Anchors for Shakespeare (fit on train.txt, score
