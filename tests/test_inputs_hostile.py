@@ -427,3 +427,51 @@ def test_report_figures_show_dollar_signs_literally(tmp_path: Path, capsys) -> N
     out = tmp_path / "r.html"
     code, _, err = _run(["-q", "report", model, "--real", path, "-o", out], capsys)
     assert code == 0 and out.stat().st_size > 1000, err
+
+
+def _float_rewrites_refused(twin, tmp_path: Path) -> list[str]:
+    """Rewrite each integer array of `twin`'s file as whole-number floats; return the
+    arrays whose rewrite still loaded (none may)."""
+    import zipfile
+
+    import datatwin
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "src.twin"
+    twin.save(path)
+    with zipfile.ZipFile(path) as zf:
+        meta, raw = zf.read("model.json"), zf.read("arrays.npz")
+    with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    accepted = []
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "iu" or not arr.size:
+            continue
+        buf = io.BytesIO()
+        np.savez(buf, **{**arrays, name: arr.astype(np.float64)})
+        out = tmp_path / f"{name}.twin"
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("model.json", meta)
+            zf.writestr("arrays.npz", buf.getvalue())
+        try:
+            datatwin.load(out)
+        except datatwin.ModelFileError as exc:
+            assert "\n" not in str(exc)
+        else:
+            accepted.append(name)
+    return accepted
+
+
+def test_every_integer_array_of_every_table_structure_refuses_floats(tmp_path: Path) -> None:
+    import datatwin
+
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 3, 300)
+    cat = pd.DataFrame(
+        {"a": a, "b": (a + rng.integers(0, 2, 300)) % 3, "c": rng.integers(0, 4, 300)}
+    )
+    num = pd.DataFrame({"x": rng.normal(size=300).round(2)})
+    num["y"] = (2 * num["x"] + rng.normal(size=300)).round(2)
+    for data, structure in ((cat, "bayesnet"), (cat, "trees"), (num, "gaussian")):
+        twin = datatwin.fit(data, structures=structure, seed=0)
+        assert _float_rewrites_refused(twin, tmp_path / structure) == [], structure

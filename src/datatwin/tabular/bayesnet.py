@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..modelfile import require
+from ..modelfile import require, require_integer
 from .codec import ColumnCodec, Decoded
 from .counting import FamilyCounter
 from .cpt import CPT
@@ -189,6 +189,7 @@ class DiscreteBayesNet:
         codecs: list[ColumnCodec],
         source: str,
     ) -> DiscreteBayesNet:
+        require_integer(arrays, ["cards"], source)
         cards = arrays["cards"].astype(np.int64)
         require(cards.shape == (len(codecs),), source, "column count mismatch")
         require(

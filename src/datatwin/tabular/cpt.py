@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..modelfile import require_integer
 from .counting import FamilyCounts, config_keys
 from .protocols import CONDITIONALS
 
@@ -192,6 +193,8 @@ class CPT:
     def from_arrays(
         cls, arrays: dict[str, np.ndarray], prefix: str, k: int, cards: np.ndarray
     ) -> CPT:
+        ints = ("parents", "cfg_keys", "cfg_n", "fam_cfg", "fam_x", "fam_n")
+        require_integer(arrays, [f"{prefix}{n}" for n in ints], "conditional table")
         parents = tuple(int(p) for p in arrays[f"{prefix}parents"])
         ap = arrays[f"{prefix}alpha_prior"].astype(float)
         alpha, prior = float(ap[0]), ap[1:]

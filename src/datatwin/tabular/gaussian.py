@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
-from ..modelfile import require
+from ..modelfile import require, require_integer
 from ..numerics import log_normal_cell
 from .codec import ColumnCodec, Decoded, grid_to_values, to_grid
 from .protocols import STATE_MODELS
@@ -206,6 +206,7 @@ class LinearGaussianNet:
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> LinearGaussianNet:
+        require_integer(a, ["g_parents"], "Gaussian network")
         pmat, cmat = a["g_parents"], a["g_coefs"]
         d = len(a["g_sigma"])
         vecs = [a[k] for k in ("g_intercept", "g_sigma", "g_step", "g_mean", "g_escape")]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..modelfile import require_integer
 from .protocols import CONDITIONALS
 
 _DENSE_CELLS = 20_000_000
@@ -166,6 +167,8 @@ class TreeCPT:
     ) -> TreeCPT:
         """Load and validate: a proper binary tree, masks sized to the features' states,
         leaves that are distributions over the child's k states."""
+        ints = ("feature", "left", "right", "mask_off", "leaf", "mask")
+        require_integer(arrays, [f"{prefix}tree_{n}" for n in ints], "decision tree")
         a = {n: arrays[f"{prefix}tree_{n}"] for n in ("feature", "left", "right", "mask_off")}
         a = {n: v.astype(np.int64) for n, v in a.items()}
         leaf = arrays[f"{prefix}tree_leaf"].astype(np.int64)
