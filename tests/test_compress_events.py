@@ -10,8 +10,9 @@ import pytest
 
 pytest.importorskip("constriction")
 
+from compress_checks import assert_cli_round_trip, assert_damage_refused  # noqa: E402
+
 import datatwin  # noqa: E402
-from datatwin.cli import main  # noqa: E402
 from datatwin.coding import CompressedFileError  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
 from datatwin.coding.steps import Steps  # noqa: E402
@@ -126,33 +127,8 @@ def test_wrong_model_truncated_and_flipped_are_one_line_errors(
     )
     with pytest.raises(CompressedFileError, match="wrong model"):
         decompress(blob, other)
-    for cut in (3, 20, len(blob) // 2, len(blob) - 1):
-        with pytest.raises(CompressedFileError) as info:
-            decompress(blob[:cut], twin)
-        assert "\n" not in str(info.value)
-    for pos in range(0, len(blob), max(1, len(blob) // 40)):
-        bad = bytearray(blob)
-        bad[pos] ^= 0x10
-        with pytest.raises(CompressedFileError) as info:
-            decompress(bytes(bad), twin)
-        assert "\n" not in str(info.value)
+    assert_damage_refused(blob, twin)
 
 
 def test_cli_round_trip_and_no_partial_output(twin: datatwin.Twin, tmp_path: Path) -> None:
-    model = tmp_path / "m.twin"
-    twin.save(model)
-    data = tmp_path / "d.csv"
-    data.write_bytes(_cases()["interleaved"])
-    out = tmp_path / "d.dtz"
-    assert main(["-q", "compress", str(model), str(data), "-o", str(out)]) == 0
-    back = tmp_path / "back.csv"
-    assert main(["-q", "decompress", str(model), str(out), "-o", str(back)]) == 0
-    assert back.read_bytes() == data.read_bytes()
-    bad = tmp_path / "bad.dtz"
-    blob = bytearray(out.read_bytes())
-    blob[len(blob) // 2] ^= 1
-    bad.write_bytes(bytes(blob))
-    target = tmp_path / "never.csv"
-    assert main(["-q", "decompress", str(model), str(bad), "-o", str(target)]) == 2
-    assert not target.exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert_cli_round_trip(twin, _cases()["interleaved"], tmp_path, ".csv", self_contained=False)
