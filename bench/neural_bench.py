@@ -48,6 +48,26 @@ def rows(board: list[dict]) -> list[dict]:
     return [{k: r[k] for k in keep if k in r} for r in board]
 
 
+def _record_fit(res: dict, twin, t0: float, c0: float) -> None:
+    """The fit's wall and CPU seconds, load, leaderboard and the network's training run."""
+    res.update(
+        fit_wall=time.perf_counter() - t0,
+        fit_cpu=time.process_time() - c0,
+        load_after_fit=load(),
+        selected=twin.structure,
+        leaderboard=rows(twin.leaderboard),
+    )
+    rep = nntrain.REPORTS[-1]
+    res["training"] = dict(
+        steps=rep.steps,
+        epochs=rep.epochs,
+        seconds=rep.seconds,
+        cpu_seconds=rep.cpu_seconds,
+        stopped=rep.stopped,
+        curve=rep.curve,
+    )
+
+
 def speed(twin, n: int, seeds=(0, 1)) -> tuple[float, str]:
     best, sample = 0.0, ""
     for s in seeds:
@@ -87,22 +107,7 @@ def text(budget: float) -> dict:
         time_budget=budget,
         seed=0,
     )
-    res.update(
-        fit_wall=time.perf_counter() - t0,
-        fit_cpu=time.process_time() - c0,
-        load_after_fit=load(),
-        selected=twin.structure,
-        leaderboard=rows(twin.leaderboard),
-    )
-    rep = nntrain.REPORTS[-1]
-    res["training"] = dict(
-        steps=rep.steps,
-        epochs=rep.epochs,
-        seconds=rep.seconds,
-        cpu_seconds=rep.cpu_seconds,
-        stopped=rep.stopped,
-        curve=rep.curve,
-    )
+    _record_fit(res, twin, t0, c0)
     from datatwin.text.neural import MixModel, NeuralModel
     from datatwin.text.twin import TextTwin
 
@@ -116,7 +121,9 @@ def text(budget: float) -> dict:
         res[f"sample_chars_per_s_{name}"] = cps
         res[f"sample_{name}"] = sample[:600]
         res[f"load_after_sampling_{name}"] = load()
-    curve_png({"GRU-512 (text)": rep.curve}, OUT / "neural_text_curve.png", "character")
+    curve_png(
+        {"GRU-512 (text)": res["training"]["curve"]}, OUT / "neural_text_curve.png", "character"
+    )
     return res
 
 
@@ -135,22 +142,7 @@ def events(budget: float) -> dict:
         time_budget=budget,
         seed=0,
     )
-    res.update(
-        fit_wall=time.perf_counter() - t0,
-        fit_cpu=time.process_time() - c0,
-        load_after_fit=load(),
-        selected=twin.structure,
-        leaderboard=rows(twin.leaderboard),
-    )
-    rep = nntrain.REPORTS[-1]
-    res["training"] = dict(
-        steps=rep.steps,
-        epochs=rep.epochs,
-        seconds=rep.seconds,
-        cpu_seconds=rep.cpu_seconds,
-        stopped=rep.stopped,
-        curve=rep.curve,
-    )
+    _record_fit(res, twin, t0, c0)
     n = 20_000
     t1 = time.perf_counter()
     fake = twin.sample(n, seed=0)
@@ -168,7 +160,9 @@ def events(budget: float) -> dict:
         examples=[" ".join(g["phone"]) for _, g in list(fake.groupby("word", sort=False))[:8]],
         load_end=load(),
     )
-    curve_png({"GRU-256 (events)": rep.curve}, OUT / "neural_events_curve.png", "phone")
+    curve_png(
+        {"GRU-256 (events)": res["training"]["curve"]}, OUT / "neural_events_curve.png", "phone"
+    )
     return res
 
 
