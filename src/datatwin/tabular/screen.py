@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from .counting import FamilyCounter
-from .search import LocalScorer
+from .search import LocalScorer, orient_forest
 
 #: tables with more modelled columns than this get screened candidates (see the module doc)
 WIDE_COLUMNS = 200
@@ -94,18 +94,4 @@ def chow_liu_screened(
     for a, b in zip(tree.row.tolist(), tree.col.tolist(), strict=True):
         adj[a].append(b)
         adj[b].append(a)
-    parents: list[tuple[int, ...]] = [() for _ in range(d)]
-    seen = np.zeros(d, bool)
-    for start in [root, *range(d)]:
-        if seen[start]:
-            continue
-        seen[start] = True
-        stack = [start]
-        while stack:
-            a = stack.pop()
-            for b in sorted(adj[a]):
-                if not seen[b]:
-                    seen[b] = True
-                    parents[b] = (a,)
-                    stack.append(b)
-    return parents
+    return orient_forest([sorted(n) for n in adj], root)

@@ -132,20 +132,27 @@ def chow_liu(counter: FamilyCounter, scorer: LocalScorer, root: int = 0) -> list
     weights = np.where(w > _TOL, -(w + 1.0), 0.0)  # strictly negative = an edge to keep
     tree = minimum_spanning_tree(weights).toarray()
     adj = (tree != 0) | (tree.T != 0)
+    return orient_forest([np.flatnonzero(adj[a]).tolist() for a in range(d)], root)
+
+
+def orient_forest(neighbours: list[list[int]], root: int = 0) -> list[tuple[int, ...]]:
+    """Parent lists of an undirected forest (each node's neighbours in ascending order),
+    every tree oriented away from its first node met, `root` first."""
+    d = len(neighbours)
     parents: list[tuple[int, ...]] = [() for _ in range(d)]
     seen = np.zeros(d, bool)
-    for start in [root] + list(range(d)):
+    for start in [root, *range(d)]:
         if seen[start]:
             continue
         seen[start] = True
         stack = [start]
         while stack:
             a = stack.pop()
-            for b in np.flatnonzero(adj[a]):
+            for b in neighbours[a]:
                 if not seen[b]:
                     seen[b] = True
                     parents[b] = (a,)
-                    stack.append(int(b))
+                    stack.append(b)
     return parents
 
 
