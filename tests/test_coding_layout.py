@@ -68,7 +68,7 @@ def test_cells_are_the_readers_tokens(case: str, tmp_path: Path) -> None:
         return
     table = read_csv(path, encoding=encoding, delimiter=None)
     assert table.columns == s.names
-    assert [list(table.tokens[n]) for n in table.columns] == s.columns
+    assert [list(table.text(n)) for n in table.columns] == s.columns
 
 
 def test_clean_csv_layout_costs_a_few_bytes() -> None:

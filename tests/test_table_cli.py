@@ -552,7 +552,7 @@ def test_separator_is_sniffed(tmp_path, capsys, sep):
     a, b = read_table(comma), read_table(other)
     assert a.columns == b.columns == ["price", "city", "k"]
     for c in a.columns:
-        np.testing.assert_array_equal(a.tokens[c], b.tokens[c])
+        np.testing.assert_array_equal(a.text(c), b.text(c))
     outs = []
     for data in (comma, other):
         out = tmp_path / f"{data.stem}.twin"
@@ -568,4 +568,4 @@ def test_single_column_csv_is_not_split(tmp_path):
 
     path = write(tmp_path / "one.csv", "note\n" + "\n".join(["a;b", "c|d", "e"] * 20) + "\n")
     raw = read_table(path)
-    assert raw.columns == ["note"] and raw.tokens["note"][0] == "a;b"
+    assert raw.columns == ["note"] and raw.text("note")[0] == "a;b"

@@ -460,7 +460,8 @@ def test_frame_cells_become_the_text_a_csv_would_hold():
             "bn": [True, None, False, True],
         }
     )
-    tok = from_frame(df).tokens
+    raw = from_frame(df)
+    tok = {c: raw.text(c) for c in raw.columns}
     assert list(tok["f"]) == ["0", "-0", "1.5", ""]
     assert list(tok["g"]) == ["2", "1.25", "2", ""]
     assert list(tok["f32"]) == ["0.1", "0.2", "0.1", ""]

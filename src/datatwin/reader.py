@@ -11,7 +11,6 @@ import codecs
 import csv
 import gzip
 import io
-import weakref
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,53 +31,102 @@ from .errors import InputError
 MISSING_MARKERS = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
 
 
+@dataclass(frozen=True)
+class ValueCounts:
+    """A column's distinct texts (in order of first appearance) and how many cells hold each:
+    the sufficient statistic of every per-column fit (schema, codec). Counts of chunks merge
+    exactly (`merge`), in chunk order, so a table read in pieces gives the same statistic."""
+
+    values: np.ndarray  # object array of str, each distinct
+    counts: np.ndarray  # int64, one per value
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.counts.sum())
+
+    @staticmethod
+    def merge(parts: list[ValueCounts]) -> ValueCounts:
+        values = np.concatenate([p.values for p in parts]) if parts else np.empty(0, object)
+        counts = np.concatenate([p.counts for p in parts]) if parts else np.empty(0, np.int64)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        return ValueCounts(
+            np.asarray(uniques, dtype=object),
+            np.bincount(codes, weights=counts, minlength=len(uniques)).astype(np.int64),
+        )
+
+
+def small_codes(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """`codes` in the smallest signed integer type that holds 0..n_values-1."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_values <= np.iinfo(dtype).max:
+            return codes.astype(dtype, copy=False)
+    return codes.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True)
+class TokenColumn:
+    """One column's cells as codes into its distinct texts: cell i is `uniques[codes[i]]`.
+
+    A cell costs the size of its code (1 byte for up to 127 distinct texts), never a Python
+    string; anything that is a function of a cell's text is computed once per distinct text
+    and spread with `per_cell`."""
+
+    codes: np.ndarray  # the smallest signed integer type (`small_codes`)
+    uniques: np.ndarray  # object array of str, each distinct, in order of first appearance
+
+    @classmethod
+    def of(cls, cells: np.ndarray | TokenColumn) -> TokenColumn:
+        """The column of an array of texts (or the column itself)."""
+        if isinstance(cells, TokenColumn):
+            return cells
+        codes, uniques = pd.factorize(np.asarray(cells, dtype=object), use_na_sentinel=False)
+        return cls(small_codes(codes, len(uniques)), np.asarray(uniques, dtype=object))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def per_cell(self, per_unique: np.ndarray) -> np.ndarray:
+        """Spread a value computed for each distinct text to every cell."""
+        return np.asarray(per_unique)[self.codes]
+
+    def text(self) -> np.ndarray:
+        """The cells as an object array of str (8 bytes a cell; for small or final uses)."""
+        return self.per_cell(self.uniques)
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=len(self.uniques)).astype(np.int64)
+
+    def value_counts(self) -> ValueCounts:
+        return ValueCounts(self.uniques, self.counts())
+
+    def take(self, idx: np.ndarray) -> TokenColumn:
+        """The cells at positions `idx` (a mask or indices): a column of their own, holding
+        only the texts they hold, in their order of first appearance."""
+        codes, first = pd.factorize(self.codes[idx], use_na_sentinel=False)
+        return TokenColumn(small_codes(codes, len(first)), self.uniques[first])
+
+
 @dataclass
 class RawTable:
-    """Columns of text tokens (object arrays of str; "" for an empty cell) plus pandas dtypes."""
+    """Columns of text cells (`TokenColumn`: "" for an empty cell) plus pandas dtypes."""
 
     columns: list[str]
-    tokens: dict[str, np.ndarray]
+    cells: dict[str, TokenColumn]
     dtypes: dict[str, str] = field(default_factory=dict)
     source: str = "data"
 
     @property
     def n_rows(self) -> int:
-        return len(self.tokens[self.columns[0]]) if self.columns else 0
+        return len(self.cells[self.columns[0]]) if self.columns else 0
+
+    def text(self, name: str) -> np.ndarray:
+        """Column `name`'s cells as an object array of str."""
+        return self.cells[name].text()
 
     def take(self, idx: np.ndarray) -> RawTable:
-        """The rows at positions `idx` (their token codes kept, see `token_codes`)."""
-        tokens = {}
-        for c, v in self.tokens.items():
-            tokens[c] = v[idx]
-            known = _CODES.get(id(v))
-            if known is not None and known[0]() is v:
-                codes, uniques = known[1][idx], known[2]
-                present = np.bincount(codes, minlength=len(uniques)) > 0
-                if not present.all():  # only the tokens these rows hold
-                    codes = (np.cumsum(present) - 1).astype(codes.dtype)[codes]
-                    uniques = uniques[present]
-                remember_codes(tokens[c], codes, uniques)
-        return RawTable(self.columns, tokens, self.dtypes, self.source)
-
-
-#: id(token array) -> (weak reference to it, its codes, the distinct tokens)
-_CODES: dict[int, tuple[weakref.ref, np.ndarray, np.ndarray]] = {}
-
-
-def remember_codes(tokens: np.ndarray, codes: np.ndarray, uniques: np.ndarray) -> None:
-    """Record that tokens == uniques[codes] (forgotten when `tokens` is freed)."""
-    key = id(tokens)
-    _CODES[key] = (weakref.ref(tokens, lambda _: _CODES.pop(key, None)), codes, uniques)
-
-
-def token_codes(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, distinct tokens) with tokens == uniques[codes]: what `pd.factorize` gives
-    (use_na_sentinel=False), taken from the reader's dictionary encoding when it has it."""
-    known = _CODES.get(id(tokens))
-    if known is not None and known[0]() is tokens:
-        return known[1], known[2]
-    codes, uniques = pd.factorize(np.asarray(tokens, dtype=object), use_na_sentinel=False)
-    return codes, np.asarray(uniques, dtype=object)
+        """The rows at positions `idx`."""
+        cells = {c: v.take(idx) for c, v in self.cells.items()}
+        return RawTable(self.columns, cells, self.dtypes, self.source)
 
 
 def _open_text_head(path: Path, nbytes: int = 1 << 16) -> bytes:
@@ -169,7 +217,7 @@ def read_csv(
     else:
         names = [f"col{i + 1}" for i in range(len(names))]
     read_opts = pacsv.ReadOptions(
-        encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=1 << 24
+        encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=1 << 23
     )
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     conv_opts = pacsv.ConvertOptions(
@@ -178,9 +226,7 @@ def read_csv(
         quoted_strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(
-            path, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-        )
+        cells = _read_cells(path, names, read_opts, parse_opts, conv_opts)
     except pa.ArrowInvalid as exc:
         msg = str(exc).splitlines()[0]
         if "UTF8" in msg or "utf8" in msg.lower():
@@ -189,8 +235,10 @@ def read_csv(
                 "(encoding=, --encoding), e.g. latin-1"
             ) from None
         if "Expected" in msg and "columns" in msg:
+            line = _ragged_line(path, encoding, delimiter, len(names))
+            where = f"line {line}: " if line else ""
             raise InputError(
-                f"{path}: ragged rows ({msg}); every row needs {len(names)} fields"
+                f"{path}: {where}ragged row ({msg}); every row needs {len(names)} fields"
             ) from None
         if encoding.replace("-", "").lower() not in ("utf8", "utf8sig"):
             msg += f"; is the file really {encoding}?"
@@ -202,27 +250,63 @@ def read_csv(
         ) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
-    tokens = {n: _object_tokens(table.column(n)) for n in names}
-    raw = RawTable(names, tokens, {n: "csv" for n in names}, source=str(path))
+    raw = RawTable(names, cells, {n: "csv" for n in names}, source=str(path))
     if raw.n_rows == 0:
         raise InputError(f"{path} has a header but no data rows; give at least a few rows")
     return raw
 
 
-def _object_tokens(col: pa.ChunkedArray) -> np.ndarray:
-    """A string column as an object array in which equal cells share one Python string
-    (dictionary-encoded): 8 bytes a cell instead of a string object a cell; its codes are
-    remembered (`token_codes`)."""
-    if col.num_chunks == 0:
-        return np.empty(0, dtype=object)
-    enc = pc.dictionary_encode(col.combine_chunks() if col.num_chunks > 1 else col.chunk(0))
-    uniq = enc.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    tokens = uniq[codes]
-    if len(uniq) < 1 << 15:  # codes in 1 or 2 bytes a cell
-        codes = codes.astype(np.int8 if len(uniq) < 1 << 7 else np.int16)
-    remember_codes(tokens, codes, uniq)
-    return tokens
+class _ColumnCodes:
+    """One column read batch by batch: each batch dictionary-encoded by pyarrow and its
+    dictionary merged into the column's (in order of first appearance), so only a code per
+    cell is kept, never a Python string per cell."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.parts: list[np.ndarray] = []
+
+    def add(self, cells: pa.Array) -> None:
+        enc = pc.dictionary_encode(cells)
+        index = self.index
+        local = enc.dictionary.to_pylist()
+        remap = np.fromiter((index.setdefault(v, len(index)) for v in local), np.int32, len(local))
+        codes = remap[enc.indices.to_numpy(zero_copy_only=False)]
+        self.parts.append(small_codes(codes, len(index)))  # widened in `finish` if need be
+
+    def finish(self) -> TokenColumn:
+        n = len(self.index)
+        parts = [small_codes(p, n) for p in self.parts]
+        self.parts.clear()
+        codes = np.concatenate(parts) if parts else np.zeros(0, np.int8)
+        return TokenColumn(small_codes(codes, n), np.array(list(self.index), dtype=object))
+
+
+def _read_cells(path: Path, names: list[str], read_opts, parse_opts, conv_opts):
+    """Every column of a CSV as a `TokenColumn`, streamed in blocks: memory is the codes
+    plus one block of text, whatever the file's size."""
+    columns = [_ColumnCodes() for _ in names]
+    with pacsv.open_csv(
+        path, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+    ) as reader:
+        for batch in reader:
+            for j, col in enumerate(columns):
+                col.add(batch.column(j))
+    return {n: c.finish() for n, c in zip(names, columns, strict=True)}
+
+
+def _ragged_line(path: Path, encoding: str, delimiter: str, width: int) -> int | None:
+    """The line number of the first record without `width` fields (a Python scan of the
+    file, run only to name the line in an error), or None when it cannot be told."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding=encoding, newline="") as fh:
+            records = csv.reader(fh, delimiter=delimiter)
+            for rec in records:
+                if rec and len(rec) != width:
+                    return records.line_num
+    except (OSError, EOFError, zlib.error, UnicodeError, csv.Error):
+        return None
+    return None
 
 
 def _series_tokens(s: pd.Series) -> np.ndarray:
@@ -277,9 +361,9 @@ def from_frame(df: pd.DataFrame, source: str = "DataFrame") -> RawTable:
         raise InputError(f"duplicate column names {dupes}; rename them")
     if len(df) == 0 or not names:
         raise InputError(f"{source} has no rows or no columns")
-    tokens = {n: _series_tokens(df.iloc[:, i]) for i, n in enumerate(names)}
+    cells = {n: TokenColumn.of(_series_tokens(df.iloc[:, i])) for i, n in enumerate(names)}
     dtypes = {n: str(df.iloc[:, i].dtype) for i, n in enumerate(names)}
-    return RawTable(names, tokens, dtypes, source)
+    return RawTable(names, cells, dtypes, source)
 
 
 @dataclass(frozen=True)

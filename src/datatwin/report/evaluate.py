@@ -13,14 +13,14 @@ import pandas as pd
 
 from .. import progress
 from ..errors import InputError
-from ..reader import RawTable, read_table
+from ..reader import RawTable, TokenColumn, read_table
 from . import deps, metrics
 from .tables import Frame, parse
 
 
 def _tokens_table(df: pd.DataFrame, source: str) -> RawTable:
     cols = [str(c) for c in df.columns]
-    return RawTable(cols, {c: df[c].to_numpy(object) for c in cols}, {}, source)
+    return RawTable(cols, {c: TokenColumn.of(df[c].to_numpy(object)) for c in cols}, {}, source)
 
 
 def _read(path, what: str) -> RawTable:

@@ -100,7 +100,7 @@ def parse(data, schema: list[ColumnSpec], what: str) -> Frame:
     """Read `data` (path, DataFrame, RawTable) and parse the schema's modelled columns."""
     raw = data if isinstance(data, RawTable) else read_table(data)
     specs = modelled_specs(schema)
-    missing = [s.name for s in specs if s.name not in raw.tokens]
+    missing = [s.name for s in specs if s.name not in raw.cells]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise InputError(
@@ -109,8 +109,8 @@ def parse(data, schema: list[ColumnSpec], what: str) -> Frame:
         )
     if raw.n_rows == 0:
         raise InputError(f"{what} ({raw.source}) has no rows")
-    cols = [_parse(s, raw.tokens[s.name]) for s in specs]
-    tokens = pd.DataFrame({s.name: raw.tokens[s.name] for s in specs}, dtype=object)
+    cols = [_parse(s, raw.text(s.name)) for s in specs]
+    tokens = pd.DataFrame({s.name: raw.text(s.name) for s in specs}, dtype=object)
     return Frame(cols, raw.n_rows, tokens)
 
 

@@ -190,7 +190,7 @@ def decimals_from_floats(x: np.ndarray) -> int:
 def _read_text(path: Path) -> pd.DataFrame:
     """A series file (CSV, .gz, TSV, Parquet; separator sniffed) as text columns."""
     raw = read_table(path)
-    return pd.DataFrame({c: raw.tokens[c] for c in raw.columns}, columns=raw.columns, dtype=object)
+    return pd.DataFrame({c: raw.text(c) for c in raw.columns}, columns=raw.columns, dtype=object)
 
 
 #: cells read as missing values, compared case-insensitively: the shared markers of every

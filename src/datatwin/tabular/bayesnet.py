@@ -153,7 +153,7 @@ class DiscreteBayesNet:
         """log P(row) in nats: the states' probability plus each value's within-state term."""
         cols, within = [], np.zeros(raw.n_rows)
         for codec in codecs:
-            s, w = codec.encode(raw.tokens[codec.spec.name])
+            s, w = codec.encode(raw.cells[codec.spec.name])
             cols.append(s)
             within += w
         return self.log_prob_states(cols) + within

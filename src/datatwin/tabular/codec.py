@@ -19,10 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
 from ..modelfile import require_integer
-from ..reader import token_codes
-from .schema import MAX_GRID, ColumnSpec, _numeric_parse, isin_tokens
+from ..reader import TokenColumn, ValueCounts
+from .schema import MAX_GRID, ColumnSpec, parse_numbers
 from .spelling import SpellingModel
 
 TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
@@ -49,12 +48,12 @@ def withheld(counts: np.ndarray, n_rows: int, min_count: int) -> np.ndarray:
     return np.asarray(counts) < min_count
 
 
-def withheld_summary(spec: ColumnSpec, col: np.ndarray, min_count: int) -> tuple[int, int]:
+def withheld_summary(spec: ColumnSpec, cells: TokenColumn, min_count: int) -> tuple[int, int]:
     """(values, rows) of a categorical column that the privacy rule withholds."""
     if spec.type not in ("categorical", "boolean"):
         return 0, 0
-    vals, counts = token_counts(col)
-    mask = withheld(counts, len(col), min_count) & ~np.isin(vals, list(spec.missing))
+    vals, counts = sorted_counts(cells.value_counts())
+    mask = withheld(counts, len(cells), min_count) & ~np.isin(vals, list(spec.missing))
     return int(mask.sum()), int(counts[mask].sum())
 
 
@@ -80,10 +79,16 @@ def datetime_step(spec: ColumnSpec) -> int:
     return DATETIME_SECONDS.get(spec.datetime_unit, 1)
 
 
-def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
-    """Grid index (int64 as float, NaN where not a number/date) of each token."""
+def to_grid(spec: ColumnSpec, cells: TokenColumn | np.ndarray) -> np.ndarray:
+    """Grid index (int64 as float, NaN where not a number/date) of each cell."""
+    col = TokenColumn.of(cells)
+    return col.per_cell(grid_of_texts(spec, col.uniques))
+
+
+def grid_of_texts(spec: ColumnSpec, texts: np.ndarray) -> np.ndarray:
+    """`to_grid` of distinct texts: each is parsed once."""
     if spec.type == "datetime":
-        text = pd.Series(tokens, dtype=object).str.strip()
+        text = pd.Series(texts, dtype=object).str.strip()
         t = pd.to_datetime(text, format=spec.datetime_format or None, errors="coerce")
         retry = t.isna() & text.notna() & (text != "")
         if retry.any():  # the same instant written another way (e.g. ISO 8601 from a frame)
@@ -91,7 +96,7 @@ def to_grid(spec: ColumnSpec, tokens: np.ndarray) -> np.ndarray:
         unit = datetime_step(spec)
         secs = (t - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(float)
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
-    vals, _ = _numeric_parse(tokens)
+    vals, _ = parse_numbers(texts)
     with np.errstate(over="ignore", invalid="ignore"):
         g = np.round(vals * _grid_scale(spec))
     g[~(np.abs(g) < MAX_GRID)] = np.nan  # beyond exact steps: scored as a token, not a number
@@ -156,40 +161,43 @@ class ColumnCodec:
     def fit(
         cls,
         spec: ColumnSpec,
-        col: np.ndarray,
+        cells: TokenColumn | ValueCounts | np.ndarray,
         bins: int = 10,
         max_categories: int = 2000,
         min_count: int = MIN_COUNT,
     ) -> ColumnCodec:
-        """Fit a codec on a column of tokens (object array of str). A category of a
-        high-cardinality column seen in fewer than `min_count` rows is not stored: it is
-        spelled by the character model (`withheld`)."""
+        """Fit a codec on a column's distinct texts and their counts (`ValueCounts`, which
+        merge exactly over chunks; a `TokenColumn` or an array of texts is counted first).
+        A category of a high-cardinality column seen in fewer than `min_count` rows is not
+        stored: it is spelled by the character model (`withheld`)."""
+        vc = cells if isinstance(cells, ValueCounts) else TokenColumn.of(cells).value_counts()
         missing_set = set(spec.missing)
         if spec.type in ("integer", "float", "datetime"):
-            return cls._fit_numeric(spec, col, bins, missing_set)
-        return cls._fit_categorical(spec, col, max_categories, min_count, missing_set)
+            return cls._fit_numeric(spec, vc, bins, missing_set)
+        return cls._fit_categorical(spec, vc, max_categories, min_count, missing_set)
 
     @classmethod
     def _fit_numeric(
-        cls, spec: ColumnSpec, col: np.ndarray, bins: int, missing_set: set[str]
+        cls, spec: ColumnSpec, vc: ValueCounts, bins: int, missing_set: set[str]
     ) -> ColumnCodec:
         """Tokens (missing markers, junk), frequent exact values as atoms, quantile bins."""
-        g = to_grid(spec, col)
-        is_tok = np.isnan(g) | isin_tokens(col, missing_set) if missing_set else np.isnan(g)
-        tok_vals, tok_counts = token_counts(col[is_tok])
+        g = grid_of_texts(spec, vc.values)
+        is_tok = np.isnan(g) | np.array([v in missing_set for v in vc.values], bool).reshape(-1)
+        tok_vals, tok_counts = sorted_counts(ValueCounts(vc.values[is_tok], vc.counts[is_tok]))
         order = np.argsort(-tok_counts, kind="stable")
         tokens = [str(t) for t in tok_vals[order]]
-        gv = g[~is_tok]
-        uniq, cnt = np.unique(gv, return_counts=True)
+        uniq, inverse = np.unique(g[~is_tok], return_inverse=True)
+        cnt = np.bincount(inverse, weights=vc.counts[~is_tok], minlength=len(uniq))
+        cnt = cnt.astype(np.int64)
         if len(uniq) <= _SMALL_DISTINCT:
-            atoms, rest = uniq, np.empty(0)
+            atoms, keep = uniq, np.zeros(len(uniq), bool)
         else:
-            thresh = max(10, 0.01 * len(gv))
+            thresh = max(10, 0.01 * int(cnt.sum()))
             freq = np.argsort(-cnt, kind="stable")[:_MAX_VALUE_ATOMS]
             freq = freq[cnt[freq] >= thresh]
             atoms = np.sort(uniq[freq])
-            rest = gv[~np.isin(gv, atoms)]
-        coarse, fine, fine_logp, fine_coarse = _bins(rest, atoms, bins)
+            keep = ~np.isin(uniq, atoms)
+        coarse, fine, fine_logp, fine_coarse = _bins(uniq[keep], cnt[keep], bins)
         lo = float(uniq.min()) if len(uniq) else 0.0
         hi = float(uniq.max()) if len(uniq) else 0.0
         spelling = SpellingModel.fit(tokens or ["?"])
@@ -213,16 +221,16 @@ class ColumnCodec:
     def _fit_categorical(
         cls,
         spec: ColumnSpec,
-        col: np.ndarray,
+        vc: ValueCounts,
         max_categories: int,
         min_count: int,
         missing_set: set[str],
     ) -> ColumnCodec:
         """Every distinct token an atom, but the withheld rare values and the capped tail."""
-        n = len(col)
+        n = vc.n_rows
         # categorical / boolean: every distinct token an atom, except the rare values of a
         # high-cardinality column (`withheld`: privacy) and the tail beyond max_categories
-        vals, counts = token_counts(col)
+        vals, counts = sorted_counts(vc)
         order = np.argsort(-counts, kind="stable")
         vals, counts = vals[order], counts[order]
         is_marker = np.isin(vals, list(missing_set))
@@ -307,8 +315,15 @@ class ColumnCodec:
         return ranks
 
     # ---- encoding -----------------------------------------------------------------------
-    def encode(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """States (int64) and log P(value | state) (nats) for each token."""
+    def encode(self, cells: TokenColumn | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """States (int64) and log P(value | state) (nats) for each cell, computed once per
+        distinct text."""
+        col = TokenColumn.of(cells)
+        states, within = self._encode_texts(col.uniques)
+        return col.per_cell(states), col.per_cell(within)
+
+    def _encode_texts(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`encode` of an object array of distinct texts."""
         n = len(col)
         states = np.full(n, self.escape_state, dtype=np.int64)
         within = np.zeros(n)
@@ -319,7 +334,7 @@ class ColumnCodec:
         if self.numeric:
             g = np.full(n, np.nan)
             if rest.any():
-                g[rest] = to_grid(self.spec, col[rest])
+                g[rest] = grid_of_texts(self.spec, col[rest])
             num = rest & ~np.isnan(g)
             if len(self.value_atoms):
                 ai = np.searchsorted(self.value_atoms, g[num])
@@ -351,17 +366,16 @@ class ColumnCodec:
         """Index of each token among the codec's token atoms, -1 where it is not one."""
         if not self.tokens:
             return np.full(len(col), -1, dtype=np.int64)
-        codes, uniques = token_codes(col)
         lookup = np.array(
-            [self._token_index.get(u, -1) if isinstance(u, str) else -1 for u in uniques],
+            [self._token_index.get(u, -1) if isinstance(u, str) else -1 for u in col],
             dtype=np.int64,
-        )
+        ).reshape(-1)
         if "" not in self._token_index and self.token_missing.any():
             # an empty cell (a DataFrame's NaN) is missing: the column's usual missing marker
-            lookup[[i for i, u in enumerate(uniques) if u == "" or u is None]] = int(
+            lookup[[i for i, u in enumerate(col) if u == "" or u is None]] = int(
                 np.flatnonzero(self.token_missing)[0]
             )
-        return lookup[codes]
+        return lookup
 
     def _spell(self, toks: np.ndarray) -> np.ndarray:
         uniq, inv = np.unique(toks.astype(str), return_inverse=True)
@@ -511,45 +525,46 @@ class ColumnCodec:
         return codec
 
 
-def token_counts(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct tokens (sorted, as str) and their counts, by hashing rather than sorting rows."""
-    codes, uniques = token_codes(tokens)
-    counts = np.bincount(codes, minlength=len(uniques))
-    names = np.array([str(u) for u in uniques], dtype=object)
+def sorted_counts(vc: ValueCounts) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct texts (sorted, as str) and their counts."""
+    names = np.array([str(u) for u in vc.values], dtype=object)
     order = np.argsort(names.astype(str), kind="stable")
-    return names[order].astype(str), counts[order]
+    return names[order].astype(str), vc.counts[order]
 
 
-def _bins(rest: np.ndarray, atoms: np.ndarray, bins: int):
-    """Coarse quantile bins over the non-atom grid values, and a finer histogram in each."""
-    if len(rest) == 0:
+def _bins(values: np.ndarray, counts: np.ndarray, bins: int):
+    """Coarse quantile bins over the non-atom grid values (distinct, sorted, with their
+    counts), and a finer histogram in each. Quantiles are exact order statistics of the
+    counted values (`_quantiles`), so the bins are those of the values written out."""
+    if len(values) == 0:
         return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64)
-    rest = np.sort(rest)
-    n = len(rest)
-    qs = np.quantile(rest, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
-    coarse = np.unique(np.r_[rest[0], qs, rest[-1] + 1])
+    below = np.r_[0, np.cumsum(counts)]  # below[i]: values smaller than values[i]
+    qs = _quantiles(values, below, np.linspace(0, 1, bins + 1)[1:-1])
+    coarse = np.unique(np.r_[values[0], qs, values[-1] + 1])
     # coarse bin c covers [coarse[c], coarse[c+1]); every bin starts at a data value so it holds one
     fine_edges, fine_logp, fine_coarse = [], [], []
     for c in range(len(coarse) - 1):
-        a, b = np.searchsorted(rest, [coarse[c], coarse[c + 1]])
-        vals = rest[a:b]
-        m = len(vals)
-        k = int(np.clip(round(math.sqrt(m) / 2), 1, 32))
-        inner = (
-            np.quantile(vals, np.linspace(0, 1, k + 1)[1:-1], method="inverted_cdf")
-            if k > 1
-            else []
-        )
+        a, b = np.searchsorted(values, [coarse[c], coarse[c + 1]])
+        vals, sub = values[a:b], below[a : b + 1] - below[a]
+        k = int(np.clip(round(math.sqrt(int(sub[-1])) / 2), 1, 32))
+        inner = _quantiles(vals, sub, np.linspace(0, 1, k + 1)[1:-1]) if k > 1 else np.empty(0)
         edges = np.unique(np.r_[coarse[c], inner])
         edges = edges[(edges >= coarse[c]) & (edges < coarse[c + 1])]
         full = np.r_[edges, coarse[c + 1]]
-        cnt = np.diff(np.searchsorted(vals, full, "left")).astype(float)
+        cnt = np.diff(sub[np.searchsorted(vals, full, "left")]).astype(float)
         p = (cnt + _FINE_PSEUDO) / (cnt.sum() + _FINE_PSEUDO * len(cnt))
         fine_edges.append(edges)
         fine_logp.append(np.log(p))
         fine_coarse.append(np.full(len(edges), c))
     fe = np.r_[np.concatenate(fine_edges), coarse[-1]]
-    if n == 0:
-        raise InputError("internal: empty bins")
-    del atoms
     return coarse, fe, np.concatenate(fine_logp), np.concatenate(fine_coarse).astype(np.int64)
+
+
+def _quantiles(values: np.ndarray, below: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """`np.quantile(x, qs, method="inverted_cdf")` of the n = below[-1] values x that are
+    `values` (sorted, distinct) each repeated below[i+1] - below[i] times: order statistic
+    ⌈n·q⌉ (1-based; the first for q = 0), read off the counts without writing x out."""
+    index = int(below[-1]) * np.asarray(qs, dtype=float) - 1  # as numpy computes it
+    rank = np.floor(index)
+    rank = np.maximum(np.where(index - rank == 0, rank, rank + 1), 0)
+    return values[np.searchsorted(below[1:], rank, "right")]

@@ -142,10 +142,13 @@ class LinearGaussianNet:
     # ---- the StateModel of a table twin -----------------------------------------------
     def log_prob(self, codecs: list[ColumnCodec], raw: RawTable) -> np.ndarray:
         """log P(row) in nats: each value's cell mass (non-numbers by the escape)."""
-        X = np.column_stack([to_grid(c.spec, raw.tokens[c.spec.name]) for c in codecs])
+        X = np.column_stack([to_grid(c.spec, raw.cells[c.spec.name]) for c in codecs])
         nbytes = (
             np.column_stack(
-                [[len(str(t).encode()) for t in raw.tokens[c.spec.name]] for c in codecs]
+                [
+                    raw.cells[c.spec.name].per_cell(_utf8_lengths(raw.cells[c.spec.name].uniques))
+                    for c in codecs
+                ]
             )
             if np.isnan(X).any()
             else np.zeros(X.shape, dtype=np.int64)
@@ -223,3 +226,8 @@ class LinearGaussianNet:
         return cls(
             parents, a["g_intercept"], coefs, a["g_sigma"], a["g_step"], a["g_mean"], a["g_escape"]
         )
+
+
+def _utf8_lengths(texts: np.ndarray) -> np.ndarray:
+    """Bytes of each text in UTF-8."""
+    return np.array([len(str(t).encode()) for t in texts], dtype=np.int64).reshape(-1)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..reader import MISSING_MARKERS, RawTable, token_codes
+from ..reader import MISSING_MARKERS, RawTable, TokenColumn, ValueCounts
 
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
 DEFAULT_MISSING = MISSING_MARKERS
@@ -76,22 +76,19 @@ class ColumnSpec:
         return spec
 
 
-def _numeric_parse(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Float values (NaN where a token is not a number) and whether each token is an integer.
-
-    Tokens repeat a lot in real columns, so each distinct token is parsed once.
-    """
-    codes, uniques = token_codes(tokens)
-    if len(uniques) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
-        parsed = [_parse_one(str(u)) for u in uniques]
+def parse_numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Float value (NaN where a text is not a finite number) of each text, and whether it is
+    a plain integer. Meant for distinct texts (`TokenColumn.uniques`): each is parsed once."""
+    if len(texts) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
+        parsed = [_parse_one(str(u)) for u in texts]
         vals = np.array([v for v, _ in parsed], dtype=float).reshape(-1)
         is_int = np.array([i for _, i in parsed], dtype=bool).reshape(-1)
-        return vals[codes], is_int[codes]
-    s = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
+        return vals, is_int
+    s = pd.Series(np.asarray(texts, dtype=object), dtype=object).astype(str).str.strip()
     vals = pd.to_numeric(s, errors="coerce").to_numpy(float, copy=True)
     is_int = s.str.match(_INT_RE).fillna(False).to_numpy(bool)
     vals[~np.isfinite(vals)] = np.nan
-    return vals[codes], is_int[codes]
+    return vals, is_int
 
 
 _FEW_DISTINCT = 64
@@ -137,52 +134,37 @@ def _try_datetime(values: np.ndarray) -> tuple[str, str] | None:
     return None
 
 
-def isin_tokens(tokens: np.ndarray, wanted: set[str]) -> np.ndarray:
-    """Whether each token is one of `wanted` (hash-based, one test per distinct token)."""
-    codes, uniques = token_codes(tokens)
-    hit = np.array([u in wanted for u in uniques], dtype=bool)
-    return hit[codes] if len(uniques) else np.zeros(len(tokens), bool)
-
-
 def infer_column(
-    name: str, tokens: np.ndarray, dtype: str = "csv", override: dict[str, Any] | None = None
+    name: str,
+    cells: TokenColumn | ValueCounts | np.ndarray,
+    dtype: str = "csv",
+    override: dict[str, Any] | None = None,
 ) -> ColumnSpec:
-    """Infer one column's spec from its tokens; `override` fields win over inference."""
+    """Infer one column's spec from its distinct texts and their counts (`ValueCounts`, the
+    column's sufficient statistic); `override` fields win over inference."""
+    vc = cells if isinstance(cells, ValueCounts) else TokenColumn.of(cells).value_counts()
     override = dict(override or {})
     missing = override.get("missing")
     if missing is None:
-        present = set(pd.unique(tokens)) if len(tokens) < 5_000_000 else set()
+        present = set(vc.values)
         missing = [m for m in DEFAULT_MISSING if m in present]
     missing_set = set(missing)
-    is_missing = isin_tokens(tokens, missing_set) if missing_set else np.zeros(len(tokens), bool)
-    values = tokens[~is_missing]
+    is_missing = np.array([u in missing_set for u in vc.values], dtype=bool).reshape(-1)
+    uniq, counts = vc.values[~is_missing], vc.counts[~is_missing]
     spec = ColumnSpec(name=name, type="categorical", missing=list(missing), dtype=dtype)
     forced = override.get("type")
     if forced is not None and forced not in TYPES:
         raise InputError(f"column {name!r}: unknown type {forced!r}; use one of {', '.join(TYPES)}")
-    if len(values) == 0:
+    if len(uniq) == 0:
         spec.note = "all values missing: modelled as a constant missing column"
         if forced:
             spec.type = forced
     else:
-        uniq = pd.unique(values)
-        n_unique = len(uniq)
-        spec.type = forced or _guess_type(values, uniq, dtype)
+        spec.type = forced or _guess_type(uniq, counts, dtype)
         if spec.type in ("integer", "float"):
-            vals, is_int = _numeric_parse(values)
-            ok = ~np.isnan(vals)
-            if spec.type == "integer" and not (is_int | ~ok).all():
-                spec.type = "float"
-            if not ok.any():
-                raise InputError(f"column {name!r} was declared {spec.type} but holds no numbers")
-            if spec.type == "float":
-                spec.decimals = int(override.get("decimals", recorded_decimals(values[ok])))
-            junk = n_unique - len(pd.unique(values[ok]))
-            if junk and not forced:
-                spec.note = f"{int((~ok).sum())} non-numeric tokens kept as their own values"
-            _check_grid(spec, float(np.nanmax(np.abs(vals))), forced, override)
+            _numeric_spec(spec, uniq, counts, forced, override)
         elif spec.type == "datetime":
-            found = _try_datetime(values.astype(str))
+            found = _try_datetime(uniq.astype(str))
             if found is None and "datetime_format" not in override:
                 raise InputError(
                     f"column {name!r}: cannot parse as dates; give datetime_format "
@@ -192,11 +174,12 @@ def infer_column(
                 spec.datetime_format, spec.datetime_unit = found
         elif spec.type == "id":
             spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
+        rows = vc.n_rows
         if (
             not forced
             and spec.type in ("categorical", "integer")
-            and n_unique == len(tokens)
-            and len(tokens) >= (20 if spec.type == "categorical" else 50)
+            and len(uniq) == rows
+            and rows >= (20 if spec.type == "categorical" else 50)
             and not is_missing.any()
         ):
             spec.type = "id"
@@ -205,6 +188,28 @@ def infer_column(
         if key in override:
             setattr(spec, key, override[key])
     return spec
+
+
+def _numeric_spec(
+    spec: ColumnSpec,
+    uniq: np.ndarray,
+    counts: np.ndarray,
+    forced: str | None,
+    override: dict[str, Any],
+) -> None:
+    """Settle an integer or float column (given its distinct non-missing texts and counts):
+    float if any number is not a plain integer, its recorded decimals, a note on junk."""
+    vals, is_int = parse_numbers(uniq)
+    ok = ~np.isnan(vals)
+    if spec.type == "integer" and not (is_int | ~ok).all():
+        spec.type = "float"
+    if not ok.any():
+        raise InputError(f"column {spec.name!r} was declared {spec.type} but holds no numbers")
+    if spec.type == "float":
+        spec.decimals = int(override.get("decimals", recorded_decimals(uniq[ok])))
+    if not ok.all() and not forced:
+        spec.note = f"{int(counts[~ok].sum())} non-numeric tokens kept as their own values"
+    _check_grid(spec, float(np.nanmax(np.abs(vals))), forced, override)
 
 
 def grid_fits(maxabs: float, decimals: int, limit: float = MAX_GRID) -> bool:
@@ -236,7 +241,9 @@ def _check_grid(
     )
 
 
-def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
+def _guess_type(uniq: np.ndarray, counts: np.ndarray, dtype: str) -> str:
+    """The type of a column from its distinct non-missing texts (in order of first
+    appearance) and how many cells hold each."""
     if dtype.startswith("bool"):
         return "boolean"
     if dtype.startswith("datetime"):
@@ -244,13 +251,13 @@ def _guess_type(values: np.ndarray, uniq: np.ndarray, dtype: str) -> str:
     low = {str(u).strip().lower() for u in uniq[:3]}
     if len(uniq) <= 2 and low <= _BOOL and {str(u).strip().lower() for u in uniq} <= _BOOL:
         return "boolean"
-    vals, is_int = _numeric_parse(uniq)
+    vals, is_int = parse_numbers(uniq)
     ok = ~np.isnan(vals)
     n_bad = int((~ok).sum())
     if ok.any() and n_bad <= _MAX_JUNK_DISTINCT:
-        ok_rows = int((~np.isnan(_numeric_parse(values)[0])).sum())
+        rows, bad_rows = int(counts.sum()), int(counts[~ok].sum())
         padded = pd.Series(uniq[ok], dtype=object).astype(str).str.match(r"^\s*[+-]?0\d")
-        if (len(values) - ok_rows) <= _MAX_JUNK_SHARE * len(values) and not padded.any():
+        if bad_rows <= _MAX_JUNK_SHARE * rows and not padded.any():
             return "integer" if is_int[ok].all() else "float"  # (zero-padded: codes, not counts)
     if (
         n_bad
@@ -272,7 +279,7 @@ def infer_schema(
     if unknown:
         raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
     return [
-        infer_column(c, raw.tokens[c], raw.dtypes.get(c, "csv"), overrides.get(c))
+        infer_column(c, raw.cells[c], raw.dtypes.get(c, "csv"), overrides.get(c))
         for c in raw.columns
     ]
 

@@ -80,7 +80,7 @@ def split_rows(raw: RawTable, holdout: Any, seed: SeedLike) -> Split:
     missing = [c for c in raw.columns if c not in hold.columns]
     if missing:
         raise InputError(f"the holdout data lacks columns {missing}")
-    hold = RawTable(raw.columns, {c: hold.tokens[c] for c in raw.columns}, raw.dtypes, hold.source)
+    hold = RawTable(raw.columns, {c: hold.cells[c] for c in raw.columns}, raw.dtypes, hold.source)
     check_rows(raw, 2)
     return Split(raw, hold, raw)
 

@@ -80,9 +80,9 @@ class Encoding:
         min_count: int = MIN_COUNT,
     ) -> Encoding:
         codecs = [
-            ColumnCodec.fit(s, raw.tokens[s.name], bins, max_categories, min_count) for s in specs
+            ColumnCodec.fit(s, raw.cells[s.name], bins, max_categories, min_count) for s in specs
         ]
-        columns = [compact(c.encode(raw.tokens[c.spec.name])[0], c.n_states) for c in codecs]
+        columns = [compact(c.encode(raw.cells[c.spec.name])[0], c.n_states) for c in codecs]
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
         weights = None
         if len(columns) > 1 and raw.n_rows >= _DEDUP_ROWS:  # counts over the distinct rows
@@ -116,7 +116,7 @@ class Encoding:
         if hit is None or hit[0] is not raw:
             cols, within = [], np.zeros(raw.n_rows)
             for codec in self.codecs:
-                st, w = codec.encode(raw.tokens[codec.spec.name])
+                st, w = codec.encode(raw.cells[codec.spec.name])
                 cols.append(compact(st, codec.n_states))
                 within += w
             hit = self.encoded_rows[id(raw)] = (raw, cols, within)
@@ -342,7 +342,7 @@ def numeric_matrix(codecs: list[ColumnCodec], raw: RawTable) -> np.ndarray | Non
     numeric in this data (then the linear-Gaussian structure does not apply)."""
     if not all_numeric(codecs):
         return None
-    X = np.column_stack([to_grid(c.spec, raw.tokens[c.spec.name]) for c in codecs])
+    X = np.column_stack([to_grid(c.spec, raw.cells[c.spec.name]) for c in codecs])
     return None if np.isnan(X).any() else X
 
 

@@ -155,7 +155,7 @@ class TableTwin(Twin):
             raw, model_specs, params["bins"], params["max_categories"], params["min_count"]
         )
         ids = {
-            s.name: IdGenerator.fit(raw.tokens[s.name], _int_like(raw.tokens[s.name]))
+            s.name: IdGenerator.fit(raw.text(s.name), _int_like(raw.cells[s.name].uniques))
             for s in specs
             if s.type == "id"
         }
@@ -232,7 +232,7 @@ class TableTwin(Twin):
     def log_prob(self, data: Any) -> np.ndarray:
         """log P(row) in nats for each row (identifier columns are not part of it)."""
         raw = read_table(data)
-        missing = [c for c in self.modelled if c not in raw.tokens]
+        missing = [c for c in self.modelled if c not in raw.cells]
         if missing:
             raise InputError(f"the data lacks columns the twin models: {missing}")
         out = self.net.log_prob(self.codecs, raw)
@@ -509,9 +509,9 @@ def _concat(parts: list[tuple[int, int, list[Decoded]]]) -> list[Decoded]:
 def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> None:
     """A note per column whose rare values the privacy rule keeps out of the model."""
     for s in specs:
-        if s.type == "id" or s.name not in raw.tokens:
+        if s.type == "id" or s.name not in raw.cells:
             continue
-        values, rows = withheld_summary(s, raw.tokens[s.name], min_count)
+        values, rows = withheld_summary(s, raw.cells[s.name], min_count)
         if values:
             progress.note(
                 f"column {s.name!r}: {values} values seen in fewer than {min_count} rows "
@@ -523,7 +523,7 @@ def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> No
 def _note_formulas(raw: RawTable) -> None:
     """A note when cells or column names look like spreadsheet formulas (samples may
     reproduce them; `--neutralise-formulas` writes them as text)."""
-    cols = [c for c in raw.columns if looks_like_formula(raw.tokens[c]).any()]
+    cols = [c for c in raw.columns if looks_like_formula(raw.cells[c].uniques).any()]
     names = [
         c
         for c, h in zip(

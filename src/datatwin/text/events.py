@@ -130,14 +130,14 @@ class EventsTwin(SequenceTwin):
         first appearance) then by the order column (numerically when it holds numbers)."""
         raw = table if isinstance(table, RawTable) else from_frame(table[list(cols.values())])
         sid, order_by = cols["sequence_id"], cols["order_by"]
-        codes, values = _typed(raw.tokens[sid], raw.dtypes.get(sid, ""))
+        codes, values = _typed(raw.text(sid), raw.dtypes.get(sid, ""))
         seq = pd.factorize(values, sort=False)[0][codes]  # equal values: one sequence
-        codes, values = _typed(raw.tokens[order_by], raw.dtypes.get(order_by, ""))
-        _check_order(order_by, raw.tokens[order_by], codes, values)
+        codes, values = _typed(raw.text(order_by), raw.dtypes.get(order_by, ""))
+        _check_order(order_by, raw.text(order_by), codes, values)
         order = values[codes]
         frame = pd.DataFrame({"seq": seq, "order": order, "i": np.arange(raw.n_rows)})
         frame = frame.sort_values(["seq", "order"], kind="stable")
-        ev = raw.tokens[cols["event"]][frame["i"].to_numpy()]
+        ev = raw.text(cols["event"])[frame["i"].to_numpy()]
         lengths = np.bincount(frame["seq"].to_numpy())
         lengths = lengths[lengths > 0]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
