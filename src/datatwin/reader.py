@@ -28,6 +28,9 @@ from .errors import InputError
 
 #: Cells that mean "missing" in every kind (tables keep them as values of their own; series
 #: and events read them as gaps). A schema can narrow the list per column (`--not-missing`).
+#: bytes of CSV text parsed at a time: the reader's memory beyond the codes it keeps
+BLOCK_BYTES = 1 << 23
+
 MISSING_MARKERS = ("", "?", "NA", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "#N/A")
 
 
@@ -217,7 +220,7 @@ def read_csv(
     else:
         names = [f"col{i + 1}" for i in range(len(names))]
     read_opts = pacsv.ReadOptions(
-        encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=1 << 23
+        encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=BLOCK_BYTES
     )
     parse_opts = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
     conv_opts = pacsv.ConvertOptions(
