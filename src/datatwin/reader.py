@@ -222,7 +222,9 @@ def read_csv(
     read_opts = pacsv.ReadOptions(
         encoding=encoding, column_names=names, skip_rows=1 if header else 0, block_size=BLOCK_BYTES
     )
-    parse_opts = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
+    parse_opts = pacsv.ParseOptions(
+        delimiter=delimiter, newlines_in_values=_may_quote_line_breaks(path, encoding)
+    )
     conv_opts = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names},
         strings_can_be_null=False,
@@ -257,6 +259,34 @@ def read_csv(
     if raw.n_rows == 0:
         raise InputError(f"{path} has a header but no data rows; give at least a few rows")
     return raw
+
+
+def _may_quote_line_breaks(path: Path, encoding: str) -> bool:
+    """Whether a quoted field of the CSV may hold a line break: whether some line break
+    (LF or CR) follows an odd number of quote characters. Files without one are parsed
+    without looking for them (about twice as fast). One pass over the bytes in blocks;
+    True whenever the bytes cannot tell (an encoding that is not ASCII-compatible)."""
+    try:
+        if '"\n\r'.encode(encoding) != b'"\n\r' or "a".encode(encoding) != b"a":
+            return True
+    except (LookupError, UnicodeError):
+        return True
+    opener = gzip.open if path.name.endswith(".gz") else open
+    parity = 0
+    try:
+        with opener(path, "rb") as fh:
+            while block := fh.read(BLOCK_BYTES):
+                b = np.frombuffer(block, np.uint8)
+                quotes = np.flatnonzero(b == 34)
+                if len(quotes) == 0 and parity == 0:
+                    continue
+                breaks = np.flatnonzero((b == 10) | (b == 13))
+                if np.any((parity + np.searchsorted(quotes, breaks)) & 1):
+                    return True
+                parity = (parity + len(quotes)) & 1
+    except (OSError, EOFError, zlib.error):
+        return True  # the reader itself reports the damage
+    return False
 
 
 class _ColumnCodes:

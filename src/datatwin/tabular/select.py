@@ -241,8 +241,8 @@ def _bits(twin: TableTwin, raw: RawTable, enc: Encoding | None) -> float:
     shares the codecs of `enc` (a discrete network's states and within-state terms)."""
     if enc is None or not isinstance(twin.net, DiscreteBayesNet) or enc.codecs is not twin.codecs:
         return twin.bits(raw)
-    cols, within = enc.encoded(raw)
-    logp = twin.net.log_prob_states(cols) + within
-    if not np.all(np.isfinite(logp)):
+    rows = enc.encoded(raw)
+    total = rows.total_log_prob(twin.net.log_prob_states(rows.columns))
+    if not np.isfinite(total):
         raise AssertionError("internal error: a non-finite log-probability")
-    return float(-np.sum(logp) / LN2) / len(logp)
+    return float(-total / LN2) / raw.n_rows

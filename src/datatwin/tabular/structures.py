@@ -52,6 +52,25 @@ _DEDUP_SHARE = 0.7
 
 # ---- the fit cache ------------------------------------------------------------------------
 @dataclass
+class EncodedRows:
+    """Rows under a set of codecs: their state columns and log P(value | state) (nats) of
+    each row, or, for many rows, the distinct state rows, each standing for `counts` rows,
+    and Σ log P(value | state) over all rows: Σ_rows log P(row) = Σ_distinct counts ·
+    log P(states) + Σ within, which is all a score needs."""
+
+    raw: RawTable
+    columns: list[np.ndarray]
+    counts: np.ndarray | None
+    within: np.ndarray  # per row of `columns` when counts is None, else one total
+
+    def total_log_prob(self, log_prob_states: np.ndarray) -> float:
+        """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
+        if self.counts is None:
+            return float(np.sum(log_prob_states + self.within))
+        return float(self.counts @ log_prob_states) + float(self.within.sum())
+
+
+@dataclass
 class Encoding:
     """The training rows under one (bins, max_categories): codecs, state columns (the
     distinct rows, counted by `counter.weights`, when rows repeat a lot), counts, and the
@@ -65,10 +84,8 @@ class Encoding:
     bayesnet: dict[tuple[str, int], list[Parents]] = field(default_factory=dict)
     #: family scores of bins-invariant columns, shared by the encodings of one FitCache
     shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None
-    #: rows encoded under these codecs: id(raw) -> (raw, states, Σ within-state log P)
-    encoded_rows: dict[int, tuple[RawTable, list[np.ndarray], np.ndarray]] = field(
-        default_factory=dict
-    )
+    #: rows encoded under these codecs, by id(raw)
+    encoded_rows: dict[int, EncodedRows] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -109,18 +126,23 @@ class Encoding:
             )
         return self.scorers[score]
 
-    def encoded(self, raw: RawTable) -> tuple[list[np.ndarray], np.ndarray]:
-        """`raw`'s states under the codecs and its summed within-state log P (nats), as
-        `DiscreteBayesNet.log_prob` computes them; kept per table for every candidate."""
+    def encoded(self, raw: RawTable) -> EncodedRows:
+        """`raw` under the codecs, as `DiscreteBayesNet.log_prob` sees it; kept per table
+        for every candidate."""
         hit = self.encoded_rows.get(id(raw))
-        if hit is None or hit[0] is not raw:
+        if hit is None or hit.raw is not raw:
             cols, within = [], np.zeros(raw.n_rows)
             for codec in self.codecs:
                 st, w = codec.encode(raw.cells[codec.spec.name])
                 cols.append(compact(st, codec.n_states))
                 within += w
-            hit = self.encoded_rows[id(raw)] = (raw, cols, within)
-        return hit[1], hit[2]
+            counts = None
+            if len(cols) > 1 and raw.n_rows >= _DEDUP_ROWS:
+                cols, counts = distinct_rows(cols)
+                within = np.array([np.sum(within)])
+            hit = EncodedRows(raw, cols, counts, within)
+            self.encoded_rows[id(raw)] = hit
+        return hit
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
