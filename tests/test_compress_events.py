@@ -99,6 +99,21 @@ def test_payload_is_the_twins_bits_and_side_is_small(twin: datatwin.Twin, tmp_pa
     assert inter["exceptions"] == 0
 
 
+def test_unseen_names_cost_what_the_twin_scores(twin: datatwin.Twin, tmp_path: Path) -> None:
+    """Unseen names are spelled in the payload as `log_prob` scores them (the spelling model
+    without the seen names), so the payload is still the twin's own bits."""
+    raw = _cases()["unseen events"].replace(b",leave", ",Ωμέγα".encode())
+    raw = raw.replace(b",view\n", b",vie\n")
+    path = tmp_path / "u.csv"
+    path.write_bytes(raw)
+    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
+    blob, report = compress_report(twin, raw)
+    assert report["unseen_events"] > 0 and report["unseen_event_bits"] > 0
+    assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
+    assert report["sizes"]["payload"] <= predicted / 8 * 1.005 + 8
+    assert twin.decompress(blob) == raw
+
+
 def test_incremental_distribution_equals_next_distribution(twin: datatwin.Twin) -> None:
     assert twin.hazard is not None
     ids = twin._encode(np.array(["view", "cart", "refund", "buy"] * 5, dtype=object))

@@ -231,17 +231,21 @@ def _events(sequences: list[list[str]]) -> pd.DataFrame:
 
 
 def event_steps(twin, data: pd.DataFrame) -> None:
-    """Events: the step after a prefix p runs over the seen events, one unseen event and the
+    """Events: the step after a prefix p runs over the seen events, the unseen ones and the
     end: Σ_e P(p·e as a prefix) + P(sequence = p) = P(p as a prefix), for p of one and two
-    events. The empty sequence cannot be written as a table (it has no rows), so after the
-    empty prefix only Σ_e P(e first) ∈ [1 − ESCAPE_BOUND, 1] is checked."""
+    events. All the unseen events together are one unseen event's probability divided by
+    its share of them, `twin.unseen` (the spelling of names never seen, which sums to one
+    over those names). The empty sequence cannot be written as a table (it has no rows), so
+    after the empty prefix only Σ_e P(e first) ∈ [1 − ESCAPE_BOUND, 1] is checked."""
     alphabet = sorted(data["E"].unique()) + [UNSEEN]
+    share = float(twin.unseen.nats_many([UNSEEN])[0])
     first = data[data["S"] == data["S"].iloc[0]].sort_values("P")["E"].tolist()
     for p in ([], first[:1], first[:2]):
         seqs = [p + [e] for e in alphabet] + ([p] if p else [])
         lengths = [len(s) + 1 for s in seqs]
         parts = _split(twin.log_prob(_events(seqs)), lengths)
         ended = parts.pop() if p else None
+        parts[len(alphabet) - 1][len(p)] += share  # every unseen event: P(UNK | p)
         _check_step(parts, ended, len(p), f"after prefix {p}")
 
 
@@ -371,10 +375,6 @@ def _case(kind: str, structure: str) -> Case:
 
 
 CASES = [_case(kind, s) for kind in KINDS for s in structures_of(kind)]
-
-#: every distinct event never seen gets the whole escape (UNK) mass: the sequence
-#: probabilities of two unseen events together exceed the mass left for them
-UNSEEN_EVENTS_NOT_SHARED = {("events", s) for s in structures_of("events")}
 
 
 def _params(cases: list[Case], xfail: dict[tuple[str, str], Any] | None = None) -> list[Any]:
@@ -516,18 +516,7 @@ def test_probabilities_sum_to_one_over_the_domain(case: Case, fitted: Fitted):
 SHARE_CASES = [c for c in CASES if c.kind in ("table", "events") and c.structure != "gaussian"]
 
 
-@pytest.mark.parametrize(
-    "case",
-    _params(
-        SHARE_CASES,
-        {
-            k: pytest.mark.xfail(
-                strict=True, reason="bug: each distinct unseen event gets the whole UNK mass"
-            )
-            for k in UNSEEN_EVENTS_NOT_SHARED
-        },
-    ),
-)
+@pytest.mark.parametrize("case", _params(SHARE_CASES))
 def test_distinct_unseen_values_share_the_escape_mass(case: Case, fitted: Fitted):
     """Two different values never seen must share the escape mass, not each take all of it:
     with two unseen values added the total still is at most one (tables: every combination;

@@ -3,8 +3,10 @@
 The payload codes the sequences as the twin reads them (grouped by the sequence id in order
 of first appearance, sorted by the order column), each event with the twin's exact
 next-symbol distribution (`steps.Steps`: n-gram state, `+len` ends, cache), then EOS; then
-the names of events the twin never saw (escape + adaptive byte model: the twin scores an
-unseen event by its UNK probability only, so these bytes are reported apart).
+the names of events the twin never saw, spelled as the twin scores them (`UnseenNames.row`:
+its spelling model without the seen names), so the payload is the twin's own -log2 P.
+Files written before the twin spelled unseen names (an events header of 4 fields) coded
+those names with an adaptive byte model; they still decode.
 
 Everything else is side information with its own simple model, its cost reported apart:
 
@@ -33,7 +35,7 @@ from .coder import AdaptiveByteModel, Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
 from .steps import Steps, paused_gc
-from .text import code_symbols
+from .text import code_symbols, decode_spelled, encode_spelled
 from .wire import ByteReader, CompressedFileError, text, varint
 
 if TYPE_CHECKING:
@@ -222,8 +224,8 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
         for i in range(n_seq):
             seq_bits += code_symbols(steps, ids[starts[i] : starts[i] + lengths[i]], enc)
     unseen = [str(v) for v in ev_sorted[ids == UNK]]
-    model = AdaptiveByteModel()
-    unseen_bits = sum(enc.encode_bytes(v.encode("utf-8"), model) for v in unseen)
+    names = twin.unseen
+    unseen_bits = encode_spelled(names.spelling, unseen, enc, names.row)
     payload = enc.to_bytes()
     # row order
     rank = np.empty(n, np.int64)  # each row's position within its sequence (reading order)
@@ -252,14 +254,14 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
     other_cells = [v for c in others for v in s.columns[c]]
     parts = {
         "layout": s.layout.to_bytes(),
-        "header": texts_bytes([str(c_sid), str(c_ord), str(c_ev), str(start)]),
+        "header": texts_bytes([str(c_sid), str(c_ord), str(c_ev), str(start), SPELLED]),
         "ids": _ids_bytes(id_texts),
         "row_order": order_part,
         "exceptions": frame([_exceptions_bytes(exc_sid), _exceptions_bytes(exc_ord)]),
         "other_columns": pack_bytes(texts_bytes(other_cells)),
     }
     stats = {
-        "model_bits": seq_bits,
+        "model_bits": seq_bits + unseen_bits,
         "coded_bits": enc.bits,
         "payload": len(payload),
         "events": n,
@@ -270,6 +272,27 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
         **{f"side_{k}": len(v) for k, v in parts.items()},
     }
     return EventsCoded(frame(list(parts.values())), payload, (n, n_seq, len(s.names)), stats)
+
+
+#: the events header's fifth field: unseen names are spelled by the twin (absent: byte model)
+SPELLED = "spelled"
+
+
+def _read_header(head_b: bytes, n_cols: int) -> tuple[int, int, int, int, bool]:
+    """(sequence-id, order and event columns, order start, unseen names spelled)."""
+    r = ByteReader(head_b, "events header")
+    head = read_texts(r, 5)
+    r.end()
+    if len(head) < 4:
+        raise CompressedFileError("compressed file damaged: events header")
+    try:
+        c_sid, c_ord, c_ev, start = (int(v) for v in head[:4])
+    except ValueError:
+        raise CompressedFileError("compressed file damaged: events header") from None
+    bad = len({c_sid, c_ord, c_ev}) != 3 or max(c_sid, c_ord, c_ev) >= n_cols
+    if bad or start not in (0, 1) or head[4:] not in ([], [SPELLED]):
+        raise CompressedFileError("compressed file damaged: events header")
+    return c_sid, c_ord, c_ev, start, len(head) == 5
 
 
 def _as_int(cell: str) -> int | None:
@@ -294,15 +317,7 @@ def decode_events(twin: EventsTwin, side: bytes, payload: bytes, counts: tuple[i
     layout = Layout.from_bytes(layout_b)
     if layout.n_rows != n or layout.n_cols != n_cols:
         raise CompressedFileError("compressed file damaged: its layout does not match")
-    r = ByteReader(head_b, "events header")
-    head = read_texts(r, 4)
-    r.end()
-    try:
-        c_sid, c_ord, c_ev, start = (int(v) for v in head)
-    except ValueError:
-        raise CompressedFileError("compressed file damaged: events header") from None
-    if len({c_sid, c_ord, c_ev}) != 3 or max(c_sid, c_ord, c_ev) >= n_cols or start not in (0, 1):
-        raise CompressedFileError("compressed file damaged: events header")
+    c_sid, c_ord, c_ev, start, spelled = _read_header(head_b, n_cols)
     # the sequences
     dec = Decoder(payload)
     steps = Steps(twin.chain)
@@ -310,19 +325,31 @@ def decode_events(twin: EventsTwin, side: bytes, payload: bytes, counts: tuple[i
         seqs, total = _decode_sequences(steps, dec, n_seq, n)
     if total != n:
         raise CompressedFileError("compressed file damaged: the sequences do not fit")
-    model = AdaptiveByteModel()
-    names = twin.events
-    events: list[list[str]] = []
-    for cur in seqs:
-        named = []
-        for w in cur:
-            if w == UNK:
-                named.append(dec.decode_bytes(model).decode("utf-8"))
-            else:
-                named.append(names[w - N_SPECIAL])
-        events.append(named)
+    events = _name_events(twin, seqs, dec, spelled)
     cols = (c_sid, c_ord, c_ev, n_cols)
     return _rebuild(n, n_seq, events, order_b, ids_b, exc_b, other_b, layout, cols, start)
+
+
+def _name_events(
+    twin: EventsTwin, seqs: list[list[int]], dec: Decoder, spelled: bool
+) -> list[list[str]]:
+    """The decoded sequences as names: the unseen ones read after all the sequences, spelled
+    by the twin (or, in files from before, by an adaptive byte model, `spelled` False)."""
+    n_unk = sum(w == UNK for cur in seqs for w in cur)
+    if spelled:
+        unseen = iter(decode_spelled(twin.unseen.spelling, n_unk, dec, twin.unseen.row))
+    else:
+        model = AdaptiveByteModel()
+        unseen = iter([_utf8(dec.decode_bytes(model)) for _ in range(n_unk)])
+    names = twin.events
+    return [[names[w - N_SPECIAL] if w != UNK else next(unseen) for w in cur] for cur in seqs]
+
+
+def _utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CompressedFileError("compressed file damaged: an event name") from None
 
 
 def _decode_sequences(

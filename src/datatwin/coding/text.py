@@ -16,6 +16,7 @@ positions). A `tokens="bytes"` twin models the raw bytes and needs none of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
-from ..text.tokenize import N_UNICODE, Vocabulary, WordVocabulary
+from ..text.spelling import Spelling
+from ..text.tokenize import Vocabulary, WordVocabulary
 from .coder import MAX_ALPHABET, Decoder, Encoder
 from .sections import pack_bytes, unpack_bytes
 from .steps import Steps, paused_gc
@@ -32,6 +34,8 @@ from .wire import ByteReader, CompressedFileError, varint
 if TYPE_CHECKING:
     from ..text.twin import TextTwin
 
+#: the step distribution of a spelling after a prefix of its step symbols
+Row = Callable[[list[int]], np.ndarray]
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 4096  # rows of distributions coded per batch
 
@@ -204,34 +208,61 @@ def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     return out
 
 
-def _spell_dist(vocab: WordVocabulary) -> np.ndarray:
-    """The spelling model over (known characters, end, escape), as `spell_bits` scores it."""
-    p = np.append(vocab.spell_counts, 1).astype(np.float64)
-    return (p / p.sum())[None, :]
+def encode_spelled(
+    spelling: Spelling, strings: list[str], enc: Encoder, row: Row | None = None
+) -> float:
+    """Code each string as `spelling` scores it: its step symbols (listed characters, an
+    escape per unlisted one, the end mark) with the step distribution after each prefix
+    (`row`; default the model's constant step), then the ranks of its unlisted characters
+    among the scalar values the model does not list, uniformly. Returns the ideal bits."""
+    compact = _compact(spelling.codes, True)
+    step = spelling.step()[None, :]
+    bits = 0.0
+    for s in strings:
+        syms, unlisted = spelling.symbols(s)
+        if row is None:
+            rows = np.repeat(step, len(syms), axis=0)
+        else:
+            rows = np.array([row(syms[:i]) for i in range(len(syms))])
+        bits += enc.encode_categorical(syms, rows)
+        if unlisted:
+            ranks = [unseen_rank(c, compact, True) for c in unlisted]
+            bits += enc.encode_uniform(ranks, [spelling.n_unlisted] * len(ranks))
+    return bits
+
+
+def decode_spelled(spelling: Spelling, n: int, dec: Decoder, row: Row | None = None) -> list[str]:
+    """The `n` strings coded by `encode_spelled` with the same model and `row`."""
+    k = spelling.n_known
+    compact = _compact(spelling.codes, True)
+    step = spelling.step()
+    out = []
+    for _ in range(n):
+        syms: list[int] = []
+        while True:
+            if len(syms) > 1 << 20:
+                raise CompressedFileError("compressed file damaged: an endless word")
+            sym = dec.decode_one(step if row is None else row(syms))
+            if sym == k:
+                break
+            syms.append(sym)
+        n_esc = sum(x == k + 1 for x in syms)
+        ranks = iter(dec.decode_uniform([spelling.n_unlisted] * n_esc).tolist() if n_esc else [])
+        out.append(
+            "".join(
+                chr(int(spelling.codes[x]))
+                if x < k
+                else chr(unseen_code(next(ranks), compact, True))
+                for x in syms
+            )
+        )
+    return out
 
 
 def _code_unks(vocab: Vocabulary | WordVocabulary, values: list[Any], enc: Encoder) -> float:
-    bits = 0.0
     if isinstance(vocab, WordVocabulary):
-        codes = vocab.spell_codes
-        comp = _compact(codes, True)
-        dist = _spell_dist(vocab)
-        unseen = max(N_UNICODE - len(codes), 1)
-        for word in values:
-            syms, uni = [], []
-            for ch in word:
-                c = ord(ch)
-                i = int(np.searchsorted(codes, c))
-                if i < len(codes) and codes[i] == c:
-                    syms.append(i)
-                else:
-                    syms.append(len(codes) + 1)
-                    uni.append(unseen_rank(c, comp, True))
-            syms.append(len(codes))
-            bits += enc.encode_categorical(syms, np.repeat(dist, len(syms), axis=0))
-            if uni:
-                bits += enc.encode_uniform(uni, [unseen] * len(uni))
-        return bits
+        return encode_spelled(vocab.spelling, values, enc)
+    bits = 0.0
     chars = vocab.tokens != "bytes"
     if values:
         comp = _compact(vocab.codes, chars)
@@ -244,27 +275,7 @@ def _code_unks(vocab: Vocabulary | WordVocabulary, values: list[Any], enc: Encod
 
 def _decode_unks(vocab: Vocabulary | WordVocabulary, n: int, dec: Decoder) -> list[Any]:
     if isinstance(vocab, WordVocabulary):
-        codes = vocab.spell_codes
-        comp = _compact(codes, True)
-        dist = _spell_dist(vocab)
-        unseen = max(N_UNICODE - len(codes), 1)
-        words = []
-        for _ in range(n):
-            syms: list[int] = []
-            while True:
-                if len(syms) > 1 << 20:
-                    raise CompressedFileError("compressed file damaged: an endless word")
-                s = int(dec.decode_categorical(dist)[0])
-                if s == len(codes):
-                    break
-                syms.append(s)
-            esc = [i for i, s in enumerate(syms) if s == len(codes) + 1]
-            ranks = dec.decode_uniform([unseen] * len(esc)) if esc else np.zeros(0, np.int64)
-            chars = [chr(int(codes[s])) if s < len(codes) else "" for s in syms]
-            for i, r in zip(esc, ranks, strict=True):
-                chars[i] = chr(unseen_code(int(r), comp, True))
-            words.append("".join(chars))
-        return words
+        return decode_spelled(vocab.spelling, n, dec)
     chars_ = vocab.tokens != "bytes"
     if not n:
         return []

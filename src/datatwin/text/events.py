@@ -1,5 +1,9 @@
 """Event-sequence twins: sequences of events read from a table (a sequence id, an order column
-and an event column), smoothed Markov chains of order m chosen by holdout bits per event."""
+and an event column), smoothed Markov chains of order m chosen by holdout bits per event.
+
+An event name training never saw is the chain's UNK symbol followed by the name spelled out
+(`unseen.UnseenNames`): P(name | history) = P(UNK | history) * P_spell(name) / (1 - S), so
+distinct unseen names share the UNK mass and every next-event distribution sums to one."""
 
 from __future__ import annotations
 
@@ -30,7 +34,9 @@ from .sequence import (
     parse_holdout,
     rng_of,
 )
+from .spelling import Spelling
 from .structures import EVENTS_STRUCTURES, plan
+from .unseen import UnseenNames
 
 COLUMNS = ("sequence_id", "order_by", "event")
 
@@ -88,9 +94,15 @@ class EventsTwin(SequenceTwin):
         leaderboard: list[dict[str, Any]] | None = None,
         info: dict[str, Any] | None = None,
         cache: CacheSpec | None = None,
+        unseen: UnseenNames | None = None,
     ) -> None:
         self.events = list(events)
         self.columns = dict(columns)
+        #: how unseen names are spelled (None: fit on `events`, as a fresh fit does)
+        self.unseen = unseen if unseen is not None else UnseenNames.fit(self.events)
+        #: False for a twin read from a file written before the spelling was stored: it is
+        #: written back the same way (the same bytes, so the same compression fingerprint)
+        self.store_spelling = True
         self._init_chain(model, cache)
         self.leaderboard = leaderboard or []
         self.info = info or {}
@@ -230,12 +242,18 @@ class EventsTwin(SequenceTwin):
 
     # ---- likelihood --------------------------------------------------------------------
     def log_prob(self, data: Any) -> np.ndarray:
-        """Nats of every event of every sequence, including each sequence's end."""
+        """Nats of every event of every sequence, including each sequence's end; an unseen
+        name adds log P(name | UNK) to its UNK's log-probability."""
         ev, starts, lengths = self._read(data)
         ids = self._encode(ev)
         segs = self._segments(ids, starts, lengths)
         self._last_units = int(len(ev))
-        return np.log(self._probs(segs))
+        out = np.log(self._probs(segs))
+        unk = np.flatnonzero(ids == UNK)
+        if len(unk):  # event i of sequence j sits at i + j (each sequence ends once)
+            at = unk + np.repeat(np.arange(len(lengths)), lengths)[unk]
+            out[at] -= self.unseen.nats_many([str(v) for v in ev[unk]])
+        return out
 
     def unit_count(self, data: Any, logp: np.ndarray) -> int:
         """Events (bits are reported per event; sequence ends are included in the total)."""
@@ -245,17 +263,22 @@ class EventsTwin(SequenceTwin):
     def sample_sequences(
         self, n: int, seed: SeedLike = None, *, temperature: float = 1.0
     ) -> list[list[str]]:
-        """`n` sequences of event names, each ending where the model ends it."""
+        """`n` sequences of event names, each ending where the model ends it; where the chain
+        draws UNK, a name never seen is spelled (`UnseenNames.sample`, at temperature 1)."""
         if n is None or n < 0:
             raise InputError("the number of sequences to sample must be a non-negative count")
         check_temperature(temperature)
         rng = rng_of(seed)
         cap = max(10 * int(self.info.get("max_length", 100)), 100)
-        names = ["<other>", "<other>", "<other>", *self.events]
+        names = self.events
         empty = np.zeros(0, np.int64)
-        return [
-            [names[i] for i in self._generate(cap, rng, empty, temperature)[0]] for _ in range(n)
-        ]
+        out = []
+        for _ in range(n):
+            ids = self._generate(cap, rng, empty, temperature)[0]
+            out.append(
+                [names[i - N_SPECIAL] if i >= N_SPECIAL else self.unseen.sample(rng) for i in ids]
+            )
+        return out
 
     def sample(self, n: int, seed: SeedLike = None, *, temperature: float = 1.0) -> pd.DataFrame:
         """`n` new sequences as a table with the training columns (sequence id, order, event)."""
@@ -281,7 +304,8 @@ class EventsTwin(SequenceTwin):
                 "columns": self.columns,
             }
         }
-        return meta, self.chain.to_arrays()
+        spelling = self.unseen.spelling.to_arrays() if self.store_spelling else {}
+        return meta, {**spelling, **self.chain.to_arrays()}
 
     @classmethod
     def from_archive(
@@ -304,14 +328,9 @@ class EventsTwin(SequenceTwin):
         require(base == len(names) + N_SPECIAL, source, "alphabet size does not match the names")
         model, cache = cls._load_model(info, arrays, base, source)
         rest = {k: v for k, v in info.items() if k not in ("names", "columns")}
-        twin = cls(
-            names,
-            cols,
-            model,
-            list(meta.get("leaderboard", [])),
-            rest,
-            cache,
-        )
+        unseen = _load_unseen(arrays, names, source)
+        twin = cls(names, cols, model, list(meta.get("leaderboard", [])), rest, cache, unseen)
+        twin.store_spelling = unseen is not None
         try:
             hazard = LengthHazard.from_arrays(arrays)
         except ValueError as exc:
@@ -380,6 +399,19 @@ class EventsTwin(SequenceTwin):
         return [e.replace(" ", "_") or "<empty>" for e in self.events]
 
 
+def _load_unseen(arrays: dict[str, np.ndarray], names: list[str], source: str) -> Any:
+    """The stored spelling of unseen names, validated; None for a file written before it was
+    stored (the twin then fits it on its names, as the fit that wrote the file would now)."""
+    if "spell_codes" not in arrays and "spell_counts" not in arrays:
+        return None
+    try:
+        unseen = UnseenNames(Spelling.from_arrays(arrays), names)
+    except ValueError as exc:
+        require(False, source, str(exc))
+    require(unseen.covers_seen(), source, "the spelling model lacks characters of the names")
+    return unseen
+
+
 def _check_columns(names: list[str], cols: dict[str, str], source: str) -> None:
     missing = [c for c in cols.values() if c not in names]
     if missing:
@@ -424,12 +456,16 @@ def _events_split(
         hb = "".join(" ".join(x) + "\n" for x in hold_text)
         return tb.encode(), hb.encode()
 
+    unseen = [
+        str(v) for seg, x in zip(hold_segs, hold_text, strict=True) for v in x[seg.tokens == UNK]
+    ]
     split = SplitData(
         train_segs,
         hold_segs,
         len(names) + N_SPECIAL,
         int(sum(len(s.tokens) for s in train_segs)),
         int(sum(len(s.tokens) for s in hold_segs)),
+        holdout_extra_bits=float(UnseenNames.fit(names).nats_many(unseen).sum() / np.log(2.0)),
         cache_holdout=hold_segs,
         baseline_bytes=as_bytes,
     )

@@ -168,7 +168,7 @@ class ChainSearch:
                 continue
             hz = offsets.with_weight(w)
             totals = [-np.sum(np.log2(hz.adjust(probs[k], ends[k]))) for k in ("train", "hold")]
-            tb, hb = self._per_unit(*totals)
+            tb, hb = self._per_unit(totals[0], totals[1] + self.split.holdout_extra_bits)
             yield Candidate(structure, tb, hb, secs, hz, columns={"order": order, "weight": w})
 
     def refit(self, best: Candidate[Any]) -> Chosen:

@@ -24,11 +24,10 @@ import numpy as np
 from .. import progress
 from ..errors import InputError
 from .counts import N_SPECIAL, UNK
+from .spelling import N_UNICODE, Spelling
 
 TOKENS = ("chars", "bytes", "words")
 WORD_RE = re.compile(r"\w+|[^\w]", re.UNICODE)
-#: Unicode scalar values: all code points except the 2048 surrogates
-N_UNICODE = 0x110000 - 2048
 
 
 @dataclass
@@ -267,13 +266,16 @@ class WordVocabulary:
         for d in docs:
             counts.update(split_words(str(d.content)))
         words = sorted(w for w, c in counts.items() if c >= min_count)
-        rare = [w for w, c in counts.items() if c < min_count]
-        chars: Counter[str] = Counter()
-        for w in rare:
-            chars.update(w)
-        codes = np.array(sorted(ord(c) for c in chars), np.int64)
-        spell = np.array([chars[chr(c)] for c in codes] + [len(rare) + 1], np.int64)
-        return cls(words, codes, spell)
+        spelling = Spelling.fit([w for w, c in counts.items() if c < min_count])
+        return cls(words, spelling.codes, spelling.counts)
+
+    @property
+    def spelling(self) -> Spelling:
+        """The spelling model of unknown words (`spelling.Spelling`)."""
+        sp: Spelling | None = getattr(self, "_spelling", None)
+        if sp is None:
+            sp = self._spelling = Spelling(self.spell_codes, self.spell_counts)
+        return sp
 
     @property
     def base(self) -> int:
@@ -300,17 +302,7 @@ class WordVocabulary:
 
     def spell_bits(self, word: str) -> float:
         """Bits to spell `word` with the spelling model (end mark included)."""
-        total = float(self.spell_counts.sum()) + 1.0
-        bits = -math.log2(self.spell_counts[-1] / total)
-        unseen = max(N_UNICODE - len(self.spell_codes), 1)
-        for ch in word:
-            c = ord(ch)
-            i = int(np.searchsorted(self.spell_codes, c))
-            if i < len(self.spell_codes) and self.spell_codes[i] == c:
-                bits -= math.log2(self.spell_counts[i] / total)
-            else:
-                bits += math.log2(total) + math.log2(unseen)
-        return bits
+        return self.spelling.bits(word)
 
     def unk_nats(self, ids: np.ndarray, content: str | bytes) -> np.ndarray:
         """Extra nats at each UNK position: spelling the unknown word out."""
@@ -329,24 +321,7 @@ class WordVocabulary:
 
     def spell(self, rng: np.random.Generator) -> str:
         """A word drawn from the spelling model."""
-        p = np.append(self.spell_counts, 1).astype(np.float64)
-        cum = np.cumsum(p / p.sum())
-        out: list[str] = []
-        while len(out) < 1000:
-            i = min(int(np.searchsorted(cum, rng.random(), "right")), len(cum) - 1)
-            if i == len(self.spell_codes):
-                break
-            if i < len(self.spell_codes):
-                out.append(chr(int(self.spell_codes[i])))
-            else:
-                while True:
-                    r = int(rng.integers(N_UNICODE))
-                    r = r + 2048 if r >= 0xD800 else r
-                    j = int(np.searchsorted(self.spell_codes, r))
-                    if j >= len(self.spell_codes) or self.spell_codes[j] != r:
-                        out.append(chr(r))
-                        break
-        return "".join(out)
+        return self.spelling.spell(rng)
 
     def render(self, ids: list[int] | np.ndarray, rng: np.random.Generator) -> str:
         words = self.words

@@ -32,6 +32,7 @@ from .sequence import (
     parse_holdout,
     rng_of,
 )
+from .spelling import Spelling
 from .structures import TEXT_STRUCTURES, plan
 from .tokenize import (
     TOKENS,
@@ -231,17 +232,11 @@ class TextTwin(SequenceTwin):
                 source,
                 "bad word list",
             )
-            codes = int_array("spell_codes", 0x110000)
-            counts: Any = arrays.get("spell_counts")
-            require(
-                counts is not None
-                and counts.shape == (len(codes) + 1,)
-                and counts.dtype.kind in "iu"
-                and bool(np.all(counts > 0)),
-                source,
-                "bad spelling counts",
-            )
-            vocab = WordVocabulary(words, codes, counts.astype(np.int64))
+            try:
+                spelling = Spelling.from_arrays(arrays)
+            except ValueError as exc:
+                require(False, source, str(exc))
+            vocab = WordVocabulary(words, spelling.codes, spelling.counts)
         else:
             vocab = Vocabulary(tokens, int_array("vocab", 256 if tokens == "bytes" else 0x110000))
         base = info.get("base")
