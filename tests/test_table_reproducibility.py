@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 import datatwin
+from datatwin.tabular.rows import holdout_mask, split_key
 from datatwin.tabular.twin import TableTwin
 
 
@@ -92,8 +93,20 @@ def test_leaderboard_bits_split_the_data_without_overlap(frame):
     twin = datatwin.fit(frame, seed=3, refit=False, holdout=0.25)
     entry = next(e for e in twin.leaderboard if e["selected"])
     n = len(frame)
-    n_hold = round(0.25 * n)
+    n_hold = int(holdout_mask(0, n, 0.25, split_key(3)).sum())  # a hash of each row's place
+    assert abs(n_hold - 0.25 * n) < 4 * (0.25 * 0.75 * n) ** 0.5
     mixed = ((n - n_hold) * entry["train_bits"] + n_hold * entry["holdout_bits"]) / n
     assert twin.bits(frame) == pytest.approx(mixed, rel=1e-9)
-    # the holdout is genuinely held out: a rich model does worse on it than on training
-    assert entry["holdout_bits"] > entry["train_bits"]
+    held = holdout_mask(0, n, 0.25, split_key(3))
+    assert twin.bits(frame[held]) == pytest.approx(entry["holdout_bits"], rel=1e-12)
+
+
+def test_the_holdout_split_is_a_hash_of_each_rows_place_the_same_in_any_pieces():
+    key = split_key(11)
+    whole = holdout_mask(0, 100_000, 0.2, key)
+    pieces = [holdout_mask(a, b - a, 0.2, key) for a, b in [(0, 7), (7, 40_000), (40_000, 100_000)]]
+    assert np.array_equal(whole, np.concatenate(pieces))
+    assert abs(whole.mean() - 0.2) < 0.005  # binomial: sd 0.0013
+    assert not np.array_equal(whole, holdout_mask(0, 100_000, 0.2, split_key(12)))
+    # rows held out at 0.1 are a subset of those at 0.2: one uniform draw per row
+    assert not (holdout_mask(0, 100_000, 0.1, key) & ~whole).any()

@@ -126,6 +126,10 @@ class RawTable:
         """Column `name`'s cells as an object array of str."""
         return self.cells[name].text()
 
+    def value_counts(self, name: str) -> ValueCounts:
+        """Column `name`'s distinct texts (in order of first appearance) and counts."""
+        return self.cells[name].value_counts()
+
     def take(self, idx: np.ndarray) -> RawTable:
         """The rows at positions `idx`."""
         cells = {c: v.take(idx) for c, v in self.cells.items()}

@@ -48,12 +48,12 @@ def withheld(counts: np.ndarray, n_rows: int, min_count: int) -> np.ndarray:
     return np.asarray(counts) < min_count
 
 
-def withheld_summary(spec: ColumnSpec, cells: TokenColumn, min_count: int) -> tuple[int, int]:
+def withheld_summary(spec: ColumnSpec, vc: ValueCounts, min_count: int) -> tuple[int, int]:
     """(values, rows) of a categorical column that the privacy rule withholds."""
     if spec.type not in ("categorical", "boolean"):
         return 0, 0
-    vals, counts = sorted_counts(cells.value_counts())
-    mask = withheld(counts, len(cells), min_count) & ~np.isin(vals, list(spec.missing))
+    vals, counts = sorted_counts(vc)
+    mask = withheld(counts, vc.n_rows, min_count) & ~np.isin(vals, list(spec.missing))
     return int(mask.sum()), int(counts[mask].sum())
 
 

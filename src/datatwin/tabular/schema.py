@@ -11,13 +11,16 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ..reader import MISSING_MARKERS, RawTable, TokenColumn, ValueCounts
+
+if TYPE_CHECKING:
+    from .rows import RowSource
 
 TYPES = ("categorical", "boolean", "integer", "float", "datetime", "id")
 DEFAULT_MISSING = MISSING_MARKERS
@@ -269,9 +272,10 @@ def _guess_type(uniq: np.ndarray, counts: np.ndarray, dtype: str) -> str:
 
 
 def infer_schema(
-    raw: RawTable, overrides: dict[str, dict[str, Any]] | None = None
+    raw: RawTable | RowSource, overrides: dict[str, dict[str, Any]] | None = None
 ) -> list[ColumnSpec]:
-    """One spec per column of `raw`, applying user `overrides` ({column: {field: value}})."""
+    """One spec per column of `raw` (from its value counts), applying user `overrides`
+    ({column: {field: value}})."""
     overrides = overrides or {}
     for name, ov in overrides.items():
         _check_override(name, ov)
@@ -279,7 +283,7 @@ def infer_schema(
     if unknown:
         raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
     return [
-        infer_column(c, raw.cells[c], raw.dtypes.get(c, "csv"), overrides.get(c))
+        infer_column(c, raw.value_counts(c), raw.dtypes.get(c, "csv"), overrides.get(c))
         for c in raw.columns
     ]
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from .. import progress
 from ..core.candidates import Board, Candidate, Param, Structure, stopwatch
-from ..core.seeding import SeedLike, seed_sequence
+from ..core.seeding import SeedLike
 from ..errors import InputError
 from ..nn.backend import EXTRA, torch_or_none
 from ..reader import RawTable, read_table
 from ..units import LN2
 from .bayesnet import DiscreteBayesNet
+from .rows import Rows, holdout_mask, split_key
 from .schema import ColumnSpec
 from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
 from .structures import (
@@ -52,12 +53,12 @@ class Split:
     """Training rows, holdout rows, and the rows a refit uses (`full is train` when the
     holdout came as separate data: nothing to refit)."""
 
-    train: RawTable
-    hold: RawTable
-    full: RawTable
+    train: Rows
+    hold: Rows
+    full: Rows
 
 
-def check_rows(raw: RawTable, minimum: int) -> None:
+def check_rows(raw: Rows, minimum: int) -> None:
     if raw.n_rows < minimum:
         raise InputError(
             f"{raw.source} has {raw.n_rows} data rows; fitting with a holdout split "
@@ -65,17 +66,26 @@ def check_rows(raw: RawTable, minimum: int) -> None:
         )
 
 
-def split_rows(raw: RawTable, holdout: Any, seed: SeedLike) -> Split:
-    """A random, seeded fraction of the rows held out, or `holdout` data (path/DataFrame)."""
+def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
+    """A seeded fraction of the rows held out (each row by a hash of its position, see
+    `rows.holdout_mask`), or `holdout` data (path/DataFrame)."""
     if isinstance(holdout, (int, float)) and not isinstance(holdout, bool):
         if not 0.0 < float(holdout) < 1.0:
             raise InputError(f"holdout must be a fraction between 0 and 1, got {holdout}")
         check_rows(raw, MIN_ROWS)
-        rng = np.random.default_rng(seed_sequence(seed))  # an int seed: default_rng(seed)
-        perm = rng.permutation(raw.n_rows)
-        n_hold = max(1, int(round(float(holdout) * raw.n_rows)))
-        train, hold = raw.take(np.sort(perm[n_hold:])), raw.take(np.sort(perm[:n_hold]))
-        return Split(train, hold, raw)
+        key = split_key(seed)
+        if not isinstance(raw, RawTable):
+            train_rows, hold_rows = raw.split(float(holdout), key)
+            check_rows(hold_rows, 1)
+            return Split(train_rows, hold_rows, raw)
+        held = holdout_mask(0, raw.n_rows, float(holdout), key)
+        if not held.any():  # a tiny table: at least one row on each side
+            held[0] = True
+        if held.all():
+            held[-1] = False
+        return Split(raw.take(~held), raw.take(held), raw)
+    if not isinstance(raw, RawTable):
+        raise InputError("rows that are not in memory take a holdout fraction, not holdout data")
     hold = read_table(holdout)
     missing = [c for c in raw.columns if c not in hold.columns]
     if missing:
@@ -131,7 +141,7 @@ class TableSearch:
         """Held-out records (the selection notes when too few decide)."""
         return self.split.hold.n_rows
 
-    def _fit(self, raw: RawTable, structure: Structure, **extra: Any) -> TableTwin:
+    def _fit(self, raw: Rows, structure: Structure, **extra: Any) -> TableTwin:
         """`structure` (every parameter set) fit on `raw`."""
         return self.twin_cls.fit(
             raw,
@@ -236,10 +246,12 @@ class TableSearch:
         return twin
 
 
-def _bits(twin: TableTwin, raw: RawTable, enc: Encoding | None) -> float:
+def _bits(twin: TableTwin, raw: Rows, enc: Encoding | None) -> float:
     """`twin.bits(raw)`, the same sums, with `raw` encoded once for every candidate that
     shares the codecs of `enc` (a discrete network's states and within-state terms)."""
     if enc is None or not isinstance(twin.net, DiscreteBayesNet) or enc.codecs is not twin.codecs:
+        if not isinstance(raw, RawTable):
+            raise InputError(f"{twin.structure}: scoring needs the rows in memory")
         return twin.bits(raw)
     rows = enc.encoded(raw)
     total = rows.total_log_prob(twin.net.log_prob_states(rows.columns))

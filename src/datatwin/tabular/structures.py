@@ -25,11 +25,12 @@ from ..errors import InputError
 from ..reader import RawTable
 from .bayesnet import DiscreteBayesNet, topological_order
 from .codec import MIN_COUNT, ColumnCodec, to_grid
-from .counting import FamilyCounter, distinct_rows
+from .counting import FamilyCounter
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .growth import grow_trees
 from .protocols import Parents, StateModel
+from .rows import EncodedRows, Rows, encode_rows
 from .schema import ColumnSpec
 from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
@@ -52,25 +53,6 @@ _DEDUP_SHARE = 0.7
 
 # ---- the fit cache ------------------------------------------------------------------------
 @dataclass
-class EncodedRows:
-    """Rows under a set of codecs: their state columns and log P(value | state) (nats) of
-    each row, or, for many rows, the distinct state rows, each standing for `counts` rows,
-    and Σ log P(value | state) over all rows: Σ_rows log P(row) = Σ_distinct counts ·
-    log P(states) + Σ within, which is all a score needs."""
-
-    raw: RawTable
-    columns: list[np.ndarray]
-    counts: np.ndarray | None
-    within: np.ndarray  # per row of `columns` when counts is None, else one total
-
-    def total_log_prob(self, log_prob_states: np.ndarray) -> float:
-        """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
-        if self.counts is None:
-            return float(np.sum(log_prob_states + self.within))
-        return float(self.counts @ log_prob_states) + float(self.within.sum())
-
-
-@dataclass
 class Encoding:
     """The training rows under one (bins, max_categories): codecs, state columns (the
     distinct rows, counted by `counter.weights`, when rows repeat a lot), counts, and the
@@ -85,28 +67,28 @@ class Encoding:
     #: family scores of bins-invariant columns, shared by the encodings of one FitCache
     shared: dict[tuple[str, int, tuple[int, ...]], float] | None = None
     #: rows encoded under these codecs, by id(raw)
-    encoded_rows: dict[int, EncodedRows] = field(default_factory=dict)
+    encoded_rows: dict[int, tuple[Rows, EncodedRows]] = field(default_factory=dict)
 
     @classmethod
     def of(
         cls,
-        raw: RawTable,
+        raw: Rows,
         specs: list[ColumnSpec],
         bins: int,
         max_categories: int,
         min_count: int = MIN_COUNT,
     ) -> Encoding:
         codecs = [
-            ColumnCodec.fit(s, raw.cells[s.name], bins, max_categories, min_count) for s in specs
+            ColumnCodec.fit(s, raw.value_counts(s.name), bins, max_categories, min_count)
+            for s in specs
         ]
-        columns = [compact(c.encode(raw.cells[c.spec.name])[0], c.n_states) for c in codecs]
+        rows = encode_rows(raw, codecs, distinct=False)
+        if rows.counts is None and len(codecs) > 1 and raw.n_rows >= _DEDUP_ROWS:
+            distinct = rows.distinct()  # counts over the distinct rows when rows repeat a lot
+            if distinct.counts is not None and len(distinct.counts) <= _DEDUP_SHARE * raw.n_rows:
+                rows = distinct
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
-        weights = None
-        if len(columns) > 1 and raw.n_rows >= _DEDUP_ROWS:  # counts over the distinct rows
-            distinct, counts = distinct_rows(columns)
-            if len(counts) <= _DEDUP_SHARE * raw.n_rows:
-                columns, weights = distinct, counts
-        return cls(codecs, columns, FamilyCounter(columns, cards, weights))
+        return cls(codecs, rows.columns, FamilyCounter(rows.columns, cards, rows.counts))
 
     @property
     def cards(self) -> np.ndarray:
@@ -126,23 +108,14 @@ class Encoding:
             )
         return self.scorers[score]
 
-    def encoded(self, raw: RawTable) -> EncodedRows:
-        """`raw` under the codecs, as `DiscreteBayesNet.log_prob` sees it; kept per table
-        for every candidate."""
+    def encoded(self, raw: Rows) -> EncodedRows:
+        """`raw` under the codecs, as `DiscreteBayesNet.log_prob` sees it (distinct rows with
+        counts when there are many); kept per table for every candidate."""
         hit = self.encoded_rows.get(id(raw))
-        if hit is None or hit.raw is not raw:
-            cols, within = [], np.zeros(raw.n_rows)
-            for codec in self.codecs:
-                st, w = codec.encode(raw.cells[codec.spec.name])
-                cols.append(compact(st, codec.n_states))
-                within += w
-            counts = None
-            if len(cols) > 1 and raw.n_rows >= _DEDUP_ROWS:
-                cols, counts = distinct_rows(cols)
-                within = np.array([np.sum(within)])
-            hit = EncodedRows(raw, cols, counts, within)
-            self.encoded_rows[id(raw)] = hit
-        return hit
+        if hit is None or hit[0] is not raw:
+            distinct = len(self.codecs) > 1 and raw.n_rows >= _DEDUP_ROWS
+            hit = self.encoded_rows[id(raw)] = (raw, encode_rows(raw, self.codecs, distinct))
+        return hit[1]
 
     def chow_liu_parents(self, score: str) -> list[Parents]:
         if score not in self.chow_liu:
@@ -162,16 +135,6 @@ class Encoding:
         return self.bayesnet[key]
 
 
-def compact(states: np.ndarray, n_states: int) -> np.ndarray:
-    """States in the smallest signed integer type that holds them (int8 for a column of
-    under 128 states): a quarter to an eighth of int64's memory. Arithmetic on them goes
-    through int64 keys (`counting.config_keys`)."""
-    for dtype in (np.int8, np.int16, np.int32):
-        if n_states <= np.iinfo(dtype).max:
-            return states.astype(dtype)
-    return states
-
-
 @dataclass
 class FitCache:
     """What fits of several structures on the same rows share: the `Encoding` of the last
@@ -185,7 +148,7 @@ class FitCache:
 
     def encoding(
         self,
-        raw: RawTable,
+        raw: Rows,
         specs: list[ColumnSpec],
         bins: int,
         max_categories: int,
@@ -206,7 +169,7 @@ class FitContext:
     """One structure's fit: the rows, their encoding, the parameters (`params` is what the
     twin keeps; a builder may add to it, e.g. the `order` of a trees fit)."""
 
-    raw: RawTable
+    raw: Rows
     specs: list[ColumnSpec]
     enc: Encoding
     params: dict[str, Any]
@@ -304,10 +267,15 @@ def _order(ctx: FitContext) -> list[int]:
 def build_neural(ctx: FitContext) -> StateModel:
     from .neural import train_tables
 
+    if not isinstance(ctx.raw, RawTable):
+        raise InputError("structure 'neural' needs the rows in memory (not a distributed table)")
     seq = _order(ctx)
     enc = ctx.enc
+    columns = enc.columns  # every row once: distinct rows are written out by their counts
+    if enc.counter.weights is not None:
+        columns = [np.repeat(c, enc.counter.weights) for c in columns]
     net, rep = train_tables(
-        enc.columns,
+        columns,
         enc.cards,
         enc.pseudo(),
         seq,
@@ -344,6 +312,8 @@ def build_dag(ctx: FitContext) -> StateModel:
     default=False,
 )
 def build_gaussian(ctx: FitContext) -> StateModel:
+    if not isinstance(ctx.raw, RawTable):
+        raise InputError("structure 'gaussian' needs the rows in memory (not a distributed table)")
     X = numeric_matrix(ctx.enc.codecs, ctx.raw)
     if X is None:
         raise InputError(

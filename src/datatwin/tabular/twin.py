@@ -39,6 +39,7 @@ from .frames import (
 from .frames import neutralise_formulas as _neutralise
 from .ids import IdGenerator
 from .protocols import STATE_MODELS, StateModel
+from .rows import Rows, RowSource
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .select import TableSearch, check_rows, split_rows, structure_plan
 from .structures import (
@@ -95,7 +96,7 @@ class TableTwin(Twin):
 
     # ---- construction ------------------------------------------------------------------
     @staticmethod
-    def _schema_for(raw: RawTable, schema: Any) -> list[ColumnSpec]:
+    def _schema_for(raw: Rows, schema: Any) -> list[ColumnSpec]:
         if isinstance(schema, (str, Path)):
             schema = load_schema_overrides(schema)
         if isinstance(schema, list) and schema and isinstance(schema[0], ColumnSpec):
@@ -144,7 +145,7 @@ class TableTwin(Twin):
         if epochs is not None:
             params["epochs"] = epochs
         check_params(params)
-        raw = read_table(data)
+        raw = _rows(data)
         check_rows(raw, 1)
         specs = specs or cls._schema_for(raw, schema)
         model_specs = [s for s in specs if s.type != "id"]
@@ -154,11 +155,7 @@ class TableTwin(Twin):
         enc = (_cache or FitCache()).encoding(
             raw, model_specs, params["bins"], params["max_categories"], params["min_count"]
         )
-        ids = {
-            s.name: IdGenerator.fit(raw.text(s.name), _int_like(raw.cells[s.name].uniques))
-            for s in specs
-            if s.type == "id"
-        }
+        ids = {s.name: _id_generator(raw, s.name) for s in specs if s.type == "id"}
         options = {"time_budget": time_budget, "device": device}
         ctx = FitContext(raw, specs, enc, params, edges, warm_start, order, options)
         net = builder(ctx)
@@ -197,7 +194,7 @@ class TableTwin(Twin):
         stored or sampled verbatim; it is spelled by a character model (1: store all).
         """
         check_params({"bins": bins, "max_parents": max_parents, "min_count": min_count})
-        raw = read_table(data)
+        raw = _rows(data)
         plan = structure_plan(structures, edges)
         split = split_rows(raw, holdout, seed)
         specs = cls._schema_for(raw, schema)
@@ -506,12 +503,23 @@ def _concat(parts: list[tuple[int, int, list[Decoded]]]) -> list[Decoded]:
     return out
 
 
-def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> None:
+def _rows(data: Any) -> Rows:
+    """The rows of `data`: a table read into memory, or a `RowSource` as it is."""
+    return data if isinstance(data, RowSource) else read_table(data)
+
+
+def _id_generator(raw: Rows, name: str) -> IdGenerator:
+    if isinstance(raw, RawTable):
+        return IdGenerator.fit(raw.text(name), _int_like(raw.cells[name].uniques))
+    return raw.id_generator(name)
+
+
+def _note_withheld(raw: Rows, specs: list[ColumnSpec], min_count: int) -> None:
     """A note per column whose rare values the privacy rule keeps out of the model."""
     for s in specs:
-        if s.type == "id" or s.name not in raw.cells:
+        if s.type == "id" or s.name not in raw.columns:
             continue
-        values, rows = withheld_summary(s, raw.cells[s.name], min_count)
+        values, rows = withheld_summary(s, raw.value_counts(s.name), min_count)
         if values:
             progress.note(
                 f"column {s.name!r}: {values} values seen in fewer than {min_count} rows "
@@ -520,10 +528,10 @@ def _note_withheld(raw: RawTable, specs: list[ColumnSpec], min_count: int) -> No
             )
 
 
-def _note_formulas(raw: RawTable) -> None:
+def _note_formulas(raw: Rows) -> None:
     """A note when cells or column names look like spreadsheet formulas (samples may
     reproduce them; `--neutralise-formulas` writes them as text)."""
-    cols = [c for c in raw.columns if looks_like_formula(raw.cells[c].uniques).any()]
+    cols = [c for c in raw.columns if looks_like_formula(raw.value_counts(c).values).any()]
     names = [
         c
         for c, h in zip(

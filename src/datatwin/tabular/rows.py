@@ -1,0 +1,144 @@
+"""The rows a table fit sees, as sufficient statistics, wherever they live.
+
+A fit needs two statistics of its rows, and nothing else, for every count structure:
+- each column's distinct texts and counts (`ValueCounts`): the schema and the codecs;
+- under a set of codecs, the rows' state rows with how often each occurs, and the summed
+  log P(value | state) (`EncodedRows`): every family count, score and holdout bit.
+
+Both are sums over rows, so they merge exactly over chunks or partitions (`merge_encoded`).
+A `RawTable` in memory computes them at once; a `RowSource` (e.g. a Dask DataFrame,
+`tabular/dask.py`) computes them per partition and adds them up.
+
+The holdout split is decided per row by a seeded hash of the row's position
+(`holdout_mask`), so it is the same on any partitioning of the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..core.seeding import SeedLike, seed_sequence
+from ..reader import RawTable, ValueCounts, small_codes
+from .counting import distinct_rows, merge_rows
+
+if TYPE_CHECKING:
+    from .codec import ColumnCodec
+    from .ids import IdGenerator
+
+
+@dataclass
+class EncodedRows:
+    """Rows under a set of codecs: their state columns and log P(value | state) (nats) of
+    each row, or the distinct state rows, each standing for `counts` rows, and Σ log P(value |
+    state) over all rows: Σ_rows log P(row) = Σ_distinct counts · log P(states) + Σ within,
+    which is all a score needs."""
+
+    columns: list[np.ndarray]
+    counts: np.ndarray | None
+    within: np.ndarray  # per row of `columns` when counts is None, else one total
+    n_rows: int
+
+    def total_log_prob(self, log_prob_states: np.ndarray) -> float:
+        """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
+        if self.counts is None:
+            return float(np.sum(log_prob_states + self.within))
+        return float(self.counts @ log_prob_states) + float(self.within.sum())
+
+    def distinct(self) -> EncodedRows:
+        """The same rows as distinct state rows with counts."""
+        if self.counts is not None or len(self.columns) < 2:
+            return self
+        cols, counts = distinct_rows(self.columns)
+        return EncodedRows(cols, counts, np.array([np.sum(self.within)]), self.n_rows)
+
+
+def merge_encoded(parts: list[EncodedRows]) -> EncodedRows:
+    """Several chunks' distinct encoded rows (in row order) as those of all their rows."""
+    parts = [p.distinct() for p in parts if p.n_rows]
+    if not parts:
+        raise ValueError("no rows to merge")
+    cols, counts = merge_rows([(p.columns, p.counts) for p in parts])  # type: ignore[misc]
+    within = np.array([sum(float(p.within.sum()) for p in parts)])
+    return EncodedRows(cols, counts, within, sum(p.n_rows for p in parts))
+
+
+def encode_table(raw: RawTable, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
+    """`raw`'s rows under `codecs` (states in the smallest integer type)."""
+    cols, within = [], np.zeros(raw.n_rows)
+    for codec in codecs:
+        st, w = codec.encode(raw.cells[codec.spec.name])
+        cols.append(small_codes(st, codec.n_states))
+        within += w
+    rows = EncodedRows(cols, None, within, raw.n_rows)
+    return rows.distinct() if distinct else rows
+
+
+@runtime_checkable
+class RowSource(Protocol):
+    """Rows that are not in memory: they give their statistics, not their cells."""
+
+    columns: list[str]
+    dtypes: dict[str, str]
+    source: str
+
+    @property
+    def n_rows(self) -> int: ...
+
+    def value_counts(self, name: str) -> ValueCounts:
+        """Column `name`'s distinct texts (in order of first appearance) and counts."""
+        ...
+
+    def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
+        """The distinct state rows under `codecs`, with counts and Σ within."""
+        ...
+
+    def id_generator(self, name: str) -> IdGenerator:
+        """The generator of new identifiers for identifier column `name`."""
+        ...
+
+    def split(self, fraction: float, key: int) -> tuple[RowSource, RowSource]:
+        """(training rows, held-out rows): row i is held out iff `holdout_mask` says so."""
+        ...
+
+
+Rows = RawTable | RowSource
+
+
+def encode_rows(rows: Rows, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
+    """The rows under `codecs`: distinct state rows with counts when asked (or when the rows
+    live elsewhere: only their statistics travel)."""
+    if isinstance(rows, RawTable):
+        return encode_table(rows, codecs, distinct)
+    return rows.encode(codecs)
+
+
+def column_counts(rows: Rows, name: str) -> ValueCounts:
+    if isinstance(rows, RawTable):
+        return rows.cells[name].value_counts()
+    return rows.value_counts(name)
+
+
+# ---- the holdout split --------------------------------------------------------------------
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def split_key(seed: SeedLike) -> int:
+    """The 64-bit key of a seed's holdout split."""
+    return int(seed_sequence(seed).generate_state(1, np.uint64)[0])
+
+
+def holdout_mask(start: int, n: int, fraction: float, key: int) -> np.ndarray:
+    """Whether rows start .. start+n-1 (positions in the whole table) are held out: row i
+    is iff u_i < fraction, u_i uniform in [0, 1) from SplitMix64(key + i·φ), a hash of the
+    row's position alone, so any partitioning of the rows gives the same split."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (np.arange(start, start + n, dtype=np.uint64) + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return u < fraction
