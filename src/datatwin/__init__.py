@@ -56,7 +56,19 @@ def fit(data: Any, *, kind: str = "table", **options: Any) -> Twin:
     cls = twin_class(kind)
     check_keywords(cls.fit_select, options, f"kind {kind!r}")
     refuse_training_file_as_holdout(data, options.get("holdout"))
+    if _is_dask_frame(data):  # statistics per partition, added up (tabular/dask.py)
+        if kind != "table":
+            raise InputError(f"a Dask DataFrame fits a table twin, not kind {kind!r}")
+        from .tabular.dask import DaskRows
+
+        data = DaskRows(data)
     return cls.fit_select(data, **options)
+
+
+def _is_dask_frame(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(
+        data, "to_delayed"
+    )
 
 
 def load(path: str | Path) -> Twin:

@@ -319,10 +319,10 @@ class ColumnCodec:
         """States (int64) and log P(value | state) (nats) for each cell, computed once per
         distinct text."""
         col = TokenColumn.of(cells)
-        states, within = self._encode_texts(col.uniques)
+        states, within = self.encode_texts(col.uniques)
         return col.per_cell(states), col.per_cell(within)
 
-    def _encode_texts(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode_texts(self, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`encode` of an object array of distinct texts."""
         n = len(col)
         states = np.full(n, self.escape_state, dtype=np.int64)

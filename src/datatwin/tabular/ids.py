@@ -10,6 +10,7 @@ reproduces a training identifier. No training identifier is stored.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 _CLASSES = {"9": "0123456789", "A": "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "a": "abcdefghijklmnopqrstuvwxyz"}
 _MIN_FOR_LITERAL = 20  # identifiers needed before a shared character is taken as literal
@@ -114,3 +115,8 @@ class IdGenerator:
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "start": self.start, "template": self.template}
+
+
+def int_like(texts: np.ndarray) -> bool:
+    """Plain integers (zero-padded ones like 000123 keep their width as string identifiers)."""
+    return bool(pd.Series(texts, dtype=object).str.strip().str.match(r"^[+-]?(0|[1-9]\d*)$").all())

@@ -15,6 +15,7 @@ The holdout split is decided per row by a seeded hash of the row's position
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -31,48 +32,67 @@ if TYPE_CHECKING:
 
 @dataclass
 class EncodedRows:
-    """Rows under a set of codecs: their state columns and log P(value | state) (nats) of
-    each row, or the distinct state rows, each standing for `counts` rows, and Σ log P(value |
-    state) over all rows: Σ_rows log P(row) = Σ_distinct counts · log P(states) + Σ within,
-    which is all a score needs."""
+    """Rows under a set of codecs: their state rows (the distinct ones, each standing for
+    `counts` rows, when counts is not None) and Σ log P(value | state) over all the rows.
+
+    Σ_rows log P(row) = Σ_distinct counts · log P(states) + within. `within` is computed from
+    each column's value counts, Σ_columns Σ_texts n_text · log P(text | its state)
+    (`within_total`), so it is the same float however the rows were chunked."""
 
     columns: list[np.ndarray]
     counts: np.ndarray | None
-    within: np.ndarray  # per row of `columns` when counts is None, else one total
+    within: float  # nats
     n_rows: int
 
     def total_log_prob(self, log_prob_states: np.ndarray) -> float:
         """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
         if self.counts is None:
-            return float(np.sum(log_prob_states + self.within))
-        return float(self.counts @ log_prob_states) + float(self.within.sum())
+            return float(np.sum(log_prob_states)) + self.within
+        return float(np.sum(self.counts * log_prob_states)) + self.within
 
     def distinct(self) -> EncodedRows:
         """The same rows as distinct state rows with counts."""
-        if self.counts is not None or len(self.columns) < 2:
+        if self.counts is not None:
             return self
         cols, counts = distinct_rows(self.columns)
-        return EncodedRows(cols, counts, np.array([np.sum(self.within)]), self.n_rows)
+        return EncodedRows(cols, counts, self.within, self.n_rows)
 
 
-def merge_encoded(parts: list[EncodedRows]) -> EncodedRows:
-    """Several chunks' distinct encoded rows (in row order) as those of all their rows."""
+def merge_encoded(parts: list[EncodedRows], within: float) -> EncodedRows:
+    """Several chunks' encoded rows (in row order) as the distinct rows of all of them;
+    `within` for all the rows comes from the merged value counts (`within_total`)."""
     parts = [p.distinct() for p in parts if p.n_rows]
     if not parts:
         raise ValueError("no rows to merge")
     cols, counts = merge_rows([(p.columns, p.counts) for p in parts])  # type: ignore[misc]
-    within = np.array([sum(float(p.within.sum()) for p in parts)])
     return EncodedRows(cols, counts, within, sum(p.n_rows for p in parts))
 
 
-def encode_table(raw: RawTable, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
-    """`raw`'s rows under `codecs` (states in the smallest integer type)."""
-    cols, within = [], np.zeros(raw.n_rows)
+def within_total(codecs: list[ColumnCodec], counts_of: Callable[[str], ValueCounts]) -> float:
+    """Σ over rows and columns of log P(value | state) (nats), from each column's value
+    counts: Σ_texts n_text · log P(text | its state), columns in order."""
+    total = 0.0
     for codec in codecs:
-        st, w = codec.encode(raw.cells[codec.spec.name])
-        cols.append(small_codes(st, codec.n_states))
-        within += w
-    rows = EncodedRows(cols, None, within, raw.n_rows)
+        vc = counts_of(codec.spec.name)
+        total += float(np.sum(vc.counts * codec.encode_texts(vc.values)[1]))
+    return total
+
+
+def state_columns(raw: RawTable, codecs: list[ColumnCodec]) -> list[np.ndarray]:
+    """`raw`'s state under each codec, a column each (the smallest integer type)."""
+    cols = []
+    for codec in codecs:
+        col = raw.cells[codec.spec.name]
+        states = col.per_cell(codec.encode_texts(col.uniques)[0])
+        cols.append(small_codes(states, codec.n_states))
+    return cols
+
+
+def encode_table(raw: RawTable, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
+    """`raw`'s rows under `codecs`."""
+    rows = EncodedRows(
+        state_columns(raw, codecs), None, within_total(codecs, raw.value_counts), raw.n_rows
+    )
     return rows.distinct() if distinct else rows
 
 
@@ -92,7 +112,8 @@ class RowSource(Protocol):
         ...
 
     def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
-        """The distinct state rows under `codecs`, with counts and Σ within."""
+        """The distinct state rows under `codecs`, with counts and Σ within (`within_total`
+        of the merged value counts)."""
         ...
 
     def id_generator(self, name: str) -> IdGenerator:
@@ -113,12 +134,6 @@ def encode_rows(rows: Rows, codecs: list[ColumnCodec], distinct: bool) -> Encode
     if isinstance(rows, RawTable):
         return encode_table(rows, codecs, distinct)
     return rows.encode(codecs)
-
-
-def column_counts(rows: Rows, name: str) -> ValueCounts:
-    if isinstance(rows, RawTable):
-        return rows.cells[name].value_counts()
-    return rows.value_counts(name)
 
 
 # ---- the holdout split --------------------------------------------------------------------

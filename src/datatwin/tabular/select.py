@@ -45,6 +45,8 @@ MIN_ROWS = 10
 #: the default candidates of a wide table (`screen.is_wide`)
 WIDE_STRUCTURES = ("independent", "chow-liu")
 BASE_BINS = 10
+#: structures fit on the rows themselves, not on their counts (not for a `RowSource`)
+ROWS_IN_MEMORY = ("gaussian", "neural")
 MORE_BINS = (5, 20, 40, 80, 160)
 
 
@@ -199,13 +201,17 @@ class TableSearch:
                 f"{TOP_PARENTS} most informative partners (pairwise mutual information); "
                 "ask for bayesnet or trees with --structures to search all pairs (slow)"
             )
+        in_memory = isinstance(self.split.train, RawTable)
         for name, label_params in self.plan:
+            if name in ROWS_IN_MEMORY and not in_memory:
+                progress.note(f"structure {name!r} skipped: it needs the rows in memory")
+                continue
             if name == "neural" and torch_or_none() is None:
                 progress.note(f"structure 'neural' skipped: torch is not installed ({EXTRA})")
                 continue
             yield self.fit_one(self.structure(name, label_params, base_bins))
-        first = board.candidates[0].model
-        if self.auto and first is not None and all_numeric(first.codecs):
+        first = board.candidates[0].model if board.candidates else None
+        if self.auto and in_memory and first is not None and all_numeric(first.codecs):
             yield self.fit_one(self.structure("gaussian", {}, base_bins))  # a candidate too
         top = board.best()
         name, label_params = top.structure.name, self._label_params(top)

@@ -109,12 +109,12 @@ class Encoding:
         return self.scorers[score]
 
     def encoded(self, raw: Rows) -> EncodedRows:
-        """`raw` under the codecs, as `DiscreteBayesNet.log_prob` sees it (distinct rows with
-        counts when there are many); kept per table for every candidate."""
+        """`raw` under the codecs, as `DiscreteBayesNet.log_prob` sees it, as distinct rows
+        with counts (the same floats however the rows were chunked); kept per table for
+        every candidate."""
         hit = self.encoded_rows.get(id(raw))
         if hit is None or hit[0] is not raw:
-            distinct = len(self.codecs) > 1 and raw.n_rows >= _DEDUP_ROWS
-            hit = self.encoded_rows[id(raw)] = (raw, encode_rows(raw, self.codecs, distinct))
+            hit = self.encoded_rows[id(raw)] = (raw, encode_rows(raw, self.codecs, True))
         return hit[1]
 
     def chow_liu_parents(self, score: str) -> list[Parents]:

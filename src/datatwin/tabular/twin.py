@@ -37,7 +37,7 @@ from .frames import (
     typed_frame,
 )
 from .frames import neutralise_formulas as _neutralise
-from .ids import IdGenerator
+from .ids import IdGenerator, int_like
 from .protocols import STATE_MODELS, StateModel
 from .rows import Rows, RowSource
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
@@ -475,11 +475,6 @@ class TableTwin(Twin):
         return tokens_from_frame(self.schema, df)
 
 
-def _int_like(tokens: np.ndarray) -> bool:
-    """Plain integers (zero-padded ones like 000123 keep their width as string identifiers)."""
-    return bool(pd.Series(tokens, dtype=object).str.strip().str.match(r"^[+-]?(0|[1-9]\d*)$").all())
-
-
 def _concat(parts: list[tuple[int, int, list[Decoded]]]) -> list[Decoded]:
     """The blocks' decoded columns joined into one decoded sample per column."""
     out = []
@@ -510,7 +505,7 @@ def _rows(data: Any) -> Rows:
 
 def _id_generator(raw: Rows, name: str) -> IdGenerator:
     if isinstance(raw, RawTable):
-        return IdGenerator.fit(raw.text(name), _int_like(raw.cells[name].uniques))
+        return IdGenerator.fit(raw.text(name), int_like(raw.cells[name].uniques))
     return raw.id_generator(name)
 
 

@@ -1,0 +1,133 @@
+"""A Dask DataFrame's rows as a `RowSource`: statistics per partition, added up on the client.
+
+Every statistic a count structure needs is a sum over rows (`rows.py`), so each partition
+computes its own — the value counts of each column, and under a set of codecs its distinct
+state rows with their counts — and the client merges them in partition order, which gives
+exactly the statistics of the whole table read in one piece. The holdout split is a hash of
+each row's position (`rows.holdout_mask`), so workers need only their partition's offset.
+The fitted twin is therefore the same model file as an in-memory fit of the same rows.
+
+Only statistics travel: the client holds the distinct state rows of the table (at most one
+row of small integers per distinct record) and each column's distinct texts, never the
+cells. Structures that need the rows themselves (gaussian, neural) are not offered here.
+A worker that dies is retried by Dask's scheduler (tasks are pure functions of a partition);
+if it keeps failing, the fit stops with a one-line error and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import progress
+from ..errors import InputError
+from ..reader import RawTable, ValueCounts, from_frame
+from .ids import IdGenerator, int_like
+from .rows import EncodedRows, encode_table, holdout_mask, merge_encoded, within_total
+
+if TYPE_CHECKING:
+    from .codec import ColumnCodec
+
+#: (fraction, key, held): the rows a split keeps — held out (True) or for training (False)
+Selection = tuple[float, int, bool] | None
+
+
+def _part_rows(part: pd.DataFrame, start: int, selection: Selection) -> RawTable | None:
+    """A partition's selected rows as a table of texts (None when it has none)."""
+    if len(part) == 0:
+        return None
+    raw = from_frame(part, source="a partition")
+    if selection is not None:
+        fraction, key, held = selection
+        mask = holdout_mask(start, len(part), fraction, key)
+        keep = mask if held else ~mask
+        if not keep.any():
+            return None
+        raw = raw.take(keep)
+    return raw
+
+
+def _part_counts(part: pd.DataFrame, start: int, selection: Selection) -> dict[str, ValueCounts]:
+    raw = _part_rows(part, start, selection)
+    return {} if raw is None else {c: raw.value_counts(c) for c in raw.columns}
+
+
+def _part_encode(
+    part: pd.DataFrame, start: int, selection: Selection, codecs: list[ColumnCodec]
+) -> EncodedRows | None:
+    raw = _part_rows(part, start, selection)
+    return None if raw is None else encode_table(raw, codecs, distinct=True)
+
+
+class DaskRows:
+    """The rows of a Dask DataFrame (or a split of them) as a `RowSource`."""
+
+    def __init__(
+        self,
+        frame: Any,
+        selection: Selection = None,
+        starts: list[int] | None = None,
+        source: str = "a Dask DataFrame",
+    ):
+        self.frame = frame
+        self.selection = selection
+        self.columns = [str(c) for c in frame.columns]
+        self.dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
+        self.source = source
+        self.starts = starts if starts is not None else self._starts()
+        self._counts: dict[str, ValueCounts] | None = None
+
+    def _starts(self) -> list[int]:
+        with progress.step(f"counting the rows of {self.frame.npartitions} partitions"):
+            lengths = self._compute(lambda part, start: len(part), per_part=True)
+        return [int(s) for s in np.r_[0, np.cumsum(lengths)[:-1]]]
+
+    def _compute(self, func: Any, *args: Any, per_part: bool = False) -> list[Any]:
+        """func(partition, its first row's position, *args) for every partition, in order."""
+        import dask
+
+        parts = self.frame.to_delayed()
+        starts = [0] * len(parts) if per_part else self.starts
+        tasks = [dask.delayed(func)(p, s, *args) for p, s in zip(parts, starts, strict=True)]
+        try:
+            return list(dask.compute(*tasks))
+        except InputError:
+            raise
+        except Exception as exc:  # a worker that died past its retries, a bad partition
+            name = type(exc).__name__
+            raise InputError(
+                f"the Dask computation failed ({name}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "nothing was written — check the workers and run the fit again"
+            ) from None
+
+    @property
+    def n_rows(self) -> int:
+        counts = self.value_counts(self.columns[0]) if self.columns else None
+        return counts.n_rows if counts is not None else 0
+
+    def value_counts(self, name: str) -> ValueCounts:
+        if self._counts is None:
+            with progress.step(f"value counts of {len(self.columns)} columns over partitions"):
+                parts = self._compute(_part_counts, self.selection)
+            self._counts = {c: ValueCounts.merge([p[c] for p in parts if p]) for c in self.columns}
+        return self._counts[name]
+
+    def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
+        with progress.step("encoding the partitions' rows"):
+            parts = self._compute(_part_encode, self.selection, codecs)
+        within = within_total(codecs, self.value_counts)
+        return merge_encoded([p for p in parts if p is not None], within)
+
+    def id_generator(self, name: str) -> IdGenerator:
+        vc = self.value_counts(name)
+        return IdGenerator.fit(np.repeat(vc.values, vc.counts), int_like(vc.values))
+
+    def split(self, fraction: float, key: int) -> tuple[DaskRows, DaskRows]:
+        if self.selection is not None:
+            raise InputError("internal: a split of a split")
+        return tuple(  # type: ignore[return-value]
+            DaskRows(self.frame, (fraction, key, held), self.starts, self.source)
+            for held in (False, True)
+        )
