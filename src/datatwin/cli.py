@@ -109,13 +109,15 @@ def _check_fit_outputs(args: argparse.Namespace, model_path: Path | str) -> None
 
 def cmd_fit(args: argparse.Namespace) -> int:
     data = Path(args.data)
-    if not data.exists():
+    distributed = getattr(args, "engine", "memory") == "dask"
+    pattern = distributed and any(ch in args.data for ch in "*?[")
+    if not data.exists() and not pattern:
         raise InputError(f"data file not found: {data}")
-    kind = args.kind or infer_kind(data)
+    kind = args.kind or ("table" if distributed else infer_kind(data))
     cls = twin_class(kind)
     refuse_foreign_options(_subparser(args.command), args, kind)
     refuse_training_file_as_holdout(data, args.holdout)
-    model_path: Path | str = args.output if args.output else _default_model_path(data)
+    model_path: Path | str = args.output or _default_model_path(data.parent if pattern else data)
     if model_path != STDOUT:
         model_path = Path(model_path)
     _check_fit_outputs(args, model_path)

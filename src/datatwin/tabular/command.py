@@ -11,10 +11,12 @@ from typing import Any
 import pandas as pd
 
 from ..errors import InputError
-from ..reader import RawTable, read_table
+from ..reader import read_table
 from .codec import MIN_COUNT
 from .dagfile import read_dag_file
+from .dask import DaskRows, read_frame
 from .frames import formula_header, neutralise_formulas
+from .rows import Rows
 from .schema import infer_schema, load_schema_overrides, schema_json
 
 
@@ -55,6 +57,19 @@ def add_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -
         "1 stores every category)",
     )
     g.add_argument(
+        "--engine",
+        choices=["memory", "dask"],
+        default="memory",
+        help="memory (default): read DATA here; dask: DATA is Parquet or CSV files (a file, "
+        "folder or glob) read by Dask, statistics per partition (the dask extra)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running Dask scheduler (default: a local cluster, one "
+        "worker process per core)",
+    )
+    g.add_argument(
         "--not-missing",
         metavar="TOKENS",
         default=None,
@@ -81,13 +96,17 @@ def add_options(fit: argparse.ArgumentParser, sample: argparse.ArgumentParser) -
     )
 
 
-def fit_options(path: Path, args: argparse.Namespace) -> tuple[RawTable, dict[str, Any]]:
+def fit_options(path: Path, args: argparse.Namespace) -> tuple[Rows, dict[str, Any]]:
     """The rows of DATA and `fit_select`'s keyword arguments from the command line."""
-    raw = read_table(
-        path,
-        encoding=getattr(args, "encoding", "utf-8"),
-        header=not getattr(args, "no_header", False),
-    )
+    raw: Rows
+    if getattr(args, "engine", "memory") == "dask":
+        raw = DaskRows(read_frame(str(path), getattr(args, "sep", None)), source=str(path))
+    else:
+        raw = read_table(
+            path,
+            encoding=getattr(args, "encoding", "utf-8"),
+            header=not getattr(args, "no_header", False),
+        )
     overrides: dict[str, dict[str, Any]] = {}
     if getattr(args, "schema", None):
         overrides = load_schema_overrides(args.schema)

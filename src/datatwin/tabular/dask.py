@@ -16,6 +16,9 @@ if it keeps failing, the fit stops with a one-line error and writes nothing.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -82,6 +85,12 @@ class DaskRows:
     def _starts(self) -> list[int]:
         with progress.step(f"counting the rows of {self.frame.npartitions} partitions"):
             lengths = self._compute(lambda part, start: len(part), per_part=True)
+        if sum(lengths) == 0:
+            raise InputError(f"{self.source} has no rows (no file matches, or they are empty)")
+        progress.note(
+            f"{self.source}: {sum(lengths):,} rows in {len(lengths)} partitions, fit from "
+            "statistics computed per partition by Dask and merged (exact)"
+        )
         return [int(s) for s in np.r_[0, np.cumsum(lengths)[:-1]]]
 
     def _compute(self, func: Any, *args: Any, per_part: bool = False) -> list[Any]:
@@ -131,3 +140,56 @@ class DaskRows:
             DaskRows(self.frame, (fraction, key, held), self.starts, self.source)
             for held in (False, True)
         )
+
+
+# ---- the command line: --engine dask [--scheduler ADDRESS] --------------------------------
+def read_frame(pattern: str, sep: str | None = None) -> Any:
+    """A Dask DataFrame of Parquet or CSV files (a path, a folder or a glob); CSV cells are
+    read as their exact text, as the in-memory reader keeps them."""
+    try:
+        import dask.dataframe as dd
+    except ImportError:
+        raise InputError(
+            '--engine dask needs the dask extra: pip install "datatwin[dask]"'
+        ) from None
+    low = pattern.lower()
+    try:
+        if any(s in low for s in (".csv", ".tsv", ".txt")):
+            delimiter = sep or ("\t" if ".tsv" in low else ",")
+            return dd.read_csv(pattern, dtype=str, keep_default_na=False, sep=delimiter)
+        return dd.read_parquet(pattern)
+    except Exception as exc:  # dask and pyarrow raise many kinds for a missing or bad file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{pattern}: Dask cannot read it ({first})") from None
+
+
+@contextmanager
+def dask_client(address: str | None) -> Iterator[None]:
+    """A Dask client for the block: the scheduler at `address`, or a local cluster of one
+    worker process per core."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError(
+            '--engine dask needs the dask extra: pip install "datatwin[dask]"'
+        ) from None
+    if address:
+        try:
+            client = Client(address, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
+        with client:
+            progress.note(
+                f"Dask scheduler {address}: {len(client.scheduler_info()['workers'])} workers"
+            )
+            yield
+        return
+    workers = max(1, os.cpu_count() or 1)
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        progress.note(f"Dask: a local cluster of {workers} worker processes")
+        yield

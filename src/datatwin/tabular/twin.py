@@ -447,6 +447,12 @@ class TableTwin(Twin):
 
     @classmethod
     def cli_fit(cls, path: Path, args: argparse.Namespace) -> TableTwin:
+        if getattr(args, "engine", "memory") == "dask":
+            from .dask import dask_client
+
+            with dask_client(getattr(args, "scheduler", None)):
+                raw, options = command.fit_options(path, args)
+                return cls.fit_select(raw, **options)
         raw, options = command.fit_options(path, args)
         return cls.fit_select(raw, **options)
 
