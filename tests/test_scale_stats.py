@@ -70,3 +70,22 @@ def test_a_ragged_row_deep_in_a_file_is_named_by_its_line(tmp_path, monkeypatch)
     path.write_text("".join(lines))
     with pytest.raises(InputError, match=r"line 15002: ragged row .* 2 fields"):
         read_table(path)
+
+
+def test_a_parquet_sample_is_written_in_row_groups_with_the_csv_samples_cells(tmp_path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    import datatwin
+    from datatwin.cli import main
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.choice(["x", "y", "=z"], 500), "n": rng.integers(0, 9, 500)})
+    datatwin.fit(df, seed=0).save(tmp_path / "m.twin")
+    common = ["-q", "sample", str(tmp_path / "m.twin"), "-n", "230000", "--seed", "3"]
+    assert main([*common, "-o", str(tmp_path / "s.parquet")]) == 0
+    assert main([*common, "-o", str(tmp_path / "s.csv")]) == 0
+    got = pd.read_parquet(tmp_path / "s.parquet")
+    want = pd.read_csv(tmp_path / "s.csv", dtype=str, keep_default_na=False)
+    assert got.shape == (230000, 2) and (got.to_numpy() == want.to_numpy()).all()
+    assert pq.ParquetFile(tmp_path / "s.parquet").num_row_groups == 3  # blocks of 100,000

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -168,6 +169,32 @@ def sample_options(args: argparse.Namespace) -> dict[str, Any]:
         "given": given or None,
         "novel": getattr(args, "novel", False),
     }
+
+
+def parquet_writer(chunks: Iterator[pd.DataFrame], args: Any) -> Callable[[BinaryIO], None]:
+    """Sampled tokens as Parquet, one row group per block of records (bounded memory): every
+    column the records' text, the same cells a CSV sample holds (formulas neutralised when
+    asked; empty cells are empty strings)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(fh: BinaryIO) -> None:
+        writer = None
+        try:
+            for chunk in chunks:
+                if getattr(args, "neutralise_formulas", False):
+                    chunk = neutralise_formulas(chunk)
+                table = pa.Table.from_pydict(
+                    {str(c): pa.array(chunk[c].to_numpy(object), pa.string()) for c in chunk}
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return write
 
 
 def csv_bytes(samples: pd.DataFrame, args: Any, header: bool = True) -> bytes:

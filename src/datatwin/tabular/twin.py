@@ -463,8 +463,11 @@ class TableTwin(Twin):
         return self.sample_tokens(**command.sample_options(args))
 
     def cli_sample_writer(self, args: argparse.Namespace) -> Callable[[BinaryIO], None]:
-        """CSV written block by block (`SAMPLE_BLOCK` records): bounded memory for any -n."""
+        """CSV (or Parquet for -o *.parquet) written block by block (`SAMPLE_BLOCK` records):
+        bounded memory for any -n."""
         chunks = self.sample_token_chunks(**command.sample_options(args))
+        if str(getattr(args, "output", "") or "").lower().endswith((".parquet", ".pq")):
+            return command.parquet_writer(chunks, args)
 
         def write(fh: BinaryIO) -> None:
             for i, chunk in enumerate(chunks):
