@@ -144,11 +144,73 @@ def child_fit(path: str) -> dict[str, Any]:
     }
 
 
-def run_child(path: Path) -> dict[str, Any]:
-    """`child_fit` in a fresh interpreter; adds its peak RSS (MB) and the load average."""
+def to_parquet_parts(csv: Path, folder: Path, parts: int) -> Path:
+    """The CSV as a folder of `parts` Parquet files of text columns (the cells as written)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if folder.exists():
+        return folder
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with open(csv, "rb") as fh:
+        names = fh.readline().decode().strip().split(",")
+        rows = sum(1 for _ in fh)
+    per = -(-rows // parts)
+    conv = pacsv.ConvertOptions(column_types={n: pa.string() for n in names})
+    batches, held, k = [], 0, 0
+    with pacsv.open_csv(csv, convert_options=conv) as reader:
+        for batch in reader:
+            batches.append(batch)
+            held += batch.num_rows
+            while held >= per:
+                table = pa.Table.from_batches(batches)
+                pq.write_table(table.slice(0, per), tmp / f"part-{k:04d}.parquet")
+                rest = table.slice(per)
+                batches, held, k = rest.to_batches(), rest.num_rows, k + 1
+    if held:
+        pq.write_table(pa.Table.from_batches(batches), tmp / f"part-{k:04d}.parquet")
+    tmp.rename(folder)
+    return folder
+
+
+def child_dask_fit(folder: str) -> dict[str, Any]:
+    """`datatwin.fit` of a Parquet folder through Dask (a LocalCluster of 2 worker
+    processes); the client's own peak RSS (workers are other processes)."""
+    import resource
+
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    import datatwin
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        frame = dd.read_parquet(folder)
+        t0 = time.perf_counter()
+        twin = datatwin.fit(frame, seed=0)
+        secs = time.perf_counter() - t0
+    best = min(twin.leaderboard, key=lambda r: r["holdout_bits"])
+    return {
+        "partitions": frame.npartitions,
+        "fit_s": secs,
+        "client_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "selected": twin.structure,
+        "holdout_bits": best["holdout_bits"],
+    }
+
+
+def run_child(path: Path, mode: str = "fit") -> dict[str, Any]:
+    """`child_fit` (or `child_dask_fit`) in a fresh interpreter; adds its peak RSS (MB) and
+    the load average."""
     load = os.getloadavg()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "fit", str(path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, __file__, mode, str(path)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     out = proc.stdout.read()
@@ -159,7 +221,8 @@ def run_child(path: Path) -> dict[str, Any]:
     res = json.loads(out.strip().splitlines()[-1])
     res["peak_mb"] = usage.ru_maxrss / 1024.0  # KiB on Linux
     res["loadavg_before"] = load
-    res["fit_over_pyarrow"] = res["total_s"] / max(res["pyarrow_read_s"], 1e-9)
+    if "total_s" in res:
+        res["fit_over_pyarrow"] = res["total_s"] / max(res["pyarrow_read_s"], 1e-9)
     return res
 
 
@@ -219,8 +282,9 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "fit":
-        print(json.dumps(child_fit(sys.argv[2])))
+    if len(sys.argv) == 3 and sys.argv[1] in ("fit", "dask"):
+        child = child_fit if sys.argv[1] == "fit" else child_dask_fit
+        print(json.dumps(child(sys.argv[2])))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="10000,100000,1000000", help="comma-separated row counts")
@@ -232,10 +296,20 @@ def main() -> None:
         help="folder for generated tables (default: the system's temporary folder)",
     )
     ap.add_argument("--keep", action="store_true", help="keep other kinds' earlier results")
+    ap.add_argument(
+        "--dask",
+        metavar="ROWS",
+        type=int,
+        help="instead: fit an alarm-like table of ROWS rows as Parquet in >= 20 partitions "
+        "through Dask (LocalCluster, 2 worker processes); the client's peak memory",
+    )
     args = ap.parse_args()
     out, data = Path(args.out), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
+    if args.dask:
+        dask_run(args.dask, data, out)
+        return
     results: dict[str, list[dict[str, Any]]] = {}
     if args.keep and (out / "scale.json").exists():  # other kinds from an earlier run
         results = json.loads((out / "scale.json").read_text())
@@ -251,6 +325,20 @@ def main() -> None:
             )
             results[kind].append(res)
             report(results, out)
+
+
+def dask_run(n: int, data: Path, out: Path) -> None:
+    csv = make_table("alarm", n, data / f"alarm_{n}.csv", data)
+    parts = max(20, n // 500_000)
+    folder = to_parquet_parts(csv, data / f"alarm_{n}_parquet{parts}", parts)
+    res = {"rows": n, **run_child(folder, "dask")}
+    print(
+        f"dask alarm {n:,} rows, {res['partitions']} partitions: {res['fit_s']:.1f} s, client "
+        f"{res['client_peak_mb']:.0f} MB, load {res['loadavg_before'][0]:.2f}, "
+        f"{res['selected']} {res['holdout_bits']:.4f} bits",
+        file=sys.stderr,
+    )
+    (out / "scale_dask.json").write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -89,3 +89,59 @@ def test_a_parquet_sample_is_written_in_row_groups_with_the_csv_samples_cells(tm
     want = pd.read_csv(tmp_path / "s.csv", dtype=str, keep_default_na=False)
     assert got.shape == (230000, 2) and (got.to_numpy() == want.to_numpy()).all()
     assert pq.ParquetFile(tmp_path / "s.parquet").num_row_groups == 3  # blocks of 100,000
+
+
+def test_trees_grown_on_several_cores_are_the_serial_trees(monkeypatch):
+    import sys
+
+    import pandas as pd
+
+    import datatwin
+    from datatwin.core import parallel
+
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 5, 3000)
+    df = pd.DataFrame(
+        {"a": a, "b": (a * 3 + rng.integers(0, 3, 3000)) % 7, "x": np.round(rng.normal(a, 1), 1)}
+    )
+    monkeypatch.setattr("datatwin.tabular.growth._PARALLEL_CELLS", 0)
+    calls = []
+    real = parallel.ProcessPoolExecutor
+
+    def spy(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "ProcessPoolExecutor", spy)
+    monkeypatch.setenv("DATATWIN_WORKERS", "2")
+    forked = datatwin.fit(df, structures="trees", seed=0)
+    monkeypatch.setenv("DATATWIN_WORKERS", "1")
+    serial = datatwin.fit(df, structures="trees", seed=0)
+    assert calls or "torch" in sys.modules  # (after torch is loaded, nothing forks)
+    assert forked.leaderboard[0]["holdout_bits"] == serial.leaderboard[0]["holdout_bits"]
+    assert np.array_equal(forked.log_prob(df), serial.log_prob(df))
+
+
+def test_a_large_training_split_is_searched_on_a_sample_then_counted_on_every_row(
+    monkeypatch, caplog
+):
+    import logging
+
+    import pandas as pd
+
+    import datatwin
+
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 4, 4000)
+    b = (a + rng.integers(0, 2, 4000)) % 4
+    df = pd.DataFrame({"a": a, "b": b, "c": (b * 2 + rng.integers(0, 2, 4000)) % 5})
+    monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 800)
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        twin = datatwin.fit(df, structures="bayesnet", seed=0)
+    assert "candidates are fit on a sample of" in caplog.text
+    sampled_rows = int(caplog.text.split("a sample of ")[1].split(" ")[0].replace(",", ""))
+    assert 600 < sampled_rows < 1000  # about 800 of the 3,200 training rows
+    # the chosen structure's tables are the counts of every row, with the sample's edges
+    counted = datatwin.fit(df, structures="dag", edges=twin.edges, holdout=df.iloc[:5], refit=False)
+    assert np.array_equal(twin.log_prob(df), counted.log_prob(df))
+    assert twin.structure == "bayesnet"

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.special import xlogy
 
+from ..core.parallel import parallel_map
 from .bayesnet import DiscreteBayesNet, marginal_prior
 from .counting import FamilyCounter, FamilyCounts
 from .protocols import ConditionalTable
@@ -425,6 +426,26 @@ def _pays(gain: float, n_cand: int, skipped, totals, q, xs, min_leaf: int) -> bo
     return gain > np.log(exact + _scan_all(ordered, totals, min_leaf, len(xs))[1])
 
 
+#: state cells (rows × columns) from which trees grow on several cores
+_PARALLEL_CELLS = 1_000_000
+
+
+def _grow_at(
+    pos_v: tuple[int, int],
+    cols: list[np.ndarray],
+    cards: np.ndarray,
+    pseudo: list[np.ndarray],
+    order: list[int],
+    ranks: list[np.ndarray | None],
+    w: np.ndarray | None,
+) -> TreeCPT:
+    """The tree of the column at position pos of `order` over the columns before it."""
+    pos, v = pos_v
+    preds = list(order[:pos])
+    prior = marginal_prior(cols[v], int(cards[v]), pseudo[v], w)
+    return grow(cols, cards, v, preds, prior, [ranks[p] for p in preds], weights=w)
+
+
 def grow_trees(
     counter: FamilyCounter,
     pseudo: list[np.ndarray],
@@ -432,16 +453,16 @@ def grow_trees(
     ranks: list[np.ndarray | None],
 ) -> DiscreteBayesNet:
     """A network whose every column is a tree over the columns before it in `order`;
-    its parents are the columns the tree splits on."""
+    its parents are the columns the tree splits on. The trees are independent, so they grow
+    on several cores when there is enough work (`core.parallel`), with the same result."""
     cards = counter.cards
     cols = counter.columns
     w = counter.weights
-    grown: dict[int, TreeCPT] = {}
-    for pos, v in enumerate(order):
-        preds = list(order[:pos])
-        prior = marginal_prior(cols[v], int(cards[v]), pseudo[v], w)
-        rk = [ranks[p] for p in preds]
-        grown[v] = grow(cols, cards, v, preds, prior, rk, weights=w)
+    big = len(cols[0]) * len(order) >= _PARALLEL_CELLS if cols else False
+    trees = parallel_map(
+        _grow_at, list(enumerate(order)), cols, cards, pseudo, order, ranks, w, worth_it=big
+    )
+    grown = {v: t for (_, v), t in zip(enumerate(order), trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
     net.cpts = tables

@@ -45,6 +45,11 @@ MIN_ROWS = 10
 #: the default candidates of a wide table (`screen.is_wide`)
 WIDE_STRUCTURES = ("independent", "chow-liu")
 BASE_BINS = 10
+#: training rows above which candidates are fit and scored on a sample (`sample_split`)
+SEARCH_ROWS = 2_000_000
+#: structures whose refit after a sampled search keeps the parents and counts every row
+_PARENTS_FIXED = ("independent", "chow-liu", "bayesnet", "dag")
+_SAMPLE_SALT = 0x5EA2C4
 #: structures fit on the rows themselves, not on their counts (not for a `RowSource`)
 ROWS_IN_MEMORY = ("gaussian", "neural")
 MORE_BINS = (5, 20, 40, 80, 160)
@@ -58,6 +63,17 @@ class Split:
     train: Rows
     hold: Rows
     full: Rows
+    #: the rows candidates are fit and scored on: a hashed sample of train and hold when
+    #: those are larger than `SEARCH_ROWS` (`sample_split`), else train and hold themselves
+    search_train: Rows | None = None
+    search_hold: Rows | None = None
+
+    def searched(self) -> tuple[Rows, Rows]:
+        return self.search_train or self.train, self.search_hold or self.hold
+
+    @property
+    def sampled(self) -> bool:
+        return self.search_train is not None
 
 
 def check_rows(raw: Rows, minimum: int) -> None:
@@ -85,7 +101,7 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
             held[0] = True
         if held.all():
             held[-1] = False
-        return Split(raw.take(~held), raw.take(held), raw)
+        return sample_split(Split(raw.take(~held), raw.take(held), raw), key)
     if not isinstance(raw, RawTable):
         raise InputError("rows that are not in memory take a holdout fraction, not holdout data")
     hold = read_table(holdout)
@@ -95,6 +111,28 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
     hold = RawTable(raw.columns, {c: hold.cells[c] for c in raw.columns}, raw.dtypes, hold.source)
     check_rows(raw, 2)
     return Split(raw, hold, raw)
+
+
+def sample_split(split: Split, key: int) -> Split:
+    """`split` with search rows: when the training rows outnumber `SEARCH_ROWS`, candidates
+    are fit on a hashed sample of `SEARCH_ROWS` of them and scored on a sample of the
+    holdout of the same share; the chosen structure is then counted on every row."""
+    train, hold = split.train, split.hold
+    if not isinstance(train, RawTable) or not isinstance(hold, RawTable):
+        return split
+    if train.n_rows <= SEARCH_ROWS:
+        return split
+    share = SEARCH_ROWS / train.n_rows
+    salt = key ^ _SAMPLE_SALT
+    split.search_train = train.take(holdout_mask(0, train.n_rows, share, salt))
+    split.search_hold = hold.take(holdout_mask(0, hold.n_rows, share, salt))
+    progress.note(
+        f"{split.train.n_rows:,} training rows: candidates are fit on a sample of "
+        f"{split.search_train.n_rows:,} and scored on {split.search_hold.n_rows:,} of the "
+        f"{hold.n_rows:,} held-out rows; the chosen structure is counted on all "
+        f"{split.full.n_rows:,} rows"
+    )
+    return split
 
 
 def structure_plan(structures: Any, edges: Any) -> list[tuple[str, dict[str, Param]]]:
@@ -166,7 +204,7 @@ class TableSearch:
         return Structure.of(name, format_label(name, label_params), **params)
 
     def fit_one(self, structure: Structure) -> Candidate[TableTwin]:
-        train, hold = self.split.train, self.split.hold
+        train, hold = self.split.searched()
         with progress.step(f"fitting {structure.label}"):
             with stopwatch() as secs:
                 twin = self._fit(train, structure, _cache=self.cache)
@@ -225,6 +263,21 @@ class TableSearch:
                 break
             yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b))
 
+    def _counted(self, rows: Rows, structure: Structure, edges: list[tuple[str, str]]) -> TableTwin:
+        """`structure`'s network with exactly these `edges`, its tables counted on `rows`
+        (no search: the structure was chosen on a sample)."""
+        twin = self.twin_cls.fit(
+            rows,
+            structure="dag",
+            edges=edges,
+            bins=structure.param("bins"),
+            max_categories=structure.param("max_categories"),
+            min_count=structure.param("min_count"),
+            specs=self.specs,
+        )
+        twin.params = {**twin.params, "score": structure.param("score")}
+        return twin
+
     def _label_params(self, cand: Candidate[TableTwin]) -> dict[str, Param]:
         """The parameters `cand`'s label sets (the rest came from the search)."""
         return parse_label(cand.structure.label)[1]
@@ -233,7 +286,10 @@ class TableSearch:
         twin = best.model
         assert twin is not None
         full = self.split.full
-        if self.do_refit and full is not self.split.train:
+        if self.do_refit and self.split.sampled and best.structure.name in _PARENTS_FIXED:
+            with progress.step(f"counting {best.structure.label} on all {full.n_rows} rows"):
+                twin = self._counted(full, best.structure, twin.edges)
+        elif self.do_refit and full is not self.split.train:
             with progress.step(f"refitting {best.structure.label} on all {full.n_rows} rows"):
                 extra: dict[str, Any] = {}
                 if best.structure.name == "neural":  # same epochs again, on every row

@@ -1,0 +1,67 @@
+"""Independent pieces of one fit on several cores: a map over forked worker processes.
+
+A fit's pieces (e.g. one tree per column, every tree over the same state columns) are pure
+functions of data the parent already holds. Forked workers see that data without copying it
+(copy on write), and only the small results travel back, so the result is the same as the
+serial loop's, bit for bit, in the same order. Workers: `DATATWIN_WORKERS` (1 turns it off),
+else the cores this process may use. Forking is skipped where it is unsafe or not worth it:
+no `fork` on the platform, torch loaded (its thread pools do not survive a fork), inside a
+daemon process (a Dask worker), or too little work.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: the function and shared arguments of the running map, inherited by forked workers
+_SHARED: tuple[Callable[..., Any], tuple[Any, ...]] | None = None
+
+
+def workers() -> int:
+    """Worker processes a parallel map may use."""
+    env = os.environ.get("DATATWIN_WORKERS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _fork_safe() -> bool:
+    return (
+        "fork" in mp.get_all_start_methods()
+        and "torch" not in sys.modules
+        and not mp.current_process().daemon
+    )
+
+
+def _call(item: Any) -> Any:
+    assert _SHARED is not None
+    func, shared = _SHARED
+    return func(item, *shared)
+
+
+def parallel_map(
+    func: Callable[..., R], items: Sequence[T], *shared: Any, worth_it: bool = True
+) -> list[R]:
+    """[func(item, *shared) for item in items], on forked workers when that is safe and
+    `worth_it` (the caller's judgement of the work); results in the order of `items`."""
+    n = min(workers(), len(items))
+    if n < 2 or not worth_it or not _fork_safe():
+        return [func(item, *shared) for item in items]
+    global _SHARED
+    _SHARED = (func, shared)
+    try:
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
+            return list(pool.map(_call, items))
+    finally:
+        _SHARED = None
