@@ -76,6 +76,7 @@ class TokenColumn:
 
     codes: np.ndarray  # the smallest signed integer type (`small_codes`)
     uniques: np.ndarray  # object array of str, each distinct, in order of first appearance
+    _value_counts: ValueCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, cells: np.ndarray | TokenColumn) -> TokenColumn:
@@ -97,10 +98,15 @@ class TokenColumn:
         return self.per_cell(self.uniques)
 
     def counts(self) -> np.ndarray:
-        return np.bincount(self.codes, minlength=len(self.uniques)).astype(np.int64)
+        return self.value_counts().counts
 
     def value_counts(self) -> ValueCounts:
-        return ValueCounts(self.uniques, self.counts())
+        """The column's distinct texts and how many cells hold each (counted once)."""
+        if self._value_counts is None:
+            counts = np.bincount(self.codes, minlength=len(self.uniques)).astype(np.int64)
+            object.__setattr__(self, "_value_counts", ValueCounts(self.uniques, counts))
+        assert self._value_counts is not None
+        return self._value_counts
 
     def take(self, idx: np.ndarray) -> TokenColumn:
         """The cells at positions `idx` (a mask or indices): a column of their own, holding
