@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -50,6 +51,54 @@ def note(message: str) -> None:
 
 def console() -> Console:
     return _console
+
+
+@contextmanager
+def meter(message: str, total: float | None, unit: str = "B") -> Iterator[Callable[[float], None]]:
+    """A progress bar with rate and time left while a long stage advances (CLI, on a
+    terminal); elsewhere, unless quiet, one line when it ends: how much, how long, how fast.
+    Yields `advance(amount)`."""
+    start = time.perf_counter()
+    done = [0.0]
+    if _spinners and sys.stderr.isatty():
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        columns = [TextColumn(message), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+        with Progress(*columns, console=_console, transient=True) as bar:
+            task = bar.add_task(message, total=total)
+
+            def advance(amount: float) -> None:
+                done[0] += amount
+                bar.update(task, advance=amount)
+
+            yield advance
+    else:
+
+        def advance(amount: float) -> None:
+            done[0] += amount
+
+        yield advance
+    secs = time.perf_counter() - start
+    if _spinners and secs >= 1.0:
+        size = _human(done[0], unit)
+        _console.print(
+            f"[dim]{message}: {size} in {secs:.1f} s ({_human(done[0] / secs, unit)}/s)[/dim]",
+            highlight=False,
+        )
+
+
+def _human(amount: float, unit: str) -> str:
+    for prefix in ("", "k", "M", "G", "T"):
+        if abs(amount) < 1000 or prefix == "T":
+            return f"{amount:.3g} {prefix}{unit}"
+        amount /= 1000
+    return f"{amount:.3g} {unit}"
 
 
 @contextmanager

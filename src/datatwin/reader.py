@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from . import progress
 from .errors import InputError
 
 #: Cells that mean "missing" in every kind (tables keep them as values of their own; series
@@ -328,12 +329,20 @@ def _read_cells(path: Path, names: list[str], read_opts, parse_opts, conv_opts):
     """Every column of a CSV as a `TokenColumn`, streamed in blocks: memory is the codes
     plus one block of text, whatever the file's size."""
     columns = [_ColumnCodes() for _ in names]
-    with pacsv.open_csv(
-        path, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
-    ) as reader:
+    size = path.stat().st_size if not path.name.endswith(".gz") else None
+    left = float(size or 0)
+    with (
+        progress.meter(f"reading {path.name}", size) as advance,
+        pacsv.open_csv(
+            path, read_options=read_opts, parse_options=parse_opts, convert_options=conv_opts
+        ) as reader,
+    ):
         for batch in reader:
             for j, col in enumerate(columns):
                 col.add(batch.column(j))
+            step = min(BLOCK_BYTES, left) if size else BLOCK_BYTES  # a block of text a batch
+            left -= step
+            advance(step)
     return {n: c.finish() for n, c in zip(names, columns, strict=True)}
 
 
