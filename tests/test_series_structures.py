@@ -43,6 +43,8 @@ def test_family_registry_lists_every_family_with_help():
         "calendar",
         "fourier",
         "exog",
+        "blocks",
+        "regime",
         "phase",
         "mix",
     )
@@ -82,17 +84,36 @@ def test_family_registry_lists_every_family_with_help():
         ("sqrt:ar(18) of Δ1", "diff", 18, "sqrt", 1, ()),
         ("log:ar(63) of Δ48", "sdiff", 63, "log", 48, ()),
         ("ar(2)+phase", "ar", 2, "none", 0, ("phase",)),
+        (
+            "sqrt:ar(19)+seasonal+calendar+blocks+regime+phase",
+            "seasonal",
+            19,
+            "sqrt",
+            0,
+            ("calendar", "blocks", "regime", "phase"),
+        ),
     ],
 )
 def test_labels_parse_to_structures_and_back(label, family, order, transform, diff_lag, mods):
     st = SeriesStructure.parse(label)
     assert (st.family, st.order, st.transform, st.diff_lag) == (family, order, transform, diff_lag)
-    assert {m for m in ("calendar", "phase", "mix") if getattr(st, m)} == set(mods)
+    assert {m for m in ("calendar", "blocks", "regime", "phase", "mix") if getattr(st, m)} == set(
+        mods
+    )
     assert st.label == label
 
 
 @pytest.mark.parametrize(
-    "label", ["ar(x)", "cubic:ar(2)", "ar(2)+weekly", "ar(2)+mix+mix", "ar(2) of Δ1+calendar"]
+    "label",
+    [
+        "ar(x)",
+        "cubic:ar(2)",
+        "ar(2)+weekly",
+        "ar(2)+mix+mix",
+        "ar(2) of Δ1+calendar",
+        "ar(2) of Δ1+regime",
+        "ar(2)+blocks+blocks",
+    ],
 )
 def test_malformed_labels_are_refused(label):
     with pytest.raises(InputError):
@@ -104,6 +125,7 @@ def test_every_leaderboard_row_refits_exactly_from_its_label():
     tw = datatwin.fit(df, kind="series", max_lag=3)
     labels = [r["structure"] for r in tw.leaderboard]
     parts = ("iid", "sqrt:", "+seasonal", " of Δ1", " of Δ24", "+calendar", "+fourier", "+phase")
+    parts += ("+blocks", "+regime")
     for part in (*parts, "+mix"):
         assert any(part in s for s in labels), part
     for row in tw.leaderboard:

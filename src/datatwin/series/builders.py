@@ -15,6 +15,7 @@ from ..core.candidates import Candidate, stopwatch
 from ..errors import InputError
 from .ar import Prepared, Scan, Sequence
 from .precision import TRANSFORMS, log_cell_mass
+from .regime import REACH, Design, block_spans, fit_extension, stabilize_regimes
 from .residuals import fit_mixture, fit_phase_scale, residuals, stabilize
 from .select import SERIES_STRUCTURES, SeriesCandidate, SeriesSearch
 from .structures import SeriesStructure
@@ -66,7 +67,9 @@ def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
             if cached
             else search.level_scan(st.transform, prep.transforms, search.plan.level)
         )
-    base = replace(st, fourier=False, exog=False, phase=False, mix=False)
+    base = replace(
+        st, fourier=False, exog=False, blocks=False, regime=False, phase=False, mix=False
+    )
     return SeriesCandidate(base, prep, sc.model(fam, st.order), pm)
 
 
@@ -153,6 +156,57 @@ def build_exog(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate |
     return replace(cand, structure=replace(st, family=fam, order=order, exog=True), model=model)
 
 
+def _extend(
+    search: SeriesSearch, base: SeriesCandidate, design: Design, mod: str
+) -> SeriesCandidate:
+    """`base` refit with `design` (lag blocks, regime) on the training rows."""
+    m0 = base.model
+    model = fit_extension(base.prep, search.train_rows, m0, design, search.chain_of(base)[1])
+    if "radius_cap" in m0.info:
+        stabilize_regimes(model, float(m0.info["radius_cap"]))
+    st = replace(base.structure, blocks=base.structure.blocks or mod == "blocks")
+    st = replace(st, regime=mod == "regime")
+    return replace(base, structure=st, model=model)
+
+
+def _extensible(search: SeriesSearch, base: SeriesCandidate) -> bool:
+    """A level structure without residual modifiers (blocks and regimes refit its mean)."""
+    st = base.structure
+    return st.levels and not (st.phase or st.mix) and search.plan.P >= 1
+
+
+def build_blocks(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with long-memory lag blocks beyond its order, up to REACH times the largest order
+    scanned (a quarter of the training steps at most); None when there is no room or it has
+    them already."""
+    st = base.structure
+    if not _extensible(search, base) or st.blocks or st.regime:
+        return None
+    d0 = Design.of(base.model)
+    reach = min(REACH * search.plan.P, search.n_train // 4)
+    spans = block_spans(d0.core, st.order, reach)
+    if not spans:
+        return None
+    with progress.step("fitting long-memory lag blocks"):
+        return _extend(search, base, Design(d0.core, spans, 0), "blocks")
+
+
+def build_regime(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with a second regime of the mean while each column's change over the last k
+    steps is positive (k the season, else half the largest order scanned); None when the
+    series is too short for it."""
+    st = base.structure
+    if not _extensible(search, base) or st.regime:
+        return None
+    period = search.plan.period
+    k = int(period) if period and period > 1 else max(1, search.plan.P // 2)
+    if 2 * k > search.n_train // 4:
+        return None
+    d0 = Design.of(base.model)
+    with progress.step("fitting regimes of the mean"):
+        return _extend(search, base, Design(d0.core, d0.spans, k), "regime")
+
+
 def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     """`base` with a residual scale per seasonal phase (step mod period), fit on the training
     residuals and shrunk toward 1."""
@@ -160,8 +214,9 @@ def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     if not period or period <= 1:
         raise InputError("phase scales need a seasonal time axis (period > 1)")
     prep, m0 = base.prep, base.model
-    res = residuals(m0, prep, search.train_rows)
-    ps = fit_phase_scale(res, search.train_rows, m0.mix_sd[:, 0], period)
+    rows = search.rows_for(m0)
+    res = residuals(m0, prep, rows)
+    ps = fit_phase_scale(res, rows, m0.mix_sd[:, 0], period)
     model = replace(m0, phase_scale=ps, info=dict(m0.info))
     model.info["phase_period"] = int(period)
     return replace(base, structure=replace(base.structure, phase=True), model=model)
@@ -171,7 +226,7 @@ def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | 
     """`base` with mixture residuals on the columns where they make the holdout more probable
     (None when no column gains)."""
     cols, prep, m0 = search.cols, base.prep, base.model
-    train_rows, hold_rows = search.train_rows, search.hold_rows
+    train_rows, hold_rows = search.rows_for(m0), search.hold_rows
     d = len(cols.names)
     W, MU, SD = np.zeros((d, _MIX_K)), np.zeros((d, _MIX_K)), np.ones((d, _MIX_K))
     used = []
@@ -224,6 +279,16 @@ SERIES_STRUCTURES.add(
     build_exog,
 )
 SERIES_STRUCTURES.add(
+    "blocks",
+    "the best level structure so far with long-memory means of lag blocks beyond its order",
+    build_blocks,
+)
+SERIES_STRUCTURES.add(
+    "regime",
+    "the best level structure so far with a second regime of the mean (recent change > 0)",
+    build_regime,
+)
+SERIES_STRUCTURES.add(
     "phase", "the best so far with a residual scale per seasonal phase", build_phase
 )
 SERIES_STRUCTURES.add(
@@ -237,7 +302,7 @@ def build_exact(search: SeriesSearch, st: SeriesStructure) -> Candidate[SeriesCa
     with progress.step(f"fitting {st.label}"), stopwatch() as secs:
         first = "calendar" if st.calendar else st.family
         cand = SERIES_STRUCTURES.get(first).builder(search, st)
-        for mod in ("fourier", "exog"):
+        for mod in ("fourier", "exog", "blocks", "regime"):
             if getattr(st, mod):
                 nxt = SERIES_STRUCTURES.get(mod).builder(search, cand)
                 if nxt is None:

@@ -8,7 +8,8 @@ In the standardised transformed space z = (g(y) - center) / scale, column j of s
 C_j(t) is the intercept (or, with a `level` m(t), the intercept that makes the model revert to
 it: m(t) = a table by phase (step mod Pm) plus Fourier terms Σ_h α cos(2πt/P_h) + β sin(2πt/P_h)
 over several seasonal periods at once) and s_j(t) the residual scale of the step's seasonal
-phase (1 without `phase_scale`). `chain` is the order the columns are drawn in (calendar
+phase (1 without `phase_scale`). A `regime` (regime.py) adds a second set of coefficients to
+the mean while the column's recent change is positive (decided by steps before t only). `chain` is the order the columns are drawn in (calendar
 columns first, so the other columns condition on them within the step): A[j, i] ≠ 0 only for i
 before j in the chain. The columns of a `calendar` model (calendar.py) are not Gaussian: they
 are scored and drawn from the calendar. The model stores itself as arrays (`to_arrays`) and
@@ -25,6 +26,7 @@ import numpy as np
 from ..modelfile import require
 from .calendar import CalendarModel, Clock
 from .precision import log_cell_mass
+from .regime import Regime
 from .simulate import simulate
 
 if TYPE_CHECKING:
@@ -57,6 +59,8 @@ class LinearModel:
     chain: np.ndarray | None = None
     #: the calendar columns (scored and drawn from the calendar), or None
     calendar: CalendarModel | None = None
+    #: a second regime's additions to the mean (regime.py), or None
+    regime: Regime | None = None
 
     def order(self) -> list[int]:
         """The columns in chain order."""
@@ -86,16 +90,22 @@ class LinearModel:
         if self.fourier_periods is None:
             C = self.intercepts()
             return C[:, steps % C.shape[1]].T
-        m = self.level_at(steps)
+        if not len(steps):
+            return np.zeros((0, len(self.intercept)))
+        # the level once over the steps' span (with the lags' history), then indexed per lag
+        lo = int(steps.min()) - (int(self.lags[-1]) if len(self.lags) else 0)
+        lv = self.level_at(np.arange(lo, int(steps.max()) + 1))
+        m = lv[steps - lo]
         C = m - m @ self.A.T + self.intercept
         for li, lag in enumerate(self.lags):
-            C -= self.level_at(steps - lag) @ self.B[:, li, :].T
+            C -= lv[steps - lag - lo] @ self.B[:, li, :].T
         return C
 
     @property
     def max_lag(self) -> int:
         """The number of past steps a conditional looks at."""
-        return int(self.lags[-1]) if len(self.lags) else 0
+        own = int(self.lags[-1]) if len(self.lags) else 0
+        return max(own, self.regime.max_lag) if self.regime is not None else own
 
     def n_params(self) -> int:
         """Free parameters (coefficients, residual parameters)."""
@@ -129,6 +139,8 @@ class LinearModel:
         M += Z[rows] @ self.A.T
         for li, lag in enumerate(self.lags):
             M += Z[rows - lag] @ self.B[:, li, :].T
+        if self.regime is not None:
+            M += self.regime.mean_shift(self, Z, rows, steps)
         return M
 
     def intercepts(self) -> np.ndarray:
@@ -234,6 +246,8 @@ class LinearModel:
             out["chain"] = self.chain.astype(np.int64)
         if self.calendar is not None:
             out.update(self.calendar.to_arrays())
+        if self.regime is not None:
+            out.update(self.regime.to_arrays())
         return out
 
     @classmethod
@@ -287,6 +301,11 @@ class LinearModel:
         if "cal_cols" in arrays:
             clock = Clock.from_json(info.get("calendar_clock") or {}, source)
             calendar = CalendarModel.from_arrays(arrays, clock, d, source)
+        regime = Regime.from_arrays(arrays, d, L, source)
+        if regime is not None:
+            order = chain if chain is not None else np.arange(d)
+            Ap = regime.A[np.ix_(order, order)]
+            require(bool(np.all(np.triu(Ap) == 0)), source, "regime_A must follow the chain")
         return cls(
             lags,
             arrays["intercept"].astype(float),
@@ -302,6 +321,7 @@ class LinearModel:
             fc,
             chain,
             calendar,
+            regime,
         )
 
 

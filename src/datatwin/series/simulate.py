@@ -12,11 +12,13 @@ them) are drawn with the fitted missing rate and carried forward for conditionin
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .precision import effective_lower, forward, inverse, to_grid
+from .regime import rising
 
 if TYPE_CHECKING:
     from .ar import Columns
@@ -58,6 +60,10 @@ def simulate(
     steps = step0 + np.arange(n)
     cal = model.intercepts_at(steps)  # (n, d) intercept of each step
     Bflat = model.B.reshape(d, -1)  # (d, L*d), lag-major
+    reg = model.regime
+    if reg is not None:
+        cal_up = reg.intercepts_at(model, steps)
+        Bup = reg.B.reshape(d, -1)
     order = model.order()
     before = {j: order[: order.index(j)] for j in order}
     cidx = model.calendar_index()
@@ -73,6 +79,10 @@ def simulate(
             base = hist @ Bflat.T + cal[t]
         else:
             base = np.broadcast_to(cal[t], (paths, d)).copy()
+        if reg is not None:
+            up = rising(partial(_back, buf, pos), reg.k)
+            add = cal_up[t] + (hist @ Bup.T if len(lags) else 0.0)
+            base = np.where(up, base + add, base)
         for j in order:
             if j in cidx and calm is not None:
                 k, lam = keyed[j]
@@ -82,6 +92,8 @@ def simulate(
             else:
                 e = before[j]
                 mean = base[:, j] + (buf[:, pos, e] @ model.A[j, e] if e else 0.0)
+                if reg is not None and e:
+                    mean = mean + np.where(up[:, j], buf[:, pos, e] @ reg.A[j, e], 0.0)
                 s = 1.0
                 if model.phase_scale is not None:
                     s = model.phase_scale[j, (step0 + t) % model.phase_scale.shape[1]]
@@ -103,3 +115,8 @@ def simulate(
             buf[:, pos, j] = zc
             out[:, t, j] = y
     return out
+
+
+def _back(buf: np.ndarray, pos: int, lag: int) -> np.ndarray:
+    """(paths, d) the simulated values `lag` steps before position `pos`."""
+    return buf[:, pos - lag, :]
