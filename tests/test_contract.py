@@ -342,6 +342,7 @@ NAMES: dict[tuple[str, str], str] = {
     ("series", "diff"): r"ar\(\d+\) of Δ1",
     ("series", "blocks"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+blocks",
     ("series", "regime"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+regime",
+    ("series", "hetero"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+hetero",
 }
 
 

@@ -14,9 +14,10 @@ from .. import progress
 from ..core.candidates import Candidate, stopwatch
 from ..errors import InputError
 from .ar import Prepared, Scan, Sequence
+from .hetero import fit_hetero, hetero_windows
 from .precision import TRANSFORMS, log_cell_mass
 from .regime import REACH, Design, block_spans, fit_extension, stabilize_regimes
-from .residuals import fit_mixture, fit_phase_scale, residuals, stabilize
+from .residuals import fit_mixture, fit_phase_scale, scaled_residuals, stabilize
 from .select import SERIES_STRUCTURES, SeriesCandidate, SeriesSearch
 from .structures import SeriesStructure
 
@@ -68,7 +69,14 @@ def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
             else search.level_scan(st.transform, prep.transforms, search.plan.level)
         )
     base = replace(
-        st, fourier=False, exog=False, blocks=False, regime=False, phase=False, mix=False
+        st,
+        fourier=False,
+        exog=False,
+        blocks=False,
+        regime=False,
+        hetero=False,
+        phase=False,
+        mix=False,
     )
     return SeriesCandidate(base, prep, sc.model(fam, st.order), pm)
 
@@ -81,7 +89,7 @@ def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
         raise InputError(f"{st.label}: seasonal differences of this series are Δ{sdiff or '-'}")
     prep = _transform_prep(search, st.transform)
     sc = search.diff_scan(st.family, prep)
-    base = replace(st, exog=False, phase=False, mix=False)
+    base = replace(st, exog=False, hetero=False, phase=False, mix=False)
     return SeriesCandidate(base, prep, sc.model(st.family, st.order))
 
 
@@ -207,6 +215,31 @@ def build_regime(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate
         return _extend(search, base, Design(d0.core, d0.spans, k), "regime")
 
 
+def _gaussian_columns(search: SeriesSearch, model: Any) -> list[int]:
+    """Columns with a Gaussian residual that may change (not indicators, not calendar)."""
+    cal = model.calendar_index()
+    return [
+        j for j in range(len(search.cols.names)) if search.cols.upper[j] is None and j not in cal
+    ]
+
+
+def build_hetero(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with a residual scale following the recent residuals' size (hetero.py), fit by
+    maximum likelihood with the mean fixed (None: no Gaussian column, or too little history)."""
+    st, m0 = base.structure, base.model
+    if st.hetero or st.phase or st.mix:
+        return None
+    windows = hetero_windows(search.plan.period, search.plan.P)
+    cols = _gaussian_columns(search, m0)
+    if not cols or m0.max_lag + int(windows[1]) > search.n_train // 2:
+        return None
+    with progress.step("fitting volatility scales"):
+        het, _ = fit_hetero(m0, base.prep, search.train_rows, windows, cols)
+    model = replace(m0, hetero=het, info=dict(m0.info))
+    model.info["hetero_windows"] = [int(k) for k in windows]
+    return replace(base, structure=replace(st, hetero=True), model=model)
+
+
 def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     """`base` with a residual scale per seasonal phase (step mod period), fit on the training
     residuals and shrunk toward 1."""
@@ -215,7 +248,7 @@ def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
         raise InputError("phase scales need a seasonal time axis (period > 1)")
     prep, m0 = base.prep, base.model
     rows = search.rows_for(m0)
-    res = residuals(m0, prep, rows)
+    res = scaled_residuals(m0, prep, rows)
     ps = fit_phase_scale(res, rows, m0.mix_sd[:, 0], period)
     model = replace(m0, phase_scale=ps, info=dict(m0.info))
     model.info["phase_period"] = int(period)
@@ -230,20 +263,18 @@ def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | 
     d = len(cols.names)
     W, MU, SD = np.zeros((d, _MIX_K)), np.zeros((d, _MIX_K)), np.ones((d, _MIX_K))
     used = []
-    res = residuals(m0, prep, train_rows)
-    hm = m0.means(prep.Z, hold_rows)
-    cal = m0.calendar_index()
+    res = scaled_residuals(m0, prep, train_rows)
+    hm, hs = m0.means_and_scales(prep.Z, hold_rows, hold_rows)
     for j in range(d):
         W[j, 0], SD[j, 0] = 1.0, m0.mix_sd[j, 0]
-        if cols.upper[j] is not None or j in cal:  # indicator, calendar columns: no mixture
+        if j not in _gaussian_columns(search, m0):  # indicator, calendar columns: no mixture
             continue
-        w, mu, sd = fit_mixture(res[:, j] / m0.step_scale(j, train_rows), _MIX_K)
+        w, mu, sd = fit_mixture(res[:, j], _MIX_K)
         o = prep.observed[hold_rows, j]
         a, b = prep.a[hold_rows, j][o], prep.b[hold_rows, j][o]
         mean = hm[o, j]
-        steps = hold_rows[o]
-        sc = m0.step_scale(j, steps)
-        g = float(np.sum(m0.column_logp(j, a, b, mean, steps)))
+        sc = np.ones(len(mean)) if hs is None else hs[o, j]
+        g = float(np.sum(m0.column_logp(j, a, b, mean, None if hs is None else sc)))
         zero = np.zeros_like(mean)
         mx = float(np.sum(log_cell_mass((a - mean) / sc, (b - mean) / sc, zero, w, mu, sd)))
         if mx > g:
@@ -289,6 +320,11 @@ SERIES_STRUCTURES.add(
     build_regime,
 )
 SERIES_STRUCTURES.add(
+    "hetero",
+    "the best so far with a residual scale following the recent residuals' size (ML)",
+    build_hetero,
+)
+SERIES_STRUCTURES.add(
     "phase", "the best so far with a residual scale per seasonal phase", build_phase
 )
 SERIES_STRUCTURES.add(
@@ -308,6 +344,10 @@ def build_exact(search: SeriesSearch, st: SeriesStructure) -> Candidate[SeriesCa
                 if nxt is None:
                     raise InputError(f"{st.label}: {mod} does not apply to this series")
                 cand = nxt
+        if st.hetero:
+            cand = SERIES_STRUCTURES.get("hetero").builder(search, cand)
+            if cand is None:
+                raise InputError(f"{st.label}: a volatility scale does not apply here")
         if st.phase:
             cand = SERIES_STRUCTURES.get("phase").builder(search, cand)
         if st.mix:

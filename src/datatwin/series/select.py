@@ -17,10 +17,10 @@ Stages (all candidates scored on the same final holdout steps):
 7. ``blocks``, then ``regime`` (regime.py): the best so far with long-memory means of lag
    blocks beyond its order, with a second regime of the mean while the recent change is
    positive (on level structures; also on the best without fourier/exog when that differs);
-8. ``phase``, then ``mix``: the best so far with per-phase residual scales, with mixture
-   residuals.
+8. ``hetero``, ``phase``, then ``mix``: the best so far with a residual scale following the
+   recent residuals' size (hetero.py), with per-phase residual scales, with mixture residuals.
 
-A request of only ``blocks`` / ``regime`` fits the level structures, shows them (not
+A request of only ``blocks`` / ``regime`` / ``hetero`` fits the level structures, shows them (not
 selectable) and selects among the modified ones.
 
 The winner is refit on all rows (`refit`). With `structures` given as leaderboard labels
@@ -54,7 +54,7 @@ from .ar import (
 from .calendar import Clock, fit_calendar
 from .precision import TRANSFORMS
 from .regime import Design, fit_extension, stabilize_regimes
-from .residuals import fit_mixture, fit_phase_scale, residuals, stabilize
+from .residuals import refit_residuals, stabilize
 from .scoring import bits_rows, missing_rate
 from .structures import SeriesStructure
 
@@ -215,6 +215,8 @@ class SeriesCandidate:
 BASE_FAMILIES = {"iid", "ar", "seasonal", "diff", "sdiff"}
 #: modifiers of a level structure's mean, tried in this order (regime.py)
 MEAN_MODS = ("blocks", "regime")
+#: modifiers that may be asked for alone (built on the best level structure)
+STACKED = (*MEAN_MODS, "hetero")
 
 Builder = Callable[..., Any]
 #: the series families and modifiers; `builder(search, structure[, base])` fits one exactly
@@ -342,7 +344,7 @@ class SeriesSearch:
                 yield build_exact(self, st)
             return
         fams, trans = self.request
-        if not fams & BASE_FAMILIES and fams <= set(MEAN_MODS):
+        if not fams & BASE_FAMILIES and fams <= set(STACKED):
             yield from self._mean_mods_only(fams, trans)
             return
         yield from self._levels(fams, trans)
@@ -362,7 +364,7 @@ class SeriesSearch:
                 if built is not None:
                     yield self.score(built, best.fit_seconds + secs())
         period = self.plan.period
-        residual_mods: list[str] = [m for m in ("phase", "mix") if m in fams]
+        residual_mods: list[str] = [m for m in ("hetero", "phase", "mix") if m in fams]
         if not (period and period > 1) and "phase" in residual_mods:
             residual_mods.remove("phase")
         roots = [board.best()]
@@ -411,8 +413,9 @@ class SeriesSearch:
     def _mean_mods_only(
         self, fams: set[str], trans: set[str]
     ) -> Iterator[Candidate[SeriesCandidate]]:
-        """A request of only `blocks` / `regime`: the level structures (iid, ar, seasonal) are
-        fit and shown for comparison, not selected; the modifiers build on the best of them."""
+        """A request of only `blocks` / `regime` / `hetero`: the level structures (iid, ar,
+        seasonal) are fit and shown for comparison, not selected; each modifier builds on the
+        best of them."""
         shown: Board[SeriesCandidate] = Board()
         for cand in self._levels({"iid", "ar", "seasonal"}, trans):
             shown.add(cand)
@@ -421,7 +424,7 @@ class SeriesSearch:
         for cand in shown:
             yield replace(cand, baseline=True)
         built = False
-        for mod in MEAN_MODS:
+        for mod in STACKED:
             if mod in fams:
                 with stopwatch() as secs:
                     ext = self._modify(mod, shown.best())
@@ -442,7 +445,7 @@ class SeriesSearch:
     def _residual_chain(
         self, mods: list[str], base: Candidate[SeriesCandidate]
     ) -> Iterator[Candidate[SeriesCandidate]]:
-        """`phase` then `mix`, each on the better of its base and what it just built."""
+        """`hetero`, `phase` then `mix`, each on the better of its base and what it built."""
         for mod in mods:
             with stopwatch() as secs:
                 cand = self._modify(mod, base)
@@ -566,20 +569,7 @@ class SeriesSearch:
             if "radius_cap" in old.info:
                 stabilize_regimes(model, float(old.info["radius_cap"]))
             rows = rows[rows >= model.max_lag]
-        res = residuals(model, prep, rows)
-        if old.phase_scale is not None:
-            ps = fit_phase_scale(res, rows, model.mix_sd[:, 0], old.phase_scale.shape[1])
-            model.phase_scale = ps
-            res = res / ps[:, rows % ps.shape[1]].T
-        if st.mix:
-            W, MU, SD = old.mix_w.copy(), old.mix_mu.copy(), old.mix_sd.copy()
-            for j in range(len(self.cols.names)):
-                if old.mix_w[j, 1:].any():
-                    W[j], MU[j], SD[j] = fit_mixture(res[:, j], W.shape[1])
-                else:
-                    W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
-                    W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
-            model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
+        model = refit_residuals(model, old, prep, rows)
         shrinks = {k: v for k, v in model.info.items() if k.startswith("shrink")}
         model.info = {k: v for k, v in old.info.items() if not k.startswith("shrink")}
         model.info.update(shrinks)

@@ -22,7 +22,7 @@ from ..errors import InputError
 #: transforms a label may name: one for every column, or `mixed` (each column its best)
 LABEL_TRANSFORMS = ("none", "sqrt", "log", "mixed")
 #: modifiers of a base structure, in the order the search adds them
-MODIFIERS = ("calendar", "fourier", "exog", "blocks", "regime", "phase", "mix")
+MODIFIERS = ("calendar", "fourier", "exog", "blocks", "regime", "hetero", "phase", "mix")
 #: modifiers of the conditional mean of a level structure (regime.py)
 LEVEL_ONLY = ("calendar", "fourier", "blocks", "regime")
 
@@ -46,6 +46,7 @@ class SeriesStructure:
     exog: bool = False  # calendar columns scored and drawn from the calendar
     blocks: bool = False  # long memory: means of lag blocks beyond the order
     regime: bool = False  # a second regime of the mean while the recent change is positive
+    hetero: bool = False  # a residual scale following the recent residuals' size
     phase: bool = False  # a residual scale per phase of the season
     mix: bool = False  # Gaussian-mixture residuals (on the columns where they help)
 
