@@ -46,9 +46,9 @@ def simulate(
     """
     d = len(cols.names)
     m = history_z.shape[0]
-    buf = np.empty((paths, m + n, d))
-    buf[:, :m, :] = history_z[None, :, :]
-    out = np.empty((paths, n, d))
+    buf = np.empty((m + n, paths, d))  # time-major: the lags of a step are whole blocks
+    buf[:m] = history_z[:, None, :]
+    out = np.empty((n, paths, d))
     normals = rng.standard_normal((n, d, paths))
     picks = rng.random((n, d, paths))
     miss = rng.random((n, d, paths))
@@ -68,22 +68,23 @@ def simulate(
     keyed = {j: calm.key_probs(ci, steps) for j, ci in cidx.items()} if calm is not None else {}
     for t in range(n):
         pos = m + t
-        base = _lagged(buf, pos, lags, Bflat, cal[t])
+        hist = buf[pos - lags].transpose(1, 0, 2).reshape(paths, -1)  # (paths, L*d) lag-major
+        base = hist @ Bflat.T + cal[t]
         if reg is not None:
             up = rising(partial(_back, buf, pos), reg.k)
-            base = np.where(up, base + _lagged(buf, pos, lags, Bup, cal_up[t]), base)
+            base = np.where(up, base + hist @ Bup.T + cal_up[t], base)
         svol = vol.factors_at(wsum.__getitem__) if vol is not None else None
         for j in order:
             if j in cidx and calm is not None:
                 k, lam = keyed[j]
                 z, _ = calm.draw(
-                    cidx[j], k[t], float(lam[t]), buf[:, pos - 1, j], picks[t, j], normals[t, j]
+                    cidx[j], k[t], float(lam[t]), buf[pos - 1, :, j], picks[t, j], normals[t, j]
                 )
             else:
                 e = before[j]
-                mean = base[:, j] + (buf[:, pos, e] @ model.A[j, e] if e else 0.0)
+                mean = base[:, j] + (buf[pos][:, e] @ model.A[j, e] if e else 0.0)
                 if reg is not None and e:
-                    mean = mean + np.where(up[:, j], buf[:, pos, e] @ reg.A[j, e], 0.0)
+                    mean = mean + np.where(up[:, j], buf[pos][:, e] @ reg.A[j, e], 0.0)
                 s = 1.0 if svol is None else svol[:, j]
                 if model.phase_scale is not None:
                     s = s * model.phase_scale[j, (step0 + t) % model.phase_scale.shape[1]]
@@ -92,15 +93,15 @@ def simulate(
             if missing_rate[j] > 0:
                 gone = miss[t, j] < missing_rate[j]
                 y = np.where(gone, np.nan, y)
-                zc = np.where(gone, buf[:, pos - 1, j], zc)
-            buf[:, pos, j] = zc
+                zc = np.where(gone, buf[pos - 1, :, j], zc)
+            buf[pos, :, j] = zc
             if ebuf is not None and j not in cidx:
-                ebuf[:, pos, j] = np.abs(zc - mean)
-            out[:, t, j] = y
+                ebuf[pos, :, j] = np.abs(zc - mean)
+            out[t, :, j] = y
         if ebuf is not None:
             for w in wsum:
-                wsum[w] += ebuf[:, pos] - ebuf[:, pos - w]
-    return out
+                wsum[w] += ebuf[pos] - ebuf[pos - w]
+    return out.transpose(1, 0, 2)
 
 
 class _Recorder:
@@ -138,28 +139,19 @@ def _residual(model: LinearModel, j: int, pick: np.ndarray, normal: np.ndarray) 
 def _history_residuals(
     model: LinearModel, history_z: np.ndarray, n: int, paths: int, step0: int
 ) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
-    """(paths, m + n, d) |residuals| of the mean, filled in for the history's last window, and
+    """(m + n, paths, d) |residuals| of the mean, filled in for the history's last window, and
     their running sums over each volatility window (updated as steps are drawn); (None, {})
     without a volatility scale."""
     if model.hetero is None:
         return None, {}
     m, d = history_z.shape
-    ebuf = np.zeros((paths, m + n, d))
+    ebuf = np.zeros((m + n, paths, d))
     rows = np.arange(m - model.hetero.span, m)
     M = model.means(history_z, rows, step0 - m + rows)
-    ebuf[:, rows, :] = np.abs(history_z[rows] - M)[None]
-    return ebuf, {int(k): ebuf[:, m - k : m].sum(axis=1) for k in model.hetero.windows}
-
-
-def _lagged(
-    buf: np.ndarray, pos: int, lags: np.ndarray, Bflat: np.ndarray, intercept: np.ndarray
-) -> np.ndarray:
-    """(paths, d) intercept + Σ_l B_l z_{pos-l} of every path."""
-    if not len(lags):
-        return np.tile(intercept, (buf.shape[0], 1))
-    return buf[:, pos - lags, :].reshape(buf.shape[0], -1) @ Bflat.T + intercept
+    ebuf[rows] = np.abs(history_z[rows] - M)[:, None, :]
+    return ebuf, {int(k): ebuf[m - k : m].sum(axis=0) for k in model.hetero.windows}
 
 
 def _back(buf: np.ndarray, pos: int, lag: int) -> np.ndarray:
     """(paths, d) the simulated values `lag` steps before position `pos`."""
-    return buf[:, pos - lag, :]
+    return buf[pos - lag]
