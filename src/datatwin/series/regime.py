@@ -284,6 +284,11 @@ def fit_extension(
     )
 
 
+#: a radius within this relative distance of the cap needs no further shrink (a base shrunk
+#: to the cap comes back at cap + 1e-12 from the power iteration: another costly pass)
+_CAP_TOL = 1e-9
+
+
 def stabilize_regimes(model: LinearModel, cap: float) -> LinearModel:
     """Cap the spectral radius of each regime's AR recursion (the lower one's, and the upper
     one's: base plus additions), as `residuals.stabilize` does for one."""
@@ -291,10 +296,10 @@ def stabilize_regimes(model: LinearModel, cap: float) -> LinearModel:
 
     R = model.regime
     if R is None:
-        return stabilize(model, cap)
+        return stabilize(model, cap, _CAP_TOL)
     upper = replace(model, A=model.A + R.A, B=model.B + R.B, regime=None, info={})
-    stabilize(model, cap)
-    stabilize(upper, cap)
+    stabilize(model, cap, _CAP_TOL)
+    stabilize(upper, cap, _CAP_TOL)
     R.B = upper.B - model.B
     if "shrink" in upper.info:
         model.info["shrink_upper"] = upper.info["shrink"]

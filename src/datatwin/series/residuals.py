@@ -78,12 +78,13 @@ def spectral_radius(model: LinearModel, steps: int = 10000, starts: int = 4) -> 
     return float(np.exp(np.max(log_growth) / max(L + steps - 1 - start_t, 1)))
 
 
-def stabilize(model: LinearModel, cap: float = RADIUS_CAP) -> LinearModel:
+def stabilize(model: LinearModel, cap: float = RADIUS_CAP, tol: float = 0.0) -> LinearModel:
     """Shrink the lag coefficients B_l by ρ^l (which scales every root by ρ) so the AR part's
-    spectral radius is at most `cap`: the level and variance of long simulations revert."""
+    spectral radius is at most `cap` (within a relative `tol`): the level and variance of long
+    simulations revert."""
     for _ in range(3):
         r = spectral_radius(model)
-        if r <= cap:
+        if r <= cap * (1.0 + tol):
             break
         rho = cap / r
         model.B = model.B * (rho ** model.lags.astype(float))[None, :, None]
