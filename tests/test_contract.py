@@ -344,6 +344,9 @@ NAMES: dict[tuple[str, str], str] = {
     ("series", "ar"): r"ar\(\d+\)",
     ("series", "seasonal"): r"ar\(\d+\)\+seasonal",
     ("series", "diff"): r"ar\(\d+\) of Δ1",
+    ("series", "blocks"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+blocks",
+    ("series", "regime"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+regime",
+    ("series", "hetero"): r"(\w+:)?ar\(\d+\)(\+seasonal)?\+hetero",
 }
 
 

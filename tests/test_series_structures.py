@@ -43,6 +43,9 @@ def test_family_registry_lists_every_family_with_help():
         "calendar",
         "fourier",
         "exog",
+        "blocks",
+        "regime",
+        "hetero",
         "phase",
         "mix",
     )
@@ -57,6 +60,9 @@ def test_family_registry_lists_every_family_with_help():
         datatwin.fit(df, kind="series", structures="ar,arima")
     with pytest.raises(InputError, match="not both"):
         datatwin.fit(df, kind="series", structures="ar,sqrt:ar(3)")
+
+
+MOD_NAMES = ("calendar", "blocks", "regime", "hetero", "phase", "mix")
 
 
 @pytest.mark.parametrize(
@@ -82,17 +88,34 @@ def test_family_registry_lists_every_family_with_help():
         ("sqrt:ar(18) of Δ1", "diff", 18, "sqrt", 1, ()),
         ("log:ar(63) of Δ48", "sdiff", 63, "log", 48, ()),
         ("ar(2)+phase", "ar", 2, "none", 0, ("phase",)),
+        (
+            "sqrt:ar(19)+seasonal+calendar+blocks+regime+hetero+phase",
+            "seasonal",
+            19,
+            "sqrt",
+            0,
+            ("calendar", "blocks", "regime", "hetero", "phase"),
+        ),
     ],
 )
 def test_labels_parse_to_structures_and_back(label, family, order, transform, diff_lag, mods):
     st = SeriesStructure.parse(label)
     assert (st.family, st.order, st.transform, st.diff_lag) == (family, order, transform, diff_lag)
-    assert {m for m in ("calendar", "phase", "mix") if getattr(st, m)} == set(mods)
+    assert {m for m in MOD_NAMES if getattr(st, m)} == set(mods)
     assert st.label == label
 
 
 @pytest.mark.parametrize(
-    "label", ["ar(x)", "cubic:ar(2)", "ar(2)+weekly", "ar(2)+mix+mix", "ar(2) of Δ1+calendar"]
+    "label",
+    [
+        "ar(x)",
+        "cubic:ar(2)",
+        "ar(2)+weekly",
+        "ar(2)+mix+mix",
+        "ar(2) of Δ1+calendar",
+        "ar(2) of Δ1+regime",
+        "ar(2)+blocks+blocks",
+    ],
 )
 def test_malformed_labels_are_refused(label):
     with pytest.raises(InputError):
@@ -104,6 +127,7 @@ def test_every_leaderboard_row_refits_exactly_from_its_label():
     tw = datatwin.fit(df, kind="series", max_lag=3)
     labels = [r["structure"] for r in tw.leaderboard]
     parts = ("iid", "sqrt:", "+seasonal", " of Δ1", " of Δ24", "+calendar", "+fourier", "+phase")
+    parts += ("+blocks", "+regime", "+hetero")
     for part in (*parts, "+mix"):
         assert any(part in s for s in labels), part
     for row in tw.leaderboard:
@@ -121,11 +145,12 @@ def test_selected_twin_round_trips_through_its_label_bit_for_bit(tmp_path):
     df = hourly_frame()
     train, nxt = df.iloc[:-300], df.iloc[-300:]
     tw = datatwin.fit(train, kind="series", max_lag=3)
-    assert tw.structure == "log:ar(1)+seasonal+fourier+phase+mix"
+    # (the innovations are heavy-tailed with a scale by hour: a volatility scale helps too)
+    assert tw.structure == "log:ar(1)+seasonal+fourier+hetero+phase+mix"
     p = tw.params
     assert p["family"] == "seasonal" and p["order"] == 1 and p["transform"] == "log"
     assert p["phase"] == 24 and p["calendar"] is None and p["mix"] and p["max_lag"] == 3
-    assert p["fourier"] and p["exog"] == []
+    assert p["fourier"] and p["exog"] == [] and p["hetero"] == [24, 96]
     again = datatwin.fit(train, kind="series", structures=tw.structure, max_lag=p["max_lag"])
     assert again.structure == tw.structure and again.params == p
     np.testing.assert_array_equal(again.log_prob(nxt), tw.log_prob(nxt))

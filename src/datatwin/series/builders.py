@@ -14,8 +14,10 @@ from .. import progress
 from ..core.candidates import Candidate, stopwatch
 from ..errors import InputError
 from .ar import Prepared, Scan, Sequence
+from .hetero import fit_hetero, hetero_windows
 from .precision import TRANSFORMS, log_cell_mass
-from .residuals import fit_mixture, fit_phase_scale, residuals, stabilize
+from .regime import REACH, Design, block_spans, fit_extension, stabilize_regimes
+from .residuals import fit_mixture, fit_phase_scale, scaled_residuals, stabilize
 from .select import SERIES_STRUCTURES, SeriesCandidate, SeriesSearch
 from .structures import SeriesStructure
 
@@ -66,7 +68,16 @@ def build_level(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
             if cached
             else search.level_scan(st.transform, prep.transforms, search.plan.level)
         )
-    base = replace(st, fourier=False, exog=False, phase=False, mix=False)
+    base = replace(
+        st,
+        fourier=False,
+        exog=False,
+        blocks=False,
+        regime=False,
+        hetero=False,
+        phase=False,
+        mix=False,
+    )
     return SeriesCandidate(base, prep, sc.model(fam, st.order), pm)
 
 
@@ -78,7 +89,7 @@ def build_diff(search: SeriesSearch, st: SeriesStructure) -> SeriesCandidate:
         raise InputError(f"{st.label}: seasonal differences of this series are Δ{sdiff or '-'}")
     prep = _transform_prep(search, st.transform)
     sc = search.diff_scan(st.family, prep)
-    base = replace(st, exog=False, phase=False, mix=False)
+    base = replace(st, exog=False, hetero=False, phase=False, mix=False)
     return SeriesCandidate(base, prep, sc.model(st.family, st.order))
 
 
@@ -153,6 +164,82 @@ def build_exog(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate |
     return replace(cand, structure=replace(st, family=fam, order=order, exog=True), model=model)
 
 
+def _extend(
+    search: SeriesSearch, base: SeriesCandidate, design: Design, mod: str
+) -> SeriesCandidate:
+    """`base` refit with `design` (lag blocks, regime) on the training rows."""
+    m0 = base.model
+    model = fit_extension(base.prep, search.train_rows, m0, design, search.chain_of(base)[1])
+    if "radius_cap" in m0.info:
+        stabilize_regimes(model, float(m0.info["radius_cap"]))
+    st = replace(base.structure, blocks=base.structure.blocks or mod == "blocks")
+    st = replace(st, regime=mod == "regime")
+    return replace(base, structure=st, model=model)
+
+
+def _extensible(search: SeriesSearch, base: SeriesCandidate) -> bool:
+    """A level structure without residual modifiers (blocks and regimes refit its mean)."""
+    st = base.structure
+    return st.levels and not (st.phase or st.mix) and search.plan.P >= 1
+
+
+def build_blocks(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with long-memory lag blocks beyond its order, up to REACH times the largest order
+    scanned (a quarter of the training steps at most); None when there is no room or it has
+    them already."""
+    st = base.structure
+    if not _extensible(search, base) or st.blocks or st.regime:
+        return None
+    d0 = Design.of(base.model)
+    reach = min(REACH * search.plan.P, search.n_train // 4)
+    spans = block_spans(d0.core, st.order, reach)
+    if not spans:
+        return None
+    with progress.step("fitting long-memory lag blocks"):
+        return _extend(search, base, Design(d0.core, spans, 0), "blocks")
+
+
+def build_regime(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with a second regime of the mean while each column's change over the last k
+    steps is positive (k the season, else half the largest order scanned); None when the
+    series is too short for it."""
+    st = base.structure
+    if not _extensible(search, base) or st.regime:
+        return None
+    period = search.plan.period
+    k = int(period) if period and period > 1 else max(1, search.plan.P // 2)
+    if 2 * k > search.n_train // 4:
+        return None
+    d0 = Design.of(base.model)
+    with progress.step("fitting regimes of the mean"):
+        return _extend(search, base, Design(d0.core, d0.spans, k), "regime")
+
+
+def _gaussian_columns(search: SeriesSearch, model: Any) -> list[int]:
+    """Columns with a Gaussian residual that may change (not indicators, not calendar)."""
+    cal = model.calendar_index()
+    return [
+        j for j in range(len(search.cols.names)) if search.cols.upper[j] is None and j not in cal
+    ]
+
+
+def build_hetero(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | None:
+    """`base` with a residual scale following the recent residuals' size (hetero.py), fit by
+    maximum likelihood with the mean fixed (None: no Gaussian column, or too little history)."""
+    st, m0 = base.structure, base.model
+    if st.hetero or st.phase or st.mix:
+        return None
+    windows = hetero_windows(search.plan.period, search.plan.P)
+    cols = _gaussian_columns(search, m0)
+    if not cols or m0.max_lag + int(windows[1]) > search.n_train // 2:
+        return None
+    with progress.step("fitting volatility scales"):
+        het, _ = fit_hetero(m0, base.prep, search.train_rows, windows, cols)
+    model = replace(m0, hetero=het, info=dict(m0.info))
+    model.info["hetero_windows"] = [int(k) for k in windows]
+    return replace(base, structure=replace(st, hetero=True), model=model)
+
+
 def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     """`base` with a residual scale per seasonal phase (step mod period), fit on the training
     residuals and shrunk toward 1."""
@@ -160,8 +247,9 @@ def build_phase(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate:
     if not period or period <= 1:
         raise InputError("phase scales need a seasonal time axis (period > 1)")
     prep, m0 = base.prep, base.model
-    res = residuals(m0, prep, search.train_rows)
-    ps = fit_phase_scale(res, search.train_rows, m0.mix_sd[:, 0], period)
+    rows = search.rows_for(m0)
+    res = scaled_residuals(m0, prep, rows)
+    ps = fit_phase_scale(res, rows, m0.mix_sd[:, 0], period)
     model = replace(m0, phase_scale=ps, info=dict(m0.info))
     model.info["phase_period"] = int(period)
     return replace(base, structure=replace(base.structure, phase=True), model=model)
@@ -171,24 +259,22 @@ def build_mix(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate | 
     """`base` with mixture residuals on the columns where they make the holdout more probable
     (None when no column gains)."""
     cols, prep, m0 = search.cols, base.prep, base.model
-    train_rows, hold_rows = search.train_rows, search.hold_rows
+    train_rows, hold_rows = search.rows_for(m0), search.hold_rows
     d = len(cols.names)
     W, MU, SD = np.zeros((d, _MIX_K)), np.zeros((d, _MIX_K)), np.ones((d, _MIX_K))
     used = []
-    res = residuals(m0, prep, train_rows)
-    hm = m0.means(prep.Z, hold_rows)
-    cal = m0.calendar_index()
+    res = scaled_residuals(m0, prep, train_rows)
+    hm, hs = m0.means_and_scales(prep.Z, hold_rows, hold_rows)
     for j in range(d):
         W[j, 0], SD[j, 0] = 1.0, m0.mix_sd[j, 0]
-        if cols.upper[j] is not None or j in cal:  # indicator, calendar columns: no mixture
+        if j not in _gaussian_columns(search, m0):  # indicator, calendar columns: no mixture
             continue
-        w, mu, sd = fit_mixture(res[:, j] / m0.step_scale(j, train_rows), _MIX_K)
+        w, mu, sd = fit_mixture(res[:, j], _MIX_K)
         o = prep.observed[hold_rows, j]
         a, b = prep.a[hold_rows, j][o], prep.b[hold_rows, j][o]
         mean = hm[o, j]
-        steps = hold_rows[o]
-        sc = m0.step_scale(j, steps)
-        g = float(np.sum(m0.column_logp(j, a, b, mean, steps)))
+        sc = np.ones(len(mean)) if hs is None else hs[o, j]
+        g = float(np.sum(m0.column_logp(j, a, b, mean, None if hs is None else sc)))
         zero = np.zeros_like(mean)
         mx = float(np.sum(log_cell_mass((a - mean) / sc, (b - mean) / sc, zero, w, mu, sd)))
         if mx > g:
@@ -224,6 +310,21 @@ SERIES_STRUCTURES.add(
     build_exog,
 )
 SERIES_STRUCTURES.add(
+    "blocks",
+    "the best level structure so far with long-memory means of lag blocks beyond its order",
+    build_blocks,
+)
+SERIES_STRUCTURES.add(
+    "regime",
+    "the best level structure so far with a second regime of the mean (recent change > 0)",
+    build_regime,
+)
+SERIES_STRUCTURES.add(
+    "hetero",
+    "the best so far with a residual scale following the recent residuals' size (ML)",
+    build_hetero,
+)
+SERIES_STRUCTURES.add(
     "phase", "the best so far with a residual scale per seasonal phase", build_phase
 )
 SERIES_STRUCTURES.add(
@@ -237,12 +338,16 @@ def build_exact(search: SeriesSearch, st: SeriesStructure) -> Candidate[SeriesCa
     with progress.step(f"fitting {st.label}"), stopwatch() as secs:
         first = "calendar" if st.calendar else st.family
         cand = SERIES_STRUCTURES.get(first).builder(search, st)
-        for mod in ("fourier", "exog"):
+        for mod in ("fourier", "exog", "blocks", "regime"):
             if getattr(st, mod):
                 nxt = SERIES_STRUCTURES.get(mod).builder(search, cand)
                 if nxt is None:
                     raise InputError(f"{st.label}: {mod} does not apply to this series")
                 cand = nxt
+        if st.hetero:
+            cand = SERIES_STRUCTURES.get("hetero").builder(search, cand)
+            if cand is None:
+                raise InputError(f"{st.label}: a volatility scale does not apply here")
         if st.phase:
             cand = SERIES_STRUCTURES.get("phase").builder(search, cand)
         if st.mix:

@@ -8,7 +8,9 @@ In the standardised transformed space z = (g(y) - center) / scale, column j of s
 C_j(t) is the intercept (or, with a `level` m(t), the intercept that makes the model revert to
 it: m(t) = a table by phase (step mod Pm) plus Fourier terms Σ_h α cos(2πt/P_h) + β sin(2πt/P_h)
 over several seasonal periods at once) and s_j(t) the residual scale of the step's seasonal
-phase (1 without `phase_scale`). `chain` is the order the columns are drawn in (calendar
+phase (1 without `phase_scale`). A `regime` (regime.py) adds a second set of coefficients to
+the mean while the column's recent change is positive (decided by steps before t only); a
+`hetero` scale (hetero.py) multiplies s_j(t) by a function of the recent residuals' size. `chain` is the order the columns are drawn in (calendar
 columns first, so the other columns condition on them within the step): A[j, i] ≠ 0 only for i
 before j in the chain. The columns of a `calendar` model (calendar.py) are not Gaussian: they
 are scored and drawn from the calendar. The model stores itself as arrays (`to_arrays`) and
@@ -24,7 +26,9 @@ import numpy as np
 
 from ..modelfile import require
 from .calendar import CalendarModel, Clock
+from .hetero import Hetero
 from .precision import log_cell_mass
+from .regime import Regime
 from .simulate import simulate
 
 if TYPE_CHECKING:
@@ -57,6 +61,10 @@ class LinearModel:
     chain: np.ndarray | None = None
     #: the calendar columns (scored and drawn from the calendar), or None
     calendar: CalendarModel | None = None
+    #: a second regime's additions to the mean (regime.py), or None
+    regime: Regime | None = None
+    #: a residual scale following recent volatility (hetero.py), or None
+    hetero: Hetero | None = None
 
     def order(self) -> list[int]:
         """The columns in chain order."""
@@ -86,16 +94,25 @@ class LinearModel:
         if self.fourier_periods is None:
             C = self.intercepts()
             return C[:, steps % C.shape[1]].T
-        m = self.level_at(steps)
+        if not len(steps):
+            return np.zeros((0, len(self.intercept)))
+        # the level once over the steps' span (with the lags' history), then indexed per lag
+        lo = int(steps.min()) - (int(self.lags[-1]) if len(self.lags) else 0)
+        lv = self.level_at(np.arange(lo, int(steps.max()) + 1))
+        m = lv[steps - lo]
         C = m - m @ self.A.T + self.intercept
         for li, lag in enumerate(self.lags):
-            C -= self.level_at(steps - lag) @ self.B[:, li, :].T
+            C -= lv[steps - lag - lo] @ self.B[:, li, :].T
         return C
 
     @property
     def max_lag(self) -> int:
         """The number of past steps a conditional looks at."""
-        return int(self.lags[-1]) if len(self.lags) else 0
+        own = int(self.lags[-1]) if len(self.lags) else 0
+        if self.regime is not None:
+            own = max(own, self.regime.max_lag)
+        # volatility: the residuals of the window before a step need their own history
+        return own + self.hetero.span if self.hetero is not None else own
 
     def n_params(self) -> int:
         """Free parameters (coefficients, residual parameters)."""
@@ -108,6 +125,8 @@ class LinearModel:
             extra += self.level.size - len(self.intercept)
         if self.phase_scale is not None:
             extra += self.phase_scale.size
+        if self.hetero is not None:
+            extra += 3 * int(np.count_nonzero(self.hetero.theta.any(axis=1)))
         if self.fourier_coef is not None:
             extra += self.fourier_coef.size
         if self.calendar is not None:
@@ -129,6 +148,8 @@ class LinearModel:
         M += Z[rows] @ self.A.T
         for li, lag in enumerate(self.lags):
             M += Z[rows - lag] @ self.B[:, li, :].T
+        if self.regime is not None:
+            M += self.regime.mean_shift(self, Z, rows, steps)
         return M
 
     def intercepts(self) -> np.ndarray:
@@ -147,27 +168,42 @@ class LinearModel:
         return C + self.intercept.reshape(d, 1)
 
     def column_logp(
-        self,
-        j: int,
-        a: np.ndarray,
-        b: np.ndarray,
-        mean: np.ndarray,
-        steps: np.ndarray | None = None,
+        self, j: int, a: np.ndarray, b: np.ndarray, mean: np.ndarray, s: np.ndarray | None = None
     ) -> np.ndarray:
-        """Log cell masses of column j given its conditional means (and step indices)."""
+        """Log cell masses of column j given its conditional means and residual scale
+        multipliers `s` (None: 1)."""
         keep = self.mix_w[j] > 0
         w, mu, sd = self.mix_w[j][keep], self.mix_mu[j][keep], self.mix_sd[j][keep]
-        if self.phase_scale is None or steps is None:
+        if s is None:
             return log_cell_mass(a, b, mean, w, mu, sd)
-        s = self.phase_scale[j, steps % self.phase_scale.shape[1]]
         return log_cell_mass((a - mean) / s, (b - mean) / s, np.zeros_like(mean), w, mu, sd)
+
+    def means_and_scales(
+        self, Z: np.ndarray, rows: np.ndarray, steps: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, d) conditional means at `rows` and residual scale multipliers (seasonal phase
+        times recent volatility; None when both are 1). `steps` - `rows` must be constant."""
+        S = None
+        if self.phase_scale is not None:
+            S = self.phase_scale[:, steps % self.phase_scale.shape[1]].T
+        if self.hetero is None or not len(rows):
+            return self.means(Z, rows, steps), S
+        # the residuals of the window before the first row, and of the rows themselves
+        r0 = int(rows.min()) - self.hetero.span
+        R = np.arange(r0, int(rows.max()) + 1)
+        offset = int(steps[0]) - int(rows[0])
+        if not np.all(steps - rows == offset):
+            raise ValueError("means_and_scales: steps must be rows plus one offset")
+        MR = self.means(Z, R, R + offset)
+        H = self.hetero.factors(np.abs(Z[R] - MR), rows - r0)
+        return MR[rows - r0], H if S is None else S * H
 
     def cell_log_probs(
         self, prep: Prepared, rows: np.ndarray, steps: np.ndarray
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per column: (observed mask of `rows`, log mass of each observed value's cell given
         the steps before it), in model space (no escape mass, no missing rate)."""
-        M = self.means(prep.Z, rows, steps)
+        M, S = self.means_and_scales(prep.Z, rows, steps)
         cal = self.calendar_index()
         out = []
         for j in range(M.shape[1]):
@@ -179,15 +215,9 @@ class LinearModel:
                 z, zp = prep.Z[r, j], prep.Z[np.maximum(r - 1, 0), j]
                 lp = self.calendar.log_probs(cal[j], z, zp, a, b, steps[o])
             else:
-                lp = self.column_logp(j, a, b, M[o, j], steps[o])
+                lp = self.column_logp(j, a, b, M[o, j], None if S is None else S[o, j])
             out.append((o, lp))
         return out
-
-    def step_scale(self, j: int, steps: np.ndarray) -> np.ndarray:
-        """Residual scale multiplier of column j at absolute step indices (1 if homoscedastic)."""
-        if self.phase_scale is None:
-            return np.ones(len(steps))
-        return self.phase_scale[j, steps % self.phase_scale.shape[1]]
 
     def simulate(
         self,
@@ -234,6 +264,10 @@ class LinearModel:
             out["chain"] = self.chain.astype(np.int64)
         if self.calendar is not None:
             out.update(self.calendar.to_arrays())
+        if self.regime is not None:
+            out.update(self.regime.to_arrays())
+        if self.hetero is not None:
+            out.update(self.hetero.to_arrays())
         return out
 
     @classmethod
@@ -287,6 +321,11 @@ class LinearModel:
         if "cal_cols" in arrays:
             clock = Clock.from_json(info.get("calendar_clock") or {}, source)
             calendar = CalendarModel.from_arrays(arrays, clock, d, source)
+        regime = Regime.from_arrays(arrays, d, L, source)
+        if regime is not None:
+            order = chain if chain is not None else np.arange(d)
+            Ap = regime.A[np.ix_(order, order)]
+            require(bool(np.all(np.triu(Ap) == 0)), source, "regime_A must follow the chain")
         return cls(
             lags,
             arrays["intercept"].astype(float),
@@ -302,6 +341,8 @@ class LinearModel:
             fc,
             chain,
             calendar,
+            regime,
+            Hetero.from_arrays(arrays, d, source),
         )
 
 

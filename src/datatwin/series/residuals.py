@@ -5,9 +5,12 @@ wander off or explode, however well it scores one step ahead)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .ar import SD_FLOOR, Prepared
+from .hetero import fit_hetero
 from .linear import LinearModel
 
 
@@ -15,6 +18,15 @@ def residuals(model: LinearModel, prep: Prepared, rows: np.ndarray) -> np.ndarra
     """Residuals z - mean at `rows` (NaN where the value is missing)."""
     M = model.means(prep.Z, rows)
     r = prep.Z[rows] - M
+    return np.where(prep.observed[rows], r, np.nan)
+
+
+def scaled_residuals(model: LinearModel, prep: Prepared, rows: np.ndarray) -> np.ndarray:
+    """Residuals at `rows` divided by the model's scale multipliers (phase, volatility)."""
+    M, S = model.means_and_scales(prep.Z, rows, rows)
+    r = prep.Z[rows] - M
+    if S is not None:
+        r = r / S
     return np.where(prep.observed[rows], r, np.nan)
 
 
@@ -66,12 +78,13 @@ def spectral_radius(model: LinearModel, steps: int = 10000, starts: int = 4) -> 
     return float(np.exp(np.max(log_growth) / max(L + steps - 1 - start_t, 1)))
 
 
-def stabilize(model: LinearModel, cap: float = RADIUS_CAP) -> LinearModel:
+def stabilize(model: LinearModel, cap: float = RADIUS_CAP, tol: float = 0.0) -> LinearModel:
     """Shrink the lag coefficients B_l by ρ^l (which scales every root by ρ) so the AR part's
-    spectral radius is at most `cap`: the level and variance of long simulations revert."""
+    spectral radius is at most `cap` (within a relative `tol`): the level and variance of long
+    simulations revert."""
     for _ in range(3):
         r = spectral_radius(model)
-        if r <= cap:
+        if r <= cap * (1.0 + tol):
             break
         rho = cap / r
         model.B = model.B * (rho ** model.lags.astype(float))[None, :, None]
@@ -110,3 +123,29 @@ def fit_mixture(e: np.ndarray, k: int = 3, iters: int = 100) -> tuple[np.ndarray
         prev = ll
     order = np.argsort(sd)
     return w[order], mu[order], sd[order]
+
+
+def refit_residuals(
+    model: LinearModel, old: LinearModel, prep: Prepared, rows: np.ndarray
+) -> LinearModel:
+    """The residual parts of `old` (volatility scale, phase scales, mixtures) fit again for
+    `model`, a refit mean, on `rows`."""
+    if old.hetero is not None:
+        cols = [j for j in range(len(old.intercept)) if old.hetero.theta[j].any()]
+        model.hetero, _ = fit_hetero(model, prep, rows, old.hetero.windows, cols)
+    rows = rows[rows >= model.max_lag]
+    res = scaled_residuals(model, prep, rows)
+    if old.phase_scale is not None:
+        ps = fit_phase_scale(res, rows, model.mix_sd[:, 0], old.phase_scale.shape[1])
+        model.phase_scale = ps
+        res = res / ps[:, rows % ps.shape[1]].T
+    if old.mix_w.shape[1] > 1 and old.mix_w[:, 1:].any():
+        W, MU, SD = old.mix_w.copy(), old.mix_mu.copy(), old.mix_sd.copy()
+        for j in range(len(old.intercept)):
+            if old.mix_w[j, 1:].any():
+                W[j], MU[j], SD[j] = fit_mixture(res[:, j], W.shape[1])
+            else:
+                W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
+                W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
+        model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
+    return model

@@ -14,8 +14,14 @@ Stages (all candidates scored on the same final holdout steps):
 6. ``exog``: the best so far with its calendar columns (detected, or declared `exogenous`)
    scored and drawn from the calendar (calendar.py) and first in the chain, so that the other
    columns condition on them within the step; the order is chosen again on the other columns;
-7. ``phase``, then ``mix``: the best so far with per-phase residual scales, with mixture
-   residuals.
+7. ``blocks``, then ``regime`` (regime.py): the best so far with long-memory means of lag
+   blocks beyond its order, with a second regime of the mean while the recent change is
+   positive (on level structures; also on the best without fourier/exog when that differs);
+8. ``hetero``, ``phase``, then ``mix``: the best so far with a residual scale following the
+   recent residuals' size (hetero.py), with per-phase residual scales, with mixture residuals.
+
+A request of only ``blocks`` / ``regime`` / ``hetero`` fits the level structures, shows them (not
+selectable) and selects among the modified ones.
 
 The winner is refit on all rows (`refit`). With `structures` given as leaderboard labels
 (`sqrt:ar(19)+seasonal+calendar`), each label is fit exactly instead (same plan, same scans,
@@ -24,7 +30,7 @@ same holdout), so a leaderboard row can be handed back to `fit` and reproduce it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -47,7 +53,8 @@ from .ar import (
 )
 from .calendar import Clock, fit_calendar
 from .precision import TRANSFORMS
-from .residuals import fit_mixture, fit_phase_scale, residuals, stabilize
+from .regime import Design, fit_extension, stabilize_regimes
+from .residuals import refit_residuals, stabilize
 from .scoring import bits_rows, missing_rate
 from .structures import SeriesStructure
 
@@ -204,6 +211,13 @@ class SeriesCandidate:
         )
 
 
+#: the base families (the others modify one)
+BASE_FAMILIES = {"iid", "ar", "seasonal", "diff", "sdiff"}
+#: modifiers of a level structure's mean, tried in this order (regime.py)
+MEAN_MODS = ("blocks", "regime")
+#: modifiers that may be asked for alone (built on the best level structure)
+STACKED = (*MEAN_MODS, "hetero")
+
 Builder = Callable[..., Any]
 #: the series families and modifiers; `builder(search, structure[, base])` fits one exactly
 SERIES_STRUCTURES: StructureRegistry[Builder] = StructureRegistry("series")
@@ -270,11 +284,16 @@ class SeriesSearch:
         seq = self.plan.diff_sequence(family)
         return Scan(prep, self.train_rows, self.hold_rows, [seq], D)
 
+    def rows_for(self, model: LinearModel) -> np.ndarray:
+        """The training rows with the history `model` conditions on (long lag blocks and
+        regime windows reach further back than the scanned orders)."""
+        return self.train_rows[self.train_rows >= model.max_lag]
+
     def score(self, cand: SeriesCandidate, seconds: float) -> Candidate[SeriesCandidate]:
         """The candidate's bits per step on the training and the holdout rows."""
         bits = [
             bits_rows(cand.model, self.cols, self.rate, cand.prep, rows)
-            for rows in (self.train_rows, self.hold_rows)
+            for rows in (self.rows_for(cand.model), self.hold_rows)
         ]
         return Candidate(
             cand.core_structure(),
@@ -325,6 +344,9 @@ class SeriesSearch:
                 yield build_exact(self, st)
             return
         fams, trans = self.request
+        if not fams & BASE_FAMILIES and fams <= set(STACKED):
+            yield from self._mean_mods_only(fams, trans)
+            return
         yield from self._levels(fams, trans)
         yield from self._seasonal_and_diffs(board, fams)
         if not board.contenders():
@@ -332,6 +354,32 @@ class SeriesSearch:
                 "no candidate structure applies to this series; calendar, phase and mix modify a "
                 "base structure, so structures needs one of iid, ar, seasonal, diff, sdiff"
             )
+        yield from self._calendar(board, fams)
+        before = board.best()  # the best without several-season Fourier and calendar columns
+        for mod in ("fourier", "exog"):
+            if mod in fams:
+                best = board.best()
+                with stopwatch() as secs:
+                    built = self._modify(mod, best)
+                if built is not None:
+                    yield self.score(built, best.fit_seconds + secs())
+        period = self.plan.period
+        residual_mods: list[str] = [m for m in ("hetero", "phase", "mix") if m in fams]
+        if not (period and period > 1) and "phase" in residual_mods:
+            residual_mods.remove("phase")
+        roots = [board.best()]
+        if roots[0] is not before and before.structure.label in {c.structure.label for c in board}:
+            # the greedy path took fourier/exog: also refine the best without them, so the
+            # selection can never end worse than it did before those terms existed
+            roots.append(before)
+        for i, root in enumerate(roots):  # lag blocks and regimes: on the best only (time)
+            base = (yield from self._mean_chain(fams, root)) if i == 0 else root
+            yield from self._residual_chain(residual_mods, base)
+
+    def _calendar(
+        self, board: Board[SeriesCandidate], fams: set[str]
+    ) -> Iterator[Candidate[SeriesCandidate]]:
+        """Stage 4: the best level structure reverting to a mean per calendar phase."""
         period = self.plan.period
         if "calendar" in fams and period and period > 1:
             base = board.best().model
@@ -343,23 +391,51 @@ class SeriesSearch:
                     st = replace(base.structure, family=fam, order=order, calendar=True)
                     cand = SeriesCandidate(st, base.prep, sc.model(fam, order), pm)
                 yield self.score(cand, secs())
-        before = board.best()  # the best without several-season Fourier and calendar columns
-        for mod in ("fourier", "exog"):
+
+    def _mean_chain(
+        self, fams: set[str], base: Candidate[SeriesCandidate]
+    ) -> Generator[Candidate[SeriesCandidate], None, Candidate[SeriesCandidate]]:
+        """`blocks` then `regime`, each on the better of its base and what it just built;
+        returns the best of them."""
+        for mod in MEAN_MODS:
+            if mod not in fams:
+                continue
+            with stopwatch() as secs:
+                cand = self._modify(mod, base)
+            if cand is None:
+                continue
+            scored = self.score(cand, base.fit_seconds + secs())
+            yield scored
+            if scored.holdout_bits < base.holdout_bits:
+                base = scored
+        return base
+
+    def _mean_mods_only(
+        self, fams: set[str], trans: set[str]
+    ) -> Iterator[Candidate[SeriesCandidate]]:
+        """A request of only `blocks` / `regime` / `hetero`: the level structures (iid, ar,
+        seasonal) are fit and shown for comparison, not selected; each modifier builds on the
+        best of them."""
+        shown: Board[SeriesCandidate] = Board()
+        for cand in self._levels({"iid", "ar", "seasonal"}, trans):
+            shown.add(cand)
+        for cand in self._seasonal_and_diffs(shown, {"seasonal"}):
+            shown.add(cand)
+        for cand in shown:
+            yield replace(cand, baseline=True)
+        built = False
+        for mod in STACKED:
             if mod in fams:
-                best = board.best()
                 with stopwatch() as secs:
-                    built = self._modify(mod, best)
-                if built is not None:
-                    yield self.score(built, best.fit_seconds + secs())
-        residual_mods: list[str] = [m for m in ("phase", "mix") if m in fams]
-        if not (period and period > 1) and "phase" in residual_mods:
-            residual_mods.remove("phase")
-        yield from self._residual_chain(residual_mods, board.best())
-        if board.best() is not before and before.structure.label in {
-            c.structure.label for c in board
-        }:  # the greedy path took fourier/exog: also refine the best without them, so the
-            # selection can never end worse than it did before those terms existed
-            yield from self._residual_chain(residual_mods, before)
+                    ext = self._modify(mod, shown.best())
+                if ext is not None:
+                    built = True
+                    yield self.score(ext, shown.best().fit_seconds + secs())
+        if not built:
+            raise InputError(
+                f"{' and '.join(sorted(fams))} apply to none of this series' level structures "
+                "(too short for lag blocks or regime windows)"
+            )
 
     def _modify(self, mod: str, base: Candidate[SeriesCandidate]) -> SeriesCandidate | None:
         assert base.model is not None
@@ -369,7 +445,7 @@ class SeriesSearch:
     def _residual_chain(
         self, mods: list[str], base: Candidate[SeriesCandidate]
     ) -> Iterator[Candidate[SeriesCandidate]]:
-        """`phase` then `mix`, each on the better of its base and what it just built."""
+        """`hetero`, `phase` then `mix`, each on the better of its base and what it built."""
         for mod in mods:
             with stopwatch() as secs:
                 cand = self._modify(mod, base)
@@ -488,23 +564,13 @@ class SeriesSearch:
             model.calendar = self.calendar_fit(prep, np.arange(len(vals)))
         if "radius_cap" in old.info:
             stabilize(model, float(old.info["radius_cap"]))
-        old = win.model
-        res = residuals(model, prep, rows)
-        if old.phase_scale is not None:
-            ps = fit_phase_scale(res, rows, model.mix_sd[:, 0], old.phase_scale.shape[1])
-            model.phase_scale = ps
-            res = res / ps[:, rows % ps.shape[1]].T
-        if st.mix:
-            W, MU, SD = old.mix_w.copy(), old.mix_mu.copy(), old.mix_sd.copy()
-            for j in range(len(self.cols.names)):
-                if old.mix_w[j, 1:].any():
-                    W[j], MU[j], SD[j] = fit_mixture(res[:, j], W.shape[1])
-                else:
-                    W[j], MU[j], SD[j] = 0.0, 0.0, 1.0
-                    W[j, 0], SD[j, 0] = 1.0, model.mix_sd[j, 0]
-            model = replace(model, mix_w=W, mix_mu=MU, mix_sd=SD)
-        shrink = model.info.get("shrink")
-        model.info = dict(old.info)
-        if shrink is not None:
-            model.info["shrink"] = shrink
+        if st.blocks or st.regime:
+            model = fit_extension(prep, rows, model, Design.of(old), self.chain_of(win)[1])
+            if "radius_cap" in old.info:
+                stabilize_regimes(model, float(old.info["radius_cap"]))
+            rows = rows[rows >= model.max_lag]
+        model = refit_residuals(model, old, prep, rows)
+        shrinks = {k: v for k, v in model.info.items() if k.startswith("shrink")}
+        model.info = {k: v for k, v in old.info.items() if not k.startswith("shrink")}
+        model.info.update(shrinks)
         return replace(win, prep=prep, model=model)

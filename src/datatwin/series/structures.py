@@ -5,6 +5,8 @@
     mixed:ar(10)+seasonal+phase+mix per-column transforms, phase scales, mixture residuals
     log:ar(67)+seasonal+fourier+exog  a level with Fourier terms of several seasons, calendar
                                     columns drawn from the calendar
+    sqrt:ar(19)+seasonal+blocks+regime  long-memory lag blocks, and a second regime of the
+                                    mean while the recent change is positive (regime.py)
 
 `SeriesStructure.parse(label)` reads what `label` writes, so a leaderboard row can be handed
 back to `fit_select(structures=...)` to fit exactly that candidate again.
@@ -20,7 +22,9 @@ from ..errors import InputError
 #: transforms a label may name: one for every column, or `mixed` (each column its best)
 LABEL_TRANSFORMS = ("none", "sqrt", "log", "mixed")
 #: modifiers of a base structure, in the order the search adds them
-MODIFIERS = ("calendar", "fourier", "exog", "phase", "mix")
+MODIFIERS = ("calendar", "fourier", "exog", "blocks", "regime", "hetero", "phase", "mix")
+#: modifiers of the conditional mean of a level structure (regime.py)
+LEVEL_ONLY = ("calendar", "fourier", "blocks", "regime")
 
 _LABEL = re.compile(
     r"^(?:(?P<t>[a-z]+):)?"
@@ -40,6 +44,9 @@ class SeriesStructure:
     calendar: bool = False  # reverting to a mean per phase of the week / season
     fourier: bool = False  # level with Fourier terms of several seasonal periods
     exog: bool = False  # calendar columns scored and drawn from the calendar
+    blocks: bool = False  # long memory: means of lag blocks beyond the order
+    regime: bool = False  # a second regime of the mean while the recent change is positive
+    hetero: bool = False  # a residual scale following the recent residuals' size
     phase: bool = False  # a residual scale per phase of the season
     mix: bool = False  # Gaussian-mixture residuals (on the columns where they help)
 
@@ -89,9 +96,9 @@ class SeriesStructure:
             order = int(m["p"])
             D = int(m["D"]) if m["D"] else 0
             family = "seasonal" if m["seas"] else ("ar" if not D else "diff" if D == 1 else "sdiff")
-        if ("calendar" in mods or "fourier" in mods) and D:
+        if any(x in mods for x in LEVEL_ONLY) and D:
             raise InputError(
-                f"series structure {label!r}: calendar and Fourier levels apply to iid, ar and "
-                "seasonal structures, not to differences"
+                f"series structure {label!r}: calendar and Fourier levels, lag blocks and regimes "
+                "apply to iid, ar and seasonal structures, not to differences"
             )
         return cls(family, order, t, D, *(x in mods for x in MODIFIERS))

@@ -147,8 +147,9 @@ class SeriesTwin(Twin):
     @property
     def params(self) -> dict[str, Any]:
         """The structure's parameters as data: family, order, transform and per-column
-        transforms, difference lag, calendar phases, phase period, mixture columns, and the
-        largest order scanned (`max_lag`, to refit the label exactly)."""
+        transforms, difference lag, calendar phases, phase period, mixture columns, lag blocks,
+        regime window, volatility windows, and the largest order scanned (`max_lag`, to refit
+        the label exactly)."""
         st = SeriesStructure.parse(self.structure)
         level = self.model.level
         ps = self.model.phase_scale
@@ -163,6 +164,13 @@ class SeriesTwin(Twin):
             "mix": list(self.model.info.get("mixture_columns", [])) if st.mix else [],
             "fourier": list(self.model.info.get("fourier", [])) or None,
             "exog": list(self.model.info.get("exog", [])) if st.exog else [],
+            "blocks": [list(b) for b in self.model.info.get("blocks", [])] or None,
+            "regime": self.model.regime.k if self.model.regime is not None else None,
+            "hetero": (
+                [int(k) for k in self.model.hetero.windows]
+                if self.model.hetero is not None
+                else None
+            ),
             "max_lag": self.model.info.get("max_lag_scanned"),
         }
 

@@ -1,0 +1,101 @@
+"""A residual scale following recent volatility (series/hetero.py): maximum likelihood
+recovers known weights, cells over a grid sum to one, simulated volatility reverts, and a
+damaged scale is refused."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import datatwin
+from datatwin.errors import DataTwinError
+from datatwin.series.linear import LinearModel
+
+W1, W2 = 2, 8  # the volatility windows of these series (no season: half of max_lag 4, × 4)
+
+
+def vol_frame(n: int, th1: float, th2: float, seed: int = 0, decimals: int = 3) -> pd.DataFrame:
+    """y_t = 0.5 y_{t-1} + s_t e_t, log s_t = c + th1 log(ā_2 + 0.01) + th2 log(ā_8 + 0.01),
+    ā_k the mean |s e| of the last k steps (the model's own form)."""
+    rng = np.random.default_rng(seed)
+    m = n + 500
+    y, r = np.zeros(m), np.zeros(m)
+    c = -(th1 + th2) * math.log(0.8)  # typical s near 1
+    for t in range(W2, m):
+        a1 = np.abs(r[t - W1 : t]).mean()
+        a2 = np.abs(r[t - W2 : t]).mean()
+        s = math.exp(c + th1 * math.log(a1 + 0.01) + th2 * math.log(a2 + 0.01))
+        r[t] = s * rng.standard_normal()
+        y[t] = 0.5 * y[t - 1] + r[t]
+    return pd.DataFrame({"time": np.arange(n), "y": np.round(y[500:], decimals)})
+
+
+def test_maximum_likelihood_recovers_the_volatility_weights():
+    tw = datatwin.fit(
+        vol_frame(20000, 0.3, 0.4, seed=1), kind="series", structures="ar(1)+hetero", max_lag=4
+    )
+    h = tw.model.hetero
+    assert h is not None and list(h.windows) == [W1, W2]
+    assert h.theta[0, 1] == pytest.approx(0.3, abs=0.08)
+    assert h.theta[0, 2] == pytest.approx(0.4, abs=0.1)
+    assert tw.model.B[0, 0, 0] == pytest.approx(0.5, abs=0.03)
+
+
+def test_selection_takes_the_scale_only_when_volatility_clusters():
+    clustered = datatwin.fit(vol_frame(4000, 0.3, 0.4, seed=2), kind="series", max_lag=4)
+    assert "+hetero" in clustered.structure
+    flat = datatwin.fit(vol_frame(4000, 0.0, 0.0, seed=3), kind="series", max_lag=4)
+    rows = {r["structure"]: r["holdout_bits"] for r in flat.leaderboard}
+    gains = [rows[s.split("+hetero")[0]] - b for s, b in rows.items() if "+hetero" in s]
+    assert gains and max(gains) < 0.01  # nothing to find: at most noise
+
+
+def test_cells_of_the_next_step_sum_to_one():
+    df = vol_frame(800, 0.3, 0.4, seed=4, decimals=0)
+    df["y"] = (df["y"] * 3).round()
+    train, nxt = df.iloc[:-1], df.iloc[-1:]
+    tw = datatwin.fit(train, kind="series", structures="ar(1)+hetero", max_lag=4)
+    assert tw.structure == "ar(1)+hetero"
+    y = train["y"].to_numpy(float)
+    s = float(y.std())
+    grid = range(math.floor(y.min() - 40 * s), math.ceil(y.max() + 40 * s) + 1)
+    lp = np.array([tw.log_prob(nxt.assign(y=v), history=train)[0] for v in grid])
+    p = np.exp(lp)
+    assert p[0] + p[-1] < 1e-12
+    assert float(p.sum()) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_simulated_volatility_reverts_and_matches_the_data():
+    df = vol_frame(4000, 0.3, 0.4, seed=5)
+    tw = datatwin.fit(df, kind="series", structures="ar(1)+hetero", max_lag=4)
+    sim = tw.sample(len(df), seed=6, paths=20)["y"].to_numpy(float).reshape(20, -1)
+    y = df["y"].to_numpy(float)
+    assert np.all(np.isfinite(sim)) and np.abs(sim).max() < 3 * np.abs(y).max()
+    assert stats.ks_2samp(sim.ravel(), y).statistic < 0.05
+    assert float(sim.std()) == pytest.approx(float(y.std()), rel=0.1)
+    # volatility clusters in the simulation as in the data: |Δy| is autocorrelated
+    a = np.abs(np.diff(sim, axis=1))
+    assert np.corrcoef(a[:, 1:].ravel(), a[:, :-1].ravel())[0, 1] > 0.1
+    again = tw.sample(len(df), seed=6, paths=20)["y"].to_numpy(float).reshape(20, -1)
+    assert np.array_equal(sim, again)
+
+
+def test_a_damaged_scale_is_refused():
+    tw = datatwin.fit(
+        vol_frame(800, 0.3, 0.4, seed=7), kind="series", structures="ar(1)+hetero", max_lag=4
+    )
+    arrays = tw.model.to_arrays()
+    LinearModel.from_arrays(arrays, tw.model.info, 1, "ok")
+    th = arrays["hetero_theta"].copy()
+    th[0, 1:] = 0.9  # weights summing above the cap: volatility would not revert
+    for key, bad in (
+        ("hetero_theta", th),
+        ("hetero_windows", np.array([0, 8])),
+        ("hetero_eps", np.array([0.0])),
+    ):
+        with pytest.raises(DataTwinError):
+            LinearModel.from_arrays({**arrays, key: bad}, tw.model.info, 1, "damaged")
