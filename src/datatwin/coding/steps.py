@@ -136,18 +136,20 @@ class Steps:
 
     def _advance(self, state: int, w: int) -> int:
         """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
-        is followed through the trie like any symbol: word twins count UNKs in training)."""
+        is followed through the trie like any symbol: word twins count UNKs in training).
+        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol,
+        so each try is a bisection bounded to them."""
         sm = self.sampler
+        sym, lo, hi, nxt, suffix = sm.sym, sm.lo, sm.hi, sm.nxt, sm.suffix_state
         s = state
         while True:
-            run = sm._cache.get(s) or sm._run(s)
-            syms = run[2]
-            j = bisect_left(syms, w)
-            if j < len(syms) and syms[j] == w:
-                return int(run[3][j])
+            a, b = int(lo[s]), int(hi[s])
+            j = bisect_left(sym, w, a, b)
+            if j < b and sym[j] == w:
+                return int(nxt[j])
             if s == 0:
                 return 0
-            s = int(sm.suffix_state[s])
+            s = int(suffix[s])
 
     def push(self, w: int) -> None:
         """Append symbol `w` to the block."""

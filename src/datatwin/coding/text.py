@@ -29,6 +29,7 @@ from ..text.tokenize import Vocabulary, WordVocabulary
 from .coder import MAX_ALPHABET, Decoder, Encoder
 from .sections import pack_bytes, unpack_bytes
 from .steps import Steps, paused_gc
+from .text_rows import encode_document, vectorisable
 from .wire import ByteReader, CompressedFileError, varint
 
 if TYPE_CHECKING:
@@ -308,7 +309,10 @@ def encode_text(twin: TextTwin, raw: bytes) -> TextCoded:
     enc = Encoder()
     steps = Steps(twin.chain)
     with paused_gc():
-        sym_bits = code_symbols(steps, ids, enc)
+        if vectorisable(steps):
+            sym_bits = encode_document(steps, np.asarray(ids, np.int64), enc)
+        else:
+            sym_bits = code_symbols(steps, ids, enc)
     unk_bits = _code_unks(vocab, unk_values, enc)
     payload = enc.to_bytes()
     stats = {
