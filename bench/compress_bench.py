@@ -134,10 +134,12 @@ def datasets() -> dict[str, Callable[[Path], tuple[Path, bytes, dict[str, Any]]]
 
 
 def _model(name: str, train: Path, options: dict[str, Any], refit: bool) -> Any:
+    """(twin, fit seconds, model file bytes): the file's bytes fingerprint the model, as the
+    CLI does with MODEL."""
     MODELS.mkdir(parents=True, exist_ok=True)
     path = MODELS / (name.replace(" ", "_").replace("%", "pc") + ".twin")
     if path.exists() and not refit:
-        return datatwin.load(path), 0.0
+        return datatwin.load(path), 0.0, path.read_bytes()
     t0 = time.perf_counter()
     if options.get("header") is False:
         from datatwin.reader import read_table
@@ -147,7 +149,7 @@ def _model(name: str, train: Path, options: dict[str, Any], refit: bool) -> Any:
         twin = datatwin.fit(train, seed=0, **options)
     fit_s = time.perf_counter() - t0
     twin.save(path)
-    return datatwin.load(path), fit_s
+    return datatwin.load(path), fit_s, path.read_bytes()
 
 
 # ---------------------------------------------------------------------------------- baselines
@@ -227,16 +229,16 @@ def run_one(name: str, build: Callable, refit: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         train, raw, options = build(tmp)
-        twin, fit_s = _model(name, train, options, refit)
+        twin, fit_s, mb = _model(name, train, options, refit)
         suffix = ".txt" if twin.kind == "text" else ".csv"
         row: dict[str, Any] = {"file": name, "kind": twin.kind, "structure": twin.structure}
         row["bytes"] = len(raw)
         row["fit_seconds"] = fit_s
         row.update(baselines(raw))
         row["predicted"] = predicted_bits(twin, raw, tmp, suffix, options) / 8
-        (blob, report), t_c = _timed_pair(lambda: compress_report(twin, raw))
-        out, t_d = _timed(lambda: decompress(blob, twin))
-        self_blob, _ = compress_report(twin, raw, embed_model=True)
+        (blob, report), t_c = _timed_pair(lambda: compress_report(twin, raw, model=mb))
+        out, t_d = _timed(lambda: decompress(blob, twin, model=mb))
+        self_blob, _ = compress_report(twin, raw, embed_model=True, model=mb)
         same = hashlib.sha256(out).digest() == hashlib.sha256(raw).digest()
         same_self = decompress(self_blob) == raw
         row.update(
