@@ -49,7 +49,11 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def _categorical_family() -> constriction.stream.model.Categorical:
-    return constriction.stream.model.Categorical(perfect=False)
+    """The categorical family (stateless: parameters come with each call; one instance)."""
+    return _CATEGORICAL
+
+
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
 def _uniform_family() -> constriction.stream.model.Uniform:

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from ..text.spelling import Spelling
 from ..text.tokenize import Vocabulary, WordVocabulary
-from .coder import MAX_ALPHABET, Decoder, Encoder
+from .coder import MAX_ALPHABET, Decoder, Encoder, _categorical_family
 from .sections import pack_bytes, unpack_bytes
 from .steps import Steps, paused_gc
 from .text_rows import encode_document, vectorisable
@@ -196,8 +196,9 @@ def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     """The n ids of a block coded by `code_symbols` (and its EOS, checked)."""
     steps.reset()
     out = np.empty(n, np.int64)
+    coder, family = dec._coder, _categorical_family()
     for i in range(n + 1):
-        w = dec.decode_one(steps.distribution())
+        w = int(coder.decode(family, steps.distribution()[None, :])[0])
         if i == n:
             if w != EOS:
                 raise CompressedFileError("compressed file damaged: a document does not end")

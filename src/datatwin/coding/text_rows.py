@@ -133,41 +133,6 @@ class Level:
         np.copyto(P, Q, where=live[:, None])
 
 
-def static_rows(steps: Steps, wanted: IntArray) -> FloatArray:
-    """`Steps.static(s)` for each of the distinct states `wanted` (sorted), computed a level
-    at a time: a state's row is its suffix state's row times gamma plus its children's
-    alpha (one multiplication and at most one addition per entry, as `Steps.static`)."""
-    sm, model = steps.sampler, steps.model
-    need = [wanted]
-    cur = wanted
-    while True:  # close under suffix links
-        cur = np.unique(sm.suffix_state[cur[sm.state_level[cur] > 0]])
-        if not len(cur):
-            break
-        need.append(cur)
-    closed = np.unique(np.concatenate(need + [np.zeros(1, np.int64)]))
-    level = sm.state_level[closed]
-    R = np.empty((len(closed), steps.base))
-    R[0] = steps.static(0)  # the root (closed[0] == 0)
-    for k in range(1, int(level.max(initial=0)) + 1):
-        at = np.flatnonzero(level == k)
-        if not len(at):
-            continue
-        st = closed[at]
-        rows = R[np.searchsorted(closed, sm.suffix_state[st])]
-        lev = model.levels[k]
-        ctx = st - sm.state_off[k]
-        seen = lev.seen[ctx]
-        rows[seen] *= lev.gamma[ctx[seen]][:, None]
-        lo, hi = sm.lo[st[seen]], sm.hi[st[seen]]
-        n = hi - lo
-        rep = np.repeat(np.flatnonzero(seen), n)
-        entry = np.repeat(lo, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
-        rows[rep, sm.sym[entry]] += lev.alpha[entry - sm.entry_off[k]]
-        R[at] = rows
-    return R[np.searchsorted(closed, wanted)]
-
-
 def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
     """(first position, rows) of every chunk of the n + 1 positions' distributions."""
     st = states(steps, ids)
@@ -177,7 +142,7 @@ def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
     for i0 in range(0, n, _CHUNK):
         chunk = st[i0 : i0 + _CHUNK]
         uniq, inv = np.unique(chunk, return_inverse=True)
-        P = static_rows(steps, uniq)[inv.reshape(-1)]
+        P = steps.static_rows(uniq)[inv.reshape(-1)]
         for lev in levels:
             assert spec is not None
             lev.apply(P, i0, spec.a, spec.b, spec.cap)
