@@ -110,6 +110,34 @@ class ColumnCode:
             w6=np.concatenate([w, w])[:, None, None],
         )
 
+    @classmethod
+    def normal(cls, j: int, step: float) -> ColumnCode:
+        """A column whose cells [k - ½, k + ½) · step are scored under N(mean, s²): no
+        transform, no bounds, one standard-normal component (the residual scale is `s`)."""
+        one, zero = np.ones(1), np.zeros(1)
+        return cls(
+            j=j,
+            delta=step,
+            transform="none",
+            center=0.0,
+            scale=1.0,
+            lo_k=None,
+            hi_k=None,
+            w=one,
+            mu=zero,
+            sd=one,
+            half=WINDOW_SD,
+            miss_rate=0.0,
+            eps=0.0,
+            sides=0,
+            rho=0.0,
+            miss_row=flag_row(0.0),
+            esc_row=flag_row(0.0),
+            mu3=zero[:, None, None],
+            sd3=one[:, None, None],
+            w6=np.ones(2)[:, None, None],
+        )
+
     def clip(self, k: IntArray) -> IntArray:
         """Cells clipped into the support."""
         if self.lo_k is not None:
