@@ -29,6 +29,9 @@ from .wire import ByteReader, CompressedFileError, text, varint
 if TYPE_CHECKING:
     from ..series.twin import SeriesTwin
 
+#: cells per column looked at to choose how its numbers are written
+_STYLE_SAMPLE = 500
+
 
 @dataclass
 class SeriesCoded:
@@ -105,9 +108,9 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         miss |= big  # not representable on the grid: written as an exception
         K[:, j] = np.where(miss, _MISSING, np.where(miss, 0, k)).astype(np.int64)
         style = _best_style(
-            [int(v) for v in K[~miss, j][:2000]],
+            [int(v) for v in K[~miss, j][:_STYLE_SAMPLE]],
             dec,
-            [cells[i] for i in np.flatnonzero(~miss)[:2000]],
+            [cells[i] for i in np.flatnonzero(~miss)[:_STYLE_SAMPLE]],
         )
         mk = _mark([cells[i] for i in np.flatnonzero(miss)])
         styles.append(style)
@@ -115,10 +118,7 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     enc = Encoder()
     bits = encode_cells(twin, enc, K, base)
     for j, name in enumerate(twin.cols.names):
-        rendered[name] = [
-            marks[j] if v == _MISSING else _render(int(v), twin.cols.decimals[j], styles[j])
-            for v in K[:, j]
-        ]
+        rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = []
@@ -144,6 +144,14 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         **{f"side_{k}": len(v) for k, v in parts.items()},
     }
     return SeriesCoded(frame(list(parts.values())), payload, (n, len(s.names)), stats)
+
+
+def _render_column(k: np.ndarray, dec: int, style: int, mark: str) -> list[str]:
+    """Each cell's text (`mark` where missing), rendering every distinct cell once."""
+    uniq, inv = np.unique(k, return_inverse=True)
+    texts = [mark if v == _MISSING else _render(v, dec, style) for v in uniq.tolist()]
+    out = np.asarray(texts + [""], dtype=object)[:-1][inv.reshape(-1)]
+    return list(out)
 
 
 def _best_style(ks: list[int], dec: int, cells: list[str]) -> int:
@@ -194,10 +202,7 @@ def decode_series(twin: SeriesTwin, side: bytes, payload: bytes, counts: tuple[i
     K = decode_cells(twin, Decoder(payload), n, base)
     rendered: dict[str, list[str]] = {}
     for j, name in enumerate(twin.cols.names):
-        rendered[name] = [
-            marks[j] if v == _MISSING else _render(int(v), twin.cols.decimals[j], styles[j])
-            for v in K[:, j]
-        ]
+        rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = _read_exceptions(unpack_bytes(exc_b, "exceptions"), n_cols, n)
