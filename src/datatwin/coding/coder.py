@@ -1,8 +1,8 @@
 """Entropy coding with a model's exact conditional probabilities (range coder, FIFO).
 
 A symbol `x` coded with distribution `p` costs `-log2 p(x)` bits plus a small overhead
-(quantisation of `p` and the coder's final flush), so a stream coded with a twin's
-probabilities is as long as the twin's bits say, to within a fraction of a percent.
+(quantisation of `p`, and the stream's last bytes: see `seal`), so a stream coded with a
+twin's probabilities is as long as the twin's bits say, to within a fraction of a percent.
 
 The coder is `constriction.stream.queue.RangeEncoder/RangeDecoder` (a queue: symbols come out
 in the order they went in), so a kind encodes batches in model order and decodes them in the

@@ -19,6 +19,10 @@ cells' levels) is computed at once, sorted into stream order and coded in one co
 rare symbols (escapes, values beyond the window) are coded in their place by `Scalar`.
 Decoding is sequential; everything that does not depend on a decoded value (intercepts,
 scales, flag rows, scatter offsets) is precomputed.
+
+Not yet the twin's own bits: the calendar columns of an `exog` twin are coded with their
+linear-Gaussian conditional, not the calendar model that scores them (lossless, a few bits
+apart), and a cell below the coder's floor (2**-24 a symbol) costs less than the twin says.
 """
 
 from __future__ import annotations
