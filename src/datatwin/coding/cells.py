@@ -24,7 +24,7 @@ one, and both get bit-identical rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,6 +73,9 @@ class ColumnCode:
     mu3: FloatArray  # (K, 1, 1) component means, shaped for broadcasting
     sd3: FloatArray
     w6: FloatArray  # (2K, 1, 1): the weights twice (lower, then upper CDFs)
+    #: cells coded apart (a calendar column's values): their masses are taken out of the parts
+    skip_cells: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skip_mass: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def of(cls, twin: SeriesTwin, j: int) -> ColumnCode:
@@ -250,6 +253,8 @@ def level0(col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray) -> Flo
     """Level-0 rows (n, ROW) over the window's edges `e`: below, parts, above."""
     inf = np.full((len(e), 1), np.inf)
     rows = col.masses(np.concatenate([-inf, col.edges_z(e), inf], axis=1), mean, s)
+    if len(col.skip_cells):
+        _skip(rows, e, col, outer=True)
     return _fallback(rows, e, outer=True)
 
 
@@ -257,7 +262,24 @@ def level(col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray) -> Floa
     """A deeper level's rows (n, ROW) over the edges `e` of its parts."""
     rows = np.zeros((len(e), ROW))
     rows[:, :W] = col.masses(col.edges_z(e), mean, s)
+    if len(col.skip_cells):
+        _skip(rows, e, col, outer=False)
     return _fallback(rows, e, outer=False)
+
+
+def _skip(rows: FloatArray, e: IntArray, col: ColumnCode, outer: bool) -> None:
+    """Take the skipped cells' masses out of the parts holding them (in place; level 0's
+    below and above included), in the skipped cells' order, floored at 0."""
+    c = col.skip_cells
+    part = (e[:, :, None] <= c[None, None, :]).sum(axis=1) - 1  # (n, cells): -1 = below
+    if outer:
+        idx, ok = part + 1, np.ones(part.shape, bool)
+    else:
+        idx, ok = part, (part >= 0) & (part < W)
+    r = np.broadcast_to(np.arange(len(e))[:, None], part.shape)
+    m = np.broadcast_to(col.skip_mass[None, :], part.shape)
+    np.subtract.at(rows, (r[ok], idx[ok]), m[ok])
+    np.maximum(rows, 0.0, out=rows)
 
 
 def _fallback(rows: FloatArray, e: IntArray, outer: bool) -> FloatArray:

@@ -20,9 +20,9 @@ rare symbols (escapes, values beyond the window) are coded in their place by `Sc
 Decoding is sequential; everything that does not depend on a decoded value (intercepts,
 scales, flag rows, scatter offsets) is precomputed.
 
-Not yet the twin's own bits: the calendar columns of an `exog` twin are coded with their
-linear-Gaussian conditional, not the calendar model that scores them (lossless, a few bits
-apart), and a cell below the coder's floor (2**-24 a symbol) costs less than the twin says.
+The calendar columns of an `exog` twin are coded as the calendar model scores them
+(series_calendar.py). A cell below the coder's floor (2**-24 a symbol) costs less than the
+twin says.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from .cells import (
     which,
 )
 from .coder import Decoder, Encoder, _categorical_family
+from .series_calendar import CalCode, calendar_codes, first_rows
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Plan:
     Zh: FloatArray  # (m, d) history in model space (forward-filled)
     terms: list[list[tuple[int, int, float]]]  # per target j: (lag, i, coef), source order
     max_lag: int
+    cal: dict[int, CalCode]  # calendar columns coded as the calendar model scores them
 
 
 def make_plan(twin: SeriesTwin, n: int, base: int) -> Plan:
@@ -104,7 +106,8 @@ def make_plan(twin: SeriesTwin, n: int, base: int) -> Plan:
         ]
         t += [(0, i, float(model.A[j, i])) for i in order if pos[i] < pos[j] and model.A[j, i]]
         terms.append(t)
-    return Plan(cols, order, len(hist), C, S, forward_fill(Zh), terms, max(lags, default=0))
+    cal = calendar_codes(twin, cols, steps)
+    return Plan(cols, order, len(hist), C, S, forward_fill(Zh), terms, max(lags, default=0), cal)
 
 
 def means(plan: Plan, Z: FloatArray) -> FloatArray:
@@ -232,18 +235,19 @@ def _encode_cells(twin: SeriesTwin, enc: Encoder, K: IntArray, base: int) -> flo
     for t0 in range(0, n, step):
         batch = _Batch([], [], [], [])
         for p, j in enumerate(plan.order):
-            _column(batch, plan.cols[j], K, M, plan.S, t0, min(n, t0 + step), p, d)
+            _column(batch, plan, j, K, Z, M, t0, min(n, t0 + step), p, d)
         bits += _emit(enc, scalar, batch)
     return bits + scalar.bits
 
 
 def _column(
-    b: _Batch, col: ColumnCode, K: IntArray, M: FloatArray, S: FloatArray,
+    b: _Batch, plan: Plan, j: int, K: IntArray, Z: FloatArray, M: FloatArray,
     t0: int, t1: int, p: int, d: int,
 ) -> None:  # fmt: skip
-    """Column `col`'s symbols of steps t0..t1 into the batch."""
+    """Column j's symbols of steps t0..t1 into the batch: flags, then the cells."""
+    col = plan.cols[j]
     t = np.arange(t0, t1)
-    k = K[t0:t1, col.j]
+    k = K[t0:t1, j]
     key = (t * d + p) * _SEQ
     miss = k == MISSING
     if col.miss_rate > 0:
@@ -259,19 +263,35 @@ def _column(
             b.rare.append((int(key[i]) + 2, _outside(col, int(k[i]))))
     ins = ~miss & ~out
     t, k, key = t[ins], k[ins], key[ins]
-    mean, s = M[t, col.j], S[t, col.j]
+    cc = plan.cal.get(j)
+    if cc is None:
+        _cells(b, col, k, key + 2, M[t, j], plan.S[t, j])
+        return
+    rows = first_rows(cc, t, Z[plan.m + t - 1, j])
+    pos = np.searchsorted(cc.cells, k)
+    hit = (pos < len(cc.cells)) & (cc.cells[np.minimum(pos, len(cc.cells) - 1)] == k)
+    b.add(key + 2, np.where(hit, pos, len(cc.cells)), rows)
+    k, key = k[~hit], key[~hit]
+    _cells(b, cc.other, k, key + 3, np.zeros(len(k)), np.ones(len(k)))
+
+
+def _cells(
+    b: _Batch, col: ColumnCode, k: IntArray, key: IntArray, mean: FloatArray, s: FloatArray
+) -> None:
+    """The cells k by bisection under `mean + s e`: level 0 at `key`, a value beyond the
+    window at `key + 1`, deeper levels at `key + 1`, `key + 2`, ..."""
     klo, khi = col.window(mean, s)
     e = split_edges(klo, khi)
     rows = level0(col, e, mean, s)
     sym = np.where(k < klo, 0, np.where(k > khi, ROW - 1, 1 + which(e, k)))
-    b.add(key + 2, sym, rows)
+    b.add(key, sym, rows)
     for i in np.flatnonzero((sym == 0) | (sym == ROW - 1)):
-        b.rare.append((int(key[i]) + 3, _beyond(int(k[i]), int(klo[i]), int(khi[i]))))
+        b.rare.append((int(key[i]) + 1, _beyond(int(k[i]), int(klo[i]), int(khi[i]))))
     keep = (sym > 0) & (sym < ROW - 1)
     r = np.flatnonzero(keep)
     lo, hi = e[r, sym[keep] - 1], e[r, sym[keep]] - 1
     mean, s, k, key = mean[keep], s[keep], k[keep], key[keep]
-    for depth in range(3, _SEQ):
+    for depth in range(1, _SEQ - 3):
         live = hi > lo
         if not live.any():
             return
@@ -351,7 +371,11 @@ def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray
         row = (m + t) * d
         for i in plan.order:
             col = cols[i]
-            k = _decode_value(coder, scalar, col, P[row + i], plan.S[t, i])
+            cc = plan.cal.get(i)
+            if cc is None:
+                k = _decode_value(coder, scalar, col, P[row + i], plan.S[t, i])
+            else:
+                k = _decode_calendar(coder, scalar, cc, col, t, last[i])
             if k == MISSING:
                 z = last[i]
             else:
@@ -377,13 +401,43 @@ def _scatter(plan: Plan, d: int) -> tuple[list[IntArray], list[FloatArray]]:
     )
 
 
-def _decode_value(coder: object, scalar: Scalar, col: ColumnCode, mean: float, s: float) -> int:
-    """One value: missing flag, escape flag, then its cell (or MISSING)."""
+def _flags(coder: object, scalar: Scalar, col: ColumnCode) -> int | None:
+    """The missing and escape flags: MISSING, an outside cell, or None (a cell follows)."""
     dec = coder.decode  # type: ignore[attr-defined]
     if col.miss_rate > 0 and dec(_FAMILY, col.miss_row[None, :])[0]:
         return int(MISSING)
     if col.eps > 0 and dec(_FAMILY, col.esc_row[None, :])[0]:
         return scalar.outside(col, 0)
+    return None
+
+
+def _decode_value(coder: object, scalar: Scalar, col: ColumnCode, mean: float, s: float) -> int:
+    """One value: missing flag, escape flag, then its cell (or MISSING)."""
+    flagged = _flags(coder, scalar, col)
+    if flagged is not None:
+        return flagged
+    return _decode_cell(coder, scalar, col, mean, s)
+
+
+def _decode_calendar(
+    coder: object, scalar: Scalar, cc: CalCode, col: ColumnCode, t: int, z_prev: float
+) -> int:
+    """One value of a calendar column: flags, its value in V or another cell."""
+    flagged = _flags(coder, scalar, col)
+    if flagged is not None:
+        return flagged
+    rows = first_rows(cc, np.array([t]), np.array([z_prev]))
+    sym = int(coder.decode(_FAMILY, rows)[0])  # type: ignore[attr-defined]
+    if sym < len(cc.cells):
+        return int(cc.cells[sym])
+    if sym > len(cc.cells):
+        raise CompressedFileError("compressed file damaged: a calendar value out of range")
+    return _decode_cell(coder, scalar, cc.other, 0.0, 1.0)
+
+
+def _decode_cell(coder: object, scalar: Scalar, col: ColumnCode, mean: float, s: float) -> int:
+    """A cell coded by `_cells` under `mean + s e`."""
+    dec = coder.decode  # type: ignore[attr-defined]
     mv, sv = np.array([mean]), np.array([s])
     klo, khi = col.window(mv, sv)
     lo, hi = int(klo[0]), int(khi[0])
