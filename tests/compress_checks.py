@@ -42,6 +42,8 @@ def assert_cli_round_trip(
     back = tmp_path / f"back{suffix}"
     assert main(["-q", "decompress", str(model), str(out), "-o", str(back)]) == 0
     assert back.read_bytes() == data.read_bytes()
+    # the CLI fingerprints MODEL by its file's bytes: the twin object agrees with them
+    assert decompress(out.read_bytes(), twin) == raw
     if self_contained:
         selfc = tmp_path / "s.dtz"
         argv = ["-q", "compress", str(model), str(data), "-o", str(selfc), "--self-contained"]

@@ -89,3 +89,41 @@ def test_damage_is_a_one_line_error(twin: datatwin.Twin) -> None:
     bad[-10] ^= 4
     with pytest.raises(CompressedFileError):
         decompress(bytes(bad), twin)
+
+
+def _calendar_series(n: int) -> list[str]:
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2020-01-01", periods=n, freq="D")
+    work = np.where(np.asarray(days.day_of_week) < 5, 3, 1)  # 3 on work days
+    work[::53] = 1  # a few holidays
+    x = np.zeros(n)
+    for t in range(1, n):
+        x[t] = 0.7 * x[t - 1] + 2.0 * work[t] + rng.normal()
+    rows = [f"{d:%Y-%m-%d},{w},{v + 20:.2f}" for d, w, v in zip(days, work, x, strict=True)]
+    return ["time,work,load", *rows]
+
+
+def test_calendar_columns_are_coded_as_the_twin_scores_them(tmp_path: Path) -> None:
+    """An `exog` twin draws its work-day column from the calendar: the coder uses that model
+    (values by weekday and persistence, the N(0, 1) cells apart), so the model bits equal
+    log_prob; a value inside the support but not in the calendar's set, and one outside the
+    support, round trip."""
+    lines = _calendar_series(900)
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(lines[:701]) + "\n")
+    twin = datatwin.fit(train, kind="series", seed=0, structures="ar(2)+exog")
+    assert twin.model.calendar is not None
+    raw = ("\n".join([lines[0]] + lines[701:]) + "\n").encode()
+    path = tmp_path / "h.csv"
+    path.write_bytes(raw)
+    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
+    blob, report = compress_report(twin, raw)
+    assert twin.decompress(blob) == raw
+    assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
+    assert report["sizes"]["payload"] <= predicted / 8 * 1.005 + 8
+    rows = raw.decode().split("\n")
+    for i, value in ((5, "2"), (9, "9")):  # not in {1, 3}: inside, then beyond the support
+        t, _, load = rows[i].split(",")
+        rows[i] = f"{t},{value},{load}"
+    odd = "\n".join(rows).encode()
+    assert twin.decompress(twin.compress(odd)) == odd

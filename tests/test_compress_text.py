@@ -13,10 +13,11 @@ pytest.importorskip("constriction")
 from compress_checks import assert_cli_round_trip, assert_damage_refused  # noqa: E402
 
 import datatwin  # noqa: E402
-from datatwin.coding import CompressedFileError  # noqa: E402
+from datatwin.coding import CompressedFileError, text_rows  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
 from datatwin.coding.steps import Steps  # noqa: E402
 from datatwin.coding.text import _compact, unseen_code, unseen_rank  # noqa: E402
+from datatwin.coding.text_rows import vectorisable  # noqa: E402
 from datatwin.text.counts import BOS  # noqa: E402
 
 TRAIN = (
@@ -94,6 +95,28 @@ def test_incremental_distribution_equals_next_distribution(twin, words, raw_byte
         if i < len(ids):
             steps.push(int(ids[i]))
             ctx.append(int(ids[i]))
+
+
+@pytest.mark.parametrize("which", ["chars", "words", "bytes"])
+def test_document_rows_equal_the_incremental_ones(
+    twin, words, raw_bytes, which, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The encoder's rows for a whole document (vectorised) are bit for bit the rows the
+    decoder computes one symbol at a time, at every position and across chunk borders."""
+    monkeypatch.setattr(text_rows, "_CHUNK", 97)
+    t = {"chars": twin, "words": words, "bytes": raw_bytes}[which]
+    text = (HOLD + "Zoë ☃\n" + TRAIN[:300]) * 3
+    ids = np.asarray(t.vocab.encode(text if which != "bytes" else text.encode()), np.int64)
+    steps = Steps(t.chain)
+    assert vectorisable(steps)
+    got = np.concatenate([P.copy() for _, P in text_rows.rows(steps, ids)])
+    seq = Steps(t.chain)
+    want = []
+    for i in range(len(ids) + 1):
+        want.append(seq.distribution().copy())
+        if i < len(ids):
+            seq.push(int(ids[i]))
+    assert np.array_equal(got, np.array(want))
 
 
 def test_unseen_ranks_are_dense() -> None:

@@ -178,7 +178,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
     output = args.output or f"{data}.dtz"
     check_outputs({"-o": output}, {"MODEL": args.model, "DATA": data}, stdout_ok=("-o",))
     twin = load(args.model)
-    blob, report = compress_report(twin, data.read_bytes(), embed_model=args.self_contained)
+    blob, report = compress_report(
+        twin, data.read_bytes(), embed_model=args.self_contained, model=_model_file(args.model)
+    )
     write_file(output, lambda fh: fh.write(blob), stdout_ok=True)
     sizes = report["sizes"]
     if args.json:
@@ -193,6 +195,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
             f"bytes; side {sizes['layout']:,}, header {sizes['header']}, model {sizes['model']:,})"
         )
     return 0
+
+
+def _model_file(model: str) -> bytes | None:
+    """The model file's bytes, whose sha256 is the model's fingerprint (so the twin is not
+    written out again just to fingerprint it); None when MODEL is not a file."""
+    path = Path(model)
+    return path.read_bytes() if path.is_file() else None
 
 
 def _jsonable(report: dict[str, Any]) -> dict[str, Any]:
@@ -216,7 +225,8 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         output = str(source.with_suffix(""))
     check_outputs({"-o": output}, {"MODEL": model_path, "IN": source}, stdout_ok=("-o",))
     twin = load(model_path) if model_path else None
-    out = decompress(source.read_bytes(), twin)  # checked (size, sha256) before writing
+    mb = _model_file(model_path) if model_path else None
+    out = decompress(source.read_bytes(), twin, model=mb)  # checked (size, sha256) first
     write_file(output, lambda fh: fh.write(out), stdout_ok=True)
     return 0
 

@@ -11,6 +11,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -181,7 +182,8 @@ def sniff_delimiter(text: str) -> str:
     best, best_fields = ",", 1
     for d in _DELIMITERS:
         try:
-            rows = list(csv.reader(io.StringIO(text, newline=None), delimiter=d))[:50]
+            reader = csv.reader(io.StringIO(text, newline=None), delimiter=d)
+            rows = list(itertools.islice(reader, 50))  # only the rows looked at are parsed
         except csv.Error:
             continue
         rows = [r for r in rows[:-1] if r] or [r for r in rows if r]  # the last may be cut

@@ -17,6 +17,9 @@ How a kind plugs in (the adapters live with each kind):
   table column by column (one row of `distributions` per table row), a text symbol by
   symbol -- calling `Encoder.encode_categorical` (or `encode_uniform` for a value inside a
   state, `encode_escaped` for a value the alphabet does not list). Sum the returned bits.
+  Where the decoder must go one symbol at a time (text, series), the encoder knows the whole
+  data and computes every position's distribution at once (`text_rows`, `series_steps` with
+  `cells`), with the same float operations, and codes them in a few coder calls.
 * Decoding: in the same order, compute each batch's distributions from what has been decoded
   so far (earlier columns, earlier symbols) and call the matching `Decoder.decode_*`. The
   float64 distributions must be bit-identical to the encoder's (same code, same order).

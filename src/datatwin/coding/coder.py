@@ -1,8 +1,8 @@
 """Entropy coding with a model's exact conditional probabilities (range coder, FIFO).
 
 A symbol `x` coded with distribution `p` costs `-log2 p(x)` bits plus a small overhead
-(quantisation of `p` and the coder's final flush), so a stream coded with a twin's
-probabilities is as long as the twin's bits say, to within a fraction of a percent.
+(quantisation of `p`, and the stream's last bytes: see `seal`), so a stream coded with a
+twin's probabilities is as long as the twin's bits say, to within a fraction of a percent.
 
 The coder is `constriction.stream.queue.RangeEncoder/RangeDecoder` (a queue: symbols come out
 in the order they went in), so a kind encodes batches in model order and decodes them in the
@@ -49,7 +49,11 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def _categorical_family() -> constriction.stream.model.Categorical:
-    return constriction.stream.model.Categorical(perfect=False)
+    """The categorical family (stateless: parameters come with each call; one instance)."""
+    return _CATEGORICAL
+
+
+_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
 def _uniform_family() -> constriction.stream.model.Uniform:
@@ -141,8 +145,33 @@ class Encoder:
         return bits
 
     def to_bytes(self) -> bytes:
-        """The stream so far, as little-endian 32-bit words (the decoder's input)."""
-        return self._coder.get_compressed().astype("<u4").tobytes()
+        """The stream so far (the decoder's input): big-endian 32-bit words ending at the
+        shortest final point, trailing zero bytes dropped (see `seal`)."""
+        position, (lower, size) = self._coder.pos()
+        return seal(self._coder.get_compressed(), position, lower, size)
+
+
+def seal(words: npt.NDArray[np.uint32], position: int, lower: int, size: int) -> bytes:
+    """The coded words with the fewest bytes that still decode to the same symbols.
+
+    The range coder ends in the interval [lower, lower + size) of its 64-bit state (after
+    `position` emitted words); any point in it, followed by zero bits, decodes the same
+    symbols, and the decoder reads zero bits past the end of its input. The library seals
+    with the point `ceil(lower / 2**32) * 2**32` (one word); we take the point with the most
+    trailing zero bits instead and drop all trailing zero bytes. When the final state is not
+    the one assumed (a carry still pending, or a word count that does not match), the
+    library's own words are kept."""
+    full = words.astype(">u4").tobytes()
+    own = -(-lower // (1 << 32)) << 32
+    if len(words) != position + 1 or lower + size > 1 << 64 or own >> 32 != int(words[-1]):
+        return full.rstrip(b"\0")
+    for n_bytes in range(4):
+        step = 1 << (64 - 8 * n_bytes)
+        point = -(-lower // step) * step
+        if point < lower + size:
+            tail = (point >> 32).to_bytes(4, "big")[:n_bytes]
+            return (full[:-4] + tail).rstrip(b"\0")
+    return full.rstrip(b"\0")
 
 
 @dataclass
@@ -153,9 +182,8 @@ class Decoder:
     _coder: constriction.stream.queue.RangeDecoder = field(init=False)
 
     def __post_init__(self) -> None:
-        if len(self.data) % 4:
-            raise InputError("a coded stream is a whole number of 32-bit words")
-        words = np.frombuffer(self.data, dtype="<u4").astype(np.uint32)
+        data = self.data + bytes(-len(self.data) % 4)  # the dropped zero bytes (see `seal`)
+        words = np.frombuffer(data, dtype=">u4").astype(np.uint32)
         self._coder = constriction.stream.queue.RangeDecoder(words)
 
     def decode_categorical(self, probs: npt.ArrayLike) -> IntArray:

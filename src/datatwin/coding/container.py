@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .wire import ByteReader, CompressedFileError, text, varint
 
 MAGIC = b"DTWZ"
-FORMAT = 1
+FORMAT = 2
 _EMBEDDED = 1
 MAX_KIND = 32
 MAX_COUNTS = 16
@@ -93,7 +93,12 @@ class Compressed:
                 f"compressed file format {version} is newer than this datatwin's ({FORMAT}); "
                 "upgrade datatwin"
             )
-        if version != FORMAT or flags & ~_EMBEDDED:
+        if version < FORMAT:
+            raise CompressedFileError(
+                f"compressed file format {version} was written by an older datatwin; this one "
+                f"reads format {FORMAT} (decompress it with the datatwin that wrote it)"
+            )
+        if flags & ~_EMBEDDED:
             raise r.fail("has an unknown format or flags")
         kind = r.text()
         counts = tuple(r.varint() for _ in range(r.byte()))

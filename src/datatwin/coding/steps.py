@@ -73,7 +73,8 @@ class Steps:
 
     # ---- the static model ---------------------------------------------------------------
     def static(self, s: int) -> np.ndarray:
-        """p(. | state s) of the n-gram model (do not modify the result)."""
+        """p(. | state s) of the n-gram model (do not modify the result: a state whose level
+        adds nothing shares its suffix state's row)."""
         p = self._memo.get(s)
         if p is not None:
             return p
@@ -82,24 +83,60 @@ class Steps:
             p = np.full(self.base, 1.0 / self.model.n_outcomes)
             p[BOS] = 0.0
         else:
-            p = self.static(int(sm.suffix_state[s])).copy()
+            p = self.static(int(sm.suffix_state[s]))
         k = int(sm.state_level[s])
         ctx = 0 if k == 0 else s - int(sm.state_off[k])
         lev = self.model.levels[k]
         if lev.seen[ctx]:
             lo, hi = int(sm.lo[s]), int(sm.hi[s])
             loc = lo - int(sm.entry_off[k])
-            p *= lev.gamma[ctx]
+            p = p * lev.gamma[ctx]
             p[sm.sym[lo:hi]] += lev.alpha[loc : loc + (hi - lo)]
         if len(self._memo) >= self._memo_max:
             self._memo.clear()
         self._memo[s] = p
         return p
 
+    def static_rows(self, wanted: np.ndarray) -> np.ndarray:
+        """`Steps.static(s)` for each of the distinct states `wanted` (sorted), computed a level
+        at a time: a state's row is its suffix state's row times gamma plus its children's
+        alpha (one multiplication and at most one addition per entry, as `Steps.static`)."""
+        sm, model = self.sampler, self.model
+        need = [wanted]
+        cur = wanted
+        while True:  # close under suffix links
+            cur = np.unique(sm.suffix_state[cur[sm.state_level[cur] > 0]])
+            if not len(cur):
+                break
+            need.append(cur)
+        closed = np.unique(np.concatenate(need + [np.zeros(1, np.int64)]))
+        level = sm.state_level[closed]
+        R = np.empty((len(closed), self.base))
+        R[0] = self.static(0)  # the root (closed[0] == 0)
+        for k in range(1, int(level.max(initial=0)) + 1):
+            at = np.flatnonzero(level == k)
+            if not len(at):
+                continue
+            st = closed[at]
+            rows = R[np.searchsorted(closed, sm.suffix_state[st])]
+            lev = model.levels[k]
+            ctx = st - sm.state_off[k]
+            seen = lev.seen[ctx]
+            rows[seen] *= lev.gamma[ctx[seen]][:, None]
+            lo, hi = sm.lo[st[seen]], sm.hi[st[seen]]
+            n = hi - lo
+            rep = np.repeat(np.flatnonzero(seen), n)
+            entry = np.repeat(lo, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+            rows[rep, sm.sym[entry]] += lev.alpha[entry - sm.entry_off[k]]
+            R[at] = rows
+        return R[np.searchsorted(closed, wanted)]
+
     # ---- one step -------------------------------------------------------------------------
     def distribution(self) -> np.ndarray:
         """q(. | the block so far): float64, length `base`, identical on both coder sides."""
-        p = self.static(self.state)
+        p = self._memo.get(self.state)
+        if p is None:
+            p = self.static(self.state)
         if self.spec is not None:
             a, b, cap = self.spec.a, self.spec.b, self.spec.cap
             n = self.n
@@ -111,11 +148,13 @@ class Steps:
                     continue
                 syms, counts, _, total = entry
                 e = a + b * len(syms)
-                scale = min(1.0, cap / total)
+                scale = cap / total
+                if scale > 1.0:  # min(1, cap / total)
+                    scale = 1.0
                 q = e * p
                 if len(syms) <= 8:  # scalar updates: the same float operations as below
                     for w, c in zip(syms, counts, strict=True):
-                        q[w] += scale * c
+                        q[w] = q.item(w) + scale * c
                 else:
                     q[syms] += scale * np.array(counts, dtype=np.float64)
                 q /= scale * total + e
@@ -136,18 +175,20 @@ class Steps:
 
     def _advance(self, state: int, w: int) -> int:
         """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
-        is followed through the trie like any symbol: word twins count UNKs in training)."""
+        is followed through the trie like any symbol: word twins count UNKs in training).
+        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol,
+        so each try is a bisection bounded to them."""
         sm = self.sampler
+        sym, lo, hi, nxt, suffix = sm.sym, sm.lo, sm.hi, sm.nxt, sm.suffix_state
         s = state
         while True:
-            run = sm._cache.get(s) or sm._run(s)
-            syms = run[2]
-            j = bisect_left(syms, w)
-            if j < len(syms) and syms[j] == w:
-                return int(run[3][j])
+            a, b = int(lo[s]), int(hi[s])
+            j = bisect_left(sym, w, a, b)
+            if j < b and sym[j] == w:
+                return int(nxt[j])
             if s == 0:
                 return 0
-            s = int(sm.suffix_state[s])
+            s = int(suffix[s])
 
     def push(self, w: int) -> None:
         """Append symbol `w` to the block."""

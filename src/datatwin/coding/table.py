@@ -17,9 +17,8 @@ how numbers are written (per column: leading/trailing blanks, trailing zeros), t
 differ from that rendering of their decoded value (formatting exceptions, verbatim), and the
 identifier columns (deltas of integer ids, or their text; LZMA).
 
-The gaussian state model codes each value's grid cell under `N(mu, sigma)` given the
-parents' decoded values (constriction's quantized Gaussian over a window of cells around the
-mean, plus an escape for values outside it or non-numbers).
+A linear-Gaussian twin (no states) is coded by `gaussian.py`: each value's grid cell under
+`N(mu, sigma)` given the parents' decoded values, non-numbers by the twin's escape.
 """
 
 from __future__ import annotations
@@ -448,11 +447,10 @@ def _encode_network(
 ) -> float:
     net: Any = twin.net
     codecs = twin.codecs
-    if not hasattr(net, "cpts"):
-        raise InputError(
-            "compression of linear-Gaussian table twins is not available yet; "
-            "fit with structures other than gaussian"
-        )
+    if not hasattr(net, "cpts"):  # a linear-Gaussian network
+        from .gaussian import encode_gaussian
+
+        return encode_gaussian(enc, twin, tokens, texts, formats)
     states = [codec.encode(tok)[0] for codec, tok in zip(codecs, tokens, strict=True)]
     fmts: list[NumberFormat] = []
     for codec, tok, st in zip(codecs, tokens, states, strict=True):
@@ -496,12 +494,15 @@ def decode_table(twin: TableTwin, side: bytes, payload: bytes, counts: tuple[int
     dec = Decoder(payload)
     texts: dict[str, np.ndarray] = {}
     net: Any = twin.net
-    if not hasattr(net, "cpts"):
-        raise InputError("compression of linear-Gaussian table twins is not available yet")
-    cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(codecs)
-    for v in net.order:
-        cols[v] = _decode_states(dec, net, v, cols, n)
-        texts[codecs[v].spec.name] = decode_column(dec, codecs[v], cols[v], formats[v])
+    if not hasattr(net, "cpts"):  # a linear-Gaussian network
+        from .gaussian import decode_gaussian
+
+        texts.update(decode_gaussian(dec, twin, n, formats))
+    else:
+        cols: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(codecs)
+        for v in net.order:
+            cols[v] = _decode_states(dec, net, v, cols, n)
+            texts[codecs[v].spec.name] = decode_column(dec, codecs[v], cols[v], formats[v])
     id_specs = [s for s in twin.schema if s.type == "id"]
     id_parts = unframe(unpack_bytes(ids_b, "identifier columns"), len(id_specs), "identifiers")
     for spec, part in zip(id_specs, id_parts, strict=True):

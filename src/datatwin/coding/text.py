@@ -26,9 +26,10 @@ from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from ..text.spelling import Spelling
 from ..text.tokenize import Vocabulary, WordVocabulary
-from .coder import MAX_ALPHABET, Decoder, Encoder
+from .coder import MAX_ALPHABET, Decoder, Encoder, _categorical_family
 from .sections import pack_bytes, unpack_bytes
 from .steps import Steps, paused_gc
+from .text_rows import encode_document, vectorisable
 from .wire import ByteReader, CompressedFileError, varint
 
 if TYPE_CHECKING:
@@ -195,8 +196,9 @@ def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     """The n ids of a block coded by `code_symbols` (and its EOS, checked)."""
     steps.reset()
     out = np.empty(n, np.int64)
+    coder, family = dec._coder, _categorical_family()
     for i in range(n + 1):
-        w = dec.decode_one(steps.distribution())
+        w = int(coder.decode(family, steps.distribution()[None, :])[0])
         if i == n:
             if w != EOS:
                 raise CompressedFileError("compressed file damaged: a document does not end")
@@ -308,7 +310,10 @@ def encode_text(twin: TextTwin, raw: bytes) -> TextCoded:
     enc = Encoder()
     steps = Steps(twin.chain)
     with paused_gc():
-        sym_bits = code_symbols(steps, ids, enc)
+        if vectorisable(steps):
+            sym_bits = encode_document(steps, np.asarray(ids, np.int64), enc)
+        else:
+            sym_bits = code_symbols(steps, ids, enc)
     unk_bits = _code_unks(vocab, unk_values, enc)
     payload = enc.to_bytes()
     stats = {

@@ -236,10 +236,14 @@ class SeriesTwin(Twin):
         return lp
 
     def _continues(self, sd: SeriesData) -> bool:
-        if self.time.kind == "none" or sd.times is None or self.time.last is None:
+        return self.continues_from(None if sd.times is None else sd.times[0])
+
+    def continues_from(self, first: str | None) -> bool:
+        """Whether data whose first time reads `first` (None: no time column) continues the
+        training series (its first step is the one after the training data's last)."""
+        if self.time.kind == "none" or first is None or self.time.last is None:
             return True
         expected = self.time.following(None, 1)[0]
-        first = sd.times[0]
         if self.time.kind == "datetime":
             return pd.Timestamp(first) == pd.Timestamp(expected)
         return abs(float(first) - float(expected)) <= max(1e-6 * abs(self.time.step), 1e-9)

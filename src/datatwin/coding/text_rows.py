@@ -1,0 +1,158 @@
+"""A whole document's next-symbol distributions at once, for the encoder.
+
+When encoding, every context is known up front, so the distributions `Steps` computes one
+symbol at a time can be computed for all positions together:
+
+* the n-gram state of each position (the same transition memo as `Steps.push`) and its
+  static distribution (the same memoised rows as `Steps.static`);
+* per cache level L (shortest first), at each position whose document so far has at least L
+  symbols: the context key (the last L symbols as base-`base` digits, as `Steps` rolls it),
+  how often that context occurred before (`total`), how many distinct symbols followed it
+  (`distinct`) and how often each of them did. The level maps p to
+  `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`, `scale = min(1, cap/total)`,
+  exactly the float operations of `Steps.distribution` (one rounding for `e p`, one for the
+  added count, each element gets at most one addition, one division), so the rows are
+  bit-identical to the decoder's and the coder sees the same quantised frequencies.
+
+The per-symbol counts are a list of (position, symbol, count) triples: for each context and
+each symbol that followed it, one triple per later occurrence of the context. Models with
+length-aware ends, or whose keys would overflow int64, keep the sequential path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+from ..text.counts import BOS, EOS
+from .coder import Encoder
+from .steps import Steps
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+_CHUNK = 16384  # positions whose rows are built at once
+
+
+def vectorisable(steps: Steps) -> bool:
+    """Whether `encode_document` applies (no length hazard, keys fit in int64)."""
+    if steps.hazard is not None:
+        return False
+    return steps.spec is None or steps.base ** (max(steps.spec.orders) + 1) < 1 << 62
+
+
+def states(steps: Steps, ids: IntArray) -> IntArray:
+    """The n-gram state before each of the n + 1 positions (ids, then EOS)."""
+    out = np.empty(len(ids) + 1, np.int64)
+    trans, state = steps._trans, int(steps.sampler.start)
+    out[0] = state
+    for i, w in enumerate(ids.tolist()):
+        nxt = trans.get((state, w))
+        if nxt is None:
+            nxt = steps._advance(state, w)
+            trans[(state, w)] = nxt
+        state = nxt
+        out[i + 1] = state
+    return out
+
+
+class Level:
+    """One cache level's statistics at every position of a document."""
+
+    def __init__(self, L: int, ids: IntArray, base: int) -> None:
+        n = len(ids)
+        x = np.concatenate([np.zeros(L - 1, np.int64), [BOS], ids])
+        key = np.zeros(n + 1, np.int64)
+        for d in range(L):
+            key = key * base + x[d : d + n + 1]
+        pos = np.arange(L - 1, n + 1)  # positions where the document has >= L symbols
+        order = pos[np.lexsort((pos, key[pos]))]
+        k = key[order]
+        start = np.ones(len(order), bool)
+        start[1:] = k[1:] != k[:-1]
+        group = np.cumsum(start) - 1
+        first = np.flatnonzero(start)
+        rank = np.arange(len(order)) - first[group]
+        self.total = np.zeros(n + 1, np.int64)
+        self.total[order] = rank
+        ev = order < n  # positions followed by a symbol (all but the last)
+        self._pairs(order, group, rank, first, ids, base, ev)
+
+    def _pairs(
+        self,
+        order: IntArray,
+        group: IntArray,
+        rank: IntArray,
+        first: IntArray,
+        ids: IntArray,
+        base: int,
+        ev: npt.NDArray[np.bool_],
+    ) -> None:
+        """(position, symbol, count) of every symbol seen after a position's context."""
+        size = np.diff(np.append(first, len(order)))
+        pid = group[ev] * base + ids[order[ev]]  # (context occurrence group, symbol)
+        r_ev = rank[ev]
+        upid, at, dense = np.unique(pid, return_index=True, return_inverse=True)
+        f = r_ev[at]  # the earliest occurrence's rank (ranks ascend within a group)
+        g = upid // base
+        # one triple per (pair, later rank r of its context): ranks f+1 .. size-1
+        length = size[g] - 1 - f
+        offset = np.cumsum(length) - length
+        rep = np.repeat(np.arange(len(upid)), length)
+        r = f[rep] + 1 + (np.arange(len(rep)) - offset[rep])
+        # count(r) = occurrences of the pair at ranks < r: mark each occurrence o at the
+        # triple of rank o + 1 (the last rank has none) and sum along the pair's triples
+        dense = dense.reshape(-1)
+        o = r_ev - f[dense]
+        inside = o < length[dense]
+        marks = np.zeros(len(rep) + 1, np.int64)
+        marks[offset[dense[inside]] + o[inside]] = 1
+        cs = np.cumsum(marks)
+        count = cs[:-1] - np.append(0, cs)[offset[rep]]
+        position = order[first[g[rep]] + r]
+        by = np.argsort(position)
+        self.pos, self.sym, self.count = position[by], (upid[rep] % base)[by], count[by]
+        self.distinct = np.bincount(position, minlength=len(self.total))
+
+    def apply(self, P: FloatArray, i0: int, a: float, b: float, cap: float) -> None:
+        """Mix the level into the rows P of positions i0 .. i0 + len(P) (in place); rows
+        whose context did not occur before are left as they are."""
+        i1 = i0 + len(P)
+        tot = self.total[i0:i1]
+        live = tot > 0
+        if not live.any():
+            return
+        e = a + b * self.distinct[i0:i1].astype(np.float64)
+        scale = np.minimum(1.0, cap / np.maximum(tot, 1))
+        Q = e[:, None] * P
+        j0, j1 = np.searchsorted(self.pos, [i0, i1])
+        rows = self.pos[j0:j1] - i0
+        Q[rows, self.sym[j0:j1]] += scale[rows] * self.count[j0:j1]
+        Q /= (scale * tot + e)[:, None]
+        np.copyto(P, Q, where=live[:, None])
+
+
+def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
+    """(first position, rows) of every chunk of the n + 1 positions' distributions."""
+    st = states(steps, ids)
+    spec = steps.spec
+    levels = [] if spec is None else [Level(L, ids, steps.base) for L in spec.orders]
+    n = len(ids) + 1
+    for i0 in range(0, n, _CHUNK):
+        chunk = st[i0 : i0 + _CHUNK]
+        uniq, inv = np.unique(chunk, return_inverse=True)
+        P = steps.static_rows(uniq)[inv.reshape(-1)]
+        for lev in levels:
+            assert spec is not None
+            lev.apply(P, i0, spec.a, spec.b, spec.cap)
+        yield i0, P
+
+
+def encode_document(steps: Steps, ids: IntArray, enc: Encoder) -> float:
+    """Code `ids` then EOS with the rows `Steps` would give one by one; the ideal bits."""
+    syms = np.append(np.asarray(ids, np.int64), EOS)
+    bits = 0.0
+    for i0, P in rows(steps, np.asarray(ids, np.int64)):
+        bits += enc.encode_categorical(syms[i0 : i0 + len(P)], P)
+    return bits
