@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .cache import CacheSpec, apply_cache, cache_stats
-from .counts import Layout, Segment, Tables, count, layout, lookup
+from .counts import Layout, Segment, Tables, count, layout, lookup, predicted, train_prefix
 from .smoothing import SMOOTHERS, Level, apply_level, make_level
 from .structures import chain_label
 
@@ -50,30 +50,36 @@ class NgramFamily:
         """`cache_holdout`: the holdout laid out with each block's whole history, for the
         cache (default: the holdout layout)."""
         t0 = time.perf_counter()
-        self.tables = count(train, base, max_order, keep_ids=train_bits)
+        self.tables = count(train, base, max_order)
         self.count_seconds = time.perf_counter() - t0
         self.base, self.max_order, self.cache = base, max_order, cache
         self.train_bits = train_bits
         hold_lay = layout(holdout)
         self.hold_ids = lookup(self.tables.keys, base, hold_lay)
         self.hold_where = np.flatnonzero(hold_lay.pred)
-        cache_hold = cache_holdout if cache_holdout is not None else hold_lay
+        del hold_lay
+        cache_hold = cache_holdout if cache_holdout is not None else layout(holdout)
         self.hold_stats = cache_stats(cache_hold, base, cache) if cache is not None else None
-        self.train_ids = self.tables.ids or []
+        del cache_hold
+        self.train_ids: list[np.ndarray] = []
         self.train_where = np.zeros(0, np.int64)
         self.train_scale = 1.0
-        self.train_stats = None
-        if train_bits and self.tables.layout is not None:
-            # train bits on the first TRAIN_BITS_POSITIONS predicted positions (a prefix keeps
-            # the whole history of each scored position, which the document cache needs)
-            where = np.flatnonzero(self.tables.layout.pred)
-            self.train_where = where[:TRAIN_BITS_POSITIONS]
-            self.train_scale = len(where) / max(len(self.train_where), 1)
-            if cache is not None and len(self.train_where):
-                end = int(self.train_where[-1]) + 1
-                tl = self.tables.layout
-                lay = Layout(tl.t[:end], tl.pred[:end], tl.offset[:end])
-                self.train_stats = cache_stats(lay, base, cache)
+        self.train_stats: list[tuple[np.ndarray, ...]] | None = None
+        if train_bits:
+            self._train_prefix(train)
+
+    def _train_prefix(self, train: list[Segment]) -> None:
+        """Train bits on the first TRAIN_BITS_POSITIONS predicted positions: their n-gram ids
+        looked up in the tables (the ids counting gives them), scaled to all positions. A
+        prefix keeps the whole history of each scored position, which the document cache
+        needs."""
+        segs = train_prefix(train, TRAIN_BITS_POSITIONS)
+        lay = layout(segs)
+        self.train_ids = lookup(self.tables.keys, self.base, lay)
+        self.train_where = np.flatnonzero(lay.pred)
+        self.train_scale = predicted(train) / max(len(self.train_where), 1)
+        if self.cache is not None and len(self.train_where):
+            self.train_stats = cache_stats(lay, self.base, self.cache)
 
     def scores(
         self,
@@ -88,7 +94,6 @@ class NgramFamily:
         orders = list(range(self.max_order + 1)) if orders is None else orders
         for smoother in smoothers:
             yield from self._chain(smoother, orders, holdout_extra_bits)
-        self.tables.ids = self.tables.layout = None
         self.train_ids = []
 
     def _apply(self, lev: Level, p: np.ndarray, k: int, train: bool) -> np.ndarray:
