@@ -9,8 +9,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from datatwin.text import merge
-from datatwin.text.counts import BOS, N_SPECIAL, Segment, Tables, count, layout
+from datatwin.text import merge, positions
+from datatwin.text.cache import CacheSpec, cache_stats
+from datatwin.text.counts import BOS, N_SPECIAL, Segment, Tables, count, layout, lookup
 from datatwin.text.family import fit_family
 from datatwin.text.merge import count_part, pieces
 from datatwin.text.model import NgramModel
@@ -143,3 +144,29 @@ def test_twin_identical_in_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     for x, y in zip(a.keys + a.counts, b.keys + b.counts, strict=True):
         assert np.array_equal(x, y)
     assert np.array_equal(one.log_prob(docs[:2]), many.log_prob(docs[:2]))
+
+
+def test_positions_in_slices_equal_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    segs, hold = _segments(11), _segments(12, n=15)
+    base, top = N_SPECIAL + 5, 6
+    tables = count(segs, base, top)
+    lay = layout(hold)
+    ids = lookup(tables.keys, base, lay)
+    where = np.flatnonzero(lay.pred)
+    monkeypatch.setattr(positions, "PIECE", 13)
+    monkeypatch.setattr(positions, "MEMO_POSITIONS", 0)
+    got = list(positions.Positions.of(lay).levels(tables.keys, base))
+    for k, (g, c) in enumerate(got):
+        assert np.array_equal(g, ids[k][where])
+        assert c is None if k == 0 else np.array_equal(c, ids[k - 1][where - 1])
+
+
+def test_cache_stats_by_groups_of_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    segs = _segments(13, n=30, alphabet=3)
+    spec = CacheSpec()
+    whole = cache_stats(layout(segs), N_SPECIAL + 3, spec)
+    monkeypatch.setattr(positions, "PIECE", 40)
+    grouped = positions.cache_stats_pieces(segs, N_SPECIAL + 3, spec)
+    for a, b in zip(whole, grouped, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert np.array_equal(x, y)

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .cache import CacheSpec, apply_cache, cache_stats
-from .counts import Layout, Segment, Tables, count, layout, lookup, predicted, train_prefix
-from .smoothing import SMOOTHERS, Level, apply_level, make_level
+from .cache import CacheSpec, apply_cache
+from .counts import Segment, Tables, count, layout, predicted, train_prefix
+from .positions import Positions, cache_stats_pieces
+from .smoothing import SMOOTHERS, apply_level, make_level
 from .structures import chain_label
 
 #: training bits are measured on at most this many evenly spaced positions
@@ -45,41 +46,36 @@ class NgramFamily:
         *,
         train_bits: bool = True,
         cache: CacheSpec | None = None,
-        cache_holdout: Layout | None = None,
+        cache_holdout: list[Segment] | None = None,
     ) -> None:
         """`cache_holdout`: the holdout laid out with each block's whole history, for the
-        cache (default: the holdout layout)."""
+        cache (default: the holdout). The holdout's positions and cache statistics are laid
+        out before counting, so their temporaries never coincide with the tables."""
+        self.base, self.max_order, self.cache = base, max_order, cache
+        self.train_bits = train_bits
+        self.hold = Positions.of(layout(holdout))
+        self.hold_stats = None
+        if cache is not None:
+            segs = cache_holdout if cache_holdout is not None else holdout
+            self.hold_stats = cache_stats_pieces(segs, base, cache)
         t0 = time.perf_counter()
         self.tables = count(train, base, max_order)
         self.count_seconds = time.perf_counter() - t0
-        self.base, self.max_order, self.cache = base, max_order, cache
-        self.train_bits = train_bits
-        hold_lay = layout(holdout)
-        self.hold_ids = lookup(self.tables.keys, base, hold_lay)
-        self.hold_where = np.flatnonzero(hold_lay.pred)
-        del hold_lay
-        cache_hold = cache_holdout if cache_holdout is not None else layout(holdout)
-        self.hold_stats = cache_stats(cache_hold, base, cache) if cache is not None else None
-        del cache_hold
-        self.train_ids: list[np.ndarray] = []
-        self.train_where = np.zeros(0, np.int64)
+        self.train = Positions.of(layout([]))
         self.train_scale = 1.0
         self.train_stats: list[tuple[np.ndarray, ...]] | None = None
         if train_bits:
             self._train_prefix(train)
 
     def _train_prefix(self, train: list[Segment]) -> None:
-        """Train bits on the first TRAIN_BITS_POSITIONS predicted positions: their n-gram ids
-        looked up in the tables (the ids counting gives them), scaled to all positions. A
-        prefix keeps the whole history of each scored position, which the document cache
-        needs."""
+        """Train bits on the first TRAIN_BITS_POSITIONS predicted positions (scaled to all
+        positions): a prefix keeps the whole history of each scored position, which the
+        document cache needs, and its n-gram ids are looked up in the tables."""
         segs = train_prefix(train, TRAIN_BITS_POSITIONS)
-        lay = layout(segs)
-        self.train_ids = lookup(self.tables.keys, self.base, lay)
-        self.train_where = np.flatnonzero(lay.pred)
-        self.train_scale = predicted(train) / max(len(self.train_where), 1)
-        if self.cache is not None and len(self.train_where):
-            self.train_stats = cache_stats(lay, self.base, self.cache)
+        self.train = Positions.of(layout(segs))
+        self.train_scale = predicted(train) / max(len(self.train), 1)
+        if self.cache is not None and len(self.train):
+            self.train_stats = cache_stats_pieces(segs, self.base, self.cache)
 
     def scores(
         self,
@@ -90,17 +86,10 @@ class NgramFamily:
         """One dict per candidate, as scored: order, smoother, cache, structure,
         holdout_total_bits, train_total_bits, fit_seconds, discount fallback, discounts,
         count_seconds. `holdout_extra_bits` is added to every holdout total (e.g. the cost of
-        spelling out unseen symbols). The training ids are released at the end."""
+        spelling out unseen symbols)."""
         orders = list(range(self.max_order + 1)) if orders is None else orders
         for smoother in smoothers:
             yield from self._chain(smoother, orders, holdout_extra_bits)
-        self.train_ids = []
-
-    def _apply(self, lev: Level, p: np.ndarray, k: int, train: bool) -> np.ndarray:
-        ids, where = (
-            (self.train_ids, self.train_where) if train else (self.hold_ids, self.hold_where)
-        )
-        return apply_level(lev, p, ids[k][where], None if k == 0 else ids[k - 1][where - 1])
 
     def _chain(
         self, smoother: str, orders: list[int], extra_bits: float
@@ -109,16 +98,20 @@ class NgramFamily:
         tables, base = self.tables, self.base
         ts = time.perf_counter()
         uniform = 1.0 / (base - 1)
-        p_h = np.full(len(self.hold_where), uniform)
-        p_t = np.full(len(self.train_where), uniform) if self.train_bits else None
+        p_h = np.full(len(self.hold), uniform)
+        p_t = np.full(len(self.train), uniform) if self.train_bits else None
         fallbacks: list[bool] = []
         top = max(orders, default=-1)
-        for k in range(self.max_order + 1):
+        hold_ids = self.hold.levels(tables.keys, base)
+        train_ids = self.train.levels(tables.keys, base)
+        for k in range(min(top, self.max_order) + 1):
+            gh, ch = next(hold_ids)
+            gt, ct = next(train_ids) if p_t is not None else (gh[:0], None)
             n_ctx = 1 if k == 0 else len(tables.keys[k - 1])
             if k in orders:
                 lev = make_level(smoother, tables.keys[k], tables.raw[k], base, n_ctx)
-                ph = self._apply(lev, p_h, k, train=False)
-                pt = self._apply(lev, p_t, k, train=True) if p_t is not None else None
+                ph = apply_level(lev, p_h, gh, ch)
+                pt = apply_level(lev, p_t, gt, ct) if p_t is not None else None
                 row = {
                     "order": k,
                     "smoother": smoother,
@@ -140,9 +133,9 @@ class NgramFamily:
                 low = tables.kn_counts(k, self.max_order) if smoother == "kn" else tables.raw[k]
                 lev = make_level(smoother, tables.keys[k], low, base, n_ctx)
                 fallbacks.append(lev.fallback)
-                p_h = self._apply(lev, p_h, k, train=False)
+                p_h = apply_level(lev, p_h, gh, ch)
                 if p_t is not None:
-                    p_t = self._apply(lev, p_t, k, train=True)
+                    p_t = apply_level(lev, p_t, gt, ct)
 
     def _cached(
         self, row: dict[str, Any], ph: np.ndarray, pt: np.ndarray | None, extra_bits: float
@@ -174,7 +167,7 @@ def fit_family(
     holdout_extra_bits: float = 0.0,
     train_bits: bool = True,
     cache: CacheSpec | None = None,
-    cache_holdout: Layout | None = None,
+    cache_holdout: list[Segment] | None = None,
 ) -> tuple[Tables, list[dict[str, Any]]]:
     """Count once, score every (order, smoother) on train and holdout: the tables and every
     row of `NgramFamily.scores`."""

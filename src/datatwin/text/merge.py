@@ -34,6 +34,8 @@ from .counts import BOS, Segment, Tables, layout, ngram_ids
 DEFAULT_CHUNK_SYMBOLS = 1 << 23
 
 INT32_MAX = np.iinfo(np.int32).max
+#: keys re-keyed at once in a merge
+REKEY_SLICE = 1 << 22
 
 
 def index_dtype(n: int) -> type[np.signedinteger]:
@@ -81,7 +83,8 @@ def count_part(segments: list[Segment], base: int, max_order: int) -> Part:
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted union of two sorted unique arrays and where each element of `a`, `b` lands in it.
+    """Sorted union of two sorted unique arrays and where each element of `a`, `b` lands in it
+    (int32 positions while they fit).
 
     `b` is searched in `a` (sorted queries); the keys of `b` not in `a` are inserted, and every
     element of `a` moves right by the number of insertions at or before it."""
@@ -92,15 +95,26 @@ def _union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     new = ~found
     ins = idx[new]
     n_new = len(ins)
-    ia = np.repeat(np.arange(n_new + 1, dtype=np.int64), np.diff(np.r_[0, ins, na]))
-    ia += np.arange(na, dtype=np.int64)
-    ib = np.empty(len(b), np.int64)
+    dt = index_dtype(na + n_new + 1)
+    ia = np.arange(na, dtype=dt)
+    if n_new:
+        ia += np.repeat(np.arange(n_new + 1, dtype=dt), np.diff(np.r_[0, ins, na]))
+    ib = np.empty(len(b), dt)
     ib[found] = ia[idx[found]]
     ib[new] = ins + np.arange(n_new, dtype=np.int64)
     merged = np.empty(na + n_new, np.int64)
     merged[ia] = a
     merged[ib[new]] = b[new]
     return merged, ia, ib
+
+
+def _rekey(keys: np.ndarray, mapping: np.ndarray, base: int) -> np.ndarray:
+    """``mapping[parent] * B + symbol`` for every key, a slice at a time (bounded temporaries)."""
+    out = np.empty(len(keys), np.int64)
+    for a in range(0, len(keys), REKEY_SLICE):
+        parent, sym = np.divmod(keys[a : a + REKEY_SLICE], base)
+        out[a : a + REKEY_SLICE] = mapping[parent].astype(np.int64) * base + sym
+    return out
 
 
 def _add_counts(n: int, ia: np.ndarray, ca: np.ndarray, ib: np.ndarray, cb: np.ndarray):
@@ -118,12 +132,13 @@ def merge(a: Part, b: Part) -> Part:
     base = a.base
     out = Part(base)
     map_a = map_b = np.zeros(0, np.int64)
+    same_a = True
     for k in range(len(b.keys)):
         t0 = time.perf_counter()
         ka, kb = a.keys[k], b.keys[k]
         if k > 0:  # re-key through the strictly increasing maps of level k-1
-            ka = map_a[ka // base] * base + ka % base
-            kb = map_b[kb // base] * base + kb % base
+            ka = ka if same_a else _rekey(ka, map_a, base)
+            kb = _rekey(kb, map_b, base)
         a.keys[k] = np.zeros(0, np.int64)
         keys, ia, ib = _union(ka, kb)
         del ka, kb
@@ -138,6 +153,7 @@ def merge(a: Part, b: Part) -> Part:
         out.keys.append(keys)
         out.suffix.append(suffix)
         out.seconds.append(a.seconds[k] + b.seconds[k] + time.perf_counter() - t0)
+        same_a = len(keys) == len(ia)  # nothing inserted: `a`'s ids are unchanged
         map_a, map_b = ia, ib
     return out
 

@@ -122,9 +122,7 @@ class ChainSearch:
                 split.base,
                 plan.max_order,
                 cache=CacheSpec() if use_cache else None,
-                cache_holdout=layout(split.cache_holdout)
-                if use_cache and split.cache_holdout
-                else None,
+                cache_holdout=split.cache_holdout if use_cache and split.cache_holdout else None,
             )
             self.tables = family.tables
             smoothers = tuple(s for s in SMOOTHERS if any(c[1] == s for c in plan.chains))
@@ -204,6 +202,7 @@ def fit_chain(
     if baselines and split.baseline_bytes is not None:
         train_bytes, hold_bytes = split.baseline_bytes()
         fut = start_baselines(train_bytes, hold_bytes, split.train_units, split.holdout_units)
+        del train_bytes, hold_bytes  # (the compressors keep at most BASELINE_BYTES of each)
     t0 = time.perf_counter()
     sel = select(ChainSearch(split, plan, refit, neural), fut.result if fut is not None else None)
     return Fitted(sel.model, sel.leaderboard, time.perf_counter() - t0)

@@ -79,13 +79,17 @@ def kn_level(keys: np.ndarray, counts: np.ndarray, base: int, n_ctx: int) -> Lev
     """Interpolated modified Kneser-Ney for one level from its (raw or continuation) counts."""
     parent = keys // base
     (d1, d2, d3), fallback = estimate_discounts(counts)
-    c = counts.astype(np.float64)
-    disc = np.select([counts == 1, counts == 2, counts >= 3], [d1, d2, d3], 0.0)
-    total = _context_sums(parent, c, n_ctx)
+    # the discount of each count (0, D1, D2, D3+), and alpha = (c - D) / c(h) computed in
+    # place: the same floating-point operations with fewer whole-level temporaries
+    disc = np.array([0.0, d1, d2, d3])[np.minimum(counts, 3)]
+    alpha = counts.astype(np.float64)
+    total = _context_sums(parent, alpha, n_ctx)
     mass = _context_sums(parent, disc, n_ctx)
+    alpha -= disc
+    del disc
     seen = total > 0
     safe = np.where(seen, total, 1.0)
-    alpha = (c - disc) / safe[parent]
+    alpha /= safe[parent]
     gamma = np.where(seen, mass / safe, 1.0)
     return Level(alpha, gamma, seen, (d1, d2, d3), fallback)
 
@@ -114,14 +118,33 @@ def make_level(smoother: str, keys: np.ndarray, counts: np.ndarray, base: int, n
 _LEVELS = {"kn": kn_level, "wb": wb_level}
 
 
+#: positions a level is applied to at once (it is elementwise: slices give the same values)
+APPLY_SLICE = 1 << 20
+
+
 def apply_level(
     level: Level, p_lower: np.ndarray, ngram_ids: np.ndarray, ctx_ids: np.ndarray | None
 ) -> np.ndarray:
     """p_k at scored positions from p_{k-1}, the n-gram ids (-1 unseen) and context ids.
 
     A level with nothing to add (no n-grams, no contexts, or no context seen: e.g. an order
-    longer than any training block) is a pass-through: p_k = p_{k-1}.
+    longer than any training block) is a pass-through: p_k = p_{k-1}. Long inputs are done
+    APPLY_SLICE positions at a time (bounded temporaries, the same values).
     """
+    n = len(p_lower)
+    if n <= APPLY_SLICE:
+        return _apply_level(level, p_lower, ngram_ids, ctx_ids)
+    out = np.empty(n)
+    for a in range(0, n, APPLY_SLICE):
+        b = a + APPLY_SLICE
+        ctx = None if ctx_ids is None else ctx_ids[a:b]
+        out[a:b] = _apply_level(level, p_lower[a:b], ngram_ids[a:b], ctx)
+    return out
+
+
+def _apply_level(
+    level: Level, p_lower: np.ndarray, ngram_ids: np.ndarray, ctx_ids: np.ndarray | None
+) -> np.ndarray:
     if len(level.alpha):
         a = np.where(ngram_ids >= 0, level.alpha[np.maximum(ngram_ids, 0)], 0.0)
     else:  # no n-gram at this level: every id is -1 and alpha is 0
