@@ -170,3 +170,13 @@ def test_cache_stats_by_groups_of_blocks(monkeypatch: pytest.MonkeyPatch) -> Non
     for a, b in zip(whole, grouped, strict=True):
         for x, y in zip(a, b, strict=True):
             assert np.array_equal(x, y)
+
+
+def test_baselines_bounded() -> None:
+    from datatwin.text import baselines
+
+    small = b"abc" * 10
+    assert baselines._bounded(small, 30, head=False) == (small, 30)
+    big = b"x" * (baselines.BASELINE_BYTES * 2)
+    cut, units = baselines._bounded(big, len(big), head=True)
+    assert len(cut) == baselines.BASELINE_BYTES and units == baselines.BASELINE_BYTES

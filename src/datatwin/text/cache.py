@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .counts import BOS, EOS, Layout, ngram_ids
+from .counts import BOS, EOS, Layout, bool_cumsum, ngram_ids
 from .protocols import SymbolSampler
 from .sampling import tempered
 
@@ -73,7 +73,7 @@ def _occurrences_before(keys: np.ndarray) -> np.ndarray:
     start = np.empty(n, bool)
     start[0] = True
     np.not_equal(s[1:], s[:-1], out=start[1:])
-    grp = np.cumsum(start) - 1
+    grp = bool_cumsum(start) - 1
     rank = np.arange(n) - np.flatnonzero(start)[grp]
     out = np.empty(n, np.int64)
     out[order] = rank
@@ -93,7 +93,7 @@ def _distinct_before(gkeys: np.ndarray, ckeys: np.ndarray) -> np.ndarray:
     np.not_equal(s[1:], s[:-1], out=start[1:])
     f = first[order].astype(np.int64)
     cs = np.cumsum(f) - f
-    grp = np.cumsum(start) - 1
+    grp = bool_cumsum(start) - 1
     rel = cs - cs[np.flatnonzero(start)][grp]
     out = np.empty(n, np.int64)
     out[order] = rel
@@ -105,7 +105,7 @@ def cache_stats(lay: Layout, base: int, spec: CacheSpec) -> list[tuple[np.ndarra
     block of (context, symbol), of the context, and distinct symbols seen after the context.
     History positions of a block count as the document so far. The layout's n-gram ids are
     made one level at a time; only the current and previous level are kept."""
-    block = np.cumsum(lay.offset == 0) - 1
+    block = bool_cumsum(lay.offset == 0) - 1
     where = np.flatnonzero(lay.pred)
     out: list[tuple[np.ndarray, ...]] = []
     h_prev = np.zeros(0, np.int64)

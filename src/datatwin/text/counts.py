@@ -133,6 +133,12 @@ class Tables:
         return np.where(self.bos_first[k], self.raw[k], self.cont[k])
 
 
+def bool_cumsum(mask: np.ndarray) -> np.ndarray:
+    """np.cumsum of a bool array as int64 (the same integers; summing its bytes as uint8 runs
+    several times faster than numpy's bool-to-int64 cast)."""
+    return np.cumsum(mask.view(np.uint8), dtype=np.int64)
+
+
 def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique values and the rank of each input (like np.unique with return_inverse).
 
@@ -152,7 +158,8 @@ def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     new = np.empty(n, bool)
     new[0] = True
     np.not_equal(skeys[1:], skeys[:-1], out=new[1:])
-    rank = np.cumsum(new) - 1
+    rank = bool_cumsum(new)
+    rank -= 1
     inv = np.empty(n, np.int64)
     inv[packed & ((1 << bits) - 1)] = rank
     return skeys[new], inv

@@ -108,9 +108,10 @@ def _union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return merged, ia, ib
 
 
-def _rekey(keys: np.ndarray, mapping: np.ndarray, base: int) -> np.ndarray:
-    """``mapping[parent] * B + symbol`` for every key, a slice at a time (bounded temporaries)."""
-    out = np.empty(len(keys), np.int64)
+def _rekey(keys: np.ndarray, mapping: np.ndarray, base: int, in_place: bool) -> np.ndarray:
+    """``mapping[parent] * B + symbol`` for every key, a slice at a time (bounded temporaries;
+    `in_place`: overwriting `keys`, which the caller owns)."""
+    out = keys if in_place else np.empty(len(keys), np.int64)
     for a in range(0, len(keys), REKEY_SLICE):
         parent, sym = np.divmod(keys[a : a + REKEY_SLICE], base)
         out[a : a + REKEY_SLICE] = mapping[parent].astype(np.int64) * base + sym
@@ -127,8 +128,9 @@ def _add_counts(n: int, ia: np.ndarray, ca: np.ndarray, ib: np.ndarray, cb: np.n
 
 
 def merge(a: Part, b: Part) -> Part:
-    """The exact merge of two parts (see the module docstring); `a` is consumed (its arrays are
-    released level by level to bound memory), `b` is left as it was."""
+    """The exact merge of two parts (see the module docstring); `a` is consumed (its keys are
+    re-keyed in place and its arrays released level by level, to bound memory), `b` is left
+    as it was."""
     base = a.base
     out = Part(base)
     map_a = map_b = np.zeros(0, np.int64)
@@ -137,8 +139,8 @@ def merge(a: Part, b: Part) -> Part:
         t0 = time.perf_counter()
         ka, kb = a.keys[k], b.keys[k]
         if k > 0:  # re-key through the strictly increasing maps of level k-1
-            ka = ka if same_a else _rekey(ka, map_a, base)
-            kb = _rekey(kb, map_b, base)
+            ka = ka if same_a else _rekey(ka, map_a, base, in_place=True)
+            kb = _rekey(kb, map_b, base, in_place=False)
         a.keys[k] = np.zeros(0, np.int64)
         keys, ia, ib = _union(ka, kb)
         del ka, kb

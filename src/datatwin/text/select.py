@@ -183,7 +183,8 @@ class ChainSearch:
         if self.split.refit is None or not self.use_refit:
             assert self.tables is not None
             return Chosen(NgramModel.from_tables(self.tables, order, smoother), cache, hazard)
-        self.tables = None  # the split's tables are not needed any more: free them first
+        self.tables = None  # the split's tables and blocks are not needed any more: free them
+        self.split.train, self.split.holdout, self.split.cache_holdout = [], [], None
         what = self.split.what or "data"
         with self._step(f"refitting {best.structure.label} on all the {what}"):
             again = self.split.refit(order)
