@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from datatwin.text import merge, positions
+from datatwin.text import cache, merge, positions, smoothing
 from datatwin.text.cache import CacheSpec, cache_stats
 from datatwin.text.counts import BOS, N_SPECIAL, Segment, Tables, count, layout, lookup
 from datatwin.text.family import fit_family
@@ -180,3 +180,24 @@ def test_baselines_bounded() -> None:
     big = b"x" * (baselines.BASELINE_BYTES * 2)
     cut, units = baselines._bounded(big, len(big), head=True)
     assert len(cut) == baselines.BASELINE_BYTES and units == baselines.BASELINE_BYTES
+
+
+def test_levels_in_slices_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    segs, hold = _segments(21, n=50), _segments(22, n=12)
+    base, top = N_SPECIAL + 5, 5
+    tables, whole = fit_family(segs, hold, base, top)
+    monkeypatch.setattr(smoothing, "LEVEL_SLICE", 3)
+    monkeypatch.setattr(smoothing, "APPLY_SLICE", 5)
+    monkeypatch.setattr(cache, "SLICE", 7)
+    _, sliced = fit_family(segs, hold, base, top)
+    for r, s in zip(whole, sliced, strict=True):
+        assert r["holdout_total_bits"] == s["holdout_total_bits"]
+        assert r["train_total_bits"] == s["train_total_bits"]
+    for smoother in smoothing.SMOOTHERS:
+        for k in range(top + 1):
+            a = NgramModel.from_tables(tables, k, smoother)
+            monkeypatch.setattr(smoothing, "LEVEL_SLICE", 1 << 22)
+            b = NgramModel.from_tables(tables, k, smoother)
+            monkeypatch.setattr(smoothing, "LEVEL_SLICE", 3)
+            for x, y in zip(a.levels, b.levels, strict=True):
+                assert np.array_equal(x.alpha, y.alpha) and np.array_equal(x.gamma, y.gamma)

@@ -132,6 +132,12 @@ class Tables:
             return self.raw[k]
         return np.where(self.bos_first[k], self.raw[k], self.cont[k])
 
+    def model_counts(self, order: int, smoother: str) -> list[np.ndarray]:
+        """The counts of levels 0..order a model of `order` with `smoother` is built from."""
+        if smoother == "kn":
+            return [self.kn_counts(k, order) for k in range(order + 1)]
+        return [self.raw[k] for k in range(order + 1)]
+
 
 def bool_cumsum(mask: np.ndarray) -> np.ndarray:
     """np.cumsum of a bool array as int64 (the same integers; summing its bytes as uint8 runs

@@ -182,13 +182,14 @@ class ChainSearch:
         hazard: LengthHazard | None = best.model
         if self.split.refit is None or not self.use_refit:
             assert self.tables is not None
-            return Chosen(NgramModel.from_tables(self.tables, order, smoother), cache, hazard)
+            tables, self.tables = self.tables, None  # (the model takes what it keeps)
+            return Chosen(NgramModel.taking_tables(tables, order, smoother), cache, hazard)
         self.tables = None  # the split's tables and blocks are not needed any more: free them
         self.split.train, self.split.holdout, self.split.cache_holdout = [], [], None
         what = self.split.what or "data"
         with self._step(f"refitting {best.structure.label} on all the {what}"):
             again = self.split.refit(order)
-        model = NgramModel.from_tables(again.tables, order, smoother)
+        model = NgramModel.taking_tables(again.tables, order, smoother)
         if hazard is not None:  # offsets from the refit chain on all the data
             hazard = LengthHazard.fit(Ends.of(model, layout(again.segments)), hazard.weight)
         return Chosen(model, cache, hazard, again.vocab)
