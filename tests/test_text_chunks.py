@@ -156,9 +156,10 @@ def test_positions_in_slices_equal_lookup(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(positions, "PIECE", 13)
     monkeypatch.setattr(positions, "MEMO_POSITIONS", 0)
     got = list(positions.Positions.of(lay).levels(tables.keys, base))
-    for k, (g, c) in enumerate(got):
-        assert np.array_equal(g, ids[k][where])
-        assert c is None if k == 0 else np.array_equal(c, ids[k - 1][where - 1])
+    assert len(where) and len(got) == top + 1
+    for k, (h, h_prev) in enumerate(got):
+        assert np.array_equal(h, ids[k])
+        assert h_prev is None if k == 0 else np.array_equal(h_prev, ids[k - 1])
 
 
 def test_cache_stats_by_groups_of_blocks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from .cache import CacheSpec, apply_cache
 from .counts import Segment, Tables, count, layout, predicted, train_prefix
 from .positions import Positions, cache_stats_pieces
-from .smoothing import SMOOTHERS, apply_level, make_level
+from .smoothing import SMOOTHERS, apply_level_at, make_level
 from .structures import chain_label
 
 #: training bits are measured on at most this many evenly spaced positions
@@ -104,14 +104,15 @@ class NgramFamily:
         top = max(orders, default=-1)
         hold_ids = self.hold.levels(tables.keys, base)
         train_ids = self.train.levels(tables.keys, base)
+        hw, tw = self.hold.where, self.train.where
         for k in range(min(top, self.max_order) + 1):
-            gh, ch = next(hold_ids)
+            gh, ch = next(hold_ids)  # ids at every position of level k and k - 1
             gt, ct = next(train_ids) if p_t is not None else (gh[:0], None)
             n_ctx = 1 if k == 0 else len(tables.keys[k - 1])
             if k in orders:
                 lev = make_level(smoother, tables.keys[k], tables.raw[k], base, n_ctx)
-                ph = apply_level(lev, p_h, gh, ch)
-                pt = apply_level(lev, p_t, gt, ct) if p_t is not None else None
+                ph = apply_level_at(lev, p_h, gh, ch, hw)
+                pt = apply_level_at(lev, p_t, gt, ct, tw) if p_t is not None else None
                 row = {
                     "order": k,
                     "smoother": smoother,
@@ -129,13 +130,16 @@ class NgramFamily:
                 yield row
                 if self.cache is not None and k >= 1:
                     yield self._cached(row, ph, pt, extra_bits)
+                del lev, ph, pt  # (before the next level is built: one level alive at a time)
             if k < self.max_order and k < top:
                 low = tables.kn_counts(k, self.max_order) if smoother == "kn" else tables.raw[k]
                 lev = make_level(smoother, tables.keys[k], low, base, n_ctx)
+                del low
                 fallbacks.append(lev.fallback)
-                p_h = apply_level(lev, p_h, gh, ch)
+                p_h = apply_level_at(lev, p_h, gh, ch, hw)
                 if p_t is not None:
-                    p_t = apply_level(lev, p_t, gt, ct)
+                    p_t = apply_level_at(lev, p_t, gt, ct, tw)
+                del lev
 
     def _cached(
         self, row: dict[str, Any], ph: np.ndarray, pt: np.ndarray | None, extra_bits: float

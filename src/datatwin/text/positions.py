@@ -42,12 +42,13 @@ class Positions:
 
     t: np.ndarray
     offset: np.ndarray
-    where: np.ndarray  # int64 indices of the predicted positions
-    _memo: list[tuple[np.ndarray, np.ndarray | None]] | None = field(default=None, repr=False)
+    where: np.ndarray  # indices of the predicted positions (int32 while they fit)
+    _memo: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, lay: Layout) -> Positions:
-        return cls(narrow(lay.t), narrow(lay.offset), np.flatnonzero(lay.pred))
+        where = np.flatnonzero(lay.pred)
+        return cls(narrow(lay.t), narrow(lay.offset), where.astype(index_dtype(len(lay.t) + 1)))
 
     def __len__(self) -> int:
         return len(self.where)
@@ -72,21 +73,21 @@ class Positions:
     def levels(
         self, keys: list[np.ndarray], base: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Per level k: the n-gram ids at the scored positions and the context ids (level k-1
-        one position back; None at level 0), -1 where unseen."""
+        """Per level k: the n-gram ids of level k and of level k-1 (None at level 0) at every
+        position, -1 where unseen (`smoothing.apply_level_at` gathers the scored ones)."""
         if self._memo is not None:
-            yield from self._memo
+            yield self._memo[0][0], None
+            yield from self._memo[1:]
             return
-        memo: list[tuple[np.ndarray, np.ndarray | None]] | None = (
+        memo: list[tuple[np.ndarray, np.ndarray]] | None = (
             [] if len(self.t) <= MEMO_POSITIONS else None
         )
         h_prev: np.ndarray | None = None
         for k, table in enumerate(keys):
             h = self._level(table, base, k, h_prev)
-            item = (h[self.where], None if h_prev is None else h_prev[self.where - 1])
             if memo is not None:
-                memo.append(item)
-            yield item
+                memo.append((h, h if h_prev is None else h_prev))
+            yield h, h_prev
             h_prev = h
         if memo is not None and len(memo) == len(keys):
             self._memo = memo

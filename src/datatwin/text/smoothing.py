@@ -179,6 +179,24 @@ def apply_level(
     return out
 
 
+def apply_level_at(
+    level: Level,
+    p_lower: np.ndarray,
+    ids: np.ndarray,
+    prev_ids: np.ndarray | None,
+    where: np.ndarray,
+) -> np.ndarray:
+    """`apply_level` at the positions `where` of a layout, from the ids of every position at
+    this level and the one below (n-gram ids ``ids[where]``, context ids
+    ``prev_ids[where - 1]``), gathered a slice at a time: the same values, no whole copies."""
+    out = np.empty(len(where))
+    for a in range(0, len(where), APPLY_SLICE):
+        w = where[a : a + APPLY_SLICE]
+        ctx = None if prev_ids is None else prev_ids[w - 1]
+        out[a : a + APPLY_SLICE] = _apply_level(level, p_lower[a : a + APPLY_SLICE], ids[w], ctx)
+    return out
+
+
 def _apply_level(
     level: Level, p_lower: np.ndarray, ngram_ids: np.ndarray, ctx_ids: np.ndarray | None
 ) -> np.ndarray:
