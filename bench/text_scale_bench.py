@@ -12,7 +12,9 @@ the child's own `ru_maxrss` from `os.wait4`, its time the child's wall clock aro
   system temp folder (never in the repository): Shakespeare's train and holdout texts, then
   documents sampled from twins fit on Shakespeare (orders 3..8, Kneser-Ney, no cache), about
   1 MB each, until the size is reached. It is fit as a user would, `datatwin.fit(folder,
-  kind="text", max_order=8)`: whole documents held out, the winner refit on every document.
+  kind="text", max_order=8)`: whole documents held out, the winner refit on every document;
+- corpus8: the same with `structures="markov8+kn+cache"`, so the refit counts all 100 MB to
+  order 8 (the selection may prefer a lower order, whose refit is cheaper).
 The load average (`os.getloadavg`) is recorded before and after every fit: the machine is
 shared, and times are only comparable at similar loads.
 """
@@ -109,8 +111,11 @@ def child_fit(case: str, path: str, max_order: int) -> dict[str, Any]:
         twin = datatwin.fit(
             str(SHAKESPEARE / "train.txt"), kind="text", holdout=SHAKESPEARE / "holdout.txt"
         )
-    else:
+    elif case == "corpus":
         twin = datatwin.fit(path, kind="text", max_order=max_order)
+    else:  # corpus8: the highest order forced, so the refit counts all the text to it
+        top = f"markov{max_order}+kn+cache"
+        twin = datatwin.fit(path, kind="text", max_order=max_order, structures=top)
     seconds = time.perf_counter() - t0
     rows = [
         {k: e[k] for k in ("structure", "train_bits", "holdout_bits", "fit_seconds") if k in e}
@@ -177,21 +182,60 @@ def _corpus_size(folder: Path) -> int:
 
 def markdown(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| case | input MB | selected | holdout bits/char | fit s | CPU s | peak MB | "
-        "bytes/char | load avg before → after |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| case | input MB | selected | holdout bits/char | fit s | CPU s | peak MiB | "
+        "bytes/char | load avg before → after | when |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         best = next(x for x in r["rows"] if x["structure"] == r["selected"])
         mb = r["input_bytes"] / 1e6
         lb, la = r["load_before"], r["load_after"]
         lines.append(
-            f"| {r['case']} | {mb:.1f} | {r['selected']} | {best['holdout_bits']:.6f} | "
+            f"| {r['label']} | {mb:.1f} | {r['selected']} | {best['holdout_bits']:.6f} | "
             f"{r['seconds']:.1f} | {r['cpu_seconds']:.1f} | {r['peak_mb']:.0f} | "
             f"{r['peak_mb'] * 2**20 / r['input_bytes']:.1f} | "
-            f"{lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} → {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} |"
+            f"{lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} → {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} | "
+            f"{r.get('when', '')} |"
         )
     return "\n".join(lines)
+
+
+def stages_markdown(results: list[dict[str, Any]]) -> str:
+    """Each fit's long steps: seconds and the peak memory reached by the step's end."""
+    lines = ["| case | step | s | peak MiB by its end |", "|---|---|---|---|"]
+    for r in results:
+        for st in r.get("stages", []):
+            lines.append(
+                f"| {r['label']} | {st['stage']} | {st['seconds']:.1f} | {st['peak_mb']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def write_results(out: Path, new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge `new` into out/text_scale.json by label (other labels' earlier runs are kept,
+    each with its own time and load) and rewrite text_scale.md; the merged list."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "text_scale.json"
+    old = json.loads(path.read_text())["results"] if path.exists() else []
+    labels = {r["label"] for r in new}
+    results = [r for r in old if r.get("label") not in labels] + new
+    meta = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    (out / "text_scale.md").write_text(
+        "# Text at scale: peak memory and fit time\n\n"
+        "`python bench/text_scale_bench.py` (see its docstring). Each fit in its own child "
+        "process (peak RSS from `os.wait4`); load average (1, 5, 15 minutes) before and after "
+        "each fit on this shared 2-core machine.\n\n"
+        + markdown(results)
+        + "\n\n## Stages\n\n"
+        + stages_markdown(results)
+        + "\n"
+    )
+    return results
 
 
 def main() -> int:
@@ -200,46 +244,45 @@ def main() -> int:
         Path(out).write_text(json.dumps(child_fit(case, path, int(order))))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="shakespeare,corpus", help="shakespeare,corpus")
+    ap.add_argument(
+        "--cases",
+        default="shakespeare,corpus,corpus8",
+        help="shakespeare, corpus (selected by holdout), corpus8 (top order forced)",
+    )
     ap.add_argument("--corpus-mb", type=int, default=100, help="corpus size in MB (default 100)")
     ap.add_argument("--max-order", type=int, default=8, help="corpus: highest order (default 8)")
     ap.add_argument("--build-only", action="store_true", help="build the corpus and stop")
+    ap.add_argument("--label", default="", help="appended to each case's name in the results")
     ap.add_argument("--out", default=str(OUT), help="folder for text_scale.{md,json}")
     args = ap.parse_args()
     cases = args.cases.split(",")
     if not SHAKESPEARE.is_dir():
         print(f"text_scale_bench: {SHAKESPEARE} not found", file=sys.stderr)
         return 2
-    folder = build_corpus(args.corpus_mb) if "corpus" in cases else None
+    folder = build_corpus(args.corpus_mb) if {"corpus", "corpus8"} & set(cases) else None
     if args.build_only:
         return 0
     results = []
     for case in cases:
-        path = str(folder) if case == "corpus" and folder else str(SHAKESPEARE / "train.txt")
+        on_corpus = case.startswith("corpus") and folder is not None
+        path = str(folder) if on_corpus else str(SHAKESPEARE / "train.txt")
         print(f"[text_scale] {case} ...", file=sys.stderr, flush=True)
         res = run_child(case, path, args.max_order)
         res["input_bytes"] = (
             _corpus_size(folder)
-            if case == "corpus" and folder
+            if on_corpus and folder
             else (SHAKESPEARE / "train.txt").stat().st_size
         )
+        name = {
+            "corpus": f"corpus {args.corpus_mb} MB",
+            "corpus8": f"corpus {args.corpus_mb} MB, markov{args.max_order}+kn+cache forced",
+        }.get(case, case)
+        res["label"] = f"{name} {args.label}".strip()
+        res["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         results.append(res)
         print(markdown(results[-1:]), flush=True)
-    table = markdown(results)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-    }
-    (out / "text_scale.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    (out / "text_scale.md").write_text(
-        "# Text at scale: peak memory and fit time\n\n"
-        "Each fit in its own child process (peak RSS from `os.wait4`); load average before "
-        "and after each fit (1, 5, 15 minutes).\n\n" + table + "\n"
-    )
+    write_results(Path(args.out), results)
+    print(markdown(results))
     return 0
 
 
