@@ -126,7 +126,6 @@ def child_fit(case: str, path: str, max_order: int) -> dict[str, Any]:
         "seconds": seconds,
         "rows": rows,
         "stages": stages,
-        "datatwin": datatwin.__file__,
     }
 
 
