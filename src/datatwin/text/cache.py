@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .counts import BOS, EOS, Layout, ngram_ids
+from .counts import BOS, EOS, Layout, bool_cumsum, ngram_ids
 from .protocols import SymbolSampler
 from .sampling import tempered
 
@@ -63,12 +63,6 @@ class CacheSpec:
         return cls(orders, a, b, cap)
 
 
-def layout_ids(lay: Layout, base: int, max_order: int) -> list[np.ndarray]:
-    """Dense ids of the strings of length k+1 ending at every position (-1 if they would cross
-    the start of a block), computed on the layout itself, for k = 0..max_order."""
-    return [h for *_, h in ngram_ids(lay.t, lay.offset, base, max_order)]
-
-
 def _occurrences_before(keys: np.ndarray) -> np.ndarray:
     """For each position, how many earlier positions hold the same key."""
     n = len(keys)
@@ -79,7 +73,7 @@ def _occurrences_before(keys: np.ndarray) -> np.ndarray:
     start = np.empty(n, bool)
     start[0] = True
     np.not_equal(s[1:], s[:-1], out=start[1:])
-    grp = np.cumsum(start) - 1
+    grp = bool_cumsum(start) - 1
     rank = np.arange(n) - np.flatnonzero(start)[grp]
     out = np.empty(n, np.int64)
     out[order] = rank
@@ -99,7 +93,7 @@ def _distinct_before(gkeys: np.ndarray, ckeys: np.ndarray) -> np.ndarray:
     np.not_equal(s[1:], s[:-1], out=start[1:])
     f = first[order].astype(np.int64)
     cs = np.cumsum(f) - f
-    grp = np.cumsum(start) - 1
+    grp = bool_cumsum(start) - 1
     rel = cs - cs[np.flatnonzero(start)][grp]
     out = np.empty(n, np.int64)
     out[order] = rel
@@ -109,35 +103,62 @@ def _distinct_before(gkeys: np.ndarray, ckeys: np.ndarray) -> np.ndarray:
 def cache_stats(lay: Layout, base: int, spec: CacheSpec) -> list[tuple[np.ndarray, ...]]:
     """Per cache level, at the predicted positions of `lay`: earlier occurrences in the same
     block of (context, symbol), of the context, and distinct symbols seen after the context.
-    History positions of a block count as the document so far."""
-    ids = layout_ids(lay, base, max(spec.orders))
-    n = len(lay.t)
-    block = np.cumsum(lay.offset == 0) - 1
+    History positions of a block count as the document so far. The layout's n-gram ids are
+    made one level at a time; only the current and previous level are kept."""
+    block = bool_cumsum(lay.offset == 0) - 1
     where = np.flatnonzero(lay.pred)
     out: list[tuple[np.ndarray, ...]] = []
-    for L in spec.orders:
-        g = ids[L]
-        ctx = np.empty(n, np.int64)
-        ctx[:1] = -1
-        ctx[1:] = ids[L - 1][:-1]
-        vpos = np.flatnonzero(g >= 0)
-        cg = np.zeros(n, np.int64)
-        cc = np.zeros(n, np.int64)
-        tt = np.zeros(n, np.int64)
-        if len(vpos):
-            gk = block[vpos] * (int(g.max()) + 1) + g[vpos]
-            ck = block[vpos] * (int(ctx[vpos].max()) + 1) + ctx[vpos]
-            cg[vpos] = _occurrences_before(gk)
-            cc[vpos] = _occurrences_before(ck)
-            tt[vpos] = _distinct_before(gk, ck)
-        out.append((cg[where], cc[where], tt[where]))
+    h_prev = np.zeros(0, np.int64)
+    for k, (*_, h) in enumerate(ngram_ids(lay.t, lay.offset, base, max(spec.orders))):
+        if k in spec.orders:
+            out.append(_level_stats(h, h_prev, block, where))
+        h_prev = h
     return out
+
+
+def _level_stats(
+    g: np.ndarray, h_prev: np.ndarray, block: np.ndarray, where: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The three statistics of one cache level from its n-gram ids and the level below."""
+    n = len(g)
+    ctx = np.empty(n, np.int64)
+    ctx[:1] = -1
+    ctx[1:] = h_prev[:-1]
+    vpos = np.flatnonzero(g >= 0)
+    cg = np.zeros(n, np.int64)
+    cc = np.zeros(n, np.int64)
+    tt = np.zeros(n, np.int64)
+    if len(vpos):
+        gk = block[vpos] * (int(g.max()) + 1) + g[vpos]
+        ck = block[vpos] * (int(ctx[vpos].max()) + 1) + ctx[vpos]
+        cg[vpos] = _occurrences_before(gk)
+        cc[vpos] = _occurrences_before(ck)
+        tt[vpos] = _distinct_before(gk, ck)
+    return cg[where], cc[where], tt[where]
 
 
 def apply_cache(
     stats: list[tuple[np.ndarray, ...]], p_static: np.ndarray, spec: CacheSpec
 ) -> np.ndarray:
-    """Cache-model probabilities from `cache_stats` and the static probabilities."""
+    """Cache-model probabilities from `cache_stats` and the static probabilities (a slice of
+    SLICE positions at a time: elementwise, so the same values with bounded temporaries)."""
+    n = len(p_static)
+    if n <= SLICE:
+        return _apply_cache(stats, p_static, spec)
+    out = np.empty(n)
+    for a in range(0, n, SLICE):
+        part = [tuple(x[a : a + SLICE] for x in level) for level in stats]
+        out[a : a + SLICE] = _apply_cache(part, p_static[a : a + SLICE], spec)
+    return out
+
+
+#: positions the cache is applied to at once
+SLICE = 1 << 20
+
+
+def _apply_cache(
+    stats: list[tuple[np.ndarray, ...]], p_static: np.ndarray, spec: CacheSpec
+) -> np.ndarray:
     q = p_static
     for cg, cc, tt in stats:
         e = spec.a + spec.b * tt

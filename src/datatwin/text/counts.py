@@ -1,4 +1,5 @@
-"""N-gram counting in one vectorised pass per order, and lookups of new data into the tables.
+"""N-gram ids in one vectorised pass per order, and lookups of new data into the tables
+(counting runs on pieces of the data, merged exactly by key: `merge.py`).
 
 Symbols are small integers: 0 = BOS (begin of a block, context only), 1 = EOS (end of a block,
 predicted), 2 = UNK (a symbol never seen in training), 3.. = the vocabulary. A *segment* is one
@@ -14,7 +15,6 @@ a block are not n-grams (id -1), exactly as KenLM/SRILM treat ``<s>``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -83,18 +83,40 @@ def layout(segments: list[Segment]) -> Layout:
     return Layout(t, pred, offset)
 
 
+def predicted(segments: list[Segment]) -> int:
+    """Predicted positions of the segments laid out: tokens past the history, and each EOS."""
+    return sum(max(len(s.tokens) - s.n_context, 0) + int(s.end) for s in segments)
+
+
+def train_prefix(segments: list[Segment], n: int) -> list[Segment]:
+    """The leading segments whose layout is the prefix of `layout(segments)` that ends at its
+    n-th predicted position (the last one cut short, without its EOS, where needed)."""
+    out: list[Segment] = []
+    left = n
+    for s in segments:
+        if left <= 0:
+            break
+        p = predicted([s])
+        if p <= left:
+            out.append(s)
+        else:  # keep the history and the first `left` predicted tokens (an EOS is the last)
+            m = min(len(s.tokens), max(s.n_context, 0) + left)
+            out.append(Segment(s.tokens[:m], s.begin, False, min(s.n_context, m)))
+        left -= p
+    return out
+
+
 @dataclass
 class Tables:
-    """Training n-gram tables for levels 0..M (context length k at level k)."""
+    """Training n-gram tables for levels 0..M (context length k at level k), as counted by
+    `merge.count` (in pieces, merged exactly by key)."""
 
     base: int  # B: number of symbol ids (3 specials + vocabulary)
     keys: list[np.ndarray] = field(default_factory=list)  # sorted int64, parent * B + symbol
-    raw: list[np.ndarray] = field(default_factory=list)  # int64 counts at predicted positions
+    raw: list[np.ndarray] = field(default_factory=list)  # int32 counts at predicted positions
     cont: list[np.ndarray] = field(default_factory=list)  # distinct left extensions (k < M)
     bos_first: list[np.ndarray] = field(default_factory=list)  # string starts with BOS
     seconds: list[float] = field(default_factory=list)  # cumulative counting time per level
-    ids: list[np.ndarray] | None = None  # n-gram ids at every training position (if kept)
-    layout: Layout | None = None  # the training layout (if ids are kept)
 
     @property
     def max_order(self) -> int:
@@ -109,6 +131,18 @@ class Tables:
         if k == top:
             return self.raw[k]
         return np.where(self.bos_first[k], self.raw[k], self.cont[k])
+
+    def model_counts(self, order: int, smoother: str) -> list[np.ndarray]:
+        """The counts of levels 0..order a model of `order` with `smoother` is built from."""
+        if smoother == "kn":
+            return [self.kn_counts(k, order) for k in range(order + 1)]
+        return [self.raw[k] for k in range(order + 1)]
+
+
+def bool_cumsum(mask: np.ndarray) -> np.ndarray:
+    """np.cumsum of a bool array as int64 (the same integers; summing its bytes as uint8 runs
+    several times faster than numpy's bool-to-int64 cast)."""
+    return np.cumsum(mask.view(np.uint8), dtype=np.int64)
 
 
 def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +164,8 @@ def _dense_rank(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     new = np.empty(n, bool)
     new[0] = True
     np.not_equal(skeys[1:], skeys[:-1], out=new[1:])
-    rank = np.cumsum(new) - 1
+    rank = bool_cumsum(new)
+    rank -= 1
     inv = np.empty(n, np.int64)
     inv[packed & ((1 << bits) - 1)] = rank
     return skeys[new], inv
@@ -163,38 +198,6 @@ def ngram_ids(
         h_prev = h
 
 
-def count(segments: list[Segment], base: int, max_order: int, keep_ids: bool = False) -> Tables:
-    """Count every n-gram of length 1..max_order+1 in one vectorised pass per level."""
-    t0 = time.perf_counter()
-    lay = layout(segments)
-    tables = Tables(base=base)
-    ids: list[np.ndarray] = []
-    h_prev = np.zeros(0, np.int64)
-    first_prev = np.zeros(0, bool)
-    for k, (valid, uniq, inv, h) in enumerate(ngram_ids(lay.t, lay.offset, base, max_order)):
-        raw = np.bincount(h[lay.pred & valid], minlength=len(uniq)).astype(np.int64)
-        first = uniq == BOS if k == 0 else first_prev[uniq // base]
-        if k > 0:
-            # continuation counts of level k-1: distinct left extensions among counted n-grams
-            suffix = np.empty(len(uniq), np.int64)
-            suffix[inv] = h_prev[valid]
-            ext = np.flatnonzero(raw)
-            tables.cont.append(np.bincount(suffix[ext], minlength=len(tables.keys[-1])))
-        tables.keys.append(uniq)
-        tables.raw.append(raw)
-        tables.bos_first.append(first)
-        tables.seconds.append(time.perf_counter() - t0)
-        if keep_ids:
-            ids.append(h)
-        h_prev = h
-        first_prev = first
-    if keep_ids:
-        tables.ids, tables.layout = ids, lay
-    # the top level has no continuation counts; keep the list aligned (never used at the top)
-    tables.cont.append(tables.raw[-1].copy())
-    return tables
-
-
 def find(table: np.ndarray, q: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """Index of every key `q` in the sorted `table`, -1 where it is absent or not `ok`."""
     if not len(table):
@@ -223,3 +226,12 @@ def lookup(keys: list[np.ndarray], base: int, lay: Layout) -> list[np.ndarray]:
         out.append(h)
         h_prev = h
     return out
+
+
+def count(
+    segments: list[Segment], base: int, max_order: int, chunk_symbols: int | None = None
+) -> Tables:
+    """Count every n-gram of length 1..max_order+1 (in pieces, merged exactly: `merge.count`)."""
+    from .merge import count as count_in_pieces
+
+    return count_in_pieces(segments, base, max_order, chunk_symbols)

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from .cache import CacheSpec, apply_cache, cache_stats
-from .counts import Layout, Segment, Tables, count, layout, lookup
-from .smoothing import SMOOTHERS, Level, apply_level, make_level
+from .cache import CacheSpec, apply_cache
+from .counts import Segment, Tables, count, layout, predicted, train_prefix
+from .positions import Positions, cache_stats_pieces
+from .smoothing import SMOOTHERS, apply_level_at, make_level
 from .structures import chain_label
 
 #: training bits are measured on at most this many evenly spaced positions
@@ -45,35 +46,36 @@ class NgramFamily:
         *,
         train_bits: bool = True,
         cache: CacheSpec | None = None,
-        cache_holdout: Layout | None = None,
+        cache_holdout: list[Segment] | None = None,
     ) -> None:
         """`cache_holdout`: the holdout laid out with each block's whole history, for the
-        cache (default: the holdout layout)."""
-        t0 = time.perf_counter()
-        self.tables = count(train, base, max_order, keep_ids=train_bits)
-        self.count_seconds = time.perf_counter() - t0
+        cache (default: the holdout). The holdout's positions and cache statistics are laid
+        out before counting, so their temporaries never coincide with the tables."""
         self.base, self.max_order, self.cache = base, max_order, cache
         self.train_bits = train_bits
-        hold_lay = layout(holdout)
-        self.hold_ids = lookup(self.tables.keys, base, hold_lay)
-        self.hold_where = np.flatnonzero(hold_lay.pred)
-        cache_hold = cache_holdout if cache_holdout is not None else hold_lay
-        self.hold_stats = cache_stats(cache_hold, base, cache) if cache is not None else None
-        self.train_ids = self.tables.ids or []
-        self.train_where = np.zeros(0, np.int64)
+        self.hold = Positions.of(layout(holdout))
+        self.hold_stats = None
+        if cache is not None:
+            segs = cache_holdout if cache_holdout is not None else holdout
+            self.hold_stats = cache_stats_pieces(segs, base, cache)
+        t0 = time.perf_counter()
+        self.tables = count(train, base, max_order)
+        self.count_seconds = time.perf_counter() - t0
+        self.train = Positions.of(layout([]))
         self.train_scale = 1.0
-        self.train_stats = None
-        if train_bits and self.tables.layout is not None:
-            # train bits on the first TRAIN_BITS_POSITIONS predicted positions (a prefix keeps
-            # the whole history of each scored position, which the document cache needs)
-            where = np.flatnonzero(self.tables.layout.pred)
-            self.train_where = where[:TRAIN_BITS_POSITIONS]
-            self.train_scale = len(where) / max(len(self.train_where), 1)
-            if cache is not None and len(self.train_where):
-                end = int(self.train_where[-1]) + 1
-                tl = self.tables.layout
-                lay = Layout(tl.t[:end], tl.pred[:end], tl.offset[:end])
-                self.train_stats = cache_stats(lay, base, cache)
+        self.train_stats: list[tuple[np.ndarray, ...]] | None = None
+        if train_bits:
+            self._train_prefix(train)
+
+    def _train_prefix(self, train: list[Segment]) -> None:
+        """Train bits on the first TRAIN_BITS_POSITIONS predicted positions (scaled to all
+        positions): a prefix keeps the whole history of each scored position, which the
+        document cache needs, and its n-gram ids are looked up in the tables."""
+        segs = train_prefix(train, TRAIN_BITS_POSITIONS)
+        self.train = Positions.of(layout(segs))
+        self.train_scale = predicted(train) / max(len(self.train), 1)
+        if self.cache is not None and len(self.train):
+            self.train_stats = cache_stats_pieces(segs, self.base, self.cache)
 
     def scores(
         self,
@@ -84,18 +86,10 @@ class NgramFamily:
         """One dict per candidate, as scored: order, smoother, cache, structure,
         holdout_total_bits, train_total_bits, fit_seconds, discount fallback, discounts,
         count_seconds. `holdout_extra_bits` is added to every holdout total (e.g. the cost of
-        spelling out unseen symbols). The training ids are released at the end."""
+        spelling out unseen symbols)."""
         orders = list(range(self.max_order + 1)) if orders is None else orders
         for smoother in smoothers:
             yield from self._chain(smoother, orders, holdout_extra_bits)
-        self.tables.ids = self.tables.layout = None
-        self.train_ids = []
-
-    def _apply(self, lev: Level, p: np.ndarray, k: int, train: bool) -> np.ndarray:
-        ids, where = (
-            (self.train_ids, self.train_where) if train else (self.hold_ids, self.hold_where)
-        )
-        return apply_level(lev, p, ids[k][where], None if k == 0 else ids[k - 1][where - 1])
 
     def _chain(
         self, smoother: str, orders: list[int], extra_bits: float
@@ -104,16 +98,21 @@ class NgramFamily:
         tables, base = self.tables, self.base
         ts = time.perf_counter()
         uniform = 1.0 / (base - 1)
-        p_h = np.full(len(self.hold_where), uniform)
-        p_t = np.full(len(self.train_where), uniform) if self.train_bits else None
+        p_h = np.full(len(self.hold), uniform)
+        p_t = np.full(len(self.train), uniform) if self.train_bits else None
         fallbacks: list[bool] = []
         top = max(orders, default=-1)
-        for k in range(self.max_order + 1):
+        hold_ids = self.hold.levels(tables.keys, base)
+        train_ids = self.train.levels(tables.keys, base)
+        hw, tw = self.hold.where, self.train.where
+        for k in range(min(top, self.max_order) + 1):
+            gh, ch = next(hold_ids)  # ids at every position of level k and k - 1
+            gt, ct = next(train_ids) if p_t is not None else (gh[:0], None)
             n_ctx = 1 if k == 0 else len(tables.keys[k - 1])
             if k in orders:
                 lev = make_level(smoother, tables.keys[k], tables.raw[k], base, n_ctx)
-                ph = self._apply(lev, p_h, k, train=False)
-                pt = self._apply(lev, p_t, k, train=True) if p_t is not None else None
+                ph = apply_level_at(lev, p_h, gh, ch, hw)
+                pt = apply_level_at(lev, p_t, gt, ct, tw) if p_t is not None else None
                 row = {
                     "order": k,
                     "smoother": smoother,
@@ -131,13 +130,16 @@ class NgramFamily:
                 yield row
                 if self.cache is not None and k >= 1:
                     yield self._cached(row, ph, pt, extra_bits)
+                del lev, ph, pt  # (before the next level is built: one level alive at a time)
             if k < self.max_order and k < top:
                 low = tables.kn_counts(k, self.max_order) if smoother == "kn" else tables.raw[k]
                 lev = make_level(smoother, tables.keys[k], low, base, n_ctx)
+                del low
                 fallbacks.append(lev.fallback)
-                p_h = self._apply(lev, p_h, k, train=False)
+                p_h = apply_level_at(lev, p_h, gh, ch, hw)
                 if p_t is not None:
-                    p_t = self._apply(lev, p_t, k, train=True)
+                    p_t = apply_level_at(lev, p_t, gt, ct, tw)
+                del lev
 
     def _cached(
         self, row: dict[str, Any], ph: np.ndarray, pt: np.ndarray | None, extra_bits: float
@@ -169,7 +171,7 @@ def fit_family(
     holdout_extra_bits: float = 0.0,
     train_bits: bool = True,
     cache: CacheSpec | None = None,
-    cache_holdout: Layout | None = None,
+    cache_holdout: list[Segment] | None = None,
 ) -> tuple[Tables, list[dict[str, Any]]]:
     """Count once, score every (order, smoother) on train and holdout: the tables and every
     row of `NgramFamily.scores`."""

@@ -56,11 +56,18 @@ class NgramModel:
     @classmethod
     def from_tables(cls, tables: Tables, order: int, smoother: str) -> NgramModel:
         """The model of `order` with `smoother` from training tables."""
-        if smoother == "kn":
-            counts = [tables.kn_counts(k, order) for k in range(order + 1)]
-        else:
-            counts = [tables.raw[k] for k in range(order + 1)]
+        counts = tables.model_counts(order, smoother)
         return cls(tables.base, order, smoother, list(tables.keys[: order + 1]), counts)
+
+    @classmethod
+    def taking_tables(cls, tables: Tables, order: int, smoother: str) -> NgramModel:
+        """As `from_tables`, emptying `tables` first: the counts the model does not keep (raw
+        and continuation counts below the top, BOS flags) are freed before its levels are
+        built."""
+        counts = tables.model_counts(order, smoother)
+        keys = list(tables.keys[: order + 1])
+        tables.keys, tables.raw, tables.cont, tables.bos_first = [], [], [], []
+        return cls(tables.base, order, smoother, keys, counts)
 
     # ---- likelihood ----------------------------------------------------------------------
     def prob_layout(self, lay: Layout) -> np.ndarray:

@@ -122,9 +122,7 @@ class ChainSearch:
                 split.base,
                 plan.max_order,
                 cache=CacheSpec() if use_cache else None,
-                cache_holdout=layout(split.cache_holdout)
-                if use_cache and split.cache_holdout
-                else None,
+                cache_holdout=split.cache_holdout if use_cache and split.cache_holdout else None,
             )
             self.tables = family.tables
             smoothers = tuple(s for s in SMOOTHERS if any(c[1] == s for c in plan.chains))
@@ -184,12 +182,14 @@ class ChainSearch:
         hazard: LengthHazard | None = best.model
         if self.split.refit is None or not self.use_refit:
             assert self.tables is not None
-            return Chosen(NgramModel.from_tables(self.tables, order, smoother), cache, hazard)
-        self.tables = None  # the split's tables are not needed any more: free them first
+            tables, self.tables = self.tables, None  # (the model takes what it keeps)
+            return Chosen(NgramModel.taking_tables(tables, order, smoother), cache, hazard)
+        self.tables = None  # the split's tables and blocks are not needed any more: free them
+        self.split.train, self.split.holdout, self.split.cache_holdout = [], [], None
         what = self.split.what or "data"
         with self._step(f"refitting {best.structure.label} on all the {what}"):
             again = self.split.refit(order)
-        model = NgramModel.from_tables(again.tables, order, smoother)
+        model = NgramModel.taking_tables(again.tables, order, smoother)
         if hazard is not None:  # offsets from the refit chain on all the data
             hazard = LengthHazard.fit(Ends.of(model, layout(again.segments)), hazard.weight)
         return Chosen(model, cache, hazard, again.vocab)
@@ -204,6 +204,7 @@ def fit_chain(
     if baselines and split.baseline_bytes is not None:
         train_bytes, hold_bytes = split.baseline_bytes()
         fut = start_baselines(train_bytes, hold_bytes, split.train_units, split.holdout_units)
+        del train_bytes, hold_bytes  # (the compressors keep at most BASELINE_BYTES of each)
     t0 = time.perf_counter()
     sel = select(ChainSearch(split, plan, refit, neural), fut.result if fut is not None else None)
     return Fitted(sel.model, sel.leaderboard, time.perf_counter() - t0)

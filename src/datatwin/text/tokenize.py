@@ -16,6 +16,7 @@ import os
 import re
 import stat
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +149,19 @@ def as_documents(data: object, tokens: str) -> list[Document]:
     raise InputError(f"cannot read text from a {type(data).__name__}; give a str, bytes or a path")
 
 
+#: characters (or bytes) converted at once when building a vocabulary or encoding
+SLICE = 1 << 20
+
+
+def _slices(content: str | bytes) -> Iterator[str | bytes]:
+    return (content[a : a + SLICE] for a in range(0, len(content), SLICE))
+
+
+def symbol_dtype(base: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned type holding symbol ids 0..base-1."""
+    return np.uint8 if base <= 256 else np.uint16 if base <= 65536 else np.uint32
+
+
 def to_codes(content: str | bytes) -> np.ndarray:
     """Code points (chars) or byte values (bytes) as int64."""
     if isinstance(content, bytes):
@@ -164,7 +178,8 @@ class Vocabulary:
 
     @classmethod
     def build(cls, docs: list[Document], tokens: str) -> Vocabulary:
-        codes = np.unique(np.concatenate([np.unique(to_codes(d.content)) for d in docs]))
+        seen = [np.unique(to_codes(piece)) for d in docs for piece in _slices(d.content)]
+        codes = np.unique(np.concatenate(seen)) if seen else np.zeros(0, np.int64)
         return cls(tokens, codes.astype(np.int64))
 
     @property
@@ -188,7 +203,20 @@ class Vocabulary:
         return math.log2(self.n_unseen)
 
     def encode(self, content: str | bytes) -> np.ndarray:
-        """Symbol ids of `content` (UNK for symbols not in the vocabulary)."""
+        """Symbol ids of `content` (UNK for symbols not in the vocabulary), int64."""
+        return self.encode_compact(content).astype(np.int64)
+
+    def encode_compact(self, content: str | bytes) -> np.ndarray:
+        """The same ids in the narrowest unsigned type that holds the alphabet (one byte per
+        symbol for most texts), encoded a slice at a time (bounded temporaries)."""
+        out = np.empty(len(content), symbol_dtype(self.base))
+        at = 0
+        for piece in _slices(content):
+            out[at : at + len(piece)] = self._encode(piece)
+            at += len(piece)
+        return out
+
+    def _encode(self, content: str | bytes) -> np.ndarray:
         x = to_codes(content)
         if not len(self.codes):
             return np.full(len(x), UNK, np.int64)

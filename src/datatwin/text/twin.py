@@ -395,18 +395,21 @@ def _text_split(
     before it as context, and its whole document so far for the cache), and the vocabulary
     of the training parts."""
     vocab = build_vocab([Document("", c) for c, _ in train_parts], tokens)
-    train_segs = [Segment(vocab.encode(c), True, end) for c, end in train_parts]
+    train_segs = [Segment(_ids(vocab, c), True, end) for c, end in train_parts]
     hold_segs: list[Segment] = []
     cache_segs: list[Segment] = []
     unk_bits = 0.0
     for content, history, end in hold_parts:
-        ids = vocab.encode(content)
-        unk_bits += vocab.unk_bits_total(content)
+        ids = _ids(vocab, content)
+        if isinstance(vocab, Vocabulary):  # (as unk_bits_total, without encoding again)
+            unk_bits += float(np.sum(ids == UNK)) * vocab.unk_bits
+        else:
+            unk_bits += vocab.unk_bits_total(content)
         if history is None or not len(history):
             hold_segs.append(Segment(ids, True, end))
             cache_segs.append(hold_segs[-1])
         else:
-            full = vocab.encode(history)
+            full = _ids(vocab, history)
             h = full[len(full) - max_order :] if max_order else np.zeros(0, np.int64)
             starts_doc = len(full) <= max_order
             hold_segs.append(Segment(np.concatenate([h, ids]), starts_doc, end, len(h)))
@@ -439,8 +442,13 @@ def _text_split(
 def _refit_docs(docs: list[Document], tokens: str, order: int) -> Refit:
     """All the documents counted at `order`, with their vocabulary."""
     vocab = build_vocab(docs, tokens)
-    segs = [Segment(vocab.encode(d.content)) for d in docs]
+    segs = [Segment(_ids(vocab, d.content)) for d in docs]
     return Refit(count(segs, vocab.base, order), segs, vocab)
+
+
+def _ids(vocab: Vocabulary | WordVocabulary, content: str | bytes) -> np.ndarray:
+    """Symbol ids for fitting: one byte each for most alphabets (`encode_compact`)."""
+    return vocab.encode_compact(content) if isinstance(vocab, Vocabulary) else vocab.encode(content)
 
 
 def _split_docs(
