@@ -436,3 +436,31 @@ def seasonal_period(axis: TimeAxis) -> tuple[int | None, int | None]:
             if st > 0 and math.isclose(st * per, 1.0, rel_tol=1e-4):
                 return per, None
     return None, None
+
+
+def end_axis(sd: SeriesData, n_total: int) -> TimeAxis:
+    """The time axis with `last` moved to the end of train (+ holdout file) data."""
+    axis = TimeAxis(**sd.time.to_json())
+    if axis.kind != "none" and sd.times:
+        extra = n_total - len(sd.values)
+        if extra > 0:
+            axis.last = axis.following(sd.times[-1], extra)[-1]
+        else:
+            axis.last = sd.times[-1]
+    return axis
+
+
+def check_continues(axis: TimeAxis, hd: SeriesData, what: str) -> None:
+    """A one-line error unless `hd` starts where the series on `axis` continues."""
+    if axis.kind == "none" or not hd.times:
+        return
+    exp = axis.following(None, 1)[0]
+    ok = (
+        pd.Timestamp(hd.times[0]) == pd.Timestamp(exp)
+        if axis.kind == "datetime"
+        else abs(float(hd.times[0]) - float(exp)) <= max(1e-6 * axis.step, 1e-9)
+    )
+    if not ok:
+        raise InputError(
+            f"the {what} file starts at {hd.times[0]} but should continue the series at {exp}"
+        )

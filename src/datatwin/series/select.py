@@ -395,11 +395,15 @@ class SeriesSearch:
     def _mean_chain(
         self, fams: set[str], base: Candidate[SeriesCandidate]
     ) -> Generator[Candidate[SeriesCandidate], None, Candidate[SeriesCandidate]]:
-        """`blocks` then `regime`, each on the better of its base and what it just built;
-        returns the best of them."""
-        for mod in MEAN_MODS:
-            if mod not in fams:
-                continue
+        """`blocks` then `regime` (those asked for), chained; returns the best of them."""
+        return (yield from self._chained([m for m in MEAN_MODS if m in fams], base))
+
+    def _chained(
+        self, mods: list[str], base: Candidate[SeriesCandidate]
+    ) -> Generator[Candidate[SeriesCandidate], None, Candidate[SeriesCandidate]]:
+        """Each of `mods` in turn, built on the better of its base and what the previous one
+        built; returns the best."""
+        for mod in mods:
             with stopwatch() as secs:
                 cand = self._modify(mod, base)
             if cand is None:
@@ -445,16 +449,8 @@ class SeriesSearch:
     def _residual_chain(
         self, mods: list[str], base: Candidate[SeriesCandidate]
     ) -> Iterator[Candidate[SeriesCandidate]]:
-        """`hetero`, `phase` then `mix`, each on the better of its base and what it built."""
-        for mod in mods:
-            with stopwatch() as secs:
-                cand = self._modify(mod, base)
-            if cand is None:
-                continue
-            scored = self.score(cand, base.fit_seconds + secs())
-            yield scored
-            if scored.holdout_bits < base.holdout_bits:
-                base = scored
+        """`hetero`, `phase` then `mix`, chained (`_chained`)."""
+        yield from self._chained(mods, base)
 
     def _levels(self, fams: set[str], trans: set[str]) -> Iterator[Candidate[SeriesCandidate]]:
         """Stage 1: iid and the best ar(p) under each transform (and per-column `mixed`)."""

@@ -28,7 +28,16 @@ from .ar import Columns, LinearModel, Prepared, prepare
 from .blas import blas_single_threaded
 from .builders import FAMILIES, parse_request
 from .calendar import Clock, resolve
-from .io import MIN_STEPS, SeriesData, TimeAxis, format_number, read_series, seasonal_period
+from .io import (
+    MIN_STEPS,
+    SeriesData,
+    TimeAxis,
+    check_continues,
+    end_axis,
+    format_number,
+    read_series,
+    seasonal_period,
+)
 from .precision import TRANSFORMS, inverse
 from .scoring import log_prob_rows, missing_rate
 from .select import SERIES_STRUCTURES, Plan, SeriesCandidate, SeriesSearch
@@ -135,7 +144,7 @@ class SeriesTwin(Twin):
             model,
             missing_rate(vals) if refit else search.rate,
             _tail(vals, prep, model.max_lag),
-            _end_axis(sd, len(vals)),
+            end_axis(sd, len(vals)),
             sd.column_order,
             sel.best.structure.label,
             sel.leaderboard,
@@ -487,7 +496,7 @@ def _read_split(
     n_train = len(vals)
     if isinstance(holdout, (str, Path, pd.DataFrame)) and not _is_number(holdout):
         hd = read_series(holdout, time=sd.time.column, values=sd.columns, gaps=time_gaps)
-        _check_continues(sd.time, hd, "holdout")
+        check_continues(sd.time, hd, "holdout")
         vals = np.vstack([vals, hd.values])
     else:
         frac = (
@@ -573,33 +582,6 @@ def _tail(vals: np.ndarray, prep: Prepared, max_lag: int) -> np.ndarray:
             g = prep.center[j] + prep.scale[j] * Zt[:, j]
             out[miss, j] = inverse(g, prep.transforms[j])[miss]
     return out
-
-
-def _end_axis(sd: SeriesData, n_total: int) -> TimeAxis:
-    """The time axis with `last` moved to the end of train (+ holdout file) data."""
-    axis = TimeAxis(**sd.time.to_json())
-    if axis.kind != "none" and sd.times:
-        extra = n_total - len(sd.values)
-        if extra > 0:
-            axis.last = axis.following(sd.times[-1], extra)[-1]
-        else:
-            axis.last = sd.times[-1]
-    return axis
-
-
-def _check_continues(axis: TimeAxis, hd: SeriesData, what: str) -> None:
-    if axis.kind == "none" or not hd.times:
-        return
-    exp = axis.following(None, 1)[0]
-    ok = (
-        pd.Timestamp(hd.times[0]) == pd.Timestamp(exp)
-        if axis.kind == "datetime"
-        else abs(float(hd.times[0]) - float(exp)) <= max(1e-6 * axis.step, 1e-9)
-    )
-    if not ok:
-        raise InputError(
-            f"the {what} file starts at {hd.times[0]} but should continue the series at {exp}"
-        )
 
 
 __all__ = ["FAMILIES", "SeriesTwin"]
