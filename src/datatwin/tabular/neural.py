@@ -311,14 +311,7 @@ def train_tables(
             cols.eval()
             with torch.no_grad():
                 vl = [float(-c(Xv).gather(1, Xv[:, v : v + 1]).mean()) for v, c in enumerate(cols)]
-            for v in range(d):
-                if vl[v] < best[v] - 1e-5:
-                    best[v], bad[v] = vl[v], 0
-                    snaps[v] = {
-                        k: t.detach().cpu().numpy().copy() for k, t in cols[v].state_dict().items()
-                    }
-                else:
-                    bad[v] += 1
+            _keep_best(cols, vl, best, bad, snaps)
             elapsed = time.perf_counter() - t0
             curve.append((round(elapsed, 2), ep, round(sum(best) / math.log(2), 4)))
             if epochs is None and ep == 2:  # the first epoch pays start-up costs: time the second
@@ -340,6 +333,19 @@ def train_tables(
     rep = TableTrainReport(ep, round(seconds, 2), round(sum(best) / math.log(2), 4), stopped, curve)
     REPORTS.append(rep)
     return net, rep
+
+
+def _keep_best(
+    cols: Any, losses: list[float], best: list[float], bad: list[int], snaps: list[Any]
+) -> None:
+    """Early stopping per column: a column whose validation loss improved keeps a snapshot
+    of its weights; the others count one more epoch without improvement."""
+    for v, loss in enumerate(losses):
+        if loss < best[v] - 1e-5:
+            best[v], bad[v] = loss, 0
+            snaps[v] = {k: t.detach().cpu().numpy().copy() for k, t in cols[v].state_dict().items()}
+        else:
+            bad[v] += 1
 
 
 def _column_networks(
