@@ -127,3 +127,26 @@ def test_calendar_columns_are_coded_as_the_twin_scores_them(tmp_path: Path) -> N
         rows[i] = f"{t},{value},{load}"
     odd = "\n".join(rows).encode()
     assert twin.decompress(twin.compress(odd)) == odd
+
+
+@pytest.mark.parametrize("structure", ["ar(1)+hetero", "ar(2)+regime"])
+def test_volatility_and_regime_twins_are_coded_at_their_own_bits(tmp_path: Path, structure):
+    """`hetero` scales and `regime` means are the model's own (`means_and_scales`, a step and a
+    column at a time in both directions): the coded bits are the twin's log_prob."""
+    rng = np.random.default_rng(3)
+    n, x, vol = 1200, np.zeros(1200), np.ones(1200)
+    for t in range(1, n):
+        vol[t] = 0.3 + 0.6 * vol[t - 1] * (abs(x[t - 1]) > 1) + 0.2 * (t % 50 > 40)
+        x[t] = 0.6 * x[t - 1] + vol[t] * rng.standard_t(5)
+    lines = ["value", *(f"{v:.3f}" for v in x)]
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(lines[:1001]) + "\n")
+    twin = datatwin.fit(train, kind="series", seed=0, structures=structure, max_lag=4)
+    assert structure.split("+")[1] in twin.structure
+    raw = ("\n".join([lines[0]] + lines[1001:]) + "\n").encode()
+    path = tmp_path / "h.csv"
+    path.write_bytes(raw)
+    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
+    blob, report = compress_report(twin, raw)
+    assert twin.decompress(blob) == raw
+    assert report["model_bits"] == pytest.approx(predicted, rel=1e-6)

@@ -228,20 +228,54 @@ def _encode_cells(twin: SeriesTwin, enc: Encoder, K: IntArray, base: int) -> flo
         ok = K[:, j] != MISSING
         Zd[ok, j] = col.z_of(K[ok, j])
     Z = forward_fill(np.vstack([plan.Zh, Zd]))
-    M = means(plan, Z)
+    if _model_steps(twin):
+        M, S = _model_moments(twin, plan, Z, base)
+    else:
+        M, S = means(plan, Z), plan.S
     scalar = Scalar(enc, None)
     bits = 0.0
     step = max(1, _CHUNK_ROWS // (8 * d))
     for t0 in range(0, n, step):
         batch = _Batch([], [], [], [])
         for p, j in enumerate(plan.order):
-            _column(batch, plan, j, K, Z, M, t0, min(n, t0 + step), p, d)
+            _column(batch, plan, j, K, Z, M, S, t0, min(n, t0 + step), p, d)
         bits += _emit(enc, scalar, batch)
     return bits + scalar.bits
 
 
+def _model_steps(twin: SeriesTwin) -> bool:
+    """Whether the twin has terms the plan's push-style means do not cover (a regime, a
+    volatility scale): its cells' means and scales then come from the model itself."""
+    model = twin.model
+    return getattr(model, "regime", None) is not None or getattr(model, "hetero", None) is not None
+
+
+def _moment(twin: SeriesTwin, Zw: FloatArray, row: int, step: int, j: int) -> tuple[float, float]:
+    """Mean and scale of column j's cell at `row` of Zw, by `means_and_scales`: row's later
+    columns are 0 in Zw (as the decoder has them), which the chain's zero weights ignore."""
+    M, S = twin.model.means_and_scales(Zw, np.array([row]), np.array([step]))
+    return float(M[0, j]), 1.0 if S is None else float(S[0, j])
+
+
+def _model_moments(
+    twin: SeriesTwin, plan: Plan, Z: FloatArray, base: int
+) -> tuple[FloatArray, FloatArray]:
+    """(n, d) means and scales of the data rows of Z, a step and a column at a time in chain
+    order, with Zw filled as the decoder fills it: the same calls on the same arrays, so the
+    encoder and `_decode_cells` agree bit for bit."""
+    n, d = len(Z) - plan.m, Z.shape[1]
+    Zw = np.zeros_like(Z)
+    Zw[: plan.m] = Z[: plan.m]
+    M, S = np.empty((n, d)), np.empty((n, d))
+    for t in range(n):
+        for i in plan.order:
+            M[t, i], S[t, i] = _moment(twin, Zw, plan.m + t, base + t, i)
+            Zw[plan.m + t, i] = Z[plan.m + t, i]
+    return M, S
+
+
 def _column(
-    b: _Batch, plan: Plan, j: int, K: IntArray, Z: FloatArray, M: FloatArray,
+    b: _Batch, plan: Plan, j: int, K: IntArray, Z: FloatArray, M: FloatArray, S: FloatArray,
     t0: int, t1: int, p: int, d: int,
 ) -> None:  # fmt: skip
     """Column j's symbols of steps t0..t1 into the batch: flags, then the cells."""
@@ -265,7 +299,7 @@ def _column(
     t, k, key = t[ins], k[ins], key[ins]
     cc = plan.cal.get(j)
     if cc is None:
-        _cells(b, col, k, key + 2, M[t, j], plan.S[t, j])
+        _cells(b, col, k, key + 2, M[t, j], S[t, j])
         return
     rows = first_rows(cc, t, Z[plan.m + t - 1, j])
     pos = np.searchsorted(cc.cells, k)
@@ -364,6 +398,9 @@ def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray
         for i in plan.order:
             P[r * d + offs[i]] += coefs[i] * plan.Zh[r, i]
     last = plan.Zh[-1].copy() if m else np.zeros(d)
+    exact = _model_steps(twin)
+    Zw = np.zeros((m + n, d))
+    Zw[:m] = plan.Zh
     out = np.zeros((n, d), dtype=np.int64)
     coder, scalar = dec._coder, Scalar(None, dec)
     cols = plan.cols
@@ -373,7 +410,10 @@ def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray
             col = cols[i]
             cc = plan.cal.get(i)
             if cc is None:
-                k = _decode_value(coder, scalar, col, P[row + i], plan.S[t, i])
+                mean, s = (
+                    _moment(twin, Zw, m + t, base + t, i) if exact else (P[row + i], plan.S[t, i])
+                )
+                k = _decode_value(coder, scalar, col, mean, s)
             else:
                 k = _decode_calendar(coder, scalar, cc, col, t, last[i])
             if k == MISSING:
@@ -382,6 +422,7 @@ def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray
                 z = float(col.z_of(np.array([k]))[0])
                 last[i] = z
             out[t, i] = k
+            Zw[m + t, i] = z
             P[row + offs[i]] += coefs[i] * z
     return out
 

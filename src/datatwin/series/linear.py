@@ -155,7 +155,16 @@ class LinearModel:
     def intercepts(self) -> np.ndarray:
         """(d, Pm) intercept of each phase: the model written as deviations from its level,
 
-        z_t - m(t) = A (z_t - m(t))_<j + Σ_l B_l (z_{t-l} - m(t-l)) + e, expanded."""
+        z_t - m(t) = A (z_t - m(t))_<j + Σ_l B_l (z_{t-l} - m(t-l)) + e, expanded.
+        Kept while the arrays it is made of are the same objects (none is changed in place)."""
+        parts = (self.intercept, self.level, self.A, self.B, self.lags)
+        hit = self.__dict__.get("_intercepts")
+        if hit is None or any(a is not b for a, b in zip(hit[0], parts, strict=True)):
+            hit = (parts, self._intercepts())
+            self.__dict__["_intercepts"] = hit
+        return hit[1]
+
+    def _intercepts(self) -> np.ndarray:
         d = len(self.intercept)
         if self.level is None:
             return self.intercept[:, None].copy()
