@@ -1,6 +1,7 @@
 """Compression benchmark: a twin as a lossless compressor next to gzip, bzip2, xz, zstd, PPMd.
 
-One command, one run (writes bench/results/compress.json and compress.md):
+One command, one run (writes bench/results/compress.json and compress.md; a run with --only
+writes compress_only.{json,md} instead, so the full table is never replaced by a part):
 
     PYTHONPATH=src .venv/bin/python bench/compress_bench.py [--only adult,alarm]
 
@@ -316,8 +317,9 @@ def main() -> None:
     text = render(rows, load)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "compress.json").write_text(json.dumps({"load": load, "rows": rows}, indent=1))
-    (OUT / "compress.md").write_text(text)
+    stem = "compress" if not args.only else "compress_only"  # a partial run keeps the full table
+    (OUT / f"{stem}.json").write_text(json.dumps({"load": load, "rows": rows}, indent=1))
+    (OUT / f"{stem}.md").write_text(text)
 
 
 if __name__ == "__main__":
