@@ -5,8 +5,9 @@ functions of data the parent already holds. Forked workers see that data without
 (copy on write), and only the small results travel back, so the result is the same as the
 serial loop's, bit for bit, in the same order. Workers: `DATATWIN_WORKERS` (1 turns it off),
 else the cores this process may use. Forking is skipped where it is unsafe or not worth it:
-no `fork` on the platform, torch loaded (its thread pools do not survive a fork), inside a
-daemon process (a Dask worker), or too little work.
+no `fork` on the platform, torch loaded (its thread pools do not survive a fork), other
+threads running (e.g. a Dask client's), inside a daemon process (a Dask worker), or too
+little work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -37,10 +39,12 @@ def workers() -> int:
 
 
 def _fork_safe() -> bool:
+    """Forking copies one thread: only when no other thread could hold a lock at that moment."""
     return (
         "fork" in mp.get_all_start_methods()
         and "torch" not in sys.modules
         and not mp.current_process().daemon
+        and threading.active_count() == 1
     )
 
 
