@@ -74,25 +74,24 @@ def within_total(codecs: list[ColumnCodec], counts_of: Callable[[str], ValueCoun
     total = 0.0
     for codec in codecs:
         vc = counts_of(codec.spec.name)
-        total += float(np.sum(vc.counts * codec.encode_texts(vc.values)[1]))
+        total += _within(vc.counts, codec.encode_texts(vc.values)[1])
     return total
 
 
-def state_columns(raw: RawTable, codecs: list[ColumnCodec]) -> list[np.ndarray]:
-    """`raw`'s state under each codec, a column each (the smallest integer type)."""
-    cols = []
-    for codec in codecs:
-        col = raw.cells[codec.spec.name]
-        states = col.per_cell(codec.encode_texts(col.uniques)[0])
-        cols.append(small_codes(states, codec.n_states))
-    return cols
+def _within(counts: np.ndarray, within_of_text: np.ndarray) -> float:
+    return float(np.sum(counts * within_of_text))
 
 
 def encode_table(raw: RawTable, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
-    """`raw`'s rows under `codecs`."""
-    rows = EncodedRows(
-        state_columns(raw, codecs), None, within_total(codecs, raw.value_counts), raw.n_rows
-    )
+    """`raw`'s rows under `codecs`: each column's distinct texts encoded once, for the state
+    columns (the smallest integer type) and for the within total (`within_total`'s sum)."""
+    cols, total = [], 0.0
+    for codec in codecs:
+        col = raw.cells[codec.spec.name]
+        states, within = codec.encode_texts(col.uniques)
+        cols.append(small_codes(col.per_cell(states), codec.n_states))
+        total += _within(col.value_counts().counts, within)
+    rows = EncodedRows(cols, None, total, raw.n_rows)
     return rows.distinct() if distinct else rows
 
 

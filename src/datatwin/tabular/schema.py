@@ -100,7 +100,7 @@ _INT = re.compile(_INT_RE, re.ASCII)
 
 
 def _parse_one(token: str) -> tuple[float, bool]:
-    """`_numeric_parse` of one token: (value or NaN, is a plain integer)."""
+    """`parse_numbers` of one text: (value or NaN, is a plain integer)."""
     t = token.strip()
     if not _NUMBER.match(t):
         return math.nan, bool(re.match(_INT_RE, t))
