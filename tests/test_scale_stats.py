@@ -143,3 +143,63 @@ def test_a_large_training_split_is_searched_on_a_sample_then_counted_on_every_ro
     counted = datatwin.fit(df, structures="dag", edges=twin.edges, holdout=df.iloc[:5], refit=False)
     assert np.array_equal(twin.log_prob(df), counted.log_prob(df))
     assert twin.structure == "bayesnet"
+
+
+def test_an_explicit_holdout_with_a_large_training_split_is_also_searched_on_a_sample(
+    monkeypatch, caplog
+):
+    import logging
+
+    import pandas as pd
+
+    import datatwin
+
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 4, 5000)
+    b = (a + rng.integers(0, 2, 5000)) % 4
+    df = pd.DataFrame({"a": a, "b": b, "c": (b * 2 + rng.integers(0, 2, 5000)) % 5})
+    train, hold = df.iloc[:4000], df.iloc[4000:]
+    monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 800)
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        twin = datatwin.fit(train, holdout=hold, structures="bayesnet", seed=0, refit=False)
+    assert "candidates are fit on a sample of" in caplog.text
+    # without a refit the final tables are still the counts of every training row
+    counted = datatwin.fit(train, structures="dag", edges=twin.edges, holdout=hold, refit=False)
+    assert np.array_equal(twin.log_prob(df), counted.log_prob(df))
+
+
+def _bins_tried(rows: list[dict]) -> list[int]:
+    return [int(r["bins"]) for r in rows if r["structure"].startswith("trees[bins=")]
+
+
+def test_the_bins_search_doubles_until_two_doublings_in_a_row_miss():
+    """The tried bins follow the rule, replayed from the leaderboard's own holdout bits."""
+    import pandas as pd
+
+    import datatwin
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    x = rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "x": np.round(x, 3),
+            "y": np.round(x**2 + 0.1 * rng.normal(size=n), 3),
+            "g": np.where(x > 0, "p", "n"),
+        }
+    )
+    twin = datatwin.fit(df, structures="trees", seed=0)
+    rows = twin.leaderboard
+    bits = {int(r["bins"]): r["holdout_bits"] for r in rows if r["structure"].startswith("trees")}
+    expected, best, misses = [], 10, 0
+    for b in (20, 40, 80, 160):
+        expected.append(b)
+        if bits[b] < bits[best]:
+            best, misses = b, 0
+        else:
+            misses += 1
+            if misses == 2:
+                break
+    if best == 10:
+        expected.append(5)
+    assert _bins_tried(rows) == expected

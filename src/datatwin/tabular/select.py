@@ -3,9 +3,13 @@
 `TableSearch` is the table kind's `core.candidates.Search`: it fits the base structures on
 the training split (the defaults, or the labels asked for), adds `gaussian` when every
 column is numeric and the structures were not given, then — when `bins` was not given and
-the best candidate has numeric intervals — tries that structure with 5 and 20 bins and keeps
-doubling (40, 80, 160) while the doubled count is the best so far. `core.candidates.select`
-runs it and keeps the candidate under which the holdout is most probable.
+the best candidate has numeric intervals — tries that structure with 20 bins and keeps
+doubling (40, 80, 160) until two doublings in a row are not the best so far, then 5 bins when
+no finer count beat the base 10. The bins candidates reuse what the best base candidate
+searched (`_found_structure`): a trees fit's column order, a bayesnet's edges as the start of
+its hill climb. Training splits over `SEARCH_ROWS` rows are searched on a hashed sample, the
+chosen structure counted on every row (`sample_split`). `core.candidates.select` runs it and
+keeps the candidate under which the holdout is most probable.
 """
 
 from __future__ import annotations
@@ -46,13 +50,14 @@ MIN_ROWS = 10
 WIDE_STRUCTURES = ("independent", "chow-liu")
 BASE_BINS = 10
 #: training rows above which candidates are fit and scored on a sample (`sample_split`)
-SEARCH_ROWS = 2_000_000
+SEARCH_ROWS = 250_000
 #: structures whose refit after a sampled search keeps the parents and counts every row
 _PARENTS_FIXED = ("independent", "chow-liu", "bayesnet", "dag")
 _SAMPLE_SALT = 0x5EA2C4
 #: structures fit on the rows themselves, not on their counts (not for a `RowSource`)
 ROWS_IN_MEMORY = ("gaussian", "neural")
-MORE_BINS = (5, 20, 40, 80, 160)
+FINER_BINS = (20, 40, 80, 160)
+COARSER_BINS = 5
 
 
 @dataclass
@@ -110,7 +115,7 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
         raise InputError(f"the holdout data lacks columns {missing}")
     hold = RawTable(raw.columns, {c: hold.cells[c] for c in raw.columns}, raw.dtypes, hold.source)
     check_rows(raw, 2)
-    return Split(raw, hold, raw)
+    return sample_split(Split(raw, hold, raw), split_key(seed))
 
 
 def sample_split(split: Split, key: int) -> Split:
@@ -203,11 +208,11 @@ class TableSearch:
         params = {**self.params, "bins": bins, **label_params}
         return Structure.of(name, format_label(name, label_params), **params)
 
-    def fit_one(self, structure: Structure) -> Candidate[TableTwin]:
+    def fit_one(self, structure: Structure, **extra: Any) -> Candidate[TableTwin]:
         train, hold = self.split.searched()
         with progress.step(f"fitting {structure.label}"):
             with stopwatch() as secs:
-                twin = self._fit(train, structure, _cache=self.cache)
+                twin = self._fit(train, structure, _cache=self.cache, **extra)
                 seconds = secs()
             columns = {
                 "bins": structure.param("bins"),
@@ -257,11 +262,18 @@ class TableSearch:
             return
         if top.model is None or not any(len(c.coarse_edges) > 2 for c in top.model.codecs):
             return  # no numeric intervals: bins change nothing
-        # coarser and finer bins for the best structure; keep doubling while it helps
-        for b in MORE_BINS:
-            if b > 20 and board.best().columns["bins"] != b // 2:
+        # finer bins for the best structure, doubling until two doublings in a row do not
+        # help (holdout bits against bins have small dips); coarser when no finer one helps
+        found = _found_structure(name, top.model)
+        misses = 0
+        for b in FINER_BINS:
+            yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b), **found)
+            misses = 0 if board.best().columns["bins"] == b else misses + 1
+            if misses == 2:
                 break
-            yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b))
+        if board.best().columns["bins"] == base_bins:
+            b = COARSER_BINS
+            yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b), **found)
 
     def _counted(self, rows: Rows, structure: Structure, edges: list[tuple[str, str]]) -> TableTwin:
         """`structure`'s network with exactly these `edges`, its tables counted on `rows`
@@ -285,17 +297,18 @@ class TableSearch:
     def refit(self, best: Candidate[TableTwin]) -> TableTwin:
         twin = best.model
         assert twin is not None
-        full = self.split.full
-        if self.do_refit and self.split.sampled and best.structure.name in _PARENTS_FIXED:
-            with progress.step(f"counting {best.structure.label} on all {full.n_rows} rows"):
-                twin = self._counted(full, best.structure, twin.edges)
-        elif self.do_refit and full is not self.split.train:
-            with progress.step(f"refitting {best.structure.label} on all {full.n_rows} rows"):
+        # every training row (and the holdout's, when refitting) counts in the final twin
+        rows = self.split.full if self.do_refit else self.split.train
+        if self.split.sampled and best.structure.name in _PARENTS_FIXED:
+            with progress.step(f"counting {best.structure.label} on all {rows.n_rows} rows"):
+                twin = self._counted(rows, best.structure, twin.edges)
+        elif self.split.sampled or (self.do_refit and rows is not self.split.train):
+            with progress.step(f"refitting {best.structure.label} on all {rows.n_rows} rows"):
                 extra: dict[str, Any] = {}
                 if best.structure.name == "neural":  # same epochs again, on every row
                     extra["epochs"] = twin.params["epochs"]
                 twin = self._fit(
-                    full,
+                    rows,
                     best.structure,
                     warm_start=twin.edges,
                     order=twin.params.get("order"),
@@ -306,6 +319,17 @@ class TableSearch:
             label_params = {**self._label_params(best), "epochs": twin.params["epochs"]}
             twin.structure = format_label("neural", label_params)
         return twin
+
+
+def _found_structure(name: str, twin: TableTwin) -> dict[str, Any]:
+    """What the bins search keeps of the best base candidate's search: a trees fit's column
+    order (the trees regrow at each bins; the order is not searched again), or the edges a
+    bayesnet's hill climb starts from (instead of the Chow-Liu tree)."""
+    if "order" in twin.params:
+        return {"order": list(twin.params["order"])}
+    if name == "bayesnet":
+        return {"warm_start": list(twin.edges)}
+    return {}
 
 
 def _bits(twin: TableTwin, raw: Rows, enc: Encoding | None) -> float:

@@ -66,13 +66,15 @@ class TreeCPT:
         n = len(columns[self.parents[0]]) if self.parents else (n or 0)
         node = np.zeros(n, dtype=np.int64)
         active = np.arange(n) if self.feature[0] >= 0 else np.zeros(0, dtype=np.int64)
+        if not len(active):
+            return self.leaf[node]
+        # the parents' states as one matrix (parents × rows): a level reads them at once
+        states = np.stack([np.asarray(columns[p]) for p in self.parents])
+        row_of = np.zeros(max(self.parents) + 1, dtype=np.int64)
+        row_of[list(self.parents)] = np.arange(len(self.parents))
         while len(active):
             nd = node[active]
-            f = self.feature[nd]
-            state = np.empty(len(active), dtype=np.int64)
-            for p in np.unique(f):
-                m = f == p
-                state[m] = columns[p][active[m]]
+            state = states[row_of[self.feature[nd]], active]
             go_left = self.mask[self.mask_off[nd] + state]
             nd = np.where(go_left, self.left[nd], self.right[nd])
             node[active] = nd
