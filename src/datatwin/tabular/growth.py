@@ -29,6 +29,7 @@ MIN_LEAF = 5
 MAX_DEPTH = 40
 _SCAN_CELLS = 1 << 21  # threshold cells scored at once
 _DENSE_NODE_CELLS = 1 << 19  # a node's (predictor state, child state) counts kept densely
+_WIDE_KEYS = 1 << 25  # keys (rows × predictors) held as int64 up to this many
 _BATCH = 4  # categorical columns ordered at once, in decreasing order of their bound
 
 
@@ -127,13 +128,15 @@ def grow(
     min_leaf: int = MIN_LEAF,
     max_depth: int = MAX_DEPTH,
     weights: np.ndarray | None = None,
+    states: np.ndarray | None = None,
 ) -> TreeCPT:
     """Grow the tree of P(columns[child] | columns[predictors]).
 
     prior: the child's smoothed marginal (the root's distribution);
     ranks[j]: the order of column j's states for threshold splits, or None for a
     categorical column (its states are ordered afresh at every node);
-    weights: how many times each row occurs (distinct rows), None for once.
+    weights: how many times each row occurs (distinct rows), None for once;
+    states: `global_states(columns, cards, predictors)`, when the caller has it.
     """
     k = int(cards[child])
     x = columns[child]
@@ -149,10 +152,13 @@ def grow(
         return g.finish(k).bind(cards)
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
     total = int(off[-1])
-    # keys[j, r] = (global state of predictor j, child state) of row r; a row per predictor
-    keys = np.empty((len(preds), len(x)), dtype=np.int64 if total * k >= 1 << 31 else np.int32)
-    for j, p in enumerate(preds):
-        keys[j] = (off[j] + columns[p]) * k + x
+    if states is None:
+        states = global_states(columns, cards, preds)
+    # keys[r, j] = (global state of predictor j, child state) of row r: a node's rows are
+    # whole rows of keys, and int64 keys are counted without a conversion (int32 when large)
+    wide = total * k >= 1 << 31 or states.size <= _WIDE_KEYS
+    dtype = np.int64 if wide else np.int32
+    keys = states.astype(dtype, copy=False) * dtype(k) + x[:, None].astype(dtype)
     # counts kept per node while dense pays: a child's counts are its parent's minus its sibling's
     dense = total * k <= min(_DENSE_NODE_CELLS, 4 * keys.size)
     rows0 = np.arange(len(x))
@@ -163,7 +169,7 @@ def grow(
         best = None
         if size(rows) >= 2 * min_leaf and depth < max_depth:
             w = None if weights is None else weights[rows]
-            counts = _present(c) if c is not None else _node_counts(keys[:, rows], k, total, w)
+            counts = _present(c) if c is not None else _node_counts(keys[rows], k, total, w)
             best = _best_split(counts, k, preds, off, ranks, q, min_leaf)
         if best is None:
             g.make_leaf(node, q)
@@ -178,6 +184,18 @@ def grow(
     return g.finish(k).bind(cards)
 
 
+def global_states(columns: list[np.ndarray], cards: np.ndarray, preds: list[int]) -> np.ndarray:
+    """Rows × predictors: predictor j's state offset by the states of the predictors before
+    it (a number per (predictor, state) over all of them), int32 unless that overflows."""
+    off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
+    n = len(columns[preds[0]]) if preds else 0
+    out = np.empty((n, len(preds)), dtype=np.int64 if off[-1] >= 1 << 31 else np.int32)
+    for j, p in enumerate(preds):
+        out[:, j] = columns[p]
+        out[:, j] += off[j]
+    return out
+
+
 def _split_counts(c, keys, left, right, total: int, k: int, weights=None):
     """Dense counts of both sides of a split from the parent's `c`: the smaller side counted,
     the larger one the parent minus it. A side with few rows for its cells gets None (it is
@@ -185,21 +203,21 @@ def _split_counts(c, keys, left, right, total: int, k: int, weights=None):
     if c is None:
         return None, None
     cells = total * k
-    if max(len(left), len(right)) * keys.shape[0] * 4 < cells:
+    if max(len(left), len(right)) * keys.shape[1] * 4 < cells:
         return None, None
     small, swap = (left, False) if len(left) <= len(right) else (right, True)
-    counted = _dense_counts(keys[:, small], total, k, None if weights is None else weights[small])
+    counted = _dense_counts(keys[small], total, k, None if weights is None else weights[small])
     cb = c - counted
-    cs = None if len(small) * keys.shape[0] * 4 < cells else counted
+    cs = None if len(small) * keys.shape[1] * 4 < cells else counted
     return (cb, cs) if swap else (cs, cb)
 
 
 def _dense_counts(
     keys: np.ndarray, total_states: int, k: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
-    """Counts of every (predictor state, child state) among the rows of `keys` (predictors
-    × rows; a dense total_states × k matrix), each row counted `weights` times."""
-    w = None if weights is None else np.tile(weights.astype(float), keys.shape[0])
+    """Counts of every (predictor state, child state) among the rows of `keys` (rows ×
+    predictors; a dense total_states × k matrix), each row counted `weights` times."""
+    w = None if weights is None else np.repeat(weights.astype(float), keys.shape[1])
     c = np.bincount(keys.ravel(), weights=w, minlength=total_states * k)
     return c.astype(np.int64, copy=False).reshape(total_states, k)
 
@@ -224,7 +242,7 @@ def _node_counts(keys: np.ndarray, k: int, total_states: int, weights=None):
         u, cnt = np.unique(flat, return_counts=True)
     else:
         u, inverse = np.unique(flat, return_inverse=True)
-        w = np.tile(weights.astype(float), keys.shape[0])
+        w = np.repeat(weights.astype(float), keys.shape[1])
         cnt = np.bincount(inverse.ravel(), weights=w).astype(np.int64)
     pos, x = np.divmod(u, k)
     rows, ri = np.unique(pos, return_inverse=True)
@@ -438,12 +456,15 @@ def _grow_at(
     order: list[int],
     ranks: list[np.ndarray | None],
     w: np.ndarray | None,
+    states: np.ndarray,
 ) -> TreeCPT:
-    """The tree of the column at position pos of `order` over the columns before it."""
+    """The tree of the column at position pos of `order` over the columns before it
+    (`states`: `global_states` of the columns in `order`, a prefix of which is its own)."""
     pos, v = pos_v
     preds = list(order[:pos])
     prior = marginal_prior(cols[v], int(cards[v]), pseudo[v], w)
-    return grow(cols, cards, v, preds, prior, [ranks[p] for p in preds], weights=w)
+    ranked = [ranks[p] for p in preds]
+    return grow(cols, cards, v, preds, prior, ranked, weights=w, states=states[:, :pos])
 
 
 def grow_trees(
@@ -460,7 +481,10 @@ def grow_trees(
     w = counter.weights
     big = len(cols[0]) * len(order) >= _PARALLEL_CELLS if cols else False
     trees = parallel_map(
-        _grow_at, list(enumerate(order)), cols, cards, pseudo, order, ranks, w, worth_it=big
+        _grow_at,
+        list(enumerate(order)),
+        *(cols, cards, pseudo, order, ranks, w, global_states(cols, cards, order[:-1])),
+        worth_it=big,
     )
     grown = {v: t for (_, v), t in zip(enumerate(order), trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
