@@ -120,6 +120,7 @@ def child_fit(path: str) -> dict[str, Any]:
     import pyarrow.csv as pacsv
 
     import datatwin
+    from datatwin import progress
     from datatwin.reader import read_table
 
     t0 = time.perf_counter()
@@ -127,7 +128,8 @@ def child_fit(path: str) -> dict[str, Any]:
     t1 = time.perf_counter()
     raw = read_table(path)
     t2 = time.perf_counter()
-    twin = datatwin.fit(raw, seed=0)
+    with progress.recording() as steps:
+        twin = datatwin.fit(raw, seed=0)
     t3 = time.perf_counter()
     best = min(twin.leaderboard, key=lambda r: r["holdout_bits"])
     return {
@@ -135,6 +137,7 @@ def child_fit(path: str) -> dict[str, Any]:
         "read_s": t2 - t1,
         "fit_s": t3 - t2,
         "total_s": t3 - t1,
+        **stage_times(steps, t3 - t2),
         "selected": twin.structure,
         "holdout_bits": best["holdout_bits"],
         "candidates": [
@@ -142,6 +145,26 @@ def child_fit(path: str) -> dict[str, Any]:
             for r in twin.leaderboard
         ],
     }
+
+
+#: fit stages by the start of their `progress.step` messages
+STAGES = {
+    "split_s": ("holding out",),
+    "schema_s": ("inferring",),
+    "search_s": ("fitting",),
+    "refit_s": ("counting", "refitting"),
+}
+
+
+def stage_times(steps: list[tuple[str, float]], fit_s: float) -> dict[str, float]:
+    """Seconds per fit stage (`STAGES`) from the recorded steps; `other_s` is the rest of the
+    fit (encoding for scoring, leaderboard)."""
+    out = {
+        key: sum(s for msg, s in steps if msg.startswith(prefixes))
+        for key, prefixes in STAGES.items()
+    }
+    out["other_s"] = max(0.0, fit_s - sum(out.values()))
+    return out
 
 
 def to_parquet_parts(csv: Path, folder: Path, parts: int) -> Path:
@@ -227,8 +250,9 @@ def run_child(path: Path, mode: str = "fit") -> dict[str, Any]:
 
 
 def exponent(rows: list[int], secs: list[float]) -> float | None:
-    """b in secs ≈ a·rowsᵇ (least squares in log-log), None with fewer than two points."""
-    if len(rows) < 2:
+    """b in secs ≈ a·rowsᵇ (least squares in log-log), None with fewer than two points or a
+    stage that took no time (no refit, say)."""
+    if len(rows) < 2 or min(secs) <= 0:
         return None
     return float(np.polyfit(np.log(rows), np.log(secs), 1)[0])
 
@@ -240,24 +264,36 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path) -> None:
         f"Machine: {os.cpu_count()} cores, shared; load average recorded per run. "
         "`x pyarrow` = read + fit time over pyarrow reading the same file.",
         "",
-        "| table | rows | read s | fit s | total s | x pyarrow | peak MB | load | selected | "
-        "holdout bits |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "| table | rows | read s | split s | search s | refit s | other s | fit s | total s | "
+        "x pyarrow | peak MB | load | selected | holdout bits |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for kind, runs in results.items():
         for r in runs:
-            lines.append(
-                f"| {kind} | {r['rows']:,} | {r['read_s']:.2f} | {r['fit_s']:.2f} | "
-                f"{r['total_s']:.2f} | {r['fit_over_pyarrow']:.0f} | {r['peak_mb']:.0f} | "
-                f"{r['loadavg_before'][0]:.2f} | {r['selected']} | {r['holdout_bits']:.3f} |"
+            stages = " | ".join(
+                f"{r[k]:.2f}" if k in r else "–" for k in ("split_s", "search_s", "refit_s")
             )
-    lines += ["", "Growth exponents (time ∝ rowsᵇ, peak memory ∝ rowsᵇ):", ""]
+            other = f"{r['other_s'] + r.get('schema_s', 0.0):.2f}" if "other_s" in r else "–"
+            lines.append(
+                f"| {kind} | {r['rows']:,} | {r['read_s']:.2f} | {stages} | {other} | "
+                f"{r['fit_s']:.2f} | {r['total_s']:.2f} | {r['fit_over_pyarrow']:.0f} | "
+                f"{r['peak_mb']:.0f} | {r['loadavg_before'][0]:.2f} | {r['selected']} | "
+                f"{r['holdout_bits']:.3f} |"
+            )
+    lines += [
+        "",
+        "`other` = schema inference, encoding and scoring outside the candidates' fits. "
+        "Growth exponents b of time ≈ a·rowsᵇ per stage and of peak memory:",
+        "",
+    ]
     for kind, runs in results.items():
         rows = [r["rows"] for r in runs]
-        bt = exponent(rows, [r["total_s"] for r in runs])
-        bm = exponent(rows, [r["peak_mb"] for r in runs])
-        if bt is not None and bm is not None:
-            lines.append(f"- {kind}: time b = {bt:.2f}, memory b = {bm:.2f}")
+        parts = []
+        for key in ("read_s", "search_s", "refit_s", "total_s", "peak_mb"):
+            b = exponent(rows, [r[key] for r in runs]) if all(key in r for r in runs) else None
+            if b is not None:
+                parts.append(f"{key.rsplit('_', 1)[0]} b = {b:.2f}")
+        lines.append(f"- {kind}: " + ", ".join(parts))
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     (out / "scale.json").write_text(json.dumps(results, indent=1) + "\n")
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scale_bench import exponent, flights  # noqa: E402
+from bench.scale_bench import exponent, flights, stage_times  # noqa: E402
 
 
 def _minutes(hhmm: np.ndarray) -> np.ndarray:
@@ -32,3 +32,27 @@ def test_growth_exponent_of_a_power_law():
     rows = [10_000, 100_000, 1_000_000]
     assert abs(exponent(rows, [2e-4 * n**1.1 for n in rows]) - 1.1) < 1e-9
     assert exponent(rows[:1], [1.0]) is None
+    assert exponent(rows, [0.0, 1.0, 2.0]) is None  # a stage that took no time
+
+
+def test_a_table_fit_records_its_stages_and_they_sum_to_at_most_the_fit():
+    import time
+
+    import pandas as pd
+
+    import datatwin
+    from datatwin import progress
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.integers(0, 3, 400), "b": rng.normal(size=400).round(2)})
+    start = time.perf_counter()
+    with progress.recording() as steps:
+        twin = datatwin.fit(df, structures="independent,chow-liu", seed=0)
+    fit_s = time.perf_counter() - start
+    messages = [m for m, _ in steps]
+    assert messages[:2] == ["holding out rows of 400", "inferring the types of 2 columns"]
+    assert "fitting independent" in messages and "fitting chow-liu" in messages
+    assert any(m.startswith("refitting " + twin.structure) for m in messages)
+    stages = stage_times(steps, fit_s)
+    assert stages["search_s"] > 0 and stages["refit_s"] > 0
+    assert abs(sum(stages.values()) - fit_s) < 1e-9  # other_s is the rest

@@ -123,7 +123,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _check_fit_outputs(args, model_path)
     with reading(_read_options(args)):
         twin = cls.cli_fit(data, args)
-    twin.save(model_path, stdout_ok=True)
+    with progress.step(f"saving the twin to {'stdout' if model_path == STDOUT else model_path}"):
+        twin.save(model_path, stdout_ok=True)
     _emit_fit(twin, args, model_path)
     return 0
 

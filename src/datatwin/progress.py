@@ -101,11 +101,34 @@ def _human(amount: float, unit: str) -> str:
     return f"{amount:.3g} {unit}"
 
 
+#: (step message, seconds) of the steps run inside `recording()`, else None
+_records: list[tuple[str, float]] | None = None
+
+
+@contextmanager
+def recording() -> Iterator[list[tuple[str, float]]]:
+    """Collect every `step` run inside the block as (message, seconds), in the order they
+    end (a benchmark's stage times)."""
+    global _records
+    outer, _records = _records, []
+    try:
+        yield _records
+    finally:
+        _records = outer
+
+
 @contextmanager
 def step(message: str) -> Iterator[None]:
-    """Show a spinner with `message` while a long step runs (CLI, on a terminal only)."""
+    """Show a spinner with `message` while a long step runs (CLI, on a terminal); elsewhere,
+    unless quiet, one line with its time when it took at least a second."""
+    start = time.perf_counter()
     if _spinners and sys.stderr.isatty():
         with _console.status(message):
             yield
     else:
         yield
+    secs = time.perf_counter() - start
+    if _records is not None:
+        _records.append((message, secs))
+    if _spinners and secs >= 1.0:
+        _console.print(f"[dim]{message}: {secs:.1f} s[/dim]", highlight=False)

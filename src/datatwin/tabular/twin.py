@@ -187,8 +187,9 @@ class TableTwin(Twin):
         `edges`, + gaussian when every column is numeric).
         holdout: a fraction of rows (random, from `seed`: an int, None or a numpy Generator)
         or data (path/DataFrame) to hold out.
-        bins: coarse bins of numeric columns; None tries 10, then 5 and 20 for the best
-        structure, and keeps doubling (40, 80, 160) while that helps.
+        bins: coarse bins of numeric columns; None tries 10, then doubles (20, 40, 80, 160)
+        for the best structure until two doublings in a row do not help, and tries 5 when
+        no finer count did.
         min_count: privacy rule: a category of a high-cardinality column (more than
         max(50, sqrt(rows)) distinct values) seen in fewer than `min_count` rows is never
         stored or sampled verbatim; it is spelled by a character model (1: store all).
@@ -196,8 +197,10 @@ class TableTwin(Twin):
         check_params({"bins": bins, "max_parents": max_parents, "min_count": min_count})
         raw = _rows(data)
         plan = structure_plan(structures, edges)
-        split = split_rows(raw, holdout, seed)
-        specs = cls._schema_for(raw, schema)
+        with progress.step(f"holding out rows of {raw.n_rows:,}"):
+            split = split_rows(raw, holdout, seed)
+        with progress.step(f"inferring the types of {len(raw.columns)} columns"):
+            specs = cls._schema_for(raw, schema)
         for s in specs:
             if s.note:
                 progress.note(f"column {s.name!r}: {s.note}")
