@@ -77,6 +77,25 @@ def test_the_dask_fit_writes_the_same_model_file_as_the_in_memory_fit(cluster, p
     assert digest(tmp_path / "other.twin") == digest(tmp_path / "memory.twin")
 
 
+def test_a_search_on_a_sample_picks_the_same_rows_through_dask(
+    cluster, parts, tmp_path, monkeypatch, caplog
+):
+    """Above SEARCH_ROWS training rows the candidates see a hashed sample: the hash is of the
+    row's position in the whole table, so Dask partitions pick the rows memory picks."""
+    monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 900)
+    ddf = dd.read_parquet(parts)
+    with caplog.at_level(logging.INFO, logger="datatwin"):
+        twin = datatwin.fit(ddf, seed=5)
+    assert "candidates are fit on a sample of" in caplog.text
+    same = datatwin.fit(ddf.compute(), seed=5)
+    assert [r["holdout_bits"] for r in twin.leaderboard] == [
+        r["holdout_bits"] for r in same.leaderboard
+    ]
+    twin.save(tmp_path / "dask.twin")
+    same.save(tmp_path / "memory.twin")
+    assert digest(tmp_path / "dask.twin") == digest(tmp_path / "memory.twin")
+
+
 def test_structures_that_need_rows_in_memory_are_skipped_with_a_note(cluster, caplog):
     numeric = pd.DataFrame({"u": np.arange(300) % 17, "v": (np.arange(300) * 7) % 23})
     with caplog.at_level(logging.INFO, logger="datatwin"):

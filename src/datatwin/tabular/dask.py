@@ -33,8 +33,9 @@ from .rows import EncodedRows, encode_table, holdout_mask, merge_encoded, within
 if TYPE_CHECKING:
     from .codec import ColumnCodec
 
-#: (fraction, key, held): the rows a split keeps — held out (True) or for training (False)
-Selection = tuple[float, int, bool] | None
+#: the rows kept: every (fraction, key, held) condition holds, i.e. `holdout_mask(fraction,
+#: key)` of the row's position in the whole table is `held` (a split's side, a sample)
+Selection = tuple[tuple[float, int, bool], ...]
 
 
 def _part_rows(part: pd.DataFrame, start: int, selection: Selection) -> RawTable | None:
@@ -42,10 +43,10 @@ def _part_rows(part: pd.DataFrame, start: int, selection: Selection) -> RawTable
     if len(part) == 0:
         return None
     raw = from_frame(part, source="a partition")
-    if selection is not None:
-        fraction, key, held = selection
-        mask = holdout_mask(start, len(part), fraction, key)
-        keep = mask if held else ~mask
+    if selection:
+        keep = np.ones(len(part), dtype=bool)
+        for fraction, key, held in selection:
+            keep &= holdout_mask(start, len(part), fraction, key) == held
         if not keep.any():
             return None
         raw = raw.take(keep)
@@ -70,7 +71,7 @@ class DaskRows:
     def __init__(
         self,
         frame: Any,
-        selection: Selection = None,
+        selection: Selection = (),
         starts: list[int] | None = None,
         source: str = "a Dask DataFrame",
     ):
@@ -134,12 +135,13 @@ class DaskRows:
         return IdGenerator.fit(np.repeat(vc.values, vc.counts), int_like(vc.values))
 
     def split(self, fraction: float, key: int) -> tuple[DaskRows, DaskRows]:
-        if self.selection is not None:
-            raise InputError("internal: a split of a split")
         return tuple(  # type: ignore[return-value]
-            DaskRows(self.frame, (fraction, key, held), self.starts, self.source)
+            DaskRows(self.frame, (*self.selection, (fraction, key, held)), self.starts, self.source)
             for held in (False, True)
         )
+
+    def sample(self, fraction: float, key: int) -> DaskRows:
+        return DaskRows(self.frame, (*self.selection, (fraction, key, True)), self.starts, self.source)
 
 
 # ---- the command line: --engine dask [--scheduler ADDRESS] --------------------------------

@@ -123,6 +123,11 @@ class RowSource(Protocol):
         """(training rows, held-out rows): row i is held out iff `holdout_mask` says so."""
         ...
 
+    def sample(self, fraction: float, key: int) -> RowSource:
+        """These rows where `holdout_mask(fraction, key)` of the position in the whole table
+        is true (the same rows a `RawTable` of the whole table would pick)."""
+        ...
+
 
 Rows = RawTable | RowSource
 

@@ -100,13 +100,13 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
         if not isinstance(raw, RawTable):
             train_rows, hold_rows = raw.split(float(holdout), key)
             check_rows(hold_rows, 1)
-            return Split(train_rows, hold_rows, raw)
+            return sample_split(Split(train_rows, hold_rows, raw), key)
         held = holdout_mask(0, raw.n_rows, float(holdout), key)
         if not held.any():  # a tiny table: at least one row on each side
             held[0] = True
         if held.all():
             held[-1] = False
-        return sample_split(Split(raw.take(~held), raw.take(held), raw), key)
+        return sample_split(Split(raw.take(~held), raw.take(held), raw), key, held)
     if not isinstance(raw, RawTable):
         raise InputError("rows that are not in memory take a holdout fraction, not holdout data")
     hold = read_table(holdout)
@@ -118,19 +118,28 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
     return sample_split(Split(raw, hold, raw), split_key(seed))
 
 
-def sample_split(split: Split, key: int) -> Split:
+def sample_split(split: Split, key: int, held: np.ndarray | None = None) -> Split:
     """`split` with search rows: when the training rows outnumber `SEARCH_ROWS`, candidates
-    are fit on a hashed sample of `SEARCH_ROWS` of them and scored on a sample of the
-    holdout of the same share; the chosen structure is then counted on every row."""
+    are fit on a hashed sample of about `SEARCH_ROWS` of them and scored on the holdout rows
+    the same hash picks; the chosen structure is then counted on every row. The hash is of
+    each row's position in the whole table (`held`: which rows of `split.full` are held out,
+    when the holdout came from it), so rows not in memory pick the same rows (`sample`)."""
     train, hold = split.train, split.hold
-    if not isinstance(train, RawTable) or not isinstance(hold, RawTable):
-        return split
     if train.n_rows <= SEARCH_ROWS:
         return split
     share = SEARCH_ROWS / train.n_rows
     salt = key ^ _SAMPLE_SALT
-    split.search_train = train.take(holdout_mask(0, train.n_rows, share, salt))
-    split.search_hold = hold.take(holdout_mask(0, hold.n_rows, share, salt))
+    full = split.full
+    if not isinstance(train, RawTable) and not isinstance(hold, RawTable):
+        split.search_train, split.search_hold = train.sample(share, salt), hold.sample(share, salt)
+    elif not isinstance(train, RawTable) or not isinstance(hold, RawTable):
+        return split  # rows of two kinds: not a split this module makes
+    elif held is not None and isinstance(full, RawTable):
+        picked = holdout_mask(0, full.n_rows, share, salt)
+        split.search_train, split.search_hold = full.take(picked & ~held), full.take(picked & held)
+    else:  # the holdout came as its own table: positions in each table
+        split.search_train = train.take(holdout_mask(0, train.n_rows, share, salt))
+        split.search_hold = hold.take(holdout_mask(0, hold.n_rows, share, salt))
     progress.note(
         f"{split.train.n_rows:,} training rows: candidates are fit on a sample of "
         f"{split.search_train.n_rows:,} and scored on {split.search_hold.n_rows:,} of the "
