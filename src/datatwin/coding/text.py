@@ -195,19 +195,18 @@ def code_symbols(steps: Steps, ids: np.ndarray, enc: Encoder) -> float:
 def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     """The n ids of a block coded by `code_symbols` (and its EOS, checked)."""
     steps.reset()
-    out = np.empty(n, np.int64)
-    coder, family = dec._coder, _categorical_family()
-    for i in range(n + 1):
-        w = int(coder.decode(family, steps.distribution()[None, :])[0])
-        if i == n:
-            if w != EOS:
-                raise CompressedFileError("compressed file damaged: a document does not end")
-            break
+    out: list[int] = []
+    decode, family = dec._coder.decode, _categorical_family()
+    distribution, push = steps.distribution, steps.push
+    for _ in range(n):
+        w = int(decode(family, distribution()[None, :])[0])
         if w in (BOS, EOS):
             raise CompressedFileError("compressed file damaged: a document ends early")
-        out[i] = w
-        steps.push(w)
-    return out
+        out.append(w)
+        push(w)
+    if int(decode(family, distribution()[None, :])[0]) != EOS:
+        raise CompressedFileError("compressed file damaged: a document does not end")
+    return np.asarray(out, dtype=np.int64)
 
 
 def encode_spelled(

@@ -45,13 +45,13 @@ def vectorisable(steps: Steps) -> bool:
 def states(steps: Steps, ids: IntArray) -> IntArray:
     """The n-gram state before each of the n + 1 positions (ids, then EOS)."""
     out = np.empty(len(ids) + 1, np.int64)
-    trans, state = steps._trans, int(steps.sampler.start)
+    trans, state, base = steps._trans, int(steps.sampler.start), steps.base
     out[0] = state
     for i, w in enumerate(ids.tolist()):
-        nxt = trans.get((state, w))
+        nxt = trans.get(state * base + w)
         if nxt is None:
             nxt = steps._advance(state, w)
-            trans[(state, w)] = nxt
+            trans[state * base + w] = nxt
         state = nxt
         out[i + 1] = state
     return out
