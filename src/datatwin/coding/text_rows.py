@@ -89,30 +89,36 @@ class Level:
         base: int,
         ev: npt.NDArray[np.bool_],
     ) -> None:
-        """(position, symbol, count) of every symbol seen after a position's context."""
-        size = np.diff(np.append(first, len(order)))
+        """(position, symbol, count) of every symbol seen after a position's context.
+
+        Per-pair values are spread over their triples with `np.repeat` (no gathers through
+        a triple-to-pair index), in int32 when every triple index fits (half the memory)."""
+        it = np.int32 if (len(self.total) + 1) * (base + 1) < 1 << 31 else np.int64
+        size = np.diff(np.append(first, len(order))).astype(it)
         pid = group[ev] * base + ids[order[ev]]  # (context occurrence group, symbol)
-        r_ev = rank[ev]
+        r_ev = rank[ev].astype(it)
         upid, at, dense = np.unique(pid, return_index=True, return_inverse=True)
         f = r_ev[at]  # the earliest occurrence's rank (ranks ascend within a group)
         g = upid // base
         # one triple per (pair, later rank r of its context): ranks f+1 .. size-1
         length = size[g] - 1 - f
-        offset = np.cumsum(length) - length
-        rep = np.repeat(np.arange(len(upid)), length)
-        r = f[rep] + 1 + (np.arange(len(rep)) - offset[rep])
+        offset = (np.cumsum(length, dtype=it) - length).astype(it)
+        m = int(length.sum())
+        r = np.arange(m, dtype=it) + np.repeat((f + 1 - offset).astype(it), length)
         # count(r) = occurrences of the pair at ranks < r: mark each occurrence o at the
         # triple of rank o + 1 (the last rank has none) and sum along the pair's triples
         dense = dense.reshape(-1)
         o = r_ev - f[dense]
         inside = o < length[dense]
-        marks = np.zeros(len(rep) + 1, np.int64)
+        marks = np.zeros(m, it)
         marks[offset[dense[inside]] + o[inside]] = 1
-        cs = np.cumsum(marks)
-        count = cs[:-1] - np.append(0, cs)[offset[rep]]
-        position = order[first[g[rep]] + r]
+        count = np.cumsum(marks, dtype=it)
+        count -= np.repeat(np.append(0, count)[offset], length)
+        r += np.repeat(first[g].astype(it), length)
+        position = order.astype(it)[r]
         by = np.argsort(position)
-        self.pos, self.sym, self.count = position[by], (upid[rep] % base)[by], count[by]
+        self.pos, self.count = position[by], count[by]
+        self.sym = np.repeat((upid % base).astype(it), length)[by]
         self.distinct = np.bincount(position, minlength=len(self.total))
 
     def apply(self, P: FloatArray, i0: int, a: float, b: float, cap: float) -> None:
