@@ -155,6 +155,34 @@ def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
         yield i0, P
 
 
+def block_rows(
+    steps: Steps, ids: IntArray, starts: list[int], lengths: list[int]
+) -> Iterator[tuple[IntArray, FloatArray]]:
+    """(symbols, rows) chunks of the blocks `text.code_blocks` codes (each block from a
+    document start, then EOS) for a model without a cache: a row is its state's static row
+    (`Steps.static_rows`), then the length-aware end as `Steps.distribution` applies it (the
+    same elementwise operations, on all rows at once)."""
+    assert steps.spec is None
+    ids = np.asarray(ids, np.int64)
+    st = [states(steps, ids[s0 : s0 + n]) for s0, n in zip(starts, lengths, strict=True)]
+    sts = np.concatenate(st) if st else np.zeros(0, np.int64)
+    size = np.asarray(lengths, np.int64) + 1  # each block's symbols and its EOS
+    first = np.cumsum(size) - size
+    t = np.arange(len(sts)) - np.repeat(first, size)  # symbols before, within the block
+    syms = np.full(len(sts), EOS, np.int64)
+    body = t < np.repeat(size - 1, size)
+    syms[body] = ids[(np.repeat(np.asarray(starts, np.int64), size) + t)[body]]
+    for i0 in range(0, len(sts), _CHUNK):
+        uniq, inv = np.unique(sts[i0 : i0 + _CHUNK], return_inverse=True)
+        P = steps.static_rows(uniq)[inv.reshape(-1)]
+        if steps.hazard is not None:
+            pe = P[:, EOS].copy()
+            e = steps.hazard.end_prob(pe, t[i0 : i0 + _CHUNK])
+            P = P * (1.0 - e)[:, None] / (1.0 - pe)[:, None]
+            P[:, EOS] = e
+        yield syms[i0 : i0 + _CHUNK], P
+
+
 def encode_document(steps: Steps, ids: IntArray, enc: Encoder) -> float:
     """Code `ids` then EOS with the rows `Steps` would give one by one; the ideal bits."""
     syms = np.append(np.asarray(ids, np.int64), EOS)
