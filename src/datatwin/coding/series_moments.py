@@ -111,13 +111,17 @@ def make_moments(model: LinearModel, m: int, n: int, base: int, S: FloatArray) -
     )
 
 
-def _pull(C: FloatArray, terms: Terms, Z: FloatArray, rows: IntArray) -> FloatArray:
-    """(len(rows), d) C plus the terms at `rows` of Z, term by term in source order."""
+def _pull(C: FloatArray, terms: Terms, Z: FloatArray, r0: int) -> FloatArray:
+    """(len(C), d) C plus the terms at rows r0, r0 + 1, ... of Z, term by term in source
+    order (each term a contiguous slice of a column)."""
+    n = len(C)
+    Zt = np.ascontiguousarray(Z.T)
     M = C.copy()
     for j, tj in enumerate(terms):
         mj = M[:, j].copy()
         for lag, i, c in tj:
-            mj += c * Z[rows - lag, i]
+            assert r0 - lag >= 0
+            mj += c * Zt[i, r0 - lag : r0 - lag + n]
         M[:, j] = mj
     return M
 
@@ -135,9 +139,9 @@ def volatility(mo: Moments, j: int, sums: list[float]) -> float:
 def encode_moments(mo: Moments, Z: FloatArray) -> tuple[FloatArray, FloatArray]:
     """(n, d) means and scales of the data rows of Z (history rows first), all at once."""
     rows = mo.h0 + np.arange(len(mo.C))
-    M = _pull(mo.C, mo.terms, Z, rows)
+    M = _pull(mo.C, mo.terms, Z, mo.h0)
     if mo.Cr is not None and mo.rterms is not None:
-        high = _pull(mo.Cr, mo.rterms, Z, rows)
+        high = _pull(mo.Cr, mo.rterms, Z, mo.h0)
         up = rising(lambda lag: Z[rows - lag], mo.k)
         M = np.where(up, M + high, M)
     data = slice(mo.m - mo.h0, None)
