@@ -126,6 +126,33 @@ def test_incremental_distribution_equals_next_distribution(twin: datatwin.Twin) 
             ctx.append(int(ids[i]))
 
 
+def test_block_rows_equal_the_sequential_distributions(twin: datatwin.Twin) -> None:
+    """The encoder's all-at-once rows of many sequences (static rows, then the length-aware
+    end on all rows) are bit for bit the decoder's `Steps.distribution` one step at a time."""
+    from datatwin.coding import text_rows
+    from datatwin.text.counts import EOS
+
+    assert twin.hazard is not None and twin.chain.cache is None
+    rng = np.random.default_rng(7)
+    names = np.array(EVENTS + ["refund"], dtype=object)
+    lengths = [int(x) for x in rng.integers(0, 12, 40)]
+    ids = twin._encode(names[rng.integers(0, len(names), sum(lengths))])
+    starts = [int(x) for x in np.cumsum([0, *lengths[:-1]])]
+    got = list(text_rows.block_rows(Steps(twin.chain), ids, starts, lengths))
+    rows = np.concatenate([P for _, P in got])
+    syms = np.concatenate([y for y, _ in got])
+    steps, want, want_syms = Steps(twin.chain), [], []
+    for s0, n in zip(starts, lengths, strict=True):
+        steps.reset()
+        for i in range(n + 1):
+            want.append(steps.distribution().copy())
+            want_syms.append(int(ids[s0 + i]) if i < n else EOS)
+            if i < n:
+                steps.push(int(ids[s0 + i]))
+    assert np.array_equal(syms, want_syms)
+    assert np.array_equal(rows, np.array(want))
+
+
 def test_missing_columns_are_refused(twin: datatwin.Twin) -> None:
     with pytest.raises(datatwin.InputError, match="columns"):
         twin.compress(b"a,b\n1,2\n")

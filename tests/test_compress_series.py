@@ -129,10 +129,10 @@ def test_calendar_columns_are_coded_as_the_twin_scores_them(tmp_path: Path) -> N
     assert twin.decompress(twin.compress(odd)) == odd
 
 
-@pytest.mark.parametrize("structure", ["ar(1)+hetero", "ar(2)+regime"])
+@pytest.mark.parametrize("structure", ["ar(1)+hetero", "ar(2)+regime", "ar(2)+regime+hetero"])
 def test_volatility_and_regime_twins_are_coded_at_their_own_bits(tmp_path: Path, structure):
-    """`hetero` scales and `regime` means are the model's own (`means_and_scales`, a step and a
-    column at a time in both directions): the coded bits are the twin's log_prob."""
+    """`hetero` scales and `regime` means are the model's own (series_moments.py: all steps at
+    once when encoding, step by step when decoding): the coded bits are the twin's log_prob."""
     rng = np.random.default_rng(3)
     n, x, vol = 1200, np.zeros(1200), np.ones(1200)
     for t in range(1, n):
@@ -150,3 +150,51 @@ def test_volatility_and_regime_twins_are_coded_at_their_own_bits(tmp_path: Path,
     blob, report = compress_report(twin, raw)
     assert twin.decompress(blob) == raw
     assert report["model_bits"] == pytest.approx(predicted, rel=1e-6)
+
+
+def test_moments_are_the_same_in_both_directions(tmp_path: Path) -> None:
+    """The encoder's all-at-once means and scales equal, bit for bit, the decoder's step-by-step
+    ones (Stepper fed the same values), and the model's `means_and_scales` to rounding, for a
+    two-column twin with a chain, a regime and a volatility scale."""
+    from datatwin.coding.series_moments import Stepper, encode_moments
+    from datatwin.coding.series_steps import make_plan
+    from datatwin.series.ar import forward_fill
+
+    rng = np.random.default_rng(5)
+    n, x, y = 900, np.zeros(900), np.zeros(900)
+    for t in range(1, n):
+        scale = 0.4 + 0.8 * (abs(x[t - 1]) > 1.5)
+        x[t] = 0.7 * x[t - 1] + scale * rng.normal()
+        y[t] = 0.5 * y[t - 1] + 0.6 * x[t] + (0.3 if x[t - 1] > x[t - 2] else -0.2) * rng.normal()
+    lines = ["a,b", *(f"{u + 5:.2f},{v + 5:.2f}" for u, v in zip(x, y, strict=True))]
+    train = tmp_path / "train.csv"
+    train.write_text("\n".join(lines[:701]) + "\n")
+    twin = datatwin.fit(train, kind="series", seed=0, structures="ar(2)+regime+hetero", max_lag=3)
+    model = twin.model
+    assert model.regime is not None and model.hetero is not None
+    k = 200
+    plan = make_plan(twin, k, 700)
+    Zd = np.column_stack(
+        [
+            plan.cols[j].z_of(np.round((np.c_[x, y][700:, j] + 5) / 0.01).astype(np.int64))
+            for j in range(2)
+        ]
+    )
+    Z = forward_fill(np.vstack([plan.Zh, Zd]))
+    M, S = encode_moments(plan.moments, Z)
+    st = Stepper(plan.moments, plan.Zh, k)
+    Md, Sd = np.zeros((k, 2)), np.zeros((k, 2))
+    for t in range(k):
+        st.begin()
+        for j in plan.order:
+            Md[t, j], Sd[t, j] = st.moment(j)
+            st.mean[j] = Md[t, j]
+            st.push(j, float(Z[plan.m + t, j]))
+        st.end()
+    np.testing.assert_array_equal(M, Md)
+    np.testing.assert_array_equal(S, Sd)
+    rows = plan.m + np.arange(k)
+    Mm, Sm = model.means_and_scales(Z, rows, rows - plan.m + 700)
+    assert Sm is not None and not np.allclose(Sm, 1.0)
+    np.testing.assert_allclose(M, Mm, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(S, Sm, rtol=1e-12)

@@ -35,7 +35,8 @@ from .coder import AdaptiveByteModel, Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
 from .steps import Steps, paused_gc
-from .text import code_symbols, decode_spelled, encode_spelled
+from .text import code_blocks, decode_spelled, encode_spelled
+from .text_rows import block_rows
 from .wire import ByteReader, CompressedFileError, text, varint
 
 if TYPE_CHECKING:
@@ -219,10 +220,12 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
     # payload: sequences, then the names of unseen events
     enc = Encoder()
     steps = Steps(twin.chain)
-    seq_bits = 0.0
     with paused_gc():
-        for i in range(n_seq):
-            seq_bits += code_symbols(steps, ids[starts[i] : starts[i] + lengths[i]], enc)
+        if steps.spec is None:  # no cache: every row at once
+            blocks = block_rows(steps, ids, starts.tolist(), lengths.tolist())
+            seq_bits = sum(enc.encode_categorical(y, P) for y, P in blocks)
+        else:
+            seq_bits = code_blocks(steps, ids, starts.tolist(), lengths.tolist(), enc)
     unseen = [str(v) for v in ev_sorted[ids == UNK]]
     names = twin.unseen
     unseen_bits = encode_spelled(names.spelling, unseen, enc, names.row)

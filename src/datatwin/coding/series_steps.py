@@ -8,17 +8,15 @@ For step t and column j, in the model's chain order (so the contemporaneous term
 * inside: the cell under the predictive `mean_j(t) + s_j(t) e` (cells.py); a value below or
   above the level-0 window is coded by its distance (Elias-gamma style).
 
-The conditional means. `mean_j(t) = C_j(t) + Σ c · z[s, i]` over the model's terms, summed in
-the order of their source (s, then i in chain order). The encoder knows every z and adds the
-terms for all steps at once, a vector operation per term; the decoder adds each decoded z's
-terms into the means of the steps it feeds (one scatter per value), so each mean receives the
-same products in the same order and both sides hold bit-identical float64 means.
+The conditional means and scales (with a regime's additions and a volatility scale) come from
+series_moments.py: the encoder computes them for all steps at once, the decoder step by step
+with O(lags) work a value, both bit-identical.
 
 Encoding is vectorised: for a chunk of steps every row (flags padded to the common width, the
 cells' levels) is computed at once, sorted into stream order and coded in one coder call; the
 rare symbols (escapes, values beyond the window) are coded in their place by `Scalar`.
 Decoding is sequential; everything that does not depend on a decoded value (intercepts,
-scales, flag rows, scatter offsets) is precomputed.
+phase scales, flag rows, scatter offsets) is precomputed.
 
 The calendar columns of an `exog` twin are coded as the calendar model scores them
 (series_calendar.py). A cell below the coder's floor (2**-24 a symbol) costs less than the
@@ -50,6 +48,7 @@ from .cells import (
 )
 from .coder import Decoder, Encoder, _categorical_family
 from .series_calendar import CalCode, calendar_codes, first_rows
+from .series_moments import Moments, Stepper, encode_moments, make_moments
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
@@ -65,17 +64,15 @@ _CHUNK_ROWS = 1 << 14
 
 @dataclass
 class Plan:
-    """What both directions precompute: columns, chain order, intercepts, scales, terms."""
+    """What both directions precompute: columns, chain order, scales, history, moments."""
 
     cols: list[ColumnCode]
     order: list[int]
     m: int  # history rows
-    C: FloatArray  # (n, d) intercepts of the data rows
-    S: FloatArray  # (n, d) residual scale multipliers
+    S: FloatArray  # (n, d) residual scale multipliers of the seasonal phase
     Zh: FloatArray  # (m, d) history in model space (forward-filled)
-    terms: list[list[tuple[int, int, float]]]  # per target j: (lag, i, coef), source order
-    max_lag: int
     cal: dict[int, CalCode]  # calendar columns coded as the calendar model scores them
+    moments: Moments  # intercepts and terms of the means, volatility and regime parameters
 
 
 def make_plan(twin: SeriesTwin, n: int, base: int) -> Plan:
@@ -83,9 +80,7 @@ def make_plan(twin: SeriesTwin, n: int, base: int) -> Plan:
     model = twin.model
     d = len(twin.cols.names)
     cols = [ColumnCode.of(twin, j) for j in range(d)]
-    order = model.order()
     steps = base + np.arange(n)
-    C = np.ascontiguousarray(model.intercepts_at(steps)) if n else np.zeros((0, d))
     S = np.ones((n, d))
     if model.phase_scale is not None:
         S = np.ascontiguousarray(model.phase_scale[:, steps % model.phase_scale.shape[1]].T)
@@ -94,33 +89,9 @@ def make_plan(twin: SeriesTwin, n: int, base: int) -> Plan:
     for j, col in enumerate(cols):
         ok = ~np.isnan(hist[:, j])
         Zh[ok, j] = col.z_of(np.round(hist[ok, j] / col.delta).astype(np.int64))
-    pos = {j: p for p, j in enumerate(order)}
-    lags = [int(x) for x in model.lags]
-    terms: list[list[tuple[int, int, float]]] = []
-    for j in range(d):
-        t = [
-            (lag, i, float(model.B[j, li, i]))
-            for li, lag in sorted(enumerate(lags), key=lambda x: -x[1])
-            for i in order
-            if model.B[j, li, i] != 0.0
-        ]
-        t += [(0, i, float(model.A[j, i])) for i in order if pos[i] < pos[j] and model.A[j, i]]
-        terms.append(t)
     cal = calendar_codes(twin, cols, steps)
-    return Plan(cols, order, len(hist), C, S, forward_fill(Zh), terms, max(lags, default=0), cal)
-
-
-def means(plan: Plan, Z: FloatArray) -> FloatArray:
-    """(n, d) conditional means of the data rows of Z (history rows first), term by term."""
-    n = len(plan.C)
-    rows = plan.m + np.arange(n)
-    M = plan.C.copy()
-    for j, terms in enumerate(plan.terms):
-        mj = M[:, j].copy()
-        for lag, i, c in terms:
-            mj += c * Z[rows - lag, i]
-        M[:, j] = mj
-    return M
+    mo = make_moments(model, len(hist), n, base, S)
+    return Plan(cols, model.order(), len(hist), S, forward_fill(Zh), cal, mo)
 
 
 # ---------------------------------------------------------------------------------- rare
@@ -228,10 +199,7 @@ def _encode_cells(twin: SeriesTwin, enc: Encoder, K: IntArray, base: int) -> flo
         ok = K[:, j] != MISSING
         Zd[ok, j] = col.z_of(K[ok, j])
     Z = forward_fill(np.vstack([plan.Zh, Zd]))
-    if _model_steps(twin):
-        M, S = _model_moments(twin, plan, Z, base)
-    else:
-        M, S = means(plan, Z), plan.S
+    M, S = encode_moments(plan.moments, Z)
     scalar = Scalar(enc, None)
     bits = 0.0
     step = max(1, _CHUNK_ROWS // (8 * d))
@@ -241,37 +209,6 @@ def _encode_cells(twin: SeriesTwin, enc: Encoder, K: IntArray, base: int) -> flo
             _column(batch, plan, j, K, Z, M, S, t0, min(n, t0 + step), p, d)
         bits += _emit(enc, scalar, batch)
     return bits + scalar.bits
-
-
-def _model_steps(twin: SeriesTwin) -> bool:
-    """Whether the twin has terms the plan's push-style means do not cover (a regime, a
-    volatility scale): its cells' means and scales then come from the model itself."""
-    model = twin.model
-    return getattr(model, "regime", None) is not None or getattr(model, "hetero", None) is not None
-
-
-def _moment(twin: SeriesTwin, Zw: FloatArray, row: int, step: int, j: int) -> tuple[float, float]:
-    """Mean and scale of column j's cell at `row` of Zw, by `means_and_scales`: row's later
-    columns are 0 in Zw (as the decoder has them), which the chain's zero weights ignore."""
-    M, S = twin.model.means_and_scales(Zw, np.array([row]), np.array([step]))
-    return float(M[0, j]), 1.0 if S is None else float(S[0, j])
-
-
-def _model_moments(
-    twin: SeriesTwin, plan: Plan, Z: FloatArray, base: int
-) -> tuple[FloatArray, FloatArray]:
-    """(n, d) means and scales of the data rows of Z, a step and a column at a time in chain
-    order, with Zw filled as the decoder fills it: the same calls on the same arrays, so the
-    encoder and `_decode_cells` agree bit for bit."""
-    n, d = len(Z) - plan.m, Z.shape[1]
-    Zw = np.zeros_like(Z)
-    Zw[: plan.m] = Z[: plan.m]
-    M, S = np.empty((n, d)), np.empty((n, d))
-    for t in range(n):
-        for i in plan.order:
-            M[t, i], S[t, i] = _moment(twin, Zw, plan.m + t, base + t, i)
-            Zw[plan.m + t, i] = Z[plan.m + t, i]
-    return M, S
 
 
 def _column(
@@ -390,29 +327,19 @@ def decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
 def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
     d = len(twin.cols.names)
     plan = make_plan(twin, n, base)
-    m = plan.m
-    P = np.zeros((m + n + plan.max_lag + 1) * d)  # the means, filled as values are decoded
-    P[m * d : (m + n) * d] = plan.C.reshape(-1)
-    offs, coefs = _scatter(plan, d)
-    for r in range(m):
-        for i in plan.order:
-            P[r * d + offs[i]] += coefs[i] * plan.Zh[r, i]
-    last = plan.Zh[-1].copy() if m else np.zeros(d)
-    exact = _model_steps(twin)
-    Zw = np.zeros((m + n, d))
-    Zw[:m] = plan.Zh
+    st = Stepper(plan.moments, plan.Zh, n)
+    last = plan.Zh[-1].copy() if plan.m else np.zeros(d)
     out = np.zeros((n, d), dtype=np.int64)
     coder, scalar = dec._coder, Scalar(None, dec)
     cols = plan.cols
     for t in range(n):
-        row = (m + t) * d
+        st.begin()
         for i in plan.order:
             col = cols[i]
             cc = plan.cal.get(i)
+            mean, s = st.moment(i)
+            st.mean[i] = mean
             if cc is None:
-                mean, s = (
-                    _moment(twin, Zw, m + t, base + t, i) if exact else (P[row + i], plan.S[t, i])
-                )
                 k = _decode_value(coder, scalar, col, mean, s)
             else:
                 k = _decode_calendar(coder, scalar, cc, col, t, last[i])
@@ -422,24 +349,9 @@ def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray
                 z = float(col.z_of(np.array([k]))[0])
                 last[i] = z
             out[t, i] = k
-            Zw[m + t, i] = z
-            P[row + offs[i]] += coefs[i] * z
+            st.push(i, float(z))
+        st.end()
     return out
-
-
-def _scatter(plan: Plan, d: int) -> tuple[list[IntArray], list[FloatArray]]:
-    """Per source column i: flat offsets (lag * d + j) of the means its value feeds, and the
-    coefficients, so `P[row * d + offs] += coefs * z` adds every term of z at once."""
-    offs: list[list[int]] = [[] for _ in range(d)]
-    coefs: list[list[float]] = [[] for _ in range(d)]
-    for j, terms in enumerate(plan.terms):
-        for lag, i, c in terms:
-            offs[i].append(lag * d + j)
-            coefs[i].append(c)
-    return (
-        [np.asarray(o, dtype=np.int64) for o in offs],
-        [np.asarray(c, dtype=np.float64) for c in coefs],
-    )
 
 
 def _flags(coder: object, scalar: Scalar, col: ColumnCode) -> int | None:

@@ -57,7 +57,7 @@ class Steps:
         self._memo: dict[int, np.ndarray] = {}
         self._memo_max = max(1024, _MEMO_FLOATS // max(self.base, 1))
         self._end_cache: dict[tuple[float, int], float] = {}
-        self._trans: dict[tuple[int, int], int] = {}  # (state, symbol) -> next state
+        self._trans: dict[int, int] = {}  # state * base + symbol -> next state
         self.reset()
 
     def reset(self) -> None:
@@ -67,8 +67,8 @@ class Steps:
         if self.spec is not None:
             self.n = 1  # symbols in the document so far, counting BOS (as CacheState)
             # per level, shortest first: [L, table, current context key, base**L]; a table
-            # maps a context key to [successors, their counts (floats), index of a successor,
-            # total count]
+            # maps a context key to [its successors' counts (symbol -> float, in the order
+            # they first followed it), total count]
             self.levels: list[list[Any]] = [[L, {}, BOS, self.base**L] for L in self.spec.orders]
 
     # ---- the static model ---------------------------------------------------------------
@@ -83,15 +83,21 @@ class Steps:
             p = np.full(self.base, 1.0 / self.model.n_outcomes)
             p[BOS] = 0.0
         else:
-            p = self.static(int(sm.suffix_state[s]))
-        k = int(sm.state_level[s])
-        ctx = 0 if k == 0 else s - int(sm.state_off[k])
+            p = self.static(sm.suffix_state.item(s))
+        k = sm.state_level.item(s)
+        ctx = 0 if k == 0 else s - sm.state_off.item(k)
         lev = self.model.levels[k]
         if lev.seen[ctx]:
-            lo, hi = int(sm.lo[s]), int(sm.hi[s])
-            loc = lo - int(sm.entry_off[k])
-            p = p * lev.gamma[ctx]
-            p[sm.sym[lo:hi]] += lev.alpha[loc : loc + (hi - lo)]
+            lo, hi = sm.lo.item(s), sm.hi.item(s)
+            loc = lo - sm.entry_off.item(k)
+            p = p * lev.gamma.item(ctx)
+            if hi - lo <= 8:  # scalar updates: the same float operations as below
+                sym, alpha = sm.sym, lev.alpha
+                for j in range(hi - lo):
+                    w = sym.item(lo + j)
+                    p[w] = p.item(w) + alpha.item(loc + j)
+            else:
+                p[sm.sym[lo:hi]] += lev.alpha[loc : loc + (hi - lo)]
         if len(self._memo) >= self._memo_max:
             self._memo.clear()
         self._memo[s] = p
@@ -142,21 +148,21 @@ class Steps:
             n = self.n
             for L, table, key, _ in self.levels:  # shortest first, as CacheState.dense
                 if n < L:
-                    continue
+                    break  # and the longer levels
                 entry = table.get(key)
                 if entry is None:
                     continue
-                syms, counts, _, total = entry
-                e = a + b * len(syms)
+                counts, total = entry
+                e = a + b * len(counts)
                 scale = cap / total
                 if scale > 1.0:  # min(1, cap / total)
                     scale = 1.0
                 q = e * p
-                if len(syms) <= 8:  # scalar updates: the same float operations as below
-                    for w, c in zip(syms, counts, strict=True):
+                if len(counts) <= 8:  # scalar updates: the same float operations as below
+                    for w, c in counts.items():
                         q[w] = q.item(w) + scale * c
                 else:
-                    q[syms] += scale * np.array(counts, dtype=np.float64)
+                    q[list(counts)] += scale * np.fromiter(counts.values(), np.float64, len(counts))
                 q /= scale * total + e
                 p = q
         if self.hazard is not None:
@@ -193,12 +199,13 @@ class Steps:
     def push(self, w: int) -> None:
         """Append symbol `w` to the block."""
         state = self.state
-        nxt = self._trans.get((state, w))
+        tk = state * self.base + w
+        nxt = self._trans.get(tk)
         if nxt is None:
             nxt = self._advance(state, w)
             if len(self._trans) >= 1 << 21:
                 self._trans.clear()
-            self._trans[(state, w)] = nxt
+            self._trans[tk] = nxt
         self.state = nxt
         self.t += 1
         if self.spec is None:
@@ -207,18 +214,12 @@ class Steps:
         for lev in self.levels:
             key = lev[2]
             if n >= lev[0]:
-                table = lev[1]
-                entry = table.get(key)
+                entry = lev[1].get(key)
                 if entry is None:
-                    table[key] = [[w], [1.0], {w: 0}, 1]
+                    lev[1][key] = [{w: 1.0}, 1]
                 else:
-                    j = entry[2].get(w)
-                    if j is None:
-                        entry[2][w] = len(entry[0])
-                        entry[0].append(w)
-                        entry[1].append(1.0)
-                    else:
-                        entry[1][j] += 1.0
-                    entry[3] += 1
+                    counts = entry[0]
+                    counts[w] = counts.get(w, 0.0) + 1.0
+                    entry[1] += 1
             lev[2] = (key * base + w) % lev[3]
         self.n = n + 1

@@ -175,39 +175,53 @@ def _tokens(twin: TextTwin, content: str | bytes) -> tuple[np.ndarray, list[Any]
 
 def code_symbols(steps: Steps, ids: np.ndarray, enc: Encoder) -> float:
     """Code a block's ids then EOS with the incremental distributions; the ideal bits."""
-    steps.reset()
-    n = len(ids)
-    bits = 0.0
-    rows = np.empty((min(n + 1, _CHUNK), steps.base))
-    syms = np.append(np.asarray(ids, np.int64), EOS)
-    k = 0
-    for i in range(n + 1):
-        rows[k] = steps.distribution()
-        k += 1
-        if i < n:
-            steps.push(int(syms[i]))
-        if k == len(rows) or i == n:
-            bits += enc.encode_categorical(syms[i + 1 - k : i + 1], rows[:k])
-            k = 0
+    return code_blocks(steps, ids, [0], [len(ids)], enc)
+
+
+def code_blocks(
+    steps: Steps, ids: np.ndarray, starts: list[int], lengths: list[int], enc: Encoder
+) -> float:
+    """Code blocks `ids[start : start + length]`, each then EOS and each from a document
+    start (as `code_symbols` one by one), their rows gathered across blocks into one coder
+    call per `_CHUNK` symbols; the ideal bits."""
+    rows = np.empty((_CHUNK, steps.base))
+    syms = np.empty(_CHUNK, np.int64)
+    flat = np.asarray(ids, np.int64).tolist()
+    bits, k = 0.0, 0
+    for s0, n in zip(starts, lengths, strict=True):
+        steps.reset()
+        for i in range(s0, s0 + n + 1):
+            rows[k] = steps.distribution()
+            if i < s0 + n:
+                w = flat[i]
+                syms[k] = w
+                steps.push(w)
+            else:
+                syms[k] = EOS
+            k += 1
+            if k == _CHUNK:
+                bits += enc.encode_categorical(syms, rows)
+                k = 0
+    if k:
+        bits += enc.encode_categorical(syms[:k], rows[:k])
     return bits
 
 
 def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     """The n ids of a block coded by `code_symbols` (and its EOS, checked)."""
     steps.reset()
-    out = np.empty(n, np.int64)
-    coder, family = dec._coder, _categorical_family()
-    for i in range(n + 1):
-        w = int(coder.decode(family, steps.distribution()[None, :])[0])
-        if i == n:
-            if w != EOS:
-                raise CompressedFileError("compressed file damaged: a document does not end")
-            break
+    out: list[int] = []
+    decode, family = dec._coder.decode, _categorical_family()
+    distribution, push = steps.distribution, steps.push
+    for _ in range(n):
+        w = int(decode(family, distribution()[None, :])[0])
         if w in (BOS, EOS):
             raise CompressedFileError("compressed file damaged: a document ends early")
-        out[i] = w
-        steps.push(w)
-    return out
+        out.append(w)
+        push(w)
+    if int(decode(family, distribution()[None, :])[0]) != EOS:
+        raise CompressedFileError("compressed file damaged: a document does not end")
+    return np.asarray(out, dtype=np.int64)
 
 
 def encode_spelled(

@@ -45,13 +45,13 @@ def vectorisable(steps: Steps) -> bool:
 def states(steps: Steps, ids: IntArray) -> IntArray:
     """The n-gram state before each of the n + 1 positions (ids, then EOS)."""
     out = np.empty(len(ids) + 1, np.int64)
-    trans, state = steps._trans, int(steps.sampler.start)
+    trans, state, base = steps._trans, int(steps.sampler.start), steps.base
     out[0] = state
     for i, w in enumerate(ids.tolist()):
-        nxt = trans.get((state, w))
+        nxt = trans.get(state * base + w)
         if nxt is None:
             nxt = steps._advance(state, w)
-            trans[(state, w)] = nxt
+            trans[state * base + w] = nxt
         state = nxt
         out[i + 1] = state
     return out
@@ -89,30 +89,36 @@ class Level:
         base: int,
         ev: npt.NDArray[np.bool_],
     ) -> None:
-        """(position, symbol, count) of every symbol seen after a position's context."""
-        size = np.diff(np.append(first, len(order)))
+        """(position, symbol, count) of every symbol seen after a position's context.
+
+        Per-pair values are spread over their triples with `np.repeat` (no gathers through
+        a triple-to-pair index), in int32 when every triple index fits (half the memory)."""
+        it = np.int32 if (len(self.total) + 1) * (base + 1) < 1 << 31 else np.int64
+        size = np.diff(np.append(first, len(order))).astype(it)
         pid = group[ev] * base + ids[order[ev]]  # (context occurrence group, symbol)
-        r_ev = rank[ev]
+        r_ev = rank[ev].astype(it)
         upid, at, dense = np.unique(pid, return_index=True, return_inverse=True)
         f = r_ev[at]  # the earliest occurrence's rank (ranks ascend within a group)
         g = upid // base
         # one triple per (pair, later rank r of its context): ranks f+1 .. size-1
         length = size[g] - 1 - f
-        offset = np.cumsum(length) - length
-        rep = np.repeat(np.arange(len(upid)), length)
-        r = f[rep] + 1 + (np.arange(len(rep)) - offset[rep])
+        offset = (np.cumsum(length, dtype=it) - length).astype(it)
+        m = int(length.sum())
+        r = np.arange(m, dtype=it) + np.repeat((f + 1 - offset).astype(it), length)
         # count(r) = occurrences of the pair at ranks < r: mark each occurrence o at the
         # triple of rank o + 1 (the last rank has none) and sum along the pair's triples
         dense = dense.reshape(-1)
         o = r_ev - f[dense]
         inside = o < length[dense]
-        marks = np.zeros(len(rep) + 1, np.int64)
+        marks = np.zeros(m, it)
         marks[offset[dense[inside]] + o[inside]] = 1
-        cs = np.cumsum(marks)
-        count = cs[:-1] - np.append(0, cs)[offset[rep]]
-        position = order[first[g[rep]] + r]
+        count = np.cumsum(marks, dtype=it)
+        count -= np.repeat(np.append(0, count)[offset], length)
+        r += np.repeat(first[g].astype(it), length)
+        position = order.astype(it)[r]
         by = np.argsort(position)
-        self.pos, self.sym, self.count = position[by], (upid[rep] % base)[by], count[by]
+        self.pos, self.count = position[by], count[by]
+        self.sym = np.repeat((upid % base).astype(it), length)[by]
         self.distinct = np.bincount(position, minlength=len(self.total))
 
     def apply(self, P: FloatArray, i0: int, a: float, b: float, cap: float) -> None:
@@ -147,6 +153,34 @@ def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
             assert spec is not None
             lev.apply(P, i0, spec.a, spec.b, spec.cap)
         yield i0, P
+
+
+def block_rows(
+    steps: Steps, ids: IntArray, starts: list[int], lengths: list[int]
+) -> Iterator[tuple[IntArray, FloatArray]]:
+    """(symbols, rows) chunks of the blocks `text.code_blocks` codes (each block from a
+    document start, then EOS) for a model without a cache: a row is its state's static row
+    (`Steps.static_rows`), then the length-aware end as `Steps.distribution` applies it (the
+    same elementwise operations, on all rows at once)."""
+    assert steps.spec is None
+    ids = np.asarray(ids, np.int64)
+    st = [states(steps, ids[s0 : s0 + n]) for s0, n in zip(starts, lengths, strict=True)]
+    sts = np.concatenate(st) if st else np.zeros(0, np.int64)
+    size = np.asarray(lengths, np.int64) + 1  # each block's symbols and its EOS
+    first = np.cumsum(size) - size
+    t = np.arange(len(sts)) - np.repeat(first, size)  # symbols before, within the block
+    syms = np.full(len(sts), EOS, np.int64)
+    body = t < np.repeat(size - 1, size)
+    syms[body] = ids[(np.repeat(np.asarray(starts, np.int64), size) + t)[body]]
+    for i0 in range(0, len(sts), _CHUNK):
+        uniq, inv = np.unique(sts[i0 : i0 + _CHUNK], return_inverse=True)
+        P = steps.static_rows(uniq)[inv.reshape(-1)]
+        if steps.hazard is not None:
+            pe = P[:, EOS].copy()
+            e = steps.hazard.end_prob(pe, t[i0 : i0 + _CHUNK])
+            P = P * (1.0 - e)[:, None] / (1.0 - pe)[:, None]
+            P[:, EOS] = e
+        yield syms[i0 : i0 + _CHUNK], P
 
 
 def encode_document(steps: Steps, ids: IntArray, enc: Encoder) -> float:
