@@ -93,6 +93,8 @@ def test_not_a_compressed_file_and_newer_format() -> None:
     data = bytearray(sample().to_bytes())
     data[len(MAGIC)] = FORMAT + 1
     assert "upgrade" in one_line_error(bytes(data))
+    data[len(MAGIC)] = FORMAT - 1  # e.g. a series file whose means were summed differently
+    assert "written by an older datatwin" in one_line_error(bytes(data))
 
 
 def test_output_checksum() -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from .wire import ByteReader, CompressedFileError, text, varint
 
 MAGIC = b"DTWZ"
-FORMAT = 2
+FORMAT = 3  # 3: regime and hetero series twins coded with coding/series_moments.py sums
 _EMBEDDED = 1
 MAX_KIND = 32
 MAX_COUNTS = 16
