@@ -99,20 +99,33 @@ def flights(n: int, seed: int = 0) -> Any:
 
 
 def make_table(kind: str, n: int, path: Path, cache: Path) -> Path:
-    """Write `n` rows of a `kind` table to `path` (CSV); twins of the sources are cached."""
-    if path.exists():
-        return path
+    """Write `n` rows of a `kind` table to `path` (CSV) in a child process (so that this
+    process stays small: a child forked from it starts with its memory high-water mark)."""
+    if not path.exists():
+        cmd = [sys.executable, __file__, "make", kind, str(n), str(path), str(cache)]
+        subprocess.run(cmd, check=True)
+    return path
+
+
+def child_make(kind: str, n: int, path: Path, cache: Path) -> None:
+    """`make_table`'s work: flights from the generator (in blocks of a million rows, seeds
+    0, 1, ... past the first), the others sampled from a cached twin of their source, streamed
+    to the file by `datatwin sample`."""
     if kind == "flights":
-        flights(n).to_csv(path, index=False)
-        return path
+        block = 1_000_000
+        for i, start in enumerate(range(0, n, block)):
+            part = flights(min(block, n - start), seed=i)
+            part.to_csv(path, index=False, mode="a" if i else "w", header=not i)
+        return
     import datatwin
 
     model = cache / f"{kind}_source.twin"
     if not model.exists():
         datatwin.fit(SOURCES[kind], seed=0).save(model)
-    twin = datatwin.load(model)
-    twin.sample(n, seed=0).to_csv(path, index=False)
-    return path
+    from datatwin.cli import main as cli
+
+    if cli(["-q", "sample", str(model), "-n", str(n), "-o", str(path), "--seed", "0"]) != 0:
+        raise SystemExit(f"sampling {path} failed")
 
 
 # ---- one fit in a child process -----------------------------------------------------------
@@ -328,6 +341,9 @@ def report(results: dict[str, list[dict[str, Any]]], out: Path) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "make":
+        child_make(sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+        return
     if len(sys.argv) == 3 and sys.argv[1] in CHILDREN:
         child = CHILDREN[sys.argv[1]]
         print(json.dumps(child(sys.argv[2])))
