@@ -56,3 +56,19 @@ def test_a_table_fit_records_its_stages_and_they_sum_to_at_most_the_fit():
     stages = stage_times(steps, fit_s)
     assert stages["search_s"] > 0 and stages["refit_s"] > 0
     assert abs(sum(stages.values()) - fit_s) < 1e-9  # other_s is the rest
+
+
+def test_a_long_step_prints_its_label_and_time_off_a_terminal(monkeypatch, capsys):
+    from datatwin import progress
+
+    clock = iter([100.0, 102.5])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(progress.LOGGER, "propagate", progress.LOGGER.propagate)
+    monkeypatch.setattr(progress.LOGGER, "level", progress.LOGGER.level)
+    progress.enable_cli(quiet=False)
+    try:
+        with progress.step("fitting trees[bins=20]"):
+            pass
+    finally:
+        progress.enable_cli(quiet=True)
+    assert capsys.readouterr().err.strip() == "fitting trees[bins=20]: 2.5 s"

@@ -58,6 +58,9 @@ def meter(message: str, total: float | None, unit: str = "B") -> Iterator[Callab
     """A progress bar with rate and time left while a long stage advances (CLI, on a
     terminal); elsewhere, unless quiet, one line when it ends: how much, how long, how fast.
     Yields `advance(amount)`."""
+    from rich.markup import escape
+
+    message = escape(message)  # a file name may hold [brackets]
     start = time.perf_counter()
     done = [0.0]
     if _spinners and sys.stderr.isatty():
@@ -121,9 +124,11 @@ def recording() -> Iterator[list[tuple[str, float]]]:
 def step(message: str) -> Iterator[None]:
     """Show a spinner with `message` while a long step runs (CLI, on a terminal); elsewhere,
     unless quiet, one line with its time when it took at least a second."""
+    from rich.markup import escape  # a label such as trees[bins=20] is not markup
+
     start = time.perf_counter()
     if _spinners and sys.stderr.isatty():
-        with _console.status(message):
+        with _console.status(escape(message)):
             yield
     else:
         yield
@@ -131,4 +136,4 @@ def step(message: str) -> Iterator[None]:
     if _records is not None:
         _records.append((message, secs))
     if _spinners and secs >= 1.0:
-        _console.print(f"[dim]{message}: {secs:.1f} s[/dim]", highlight=False)
+        _console.print(f"[dim]{escape(message)}: {secs:.1f} s[/dim]", highlight=False)
