@@ -62,17 +62,19 @@ def spectral_radius(model: LinearModel, steps: int = 10000, starts: int = 4) -> 
     L = int(lags[-1])
     M = np.linalg.solve(np.eye(d) - model.A, model.B.reshape(d, -1)).reshape(d, len(lags), d)
     Mflat = M.reshape(d, -1)
-    buf = np.zeros((starts, L + steps, d))
-    buf[:, :L] = np.random.default_rng(0).standard_normal((starts, L, d))
+    # (step, column, start): a step's lags are one gather of contiguous blocks, one product
+    buf = np.zeros((L + steps, d, starts))
+    buf[:L] = np.random.default_rng(0).standard_normal((starts, L, d)).transpose(1, 2, 0)
     log_growth = np.zeros(starts)
     half = L + steps // 2
     for t in range(L, L + steps):
-        buf[:, t] = buf[:, t - lags, :].reshape(starts, -1) @ Mflat.T
+        buf[t] = Mflat @ buf[t - lags].reshape(-1, starts)
         if t % 50 == 0 or t == half:
-            norm = np.sqrt((buf[:, t - L + 1 : t + 1] ** 2).sum(axis=(1, 2))) + 1e-300
+            window = buf[t - L + 1 : t + 1]
+            norm = np.sqrt((window**2).sum(axis=(0, 1))) + 1e-300
             if t > half:
                 log_growth += np.log(norm)
-            buf[:, t - L + 1 : t + 1] /= norm[:, None, None]
+            window /= norm
             if t == half:
                 start_t = t
     return float(np.exp(np.max(log_growth) / max(L + steps - 1 - start_t, 1)))
