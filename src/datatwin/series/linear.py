@@ -133,6 +133,8 @@ class LinearModel:
             cal = self.calendar
             extra += int(np.sum((cal.nvals - 1) * cal.table.shape[1])) + cal.lam.size
             extra += int(np.sum(cal.exc_keys >= 0))
+            if cal.novel_rate is not None:  # the new-exception rate and values
+                extra += cal.novel_rate.size + int(np.sum(cal.nvals - 1))
             # the calendar columns' Gaussian conditionals are not used
             for j in cal.cols:
                 extra -= int(np.count_nonzero(self.B[j]) + np.count_nonzero(self.A[j]) + 3)
