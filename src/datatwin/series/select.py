@@ -143,7 +143,7 @@ def _fourier_grid(
         p = clock.per_day
         if p > 1:
             seasons = [float(p), 7.0 * p, 365.25 * p]
-            grid = [(6, 3, 0), (10, 5, 0), (10, 5, 3)]
+            grid = [(6, 3, 0), (10, 5, 0), (16, 8, 0), (24, 12, 0), (10, 5, 3)]
         else:
             seasons, grid = [7.0, 365.25], [(3, 0), (3, 2), (3, 4)]
     elif period and period > 1:
