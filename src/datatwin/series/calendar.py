@@ -207,10 +207,12 @@ class CalendarModel:
         nv = int(self.nvals[ci])
         eta = float(self.eta[ci])
         prev = self.index(ci, z_prev)
-        probs = np.broadcast_to((1.0 - eta) * (1.0 - lam) * k[:nv], (len(u), nv)).copy()
-        ok = prev >= 0
-        probs[np.flatnonzero(ok), prev[ok]] += (1.0 - eta) * lam
-        cdf = np.cumsum(probs, axis=1)
+        # the cumulative probabilities for each possible value before (row 0: none of V),
+        # gathered per path: the same sums as building each path's row
+        rows = np.empty((nv + 1, nv))
+        rows[:] = (1.0 - eta) * (1.0 - lam) * k[:nv]
+        rows[1 + np.arange(nv), np.arange(nv)] += (1.0 - eta) * lam
+        cdf = np.cumsum(rows, axis=1)[prev + 1]
         pick = (u[:, None] >= cdf).sum(axis=1)
         vz = (self.values[ci, :nv] - self.center[ci]) / self.scale[ci]
         gauss = pick >= nv
