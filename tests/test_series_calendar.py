@@ -171,3 +171,13 @@ def test_a_new_holiday_costs_its_rate_not_near_certainty(twin):
         LinearModel.from_arrays(
             {**arrays, "cal_novel_rate": np.array([1.5])}, twin.model.info, d, "bad"
         )
+
+
+def test_calendar_columns_are_tried_without_a_fourier_level_once(twin):
+    """Each leaderboard label is fit once; the calendar columns on the best without a Fourier
+    level are an extra candidate only when the greedy path put them on a Fourier level."""
+    labels = [r["structure"] for r in twin.leaderboard]
+    assert len(labels) == len(set(labels))
+    with_fourier = [s for s in labels if "+fourier+exog" in s]
+    if with_fourier:
+        assert any("+exog" in s and "+fourier" not in s for s in labels)

@@ -403,7 +403,9 @@ class SeriesSearch:
         columns on the best without Fourier terms too (the two differ in how the level is
         written; holdout bits decide, and each gets its residual chain)."""
         assert best.model is not None and before.model is not None
-        if "exog" not in fams or not best.model.exog or before.model.exog:
+        if "exog" not in fams or not (best.model.exog and best.model.harmonics):
+            return None
+        if before.model.exog or before.model.harmonics:
             return None
         with stopwatch() as secs:
             built = self._modify("exog", before)
