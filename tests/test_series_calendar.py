@@ -136,3 +136,48 @@ def test_fourier_level_reverts_and_is_stable():
     x = s["load"].to_numpy()
     data = hourly_workdays()["load"]
     assert abs(np.nanmean(x) - data.mean()) < 1.5 and np.nanstd(x) < 2 * data.std()
+
+
+def test_a_new_holiday_costs_its_rate_not_near_certainty(twin):
+    """A work day off that the training data never showed (an ordinary Wednesday of week 9)
+    costs about -log2(π x(0)) bits at its day start: π the rate of exception days in the
+    training span (two holidays in 8 weeks, add-½), x(0) their value; the same model file
+    keeps π and x, and a damaged rate is refused."""
+    from datatwin.errors import DataTwinError
+    from datatwin.series.linear import LinearModel
+
+    cal = twin.model.calendar
+    assert cal.novel_rate is not None and cal.novel_dist is not None
+    days = 8 * 7
+    assert cal.novel_rate[0] == pytest.approx((2 + 0.5) / (days + 1))
+    assert cal.novel_dist[0, 0] > 0.5  # both holidays were 0
+    step = len(hourly_workdays()) + 48  # 00:00 of the Wednesday after the training weeks
+    t = pd.Timestamp("2021-01-04") + pd.Timedelta(hours=step)
+    assert t.day_name() == "Wednesday" and t.hour == 0
+    k, lam = cal.key_probs(0, np.array([step]))
+    off = 1 - cal.lam[0, 0]  # the day start's weight on the day's kernel (previous day: 1)
+    assert lam[0] == cal.lam[0, 0]
+    p_off = off * k[0, 0]
+    assert -np.log2(p_off) == pytest.approx(
+        -np.log2(cal.novel_rate[0] * cal.novel_dist[0, 0]), abs=0.5
+    )
+    phase = cal.clock.keys(np.array([step]))[0][0]
+    assert p_off > 100 * cal.table[0, phase, 0]  # the weekly pattern alone: near-certainty
+    arrays = twin.model.to_arrays()
+    d = len(twin.model.intercept)
+    back = LinearModel.from_arrays(arrays, twin.model.info, d, "ok").calendar
+    assert back is not None and np.array_equal(back.novel_rate, cal.novel_rate)
+    with pytest.raises(DataTwinError):
+        LinearModel.from_arrays(
+            {**arrays, "cal_novel_rate": np.array([1.5])}, twin.model.info, d, "bad"
+        )
+
+
+def test_calendar_columns_are_tried_without_a_fourier_level_once(twin):
+    """Each leaderboard label is fit once; the calendar columns on the best without a Fourier
+    level are an extra candidate only when the greedy path put them on a Fourier level."""
+    labels = [r["structure"] for r in twin.leaderboard]
+    assert len(labels) == len(set(labels))
+    with_fourier = [s for s in labels if "+fourier+exog" in s]
+    if with_fourier:
+        assert any("+exog" in s and "+fourier" not in s for s in labels)

@@ -84,6 +84,41 @@ def test_simulated_volatility_reverts_and_matches_the_data():
     assert np.array_equal(sim, again)
 
 
+def test_each_simulated_step_is_its_conditional_draw_past_the_buffers_wrap():
+    """Simulation keeps only the last steps it needs (ring buffers of the lags and of the
+    volatility windows): every simulated value, long after the buffers have wrapped, is the
+    recorded cell of mean + scale × its normal draw under the model's own conditional given
+    the simulated path before it (the same means and scales the likelihood uses)."""
+    tw = datatwin.fit(
+        vol_frame(3000, 0.3, 0.4, seed=8), kind="series", structures="ar(2)+hetero", max_lag=4
+    )
+    m = tw.model
+    hist = tw._prepare(tw.tail, "history").Z
+    n, paths, k = 300, 4, len(hist)
+    step0 = tw.next_step
+    vals = m.simulate(
+        tw.cols,
+        tw.transforms,
+        tw.center,
+        tw.scale,
+        tw.missing_rate,
+        hist,
+        n,
+        paths,
+        np.random.default_rng(11),
+        step0,
+    )
+    normals = np.random.default_rng(11).standard_normal((n, 1, paths))
+    half_cell = 0.5 * 10.0 ** -tw.cols.decimals[0] / tw.scale[0]
+    rows = np.arange(k, k + n)
+    for p in range(paths):
+        Z = np.concatenate([hist, (vals[p] - tw.center) / tw.scale])
+        M, S = m.means_and_scales(Z, rows, step0 - k + rows)
+        assert S is not None
+        drawn = M[:, 0] + S[:, 0] * m.mix_sd[0, 0] * normals[:, 0, p]
+        assert np.max(np.abs(Z[rows, 0] - drawn)) <= half_cell * (1 + 1e-6)
+
+
 def test_a_damaged_scale_is_refused():
     tw = datatwin.fit(
         vol_frame(800, 0.3, 0.4, seed=7), kind="series", structures="ar(1)+hetero", max_lag=4

@@ -222,3 +222,24 @@ def test_structure_subsets_fit_and_phase_alone_is_rejected(structures):
     assert np.all(np.isfinite(tw.log_prob(df.iloc[:100])))
     with pytest.raises(datatwin.InputError, match="modify a base structure"):
         datatwin.fit(df, kind="series", structures="phase")
+
+
+@pytest.mark.parametrize("r", [0.999, 1.001, 1.02])
+def test_stabilize_puts_the_largest_root_on_the_cap(r):
+    """An AR(2) with complex roots r·e^{±2πi/48} (a daily cycle at half-hours): the power
+    iteration finds |root| = r, and stabilize scales the roots onto RADIUS_CAP when r is above
+    it (a root at 0.999 is left alone) — the same roots, shrunk, so the cycle's period stays."""
+    from datatwin.series.linear import LinearModel
+    from datatwin.series.residuals import RADIUS_CAP, spectral_radius, stabilize
+
+    th = 2 * np.pi / 48
+    B = np.array([2 * r * np.cos(th), -(r**2)]).reshape(1, 2, 1)
+    one = np.ones((1, 1))
+    m = LinearModel(np.array([1, 2]), np.zeros(1), np.zeros((1, 1)), B, one, 0 * one, one)
+    # the power iteration's growth over a window of two steps wobbles with the cycle: ~1e-4
+    assert spectral_radius(m) == pytest.approx(r, abs=2e-4)
+    stabilize(m)
+    roots = np.roots([1.0, -m.B[0, 0, 0], -m.B[0, 1, 0]])
+    assert np.max(np.abs(roots)) == pytest.approx(min(r, RADIUS_CAP), abs=2e-4)
+    assert np.max(np.abs(roots)) <= RADIUS_CAP + 1e-12 or r <= RADIUS_CAP
+    assert np.abs(np.angle(roots)).max() == pytest.approx(th, rel=1e-9)

@@ -88,10 +88,11 @@ def test_scoring_and_simulation_decide_the_regime_identically():
     Z = rng.integers(-2, 3, size=(400, 3)).astype(float) / 7.0  # many exact ties
     rows = np.arange(2 * 12, 400)
     scored = rising(lambda lag: Z[rows - lag], 12)
-    buf = np.repeat(Z[:, None, :], 2, axis=1)  # time-major, two paths
+    buf = np.repeat(Z[:, :, None], 2, axis=2)  # time-major (step, column, path), two paths
     for i, pos in enumerate(rows):
         simulated = rising(partial(_back, buf, int(pos)), 12)
-        assert np.array_equal(simulated[0], scored[i]) and np.array_equal(simulated[1], scored[i])
+        assert np.array_equal(simulated[:, 0], scored[i])
+        assert np.array_equal(simulated[:, 1], scored[i])
 
 
 def test_a_damaged_regime_is_refused():

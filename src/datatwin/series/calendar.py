@@ -5,7 +5,7 @@ conditional at step t, given the step's clock (phase of the week: weekday × tim
 sub-daily data, weekday for daily data, step mod season otherwise) and the value before it:
 
     q_t(v) = λ_s · [v = y[t-1, c]] + (1 - λ_s) · k_t(v)          s = day start or within a day
-    k_t(v) = table[phase(t), v]                                  on an ordinary day
+    k_t(v) = (1 - π) · table[phase(t), v] + π · x(v)             on an ordinary day
            = (1 - ξ) · [v = e] + ξ · table[phase(t), v]          on an exception day (value e)
     P(y[t, c] = cell) = (1 - η) · q_t(v) · [v ∈ V]  +  η · N(0, 1) mass of the cell in z space
 
@@ -16,7 +16,11 @@ exactly one). **Exceptions** (holidays) are learned from the data's own days: a 
 observed values are all one value e that differs from the weekly pattern on at least half of
 its steps. An exception is keyed by (month, weekday, n-th such weekday of the month), so it
 repeats on the same weekday of the same week of that month in other years (a Monday holiday
-stays a Monday; fixed-date holidays move by at most six days), with ξ = 1/4.
+stays a Monday; fixed-date holidays move by at most six days), with ξ = 1/4. A day can also
+be an exception the data has not shown (a holiday of a date outside the training span): π is
+the rate of exception days among the training days (add-½) and x the distribution of their
+values (add-½ toward the marginal), so a new holiday costs about -log2(π x(e)) bits, not the
+near-certainty of the weekly pattern.
 
 Simulation draws from the same q_t (vectorised over paths), so a simulated calendar column
 follows the future calendar: its weekly pattern and the learned exceptions, not noise.
@@ -128,6 +132,10 @@ class CalendarModel:
     scale: np.ndarray
     decimals: np.ndarray  # (c,)
     clock: Clock = field(default_factory=Clock)
+    #: (c,) rate π of exception days not learned, and (c, V) their values' distribution x
+    #: (None: no new exceptions, model files written before they existed)
+    novel_rate: np.ndarray | None = None
+    novel_dist: np.ndarray | None = None
 
     # ---- values <-> indices --------------------------------------------------------------
     def index(self, ci: int, z: np.ndarray) -> np.ndarray:
@@ -152,6 +160,11 @@ class CalendarModel:
             if hit.any():
                 k[hit] *= XI
                 k[np.flatnonzero(hit), sv[pos[hit]]] += 1.0 - XI
+        else:
+            hit = np.zeros(len(k), dtype=bool)
+        if self.novel_rate is not None and self.novel_dist is not None:
+            pi = float(self.novel_rate[ci])
+            k[~hit] = (1.0 - pi) * k[~hit] + pi * self.novel_dist[ci]
         lam = np.where(start, self.lam[ci, 0], self.lam[ci, 1])
         return k, lam
 
@@ -194,10 +207,12 @@ class CalendarModel:
         nv = int(self.nvals[ci])
         eta = float(self.eta[ci])
         prev = self.index(ci, z_prev)
-        probs = np.broadcast_to((1.0 - eta) * (1.0 - lam) * k[:nv], (len(u), nv)).copy()
-        ok = prev >= 0
-        probs[np.flatnonzero(ok), prev[ok]] += (1.0 - eta) * lam
-        cdf = np.cumsum(probs, axis=1)
+        # the cumulative probabilities for each possible value before (row 0: none of V),
+        # gathered per path: the same sums as building each path's row
+        rows = np.empty((nv + 1, nv))
+        rows[:] = (1.0 - eta) * (1.0 - lam) * k[:nv]
+        rows[1 + np.arange(nv), np.arange(nv)] += (1.0 - eta) * lam
+        cdf = np.cumsum(rows, axis=1)[prev + 1]
         pick = (u[:, None] >= cdf).sum(axis=1)
         vz = (self.values[ci, :nv] - self.center[ci]) / self.scale[ci]
         gauss = pick >= nv
@@ -218,7 +233,13 @@ class CalendarModel:
             "cal_center": self.center,
             "cal_scale": self.scale,
             "cal_decimals": self.decimals.astype(np.int64),
+            **self._novel_arrays(),
         }
+
+    def _novel_arrays(self) -> dict[str, np.ndarray]:
+        if self.novel_rate is None or self.novel_dist is None:
+            return {}
+        return {"cal_novel_rate": self.novel_rate, "cal_novel_dist": self.novel_dist}
 
     @classmethod
     def from_arrays(
@@ -270,7 +291,20 @@ class CalendarModel:
         require(bool(np.all(scale > 0)), source, "cal_scale > 0")
         dec = arrays["cal_decimals"].astype(np.int64)
         require(dec.shape == (c,) and bool(np.all((dec >= 0) & (dec <= 15))), source, "decimals")
-        return cls(cols, values, nvals, table, lam, ek, ev, eta, center, scale, dec, clock)
+        rate = dist = None
+        if "cal_novel_rate" in arrays:
+            require("cal_novel_dist" in arrays, source, "array cal_novel_dist missing")
+            rate = arrays["cal_novel_rate"].astype(float)
+            dist = arrays["cal_novel_dist"].astype(float)
+            require(rate.shape == (c,) and dist.shape == (c, V), source, "novel exceptions shape")
+            ok = np.all((rate >= 0) & (rate < 1)) and np.all(np.isfinite(dist) & (dist >= 0))
+            require(bool(ok), source, "novel exception rate in [0, 1), distribution ≥ 0")
+            require(bool(np.allclose(dist.sum(axis=1), 1.0, atol=1e-9)), source, "novel sums")
+            for ci in range(c):
+                require(bool(np.all(dist[ci, nvals[ci] :] == 0)), source, "novel padding")
+        return cls(
+            cols, values, nvals, table, lam, ek, ev, eta, center, scale, dec, clock, rate, dist
+        )
 
 
 # ---- fitting ----------------------------------------------------------------------------------
@@ -397,7 +431,11 @@ def fit_calendar(
         table = (counts + 0.5 * prior[group]) / (counts.sum(axis=1, keepdims=True) + 0.5)
         ekeys = {int(key[np.flatnonzero(day == dd)[0]]): e for dd, e in exc.items()}
         ekeys = {k: e for k, e in ekeys.items() if k >= 0}
-        fits.append((v, table, ekeys, idx, ok, start))
+        # new exceptions: the rate of exception days, their values toward the marginal
+        ev = np.bincount(np.array(list(exc.values()), dtype=np.int64), minlength=nv)
+        rate = (len(exc) + 0.5) / (len(np.unique(day)) + 1.0)
+        novel = (rate, (ev + 0.5 * marg) / (len(exc) + 0.5))
+        fits.append((v, table, ekeys, idx, ok, start, novel))
     V = max(len(f[0]) for f in fits)
     E = max(1, max(len(f[2]) for f in fits))
     values = np.zeros((c, V))
@@ -405,7 +443,10 @@ def fit_calendar(
     exc_keys = np.full((c, E), -1, dtype=np.int64)
     exc_vals = np.zeros((c, E), dtype=np.int64)
     nvals = np.array([len(f[0]) for f in fits], dtype=np.int64)
-    for ci, (v, tb, ek, _, _, _) in enumerate(fits):
+    novel_rate, novel_dist = np.zeros(c), np.zeros((c, V))
+    for ci, (v, tb, ek, _, _, _, novel) in enumerate(fits):
+        novel_rate[ci] = novel[0]
+        novel_dist[ci, : len(v)] = novel[1]
         values[ci, : len(v)] = v
         values[ci, len(v) :] = v[-1] + np.arange(1, V - len(v) + 1)
         table[ci, :, : len(v)] = tb
@@ -424,8 +465,10 @@ def fit_calendar(
         np.array([scale[j] for j in cal_cols], dtype=float),
         np.array([decimals[j] for j in cal_cols], dtype=np.int64),
         clock,
+        novel_rate,
+        novel_dist,
     )
-    for ci, (_, _, _, idx, ok, start) in enumerate(fits):
+    for ci, (_, _, _, idx, ok, start, _) in enumerate(fits):
         cm.lam[ci] = _fit_lambda(cm, ci, idx, rows[ok], start)
     return cm
 

@@ -20,6 +20,7 @@ validates a model file's arrays (`from_arrays`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -133,6 +134,8 @@ class LinearModel:
             cal = self.calendar
             extra += int(np.sum((cal.nvals - 1) * cal.table.shape[1])) + cal.lam.size
             extra += int(np.sum(cal.exc_keys >= 0))
+            if cal.novel_rate is not None:  # the new-exception rate and values
+                extra += cal.novel_rate.size + int(np.sum(cal.nvals - 1))
             # the calendar columns' Gaussian conditionals are not used
             for j in cal.cols:
                 extra -= int(np.count_nonzero(self.B[j]) + np.count_nonzero(self.A[j]) + 3)
@@ -356,8 +359,27 @@ class LinearModel:
 
 
 def fourier_basis(steps: np.ndarray, periods: np.ndarray) -> np.ndarray:
-    """(n, 2H) [cos(2π t / P_h), sin(2π t / P_h)] for each period P_h."""
-    w = 2.0 * np.pi * np.asarray(steps, dtype=float)[:, None] / np.asarray(periods)[None, :]
+    """(n, 2H) [cos(2π t / P_h), sin(2π t / P_h)] for each period P_h (read-only when the
+    steps are a run of consecutive integers: the last few such runs are kept, since a fit
+    asks for the same span again for every candidate)."""
+    steps, periods = np.asarray(steps), np.asarray(periods, dtype=float)
+    n = len(steps)
+    if steps.ndim == 1 and n > 1 and steps.dtype.kind in "iu":
+        lo = int(steps[0])
+        if int(steps[-1]) - lo == n - 1 and bool(np.all(np.diff(steps) == 1)):
+            return _run_basis(lo, n, periods.tobytes())
+    return _basis(steps, periods)
+
+
+@lru_cache(maxsize=2)
+def _run_basis(lo: int, n: int, periods: bytes) -> np.ndarray:
+    out = _basis(np.arange(lo, lo + n), np.frombuffer(periods))
+    out.flags.writeable = False
+    return out
+
+
+def _basis(steps: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    w = 2.0 * np.pi * np.asarray(steps, dtype=float)[:, None] / periods[None, :]
     return np.concatenate([np.cos(w), np.sin(w)], axis=1)
 
 

@@ -13,7 +13,8 @@ Stages (all candidates scored on the same final holdout steps):
    harmonics of each chosen by holdout bits from a short list;
 6. ``exog``: the best so far with its calendar columns (detected, or declared `exogenous`)
    scored and drawn from the calendar (calendar.py) and first in the chain, so that the other
-   columns condition on them within the step; the order is chosen again on the other columns;
+   columns condition on them within the step; the order is chosen again on the other columns
+   (when that took a Fourier level, the calendar columns are also tried on the best without);
 7. ``blocks``, then ``regime`` (regime.py): the best so far with long-memory means of lag
    blocks beyond its order, with a second regime of the mean while the recent change is
    positive (on level structures; also on the best without fourier/exog when that differs);
@@ -142,7 +143,7 @@ def _fourier_grid(
         p = clock.per_day
         if p > 1:
             seasons = [float(p), 7.0 * p, 365.25 * p]
-            grid = [(6, 3, 0), (10, 5, 0), (10, 5, 3)]
+            grid = [(6, 3, 0), (10, 5, 0), (16, 8, 0), (24, 12, 0), (10, 5, 3)]
         else:
             seasons, grid = [7.0, 365.25], [(3, 0), (3, 2), (3, 4)]
     elif period and period > 1:
@@ -372,6 +373,9 @@ class SeriesSearch:
             # the greedy path took fourier/exog: also refine the best without them, so the
             # selection can never end worse than it did before those terms existed
             roots.append(before)
+            plain = yield from self._exog_without_fourier(fams, roots[0], before)
+            if plain is not None:
+                roots.append(plain)
         for i, root in enumerate(roots):  # lag blocks and regimes: on the best only (time)
             base = (yield from self._mean_chain(fams, root)) if i == 0 else root
             yield from self._residual_chain(residual_mods, base)
@@ -391,6 +395,25 @@ class SeriesSearch:
                     st = replace(base.structure, family=fam, order=order, calendar=True)
                     cand = SeriesCandidate(st, base.prep, sc.model(fam, order), pm)
                 yield self.score(cand, secs())
+
+    def _exog_without_fourier(
+        self, fams: set[str], best: Candidate[SeriesCandidate], before: Candidate[SeriesCandidate]
+    ) -> Generator[Candidate[SeriesCandidate], None, Candidate[SeriesCandidate] | None]:
+        """When the greedy path put the calendar columns on a Fourier level, the calendar
+        columns on the best without Fourier terms too (the two differ in how the level is
+        written; holdout bits decide, and each gets its residual chain)."""
+        assert best.model is not None and before.model is not None
+        if "exog" not in fams or not (best.model.exog and best.model.harmonics):
+            return None
+        if before.model.exog or before.model.harmonics:
+            return None
+        with stopwatch() as secs:
+            built = self._modify("exog", before)
+        if built is None:
+            return None
+        scored = self.score(built, before.fit_seconds + secs())
+        yield scored
+        return scored
 
     def _mean_chain(
         self, fams: set[str], base: Candidate[SeriesCandidate]
