@@ -30,6 +30,7 @@ MAX_DEPTH = 40
 _SCAN_CELLS = 1 << 21  # threshold cells scored at once
 _DENSE_NODE_CELLS = 1 << 19  # a node's (predictor state, child state) counts kept densely
 _WIDE_KEYS = 1 << 25  # keys (rows × predictors) held as int64 up to this many
+_COUNT_BLOCK = 1 << 23  # keys counted at once (`_dense_counts`)
 _BATCH = 4  # categorical columns ordered at once, in decreasing order of their bound
 
 
@@ -157,8 +158,9 @@ def grow(
     # keys[r, j] = (global state of predictor j, child state) of row r: a node's rows are
     # whole rows of keys, and int64 keys are counted without a conversion (int32 when large)
     wide = total * k >= 1 << 31 or states.size <= _WIDE_KEYS
-    dtype = np.int64 if wide else np.int32
-    keys = states.astype(dtype, copy=False) * dtype(k) + x[:, None].astype(dtype)
+    keys = states.astype(np.int64 if wide else np.int32)  # a copy, then in place: one array
+    keys *= k
+    keys += x[:, None]
     # counts kept per node while dense pays: a child's counts are its parent's minus its sibling's
     dense = total * k <= min(_DENSE_NODE_CELLS, 4 * keys.size)
     rows0 = np.arange(len(x))
@@ -216,9 +218,15 @@ def _dense_counts(
     keys: np.ndarray, total_states: int, k: int, weights: np.ndarray | None = None
 ) -> np.ndarray:
     """Counts of every (predictor state, child state) among the rows of `keys` (rows ×
-    predictors; a dense total_states × k matrix), each row counted `weights` times."""
-    w = None if weights is None else np.repeat(weights.astype(float), keys.shape[1])
-    c = np.bincount(keys.ravel(), weights=w, minlength=total_states * k)
+    predictors; a dense total_states × k matrix), each row counted `weights` times. Keys
+    are counted in blocks of rows: bincount copies int32 keys to int64 first."""
+    step = max(1, _COUNT_BLOCK // max(keys.shape[1], 1))
+    c = np.zeros(total_states * k, dtype=np.int64 if weights is None else float)
+    for start in range(0, len(keys), step):
+        block = keys[start : start + step]
+        w = None if weights is None else weights[start : start + step].astype(float)
+        w = None if w is None else np.repeat(w, keys.shape[1])
+        c += np.bincount(block.ravel(), weights=w, minlength=total_states * k)
     return c.astype(np.int64, copy=False).reshape(total_states, k)
 
 
