@@ -203,3 +203,17 @@ def test_the_bins_search_doubles_until_two_doublings_in_a_row_miss():
     if best == 10:
         expected.append(5)
     assert _bins_tried(rows) == expected
+
+
+def _square(item: int, offset: int) -> int:
+    return item * item + offset
+
+
+def test_a_parallel_map_ticks_once_per_result_in_order_forked_or_not(monkeypatch):
+    from datatwin.core import parallel
+
+    for workers in ("2", "1"):
+        monkeypatch.setenv("DATATWIN_WORKERS", workers)
+        ticks: list[float] = []
+        got = parallel.parallel_map(_square, list(range(9)), 1, on_result=ticks.append)
+        assert got == [i * i + 1 for i in range(9)] and ticks == [1] * 9

@@ -54,9 +54,12 @@ def console() -> Console:
 
 
 @contextmanager
-def meter(message: str, total: float | None, unit: str = "B") -> Iterator[Callable[[float], None]]:
+def meter(
+    message: str, total: float | None, unit: str = "B", *, summary: bool = True
+) -> Iterator[Callable[[float], None]]:
     """A progress bar with rate and time left while a long stage advances (CLI, on a
-    terminal); elsewhere, unless quiet, one line when it ends: how much, how long, how fast.
+    terminal); elsewhere, unless quiet, one line when it ends: how much, how long, how fast
+    (not with `summary=False`: an inner stage whose step prints its own line).
     Yields `advance(amount)`."""
     from rich.markup import escape
 
@@ -66,13 +69,15 @@ def meter(message: str, total: float | None, unit: str = "B") -> Iterator[Callab
     if _spinners and sys.stderr.isatty():
         from rich.progress import (
             BarColumn,
+            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
 
-        columns = [TextColumn(message), BarColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+        done_column = TransferSpeedColumn() if unit == "B" else MofNCompleteColumn()
+        columns = [TextColumn(message), BarColumn(), done_column, TimeRemainingColumn()]
         with Progress(*columns, console=_console, transient=True) as bar:
             task = bar.add_task(message, total=total)
 
@@ -88,7 +93,7 @@ def meter(message: str, total: float | None, unit: str = "B") -> Iterator[Callab
 
         yield advance
     secs = time.perf_counter() - start
-    if _spinners and secs >= 1.0:
+    if _spinners and summary and secs >= 1.0:
         size = _human(done[0], unit)
         _console.print(
             f"[dim]{message}: {size} in {secs:.1f} s ({_human(done[0] / secs, unit)}/s)[/dim]",

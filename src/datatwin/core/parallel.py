@@ -55,17 +55,28 @@ def _call(item: Any) -> Any:
 
 
 def parallel_map(
-    func: Callable[..., R], items: Sequence[T], *shared: Any, worth_it: bool = True
+    func: Callable[..., R],
+    items: Sequence[T],
+    *shared: Any,
+    worth_it: bool = True,
+    on_result: Callable[[float], None] | None = None,
 ) -> list[R]:
     """[func(item, *shared) for item in items], on forked workers when that is safe and
-    `worth_it` (the caller's judgement of the work); results in the order of `items`."""
+    `worth_it` (the caller's judgement of the work); results in the order of `items`.
+    `on_result(1)` is called as each result arrives (a progress meter's `advance`)."""
     n = min(workers(), len(items))
+    tick = on_result or (lambda amount: None)
     if n < 2 or not worth_it or not _fork_safe():
-        return [func(item, *shared) for item in items]
+        return [_ticked(func(item, *shared), tick) for item in items]
     global _SHARED
     _SHARED = (func, shared)
     try:
         with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
-            return list(pool.map(_call, items))
+            return [_ticked(r, tick) for r in pool.map(_call, items)]
     finally:
         _SHARED = None
+
+
+def _ticked(result: R, tick: Callable[[float], None]) -> R:
+    tick(1)
+    return result

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.linalg import eigh
 from scipy.special import xlogy
 
+from .. import progress
 from ..core.parallel import parallel_map
 from .bayesnet import DiscreteBayesNet, marginal_prior
 from .counting import FamilyCounter, FamilyCounts
@@ -488,12 +489,14 @@ def grow_trees(
     cols = counter.columns
     w = counter.weights
     big = len(cols[0]) * len(order) >= _PARALLEL_CELLS if cols else False
-    trees = parallel_map(
-        _grow_at,
-        list(enumerate(order)),
-        *(cols, cards, pseudo, order, ranks, w, global_states(cols, cards, order[:-1])),
-        worth_it=big,
-    )
+    with progress.meter(f"growing {len(order)} trees", len(order), " trees", summary=False) as tick:
+        trees = parallel_map(
+            _grow_at,
+            list(enumerate(order)),
+            *(cols, cards, pseudo, order, ranks, w, global_states(cols, cards, order[:-1])),
+            worth_it=big,
+            on_result=tick,
+        )
     grown = {v: t for (_, v), t in zip(enumerate(order), trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
