@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,16 +62,44 @@ COARSER_BINS = 5
 
 @dataclass
 class Split:
-    """Training rows, holdout rows, and the rows a refit uses (`full is train` when the
-    holdout came as separate data: nothing to refit)."""
+    """Training rows, holdout rows, and the rows a refit uses. An in-memory table split by
+    `held` (which of its rows are held out) takes its two sides only when they are asked
+    for: a search on a sample (`sample_split`) never needs them whole. Otherwise the sides
+    come as `given` rows (`given[0] is full` when the holdout came as separate data:
+    nothing to refit)."""
 
-    train: Rows
-    hold: Rows
     full: Rows
+    held: np.ndarray | None = None
+    given: tuple[Rows, Rows] | None = None
     #: the rows candidates are fit and scored on: a hashed sample of train and hold when
     #: those are larger than `SEARCH_ROWS` (`sample_split`), else train and hold themselves
     search_train: Rows | None = None
     search_hold: Rows | None = None
+
+    @cached_property
+    def train(self) -> Rows:
+        return self.given[0] if self.given is not None else self._side(False)
+
+    @cached_property
+    def hold(self) -> Rows:
+        return self.given[1] if self.given is not None else self._side(True)
+
+    def _side(self, held: bool) -> RawTable:
+        assert isinstance(self.full, RawTable) and self.held is not None
+        return self.full.take(self.held if held else ~self.held)
+
+    @property
+    def n_train(self) -> int:
+        return self.train.n_rows if self.held is None else int(np.count_nonzero(~self.held))
+
+    @property
+    def n_hold(self) -> int:
+        return self.hold.n_rows if self.held is None else int(np.count_nonzero(self.held))
+
+    @property
+    def refit_adds_rows(self) -> bool:
+        """Whether the refit's rows (`full`) hold more than the training rows."""
+        return self.given is None or self.given[0] is not self.full
 
     def searched(self) -> tuple[Rows, Rows]:
         return self.search_train or self.train, self.search_hold or self.hold
@@ -99,13 +128,13 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
         if not isinstance(raw, RawTable):
             train_rows, hold_rows = raw.split(float(holdout), key)
             check_rows(hold_rows, 1)
-            return sample_split(Split(train_rows, hold_rows, raw), key)
+            return sample_split(Split(raw, given=(train_rows, hold_rows)), key)
         held = holdout_mask(0, raw.n_rows, float(holdout), key)
         if not held.any():  # a tiny table: at least one row on each side
             held[0] = True
         if held.all():
             held[-1] = False
-        return sample_split(Split(raw.take(~held), raw.take(held), raw), key, held)
+        return sample_split(Split(raw, held=held), key)
     if not isinstance(raw, RawTable):
         raise InputError("rows that are not in memory take a holdout fraction, not holdout data")
     hold = read_table(holdout)
@@ -114,36 +143,38 @@ def split_rows(raw: Rows, holdout: Any, seed: SeedLike) -> Split:
         raise InputError(f"the holdout data lacks columns {missing}")
     hold = RawTable(raw.columns, {c: hold.cells[c] for c in raw.columns}, raw.dtypes, hold.source)
     check_rows(raw, 2)
-    return sample_split(Split(raw, hold, raw), split_key(seed))
+    return sample_split(Split(raw, given=(raw, hold)), split_key(seed))
 
 
-def sample_split(split: Split, key: int, held: np.ndarray | None = None) -> Split:
+def sample_split(split: Split, key: int) -> Split:
     """`split` with search rows: when the training rows outnumber `SEARCH_ROWS`, candidates
     are fit on a hashed sample of about `SEARCH_ROWS` of them and scored on the holdout rows
     the same hash picks; the chosen structure is then counted on every row. The hash is of
-    each row's position in the whole table (`held`: which rows of `split.full` are held out,
-    when the holdout came from it), so rows not in memory pick the same rows (`sample`)."""
-    train, hold = split.train, split.hold
-    if train.n_rows <= SEARCH_ROWS:
+    each row's position in the whole table (of `split.full` when the holdout came from it),
+    so rows not in memory pick the same rows (`sample`)."""
+    if split.n_train <= SEARCH_ROWS:
         return split
-    share = SEARCH_ROWS / train.n_rows
+    share = SEARCH_ROWS / split.n_train
     salt = key ^ _SAMPLE_SALT
-    full = split.full
-    if not isinstance(train, RawTable) and not isinstance(hold, RawTable):
-        split.search_train, split.search_hold = train.sample(share, salt), hold.sample(share, salt)
-    elif not isinstance(train, RawTable) or not isinstance(hold, RawTable):
-        return split  # rows of two kinds: not a split this module makes
-    elif held is not None and isinstance(full, RawTable):
+    full, held = split.full, split.held
+    if held is not None and isinstance(full, RawTable):
         picked = holdout_mask(0, full.n_rows, share, salt)
         split.search_train, split.search_hold = full.take(picked & ~held), full.take(picked & held)
-    else:  # the holdout came as its own table: positions in each table
+    elif isinstance(split.train, RawTable) and isinstance(split.hold, RawTable):
+        # the holdout came as its own table: positions in each table
+        train, hold = split.train, split.hold
         split.search_train = train.take(holdout_mask(0, train.n_rows, share, salt))
         split.search_hold = hold.take(holdout_mask(0, hold.n_rows, share, salt))
+    elif not isinstance(split.train, RawTable) and not isinstance(split.hold, RawTable):
+        split.search_train = split.train.sample(share, salt)
+        split.search_hold = split.hold.sample(share, salt)
+    else:
+        return split  # rows of two kinds: not a split this module makes
     progress.note(
-        f"{split.train.n_rows:,} training rows: candidates are fit on a sample of "
+        f"{split.n_train:,} training rows: candidates are fit on a sample of "
         f"{split.search_train.n_rows:,} and scored on {split.search_hold.n_rows:,} of the "
-        f"{hold.n_rows:,} held-out rows; the chosen structure is counted on all "
-        f"{split.full.n_rows:,} rows"
+        f"{split.n_hold:,} held-out rows; the chosen structure is counted on all "
+        f"{full.n_rows:,} rows"
     )
     return split
 
@@ -192,7 +223,7 @@ class TableSearch:
     @property
     def holdout_units(self) -> int:
         """Held-out records (the selection notes when too few decide)."""
-        return self.split.hold.n_rows
+        return self.split.n_hold
 
     def _fit(self, raw: Rows, structure: Structure, **extra: Any) -> TableTwin:
         """`structure` (every parameter set) fit on `raw`."""
@@ -252,7 +283,7 @@ class TableSearch:
                 f"{TOP_PARENTS} most informative partners (pairwise mutual information); "
                 "ask for bayesnet or trees with --structures to search all pairs (slow)"
             )
-        in_memory = isinstance(self.split.train, RawTable)
+        in_memory = isinstance(self.split.full, RawTable)
         for name, label_params in self.plan:
             if name in ROWS_IN_MEMORY and not in_memory:
                 progress.note(f"structure {name!r} skipped: it needs the rows in memory")
@@ -310,7 +341,7 @@ class TableSearch:
         if self.split.sampled and best.structure.name in _PARENTS_FIXED:
             with progress.step(f"counting {best.structure.label} on all {rows.n_rows} rows"):
                 twin = self._counted(rows, best.structure, twin.edges)
-        elif self.split.sampled or (self.do_refit and rows is not self.split.train):
+        elif self.split.sampled or (self.do_refit and self.split.refit_adds_rows):
             with progress.step(f"refitting {best.structure.label} on all {rows.n_rows} rows"):
                 extra: dict[str, Any] = {}
                 if best.structure.name == "neural":  # same epochs again, on every row
