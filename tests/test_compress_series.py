@@ -16,6 +16,18 @@ from datatwin.coding import CompressedFileError  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
 
 
+def _coded(twin, lines: list[str], tmp_path: Path) -> tuple[bytes, dict, float]:
+    """The held-out `lines` as a file: its bytes, the compression report (after checking
+    the round trip is exact) and the twin's own bits for it."""
+    raw = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / "h.csv"
+    path.write_bytes(raw)
+    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
+    blob, report = compress_report(twin, raw)
+    assert twin.decompress(blob) == raw
+    return raw, report, predicted
+
+
 def _series(n: int, seed: int, missing: bool = True) -> list[str]:
     rng = np.random.default_rng(seed)
     x = np.zeros(n)
@@ -113,12 +125,7 @@ def test_calendar_columns_are_coded_as_the_twin_scores_them(tmp_path: Path) -> N
     train.write_text("\n".join(lines[:701]) + "\n")
     twin = datatwin.fit(train, kind="series", seed=0, structures="ar(2)+exog")
     assert twin.model.calendar is not None
-    raw = ("\n".join([lines[0]] + lines[701:]) + "\n").encode()
-    path = tmp_path / "h.csv"
-    path.write_bytes(raw)
-    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
-    blob, report = compress_report(twin, raw)
-    assert twin.decompress(blob) == raw
+    raw, report, predicted = _coded(twin, [lines[0]] + lines[701:], tmp_path)
     assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
     assert report["sizes"]["payload"] <= predicted / 8 * 1.005 + 8
     rows = raw.decode().split("\n")
@@ -143,12 +150,7 @@ def test_volatility_and_regime_twins_are_coded_at_their_own_bits(tmp_path: Path,
     train.write_text("\n".join(lines[:1001]) + "\n")
     twin = datatwin.fit(train, kind="series", seed=0, structures=structure, max_lag=4)
     assert structure.split("+")[1] in twin.structure
-    raw = ("\n".join([lines[0]] + lines[1001:]) + "\n").encode()
-    path = tmp_path / "h.csv"
-    path.write_bytes(raw)
-    predicted = -float(np.sum(twin.log_prob(path))) / math.log(2)
-    blob, report = compress_report(twin, raw)
-    assert twin.decompress(blob) == raw
+    _, report, predicted = _coded(twin, [lines[0]] + lines[1001:], tmp_path)
     assert report["model_bits"] == pytest.approx(predicted, rel=1e-6)
 
 

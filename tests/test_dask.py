@@ -60,17 +60,21 @@ def parts(tmp_path_factory) -> Path:
     return folder / "data"
 
 
+def assert_same_twin(dask_twin, memory_twin, folder: Path) -> None:
+    """The same leaderboard bits and the same model file, byte for byte."""
+    assert [r["holdout_bits"] for r in dask_twin.leaderboard] == [
+        r["holdout_bits"] for r in memory_twin.leaderboard
+    ]
+    dask_twin.save(folder / "dask.twin")
+    memory_twin.save(folder / "memory.twin")
+    assert digest(folder / "dask.twin") == digest(folder / "memory.twin")
+
+
 def test_the_dask_fit_writes_the_same_model_file_as_the_in_memory_fit(cluster, parts, tmp_path):
     ddf = dd.read_parquet(parts)
     assert ddf.npartitions == 7
     twin = datatwin.fit(ddf, seed=5)
-    same = datatwin.fit(ddf.compute(), seed=5)
-    assert [r["holdout_bits"] for r in twin.leaderboard] == [
-        r["holdout_bits"] for r in same.leaderboard
-    ]
-    twin.save(tmp_path / "dask.twin")
-    same.save(tmp_path / "memory.twin")
-    assert digest(tmp_path / "dask.twin") == digest(tmp_path / "memory.twin")
+    assert_same_twin(twin, datatwin.fit(ddf.compute(), seed=5), tmp_path)
     # and on another partitioning of the same rows
     other = datatwin.fit(dd.from_pandas(ddf.compute(), npartitions=3), seed=5)
     other.save(tmp_path / "other.twin")
@@ -87,13 +91,7 @@ def test_a_search_on_a_sample_picks_the_same_rows_through_dask(
     with caplog.at_level(logging.INFO, logger="datatwin"):
         twin = datatwin.fit(ddf, seed=5)
     assert "candidates are fit on a sample of" in caplog.text
-    same = datatwin.fit(ddf.compute(), seed=5)
-    assert [r["holdout_bits"] for r in twin.leaderboard] == [
-        r["holdout_bits"] for r in same.leaderboard
-    ]
-    twin.save(tmp_path / "dask.twin")
-    same.save(tmp_path / "memory.twin")
-    assert digest(tmp_path / "dask.twin") == digest(tmp_path / "memory.twin")
+    assert_same_twin(twin, datatwin.fit(ddf.compute(), seed=5), tmp_path)
 
 
 def test_structures_that_need_rows_in_memory_are_skipped_with_a_note(cluster, caplog):

@@ -120,19 +120,24 @@ def test_trees_grown_on_several_cores_are_the_serial_trees(monkeypatch):
     assert np.array_equal(forked.log_prob(df), serial.log_prob(df))
 
 
+def chain_frame(n: int, seed: int):
+    """A chain a -> b -> c of small categorical columns."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 4, n)
+    b = (a + rng.integers(0, 2, n)) % 4
+    return pd.DataFrame({"a": a, "b": b, "c": (b * 2 + rng.integers(0, 2, n)) % 5})
+
+
 def test_a_large_training_split_is_searched_on_a_sample_then_counted_on_every_row(
     monkeypatch, caplog
 ):
     import logging
 
-    import pandas as pd
-
     import datatwin
 
-    rng = np.random.default_rng(7)
-    a = rng.integers(0, 4, 4000)
-    b = (a + rng.integers(0, 2, 4000)) % 4
-    df = pd.DataFrame({"a": a, "b": b, "c": (b * 2 + rng.integers(0, 2, 4000)) % 5})
+    df = chain_frame(4000, seed=7)
     monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 800)
     with caplog.at_level(logging.INFO, logger="datatwin"):
         twin = datatwin.fit(df, structures="bayesnet", seed=0)
@@ -150,14 +155,9 @@ def test_an_explicit_holdout_with_a_large_training_split_is_also_searched_on_a_s
 ):
     import logging
 
-    import pandas as pd
-
     import datatwin
 
-    rng = np.random.default_rng(8)
-    a = rng.integers(0, 4, 5000)
-    b = (a + rng.integers(0, 2, 5000)) % 4
-    df = pd.DataFrame({"a": a, "b": b, "c": (b * 2 + rng.integers(0, 2, 5000)) % 5})
+    df = chain_frame(5000, seed=8)
     train, hold = df.iloc[:4000], df.iloc[4000:]
     monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 800)
     with caplog.at_level(logging.INFO, logger="datatwin"):

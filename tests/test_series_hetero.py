@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from series_checks import assert_next_step_sums_to_one
 
 import datatwin
 from datatwin.errors import DataTwinError
@@ -60,13 +61,7 @@ def test_cells_of_the_next_step_sum_to_one():
     train, nxt = df.iloc[:-1], df.iloc[-1:]
     tw = datatwin.fit(train, kind="series", structures="ar(1)+hetero", max_lag=4)
     assert tw.structure == "ar(1)+hetero"
-    y = train["y"].to_numpy(float)
-    s = float(y.std())
-    grid = range(math.floor(y.min() - 40 * s), math.ceil(y.max() + 40 * s) + 1)
-    lp = np.array([tw.log_prob(nxt.assign(y=v), history=train)[0] for v in grid])
-    p = np.exp(lp)
-    assert p[0] + p[-1] < 1e-12
-    assert float(p.sum()) == pytest.approx(1.0, rel=1e-6)
+    assert_next_step_sums_to_one(tw, train, nxt, sds=40)
 
 
 def test_simulated_volatility_reverts_and_matches_the_data():

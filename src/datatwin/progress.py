@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 
 LOGGER = logging.getLogger("datatwin")
 _console = Console(stderr=True)
@@ -26,8 +27,6 @@ class _NoteHandler(logging.Handler):
     """Prints each record as one `note:` line on stderr (rich markup escaped)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from rich.markup import escape
-
         _console.print(f"[dim]note:[/dim] {escape(record.getMessage())}", highlight=False)
 
 
@@ -61,8 +60,6 @@ def meter(
     terminal); elsewhere, unless quiet, one line when it ends: how much, how long, how fast
     (not with `summary=False`: an inner stage whose step prints its own line).
     Yields `advance(amount)`."""
-    from rich.markup import escape
-
     message = escape(message)  # a file name may hold [brackets]
     start = time.perf_counter()
     done = [0.0]
@@ -129,9 +126,7 @@ def recording() -> Iterator[list[tuple[str, float]]]:
 def step(message: str) -> Iterator[None]:
     """Show a spinner with `message` while a long step runs (CLI, on a terminal); elsewhere,
     unless quiet, one line with its time when it took at least a second."""
-    from rich.markup import escape  # a label such as trees[bins=20] is not markup
-
-    start = time.perf_counter()
+    start = time.perf_counter()  # (messages are escaped: trees[bins=20] is not markup)
     if _spinners and sys.stderr.isatty():
         with _console.status(escape(message)):
             yield
