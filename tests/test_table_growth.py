@@ -1,12 +1,13 @@
 """Growing decision trees fast finds the same trees: the pruned split search, the counts kept
-per node and the category ordering against their plain definitions."""
+per node, the category ordering and the vectorised per-predictor sums against their plain
+definitions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datatwin.tabular import growth
+from datatwin.tabular import growth, splits
 from datatwin.tabular.bayesnet import marginal_prior
 from datatwin.tabular.counting import FamilyCounter
 
@@ -40,6 +41,13 @@ def _same(net1, net2) -> None:
         assert np.array_equal(t1.probs, t2.probs)
 
 
+def _segments(blocks: list[np.ndarray]) -> splits.Segments:
+    """Blocks as consecutive segments of predictors 0, 1, ..."""
+    sizes = np.array([len(b) for b in blocks])
+    states = np.concatenate([np.arange(len(b)) for b in blocks])
+    return splits.Segments(np.arange(len(blocks)), sizes, states, np.concatenate(blocks))
+
+
 def _reference_order(block: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The ordering by its definition: a full SVD of √n (p − p̄)."""
     n = block.sum(axis=1)
@@ -60,7 +68,7 @@ def test_category_order_is_the_main_axis_of_the_child_distributions():
         if len(block) < 3:
             continue
         q = rng.dirichlet(np.ones(k))
-        assert np.array_equal(growth._category_orders([block], q)[0], _reference_order(block, q))
+        assert np.array_equal(splits.category_order(block, q), _reference_order(block, q))
 
 
 def test_category_order_recovers_a_planted_split():
@@ -72,7 +80,7 @@ def test_category_order_recovers_a_planted_split():
     for s in range(10):
         p = np.r_[0.7, 0.1, 0.1, 0.05, 0.05] if s in (1, 4, 6) else np.r_[0.05, 0.05, 0.1, 0.1, 0.7]
         block[s] = rng.multinomial(400, p)
-    order = growth._category_orders([block], np.full(k, 1 / k))[0]
+    order = splits.category_order(block, np.full(k, 1 / k))
     first = set(order[:3].tolist())
     assert first == {1, 4, 6} or set(order[-3:].tolist()) == {1, 4, 6}
 
@@ -81,7 +89,7 @@ def test_pruned_split_search_finds_the_same_trees(monkeypatch):
     cols, cards, ranks = _table()
     fast = _grow_all(cols, cards, ranks)
     # no predictor skipped: every categorical ordered and scanned
-    monkeypatch.setattr(growth, "_multiway_gains", lambda blocks: np.full(len(blocks), np.inf))
+    monkeypatch.setattr(splits, "_multiway_gains", lambda cands: np.full(len(cands.pos), np.inf))
     _same(fast, _grow_all(cols, cards, ranks))
     assert sum(t.n_leaves for t in fast.cpts) > 5  # the table has structure to find
 
@@ -93,7 +101,7 @@ def test_multiway_gain_bounds_every_binary_split():
         block = block[block.sum(axis=1) > 0]
         if len(block) < 3:
             continue
-        bound = growth._multiway_gains([block])[0]
+        bound = splits._multiway_gains(_segments([block]))[0]
         totals = block.sum(axis=0)
         for mask in range(1, 2 ** (len(block) - 1)):
             left = block[[(mask >> i) & 1 == 1 for i in range(len(block))]].sum(axis=0)
@@ -108,14 +116,43 @@ def test_multiway_gain_bounds_every_binary_split():
 def test_valid_threshold_range_holds_for_every_order():
     rng = np.random.default_rng(4)
     for _ in range(50):
-        block = rng.poisson(rng.gamma(0.7, 4, (7, 1)) * np.ones((1, 3)))
-        block = block[block.sum(axis=1) > 0]
-        lo, hi = growth._valid_range(block, 5)
-        n = block.sum(axis=1)
-        for _ in range(20):
-            s = np.cumsum(n[rng.permutation(len(n))])[:-1]
-            valid = int(np.sum((s >= 5) & (n.sum() - s >= 5)))
-            assert lo <= valid <= hi
+        blocks = []
+        for _ in range(int(rng.integers(1, 4))):  # several predictors at once
+            block = rng.poisson(rng.gamma(0.7, 4, (int(rng.integers(2, 9)), 1)) * np.ones((1, 3)))
+            blocks.append(block[block.sum(axis=1) > 0])
+        blocks = [b for b in blocks if len(b) >= 2]
+        if not blocks:
+            continue
+        lo, hi = splits._valid_ranges(_segments(blocks), 5)
+        for j, block in enumerate(blocks):
+            n = block.sum(axis=1)
+            seen = []
+            for _ in range(20):
+                s = np.cumsum(n[rng.permutation(len(n))])[:-1]
+                seen.append(int(np.sum((s >= 5) & (n.sum() - s >= 5))))
+            assert lo[j] <= min(seen) and max(seen) <= hi[j]
+            # by definition: a prefix of t + 1 states holds between the t + 1 smallest and
+            # the t + 1 largest counts
+            small, large = np.cumsum(np.sort(n))[:-1], np.cumsum(np.sort(n)[::-1])[:-1]
+            total = n.sum()
+            assert lo[j] == np.sum((small >= 5) & (total - large >= 5))
+            assert hi[j] == np.sum((large >= 5) & (total - small >= 5))
+
+
+def test_n_log_n_table_and_eigenvector_are_the_library_values():
+    from scipy.linalg import eigh
+    from scipy.special import xlogy
+
+    counts = np.array([0, 1, 2, 3, 1000, 77777])
+    assert np.array_equal(splits._nlogn(counts, 77777), xlogy(counts, counts))
+    rng = np.random.default_rng(6)
+    for _ in range(50):
+        d = rng.normal(size=(int(rng.integers(2, 40)), int(rng.integers(2, 30))))
+        a = d.T @ d
+        k = len(a)
+        assert np.array_equal(
+            splits._top_eigenvector(a), eigh(a, subset_by_index=[k - 1, k - 1])[1][:, 0]
+        )
 
 
 @pytest.mark.parametrize("cells", [0, 1 << 30])
