@@ -217,3 +217,29 @@ def test_a_parallel_map_ticks_once_per_result_in_order_forked_or_not(monkeypatch
         ticks: list[float] = []
         got = parallel.parallel_map(_square, list(range(9)), 1, on_result=ticks.append)
         assert got == [i * i + 1 for i in range(9)] and ticks == [1] * 9
+
+
+def test_workers_fork_while_a_spinner_turns():
+    """On a terminal the command line's spinner redraws from a thread of its own; it is
+    paused while the workers fork, so a map still runs on them (it used to fall back to the
+    serial loop). Run in a fresh interpreter: torch, once imported, turns forking off."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os, sys, threading
+from datatwin import progress
+from datatwin.core import parallel
+progress.enable_cli(False)
+sys.stderr.isatty = lambda: True
+with progress.step("growing"):
+    spinning = threading.active_count() > 1
+    pids = parallel.parallel_map(lambda i: os.getpid(), [1, 2, 3, 4])
+print(spinning, os.getpid() in pids)
+"""
+    env = {**os.environ, "DATATWIN_WORKERS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.stdout.split() == ["True", "False"], out.stderr  # spun; mapped on workers

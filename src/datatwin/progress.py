@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,6 +24,18 @@ from rich.markup import escape
 LOGGER = logging.getLogger("datatwin")
 _console = Console(stderr=True)
 _spinners = False
+
+
+@dataclass
+class _Shown:
+    """A rich Status or Progress on screen and the threads that redraw it."""
+
+    display: Any
+    threads: set[threading.Thread]
+
+
+#: the spinners and bars on screen, innermost last
+_displays: list[_Shown] = []
 
 
 class _NoteHandler(logging.Handler):
@@ -75,7 +90,8 @@ def meter(
 
         done_column = TransferSpeedColumn() if unit == "B" else MofNCompleteColumn()
         columns = [TextColumn(message), BarColumn(), done_column, TimeRemainingColumn()]
-        with Progress(*columns, console=_console, transient=True) as bar:
+        before = set(threading.enumerate())
+        with Progress(*columns, console=_console, transient=True) as bar, _shown(bar, before):
             task = bar.add_task(message, total=total)
 
             def advance(amount: float) -> None:
@@ -96,6 +112,37 @@ def meter(
             f"[dim]{message}: {size} in {secs:.1f} s ({_human(done[0] / secs, unit)}/s)[/dim]",
             highlight=False,
         )
+
+
+@contextmanager
+def _shown(display: Any, before: set[threading.Thread]) -> Iterator[None]:
+    """Keep `display` (just started) in `_displays` with the threads it started, while it
+    is on screen."""
+    entry = _Shown(display, set(threading.enumerate()) - before)
+    _displays.append(entry)
+    try:
+        yield
+    finally:
+        _displays.remove(entry)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """Stop the spinners and bars inside the block, their redrawing threads ended, then
+    start them again: a process forked inside it (`core.parallel`) copies no thread that
+    could hold a lock of the console or of stderr."""
+    shown = list(_displays)
+    for entry in reversed(shown):
+        entry.display.stop()
+        for t in entry.threads:
+            t.join(timeout=5.0)
+    try:
+        yield
+    finally:
+        for entry in shown:
+            before = set(threading.enumerate())
+            entry.display.start()
+            entry.threads = set(threading.enumerate()) - before
 
 
 def _human(amount: float, unit: str) -> str:
@@ -128,7 +175,8 @@ def step(message: str) -> Iterator[None]:
     unless quiet, one line with its time when it took at least a second."""
     start = time.perf_counter()  # (messages are escaped: trees[bins=20] is not markup)
     if _spinners and sys.stderr.isatty():
-        with _console.status(escape(message)):
+        before = set(threading.enumerate())
+        with _console.status(escape(message)) as status, _shown(status, before):
             yield
     else:
         yield

@@ -7,7 +7,8 @@ serial loop's, bit for bit, in the same order. Workers: `DATATWIN_WORKERS` (1 tu
 else the cores this process may use. Forking is skipped where it is unsafe or not worth it:
 no `fork` on the platform, torch loaded (its thread pools do not survive a fork), other
 threads running (e.g. a Dask client's), inside a daemon process (a Dask worker), or too
-little work.
+little work. The command line's spinners redraw from threads of their own: they are paused
+while the workers fork (`progress.paused`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
+
+from .. import progress
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -66,13 +69,21 @@ def parallel_map(
     `on_result(1)` is called as each result arrives (a progress meter's `advance`)."""
     n = min(workers(), len(items))
     tick = on_result or (lambda amount: None)
-    if n < 2 or not worth_it or not _fork_safe():
+    if n < 2 or not worth_it:
         return [_ticked(func(item, *shared), tick) for item in items]
     global _SHARED
     _SHARED = (func, shared)
     try:
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
-            return [_ticked(r, tick) for r in pool.map(_call, items)]
+        with progress.paused():  # a spinner's thread stops while the workers fork
+            if not _fork_safe():
+                pool = None
+            else:
+                pool = ProcessPoolExecutor(n, mp_context=mp.get_context("fork"))
+                results = pool.map(_call, items)  # every item submitted: workers forked
+        if pool is None:
+            return [_ticked(func(item, *shared), tick) for item in items]
+        with pool:
+            return [_ticked(r, tick) for r in results]
     finally:
         _SHARED = None
 
