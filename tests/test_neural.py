@@ -245,3 +245,19 @@ def test_without_torch_candidates_are_skipped_and_twins_still_load(monkeypatch, 
     assert np.array_equal(back.log_prob("the mat"), twin.log_prob("the mat"))
     with pytest.raises(datatwin.InputError, match=r"datatwin\[neural\]"):
         backend.require_torch("neural training")
+
+
+def test_a_rows_product_does_not_depend_on_the_batch_around_it():
+    """BLAS rounds a row differently by call shape (on some CPUs for any change of the row
+    count); `matmul_t` gives each row the same floats alone, in any batch, at any place."""
+    from datatwin.nn.recurrent import matmul_t
+
+    rng = np.random.default_rng(0)
+    for h in (16, 48, 256):
+        w = rng.normal(size=(3 * h, h)).astype(np.float32)
+        a = rng.normal(size=(40, h)).astype(np.float32)
+        alone = np.stack([matmul_t(a[i : i + 1], w)[0] for i in range(len(a))])
+        for start, stop in ((0, 2), (0, 9), (3, 20), (5, 40), (0, 40)):
+            np.testing.assert_array_equal(matmul_t(a[start:stop], w), alone[start:stop])
+        exact = a.astype(float) @ w.T.astype(float)  # and it is a @ w.T, to float32 rounding
+        np.testing.assert_allclose(alone, exact, atol=1e-5 * np.sqrt(h) * np.abs(exact).max())

@@ -27,14 +27,23 @@ EPS_FLOOR = 1e-4
 CELLS = {"lstm": 4, "gru": 3}
 
 
+#: rows per matrix product: BLAS rounds a row's dot products differently depending on how
+#: many rows a call has (its kernels differ by shape, and by CPU), so every product is made
+#: of calls of exactly this many rows
+ROW_BLOCK = 8
+
+
 def matmul_t(a: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """a @ w.T with each row's result independent of how many rows `a` has: BLAS computes a
-    single row with a matrix-vector kernel whose rounding differs from the matrix-matrix one,
-    so one row is computed as two (a prefix then scores bit for bit the same alone, in a
-    batch, or while sampling)."""
-    if a.shape[0] == 1:
-        return (np.concatenate([a, a]) @ w.T)[:1]
-    return a @ w.T
+    """a @ w.T with each row's result independent of how many rows `a` has and where the
+    row is among them: the rows go through BLAS in blocks of exactly `ROW_BLOCK` (the last
+    padded with zeros), one call shape for every batch, so a prefix scores bit for bit the
+    same alone, in a batch, or while sampling."""
+    n = a.shape[0]
+    m = -(-n // ROW_BLOCK) * ROW_BLOCK
+    if m != n:
+        a = np.concatenate([a, np.zeros((m - n, a.shape[1]), a.dtype)])
+    out = np.matmul(a.reshape(-1, ROW_BLOCK, a.shape[1]), w.T)  # one gemm per block
+    return out.reshape(m, -1)[:n]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
