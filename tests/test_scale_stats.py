@@ -243,3 +243,47 @@ print(spinning, os.getpid() in pids)
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.stdout.split() == ["True", "False"], out.stderr  # spun; mapped on workers
+
+
+def test_a_hill_climb_scored_on_workers_finds_the_serial_network():
+    """Families are scored in batches on forked workers for large tables: the same scores,
+    so the same network as scoring one by one (in a fresh interpreter: torch turns forking
+    off)."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import os
+import numpy as np
+from datatwin.core import parallel
+from datatwin.tabular import search
+from datatwin.tabular.counting import FamilyCounter
+rng = np.random.default_rng(0)
+n = 3000
+a = rng.integers(0, 4, n); b = (a + rng.integers(0, 2, n)) % 5; c = (b * 2 + rng.integers(0, 3, n)) % 7
+d = (a + c + rng.integers(0, 2, n)) % 6; e = rng.integers(0, 3, n)
+cols = [a, b, c, d, e]; cards = np.array([4, 5, 7, 6, 3])
+search._PARALLEL_ROWS = 0
+forks = []
+real = parallel.ProcessPoolExecutor
+parallel.ProcessPoolExecutor = lambda *a, **k: forks.append(1) or real(*a, **k)
+def climb(workers):
+    os.environ["DATATWIN_WORKERS"] = workers
+    counter = FamilyCounter(cols, cards)
+    scorer = search.LocalScorer(counter, [np.zeros(int(k)) for k in cards])
+    tree = search.chow_liu(counter, scorer)
+    return tree, search.hill_climb(scorer, max_parents=2), scorer._cache
+t2, net2, cache2 = climb("2")
+used = len(forks)
+t1, net1, cache1 = climb("1")
+print(used > 0, len(forks) == used, t1 == t2, net1 == net2, cache1 == cache2, len(cache1) > 20)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=300,
+    )
+    assert out.stdout.split() == ["True"] * 6, out.stderr

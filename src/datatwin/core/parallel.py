@@ -91,3 +91,44 @@ def parallel_map(
 def _ticked(result: R, tick: Callable[[float], None]) -> R:
     tick(1)
     return result
+
+
+def _noop() -> None:
+    return None
+
+
+class WorkerPool:
+    """Forked workers kept for several maps (the rounds of a search), forked once, on
+    entering, with the data the parent holds then: `map(items)` is [func(item, *shared)
+    for item in items] in order, on the workers when they could fork (as `parallel_map`),
+    else in this process. Results are the serial loop's, bit for bit."""
+
+    def __init__(self, func: Callable[..., R], *shared: Any, worth_it: bool = True):
+        self.func, self.shared, self.worth_it = func, shared, worth_it
+        self.pool: ProcessPoolExecutor | None = None
+        self.n = workers()
+
+    def __enter__(self) -> WorkerPool:
+        global _SHARED
+        if self.n < 2 or not self.worth_it:
+            return self
+        _SHARED = (self.func, self.shared)  # the workers keep their copy
+        try:
+            with progress.paused():
+                if _fork_safe():
+                    self.pool = ProcessPoolExecutor(self.n, mp_context=mp.get_context("fork"))
+                    self.pool.submit(_noop).result()  # every worker forked now
+        finally:
+            _SHARED = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def map(self, items: Sequence[T]) -> list[Any]:
+        if self.pool is None or len(items) < 2:
+            return [self.func(item, *self.shared) for item in items]
+        chunk = max(1, len(items) // (4 * self.n))
+        return list(self.pool.map(_call, items, chunksize=chunk))

@@ -7,16 +7,22 @@ updated only for the nodes whose parents changed; in-degree is bounded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from ..core.parallel import WorkerPool
 from .bayesnet import marginal_prior, reachable
 from .counting import FamilyCounter, config_space
 from .scores import GammaTables, family_score, marginal_loglik
 
 _TOL = 1e-6
+#: rows (distinct rows when counted so) from which families are scored on several cores
+_PARALLEL_ROWS = 20_000
+Family = tuple[int, tuple[int, ...]]
 
 
 class FamilyScorer(Protocol):
@@ -56,21 +62,61 @@ class LocalScorer:
         self.k_eff = [int(np.count_nonzero(counter.marginal(v))) for v in range(len(cards))]
         self._cache: dict[tuple[int, tuple[int, ...]], float] = {}
         self._gamma: dict[int, GammaTables] = {}
+        self._workers: WorkerPool | None = None  # open inside `on_workers`
         # structure prior for "bde": each possible edge is present with probability ~1/d
         self.edge_penalty = float(np.log(max(len(cards), 2))) if method == "bde" else 0.0
 
     def __call__(self, child: int, parents: tuple[int, ...]) -> float:
-        parents = tuple(sorted(parents))
-        key = (child, parents)
+        key = (child, tuple(sorted(parents)))
         s = self._cache.get(key)
-        if s is None and self.shared is not None and self.invariant[[child, *parents]].all():
-            s = self.shared.get((self.method, child, parents))
-            if s is None:
-                s = self.shared[(self.method, child, parents)] = self._score(child, parents)
-            self._cache[key] = s
         if s is None:
-            s = self._cache[key] = self._score(child, parents)
+            s = self._shared(key)
+            if s is None:
+                s = self._score(*key)
+                self._keep(key, s)
+            else:
+                self._cache[key] = s
         return s
+
+    def _is_invariant(self, key: Family) -> bool:
+        return self.shared is not None and bool(self.invariant[[key[0], *key[1]]].all())
+
+    def _shared(self, key: Family) -> float | None:
+        """The score kept across scorers (invariant columns only), if there is one."""
+        if self.shared is None or not self._is_invariant(key):
+            return None
+        return self.shared.get((self.method, key[0], key[1]))
+
+    def _keep(self, key: Family, s: float) -> None:
+        self._cache[key] = s
+        if self.shared is not None and self._is_invariant(key):
+            self.shared[(self.method, key[0], key[1])] = s
+
+    @contextmanager
+    def on_workers(self) -> Iterator[None]:
+        """Inside the block `prefetch` scores families on forked workers (`core.parallel`)
+        when the table is large enough to pay for them."""
+        rows = len(self.counter.columns[0]) if self.counter.columns else 0
+        with WorkerPool(_score_family, self, worth_it=rows >= _PARALLEL_ROWS) as pool:
+            self._workers = pool
+            try:
+                yield
+            finally:
+                self._workers = None
+
+    def prefetch(self, families: list[Family]) -> None:
+        """Score the families not scored yet at once, on the workers when they run (the
+        same floats as one by one)."""
+        workers = self._workers
+        if workers is None or workers.pool is None:
+            return
+        todo = []
+        for child, parents in families:
+            key = (child, tuple(sorted(parents)))
+            if key not in self._cache and self._shared(key) is None and key not in todo:
+                todo.append(key)
+        for key, s in zip(todo, workers.map(todo), strict=True):
+            self._keep(key, s)
 
     def _tables(self, child: int) -> GammaTables | None:
         """The child's `GammaTables` (bde only), made on first use."""
@@ -103,6 +149,22 @@ class LocalScorer:
         return s
 
 
+def _score_family(key: Family, scorer: LocalScorer) -> float:
+    return scorer._score(*key)
+
+
+def _batched(scorer: object) -> AbstractContextManager[object]:
+    """The scorer's `on_workers()` block, when it has one."""
+    on_workers = getattr(scorer, "on_workers", None)
+    return on_workers() if on_workers is not None else nullcontext()
+
+
+def _prefetch(scorer: object, families: list[Family]) -> None:
+    prefetch = getattr(scorer, "prefetch", None)
+    if prefetch is not None:
+        prefetch(families)
+
+
 def mutual_information(counter: FamilyCounter) -> np.ndarray:
     """Empirical mutual information (nats) of every pair of columns."""
     d = len(counter.cards)
@@ -123,11 +185,13 @@ def chow_liu(counter: FamilyCounter, scorer: LocalScorer, root: int = 0) -> list
     oriented away from `root`; returns parent lists."""
     d = len(counter.cards)
     gain = np.zeros((d, d))
-    for v in range(d):
-        base = scorer(v, ())
-        for u in range(d):
-            if u != v:
-                gain[u, v] = scorer(v, (u,)) - base
+    with _batched(scorer):
+        _prefetch(scorer, [(v, (u,)) for v in range(d) for u in range(d) if u != v])
+        for v in range(d):
+            base = scorer(v, ())
+            for u in range(d):
+                if u != v:
+                    gain[u, v] = scorer(v, (u,)) - base
     w = np.maximum(gain, gain.T)
     weights = np.where(w > _TOL, -(w + 1.0), 0.0)  # strictly negative = an edge to keep
     tree = minimum_spanning_tree(weights).toarray()
@@ -183,9 +247,27 @@ def hill_climb(
     start: list[tuple[int, ...]] | None = None,
     max_iter: int = 10_000,
 ) -> list[tuple[int, ...]]:
-    """Greedy search over DAGs with add / delete / reverse moves; returns parent lists."""
+    """Greedy search over DAGs with add / delete / reverse moves; returns parent lists.
+    The families each round needs are scored at once (on several cores for a large table)."""
+    with _batched(scorer):
+        return _climb(scorer, max_parents, start, max_iter)
+
+
+def _moves(v: int, ps: set[int], d: int, max_parents: int) -> list[Family]:
+    """The families `refresh(v)` scores: v with one parent removed or one added."""
+    return [
+        (v, tuple(ps - {u}) if u in ps else tuple(ps | {u}))
+        for u in range(d)
+        if u != v and (u in ps or len(ps) < max_parents)
+    ]
+
+
+def _climb(
+    scorer: FamilyScorer, max_parents: int, start: list[tuple[int, ...]] | None, max_iter: int
+) -> list[tuple[int, ...]]:
     d = scorer.d
     parents: list[set[int]] = [set(p) for p in start] if start else [set() for _ in range(d)]
+    _prefetch(scorer, [(v, tuple(parents[v])) for v in range(d)])
     local = np.array([scorer(v, tuple(parents[v])) for v in range(d)])
     add = np.full((d, d), -np.inf)  # add[u, v]: gain of adding u -> v
     rem = np.full((d, d), -np.inf)  # rem[u, v]: gain of deleting u -> v
@@ -204,6 +286,7 @@ def hill_climb(
                     scorer(v, tuple(ps | {u})) - local[v] if len(ps) < max_parents else -np.inf
                 )
 
+    _prefetch(scorer, [f for v in range(d) for f in _moves(v, parents[v], d, max_parents)])
     for v in range(d):
         refresh(v)
     for _ in range(max_iter):
@@ -233,8 +316,14 @@ def hill_climb(
         else:
             parents[v].discard(u)
             parents[u].add(v)
-        for w in {u, v}:
+        changed = sorted({u, v})
+        _prefetch(
+            scorer,
+            [(w, tuple(parents[w])) for w in changed]
+            + [f for w in changed for f in _moves(w, parents[w], d, max_parents)],
+        )
+        for w in changed:
             local[w] = scorer(w, tuple(parents[w]))
-        for w in {u, v}:
+        for w in changed:
             refresh(w)
     return [tuple(sorted(p)) for p in parents]
