@@ -16,9 +16,12 @@ import pytest
 import datatwin
 from datatwin.cli import main
 from datatwin.errors import InputError
+from datatwin.tabular import sketch
 
 dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
+
+from test_table_bounded import many_valued  # noqa: E402
 
 
 def frame(n: int = 4000, seed: int = 0) -> pd.DataFrame:
@@ -151,3 +154,30 @@ def test_cli_fits_a_glob_of_parquet_files_through_a_local_cluster(parts, tmp_pat
     code = main(["-q", "fit", str(tmp_path / "none*.parquet"), "--engine", "dask", "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "has no rows" in err and len(err.strip().splitlines()) == 1
+
+
+def test_many_valued_columns_fall_back_to_the_same_bounded_summary_through_dask(
+    cluster, tmp_path, monkeypatch
+):
+    """Past the cap of distinct values a column is sketched (hashed sample, heavy candidates)
+    and tallied in a second pass; both merge exactly over partitions, so the model file is
+    the in-memory one byte for byte, on any partitioning and with a sampled search too."""
+    monkeypatch.setattr(sketch, "MAX_DISTINCT", 200)
+    monkeypatch.setattr(sketch, "SAMPLE_SIZE", 300)
+    monkeypatch.setattr(sketch, "HEAVY_ONE_IN", 100)
+    monkeypatch.setattr("datatwin.tabular.select.SEARCH_ROWS", 1500)
+    dd.from_pandas(many_valued(), npartitions=7).to_parquet(tmp_path / "many")
+    ddf = dd.read_parquet(tmp_path / "many")
+    twin = datatwin.fit(ddf, seed=3)
+    assert {c.spec.name for c in twin.codecs if c.bounded} == {"x", "word", "t"}
+    assert {s.name for s in twin.schema if "bounded summary" in s.note} == {
+        "x",
+        "word",
+        "t",
+        "code",
+        "serial",
+    }
+    assert_same_twin(twin, datatwin.fit(ddf.compute(), seed=3), tmp_path)
+    other = datatwin.fit(dd.from_pandas(ddf.compute(), npartitions=2), seed=3)
+    other.save(tmp_path / "other.twin")
+    assert digest(tmp_path / "other.twin") == digest(tmp_path / "memory.twin")

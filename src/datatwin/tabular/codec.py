@@ -127,6 +127,7 @@ class ColumnCodec:
         escape_pseudo: float,
         grid_lo: float,
         grid_hi: float,
+        bounded: bool = False,
     ):
         self.spec = spec
         self.tokens = list(tokens)
@@ -140,6 +141,8 @@ class ColumnCodec:
         self.spelling = spelling
         self.escape_pseudo = float(escape_pseudo)
         self.grid_lo, self.grid_hi = float(grid_lo), float(grid_hi)
+        #: fit from a bounded summary (`bounded.py`): too many distinct values to count
+        self.bounded = bool(bounded)
         self._token_index = {t: i for i, t in enumerate(self.tokens)}
         self._token_array = np.array(self.tokens + [""], dtype=object)[:-1]
         kinds = [TOKEN] * len(self.tokens) + [VALUE] * len(self.value_atoms)
@@ -197,7 +200,7 @@ class ColumnCodec:
             freq = freq[cnt[freq] >= thresh]
             atoms = np.sort(uniq[freq])
             keep = ~np.isin(uniq, atoms)
-        coarse, fine, fine_logp, fine_coarse = _bins(uniq[keep], cnt[keep], bins)
+        coarse, fine, fine_logp, fine_coarse = bin_edges(uniq[keep], cnt[keep], bins)
         lo = float(uniq.min()) if len(uniq) else 0.0
         hi = float(uniq.max()) if len(uniq) else 0.0
         spelling = SpellingModel.fit(tokens or ["?"])
@@ -465,6 +468,8 @@ class ColumnCodec:
             "grid_lo": self.grid_lo,
             "grid_hi": self.grid_hi,
         }
+        if self.bounded:  # written only when true: other model files stay as they were
+            meta["bounded"] = True
         arrays = {
             f"{prefix}token_missing": self.token_missing.astype(np.int8),
             f"{prefix}value_atoms": self.value_atoms,
@@ -519,6 +524,7 @@ class ColumnCodec:
             float(meta["escape_pseudo"]),
             float(meta["grid_lo"]),
             float(meta["grid_hi"]),
+            bool(meta.get("bounded", False)),
         )
         if len(ce) > 1 and np.any(codec._fine_width < 1):
             raise ValueError(f"column {spec.name!r}: a fine bin holds no grid point")
@@ -532,15 +538,20 @@ def sorted_counts(vc: ValueCounts) -> tuple[np.ndarray, np.ndarray]:
     return names[order].astype(str), vc.counts[order]
 
 
-def _bins(values: np.ndarray, counts: np.ndarray, bins: int):
+def bin_edges(values: np.ndarray, counts: np.ndarray, bins: int, end: float | None = None):
     """Coarse quantile bins over the non-atom grid values (distinct, sorted, with their
     counts), and a finer histogram in each. Quantiles are exact order statistics of the
-    counted values (`_quantiles`), so the bins are those of the values written out."""
+    counted values (`_quantiles`), so the bins are those of the values written out.
+
+    The last bin ends at `end` (default: past the largest value). A bounded summary passes
+    the left edges of its micro bins as `values`, each with the rows of its bin, and the
+    largest value + 1 as `end`: every bin is then a union of micro bins, with exact counts."""
     if len(values) == 0:
         return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64)
     below = np.r_[0, np.cumsum(counts)]  # below[i]: values smaller than values[i]
     qs = _quantiles(values, below, np.linspace(0, 1, bins + 1)[1:-1])
-    coarse = np.unique(np.r_[values[0], qs, values[-1] + 1])
+    last = values[-1] + 1 if end is None else end
+    coarse = np.unique(np.r_[values[0], qs, last])
     # coarse bin c covers [coarse[c], coarse[c+1]); every bin starts at a data value so it holds one
     fine_edges, fine_logp, fine_coarse = [], [], []
     for c in range(len(coarse) - 1):

@@ -9,7 +9,9 @@ The fitted twin is therefore the same model file as an in-memory fit of the same
 
 Only statistics travel: the client holds the distinct state rows of the table (at most one
 row of small integers per distinct record) and each column's distinct texts, never the
-cells. Structures that need the rows themselves (gaussian, neural) are not offered here.
+cells; a column past `sketch.MAX_DISTINCT` distinct texts travels as a bounded sketch and
+its tally instead (`sketch.py`, `tally.py`). Summaries are merged pairwise on the workers
+in partition order (`_reduce`), so the client receives one summary per column. Structures that need the rows themselves (gaussian, neural) are not offered here.
 A worker that dies is retried by Dask's scheduler (tasks are pure functions of a partition);
 if it keeps failing, the fit stops with a one-line error and writes nothing.
 """
@@ -28,7 +30,17 @@ from .. import progress
 from ..errors import InputError
 from ..reader import RawTable, ValueCounts, from_frame
 from .ids import IdGenerator, int_like
-from .rows import EncodedRows, encode_table, holdout_mask, merge_encoded, within_total
+from .rows import (
+    EncodedRows,
+    encode_table,
+    exact_columns,
+    holdout_mask,
+    merge_encoded,
+    merge_exact,
+    within_total,
+)
+from .sketch import Bounds, ColumnSketch, Summary, merge_summaries, summarise
+from .tally import Tally, TallyPlan, merge_tallies, tally_of
 
 if TYPE_CHECKING:
     from .codec import ColumnCodec
@@ -53,16 +65,45 @@ def _part_rows(part: pd.DataFrame, start: int, selection: Selection) -> RawTable
     return raw
 
 
-def _part_counts(part: pd.DataFrame, start: int, selection: Selection) -> dict[str, ValueCounts]:
+def _part_counts(
+    part: pd.DataFrame, start: int, selection: Selection, bounds: Bounds
+) -> dict[str, Summary] | None:
     raw = _part_rows(part, start, selection)
-    return {} if raw is None else {c: raw.value_counts(c) for c in raw.columns}
+    if raw is None:
+        return None
+    return {c: summarise(raw.value_counts(c), bounds) for c in raw.columns}
+
+
+def _merge_counts(
+    a: dict[str, Summary] | None, b: dict[str, Summary] | None, bounds: Bounds
+) -> dict[str, Summary] | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return {c: merge_summaries(a[c], b[c], bounds) for c in a}  # type: ignore[misc]
+
+
+def _part_tallies(
+    part: pd.DataFrame,
+    start: int,
+    selection: Selection,
+    plans: dict[str, TallyPlan],
+    bounds: Bounds,
+) -> dict[str, Tally] | None:
+    raw = _part_rows(part, start, selection)
+    if raw is None:
+        return None
+    return {name: tally_of(plan, raw.value_counts(name), bounds) for name, plan in plans.items()}
 
 
 def _part_encode(
-    part: pd.DataFrame, start: int, selection: Selection, codecs: list[ColumnCodec]
+    part: pd.DataFrame,
+    start: int,
+    selection: Selection,
+    codecs: list[ColumnCodec],
+    exact: frozenset[str],
 ) -> EncodedRows | None:
     raw = _part_rows(part, start, selection)
-    return None if raw is None else encode_table(raw, codecs, distinct=True)
+    return None if raw is None else encode_table(raw, codecs, True, exact)
 
 
 class DaskRows:
@@ -74,14 +115,17 @@ class DaskRows:
         selection: Selection = (),
         starts: list[int] | None = None,
         source: str = "a Dask DataFrame",
+        bounds: Bounds | None = None,
     ):
         self.frame = frame
+        self.bounds = bounds or Bounds.current()
         self.selection = selection
         self.columns = [str(c) for c in frame.columns]
         self.dtypes = {str(c): str(t) for c, t in frame.dtypes.items()}
         self.source = source
         self.starts = starts if starts is not None else self._starts()
-        self._counts: dict[str, ValueCounts] | None = None
+        self._counts: dict[str, Summary] | None = None
+        self._tallies: dict[str, tuple[str, Tally]] = {}
 
     def _starts(self) -> list[int]:
         with progress.step(f"counting the rows of {self.frame.npartitions} partitions"):
@@ -101,6 +145,23 @@ class DaskRows:
         parts = self.frame.to_delayed()
         starts = [0] * len(parts) if per_part else self.starts
         tasks = [dask.delayed(func)(p, s, *args) for p, s in zip(parts, starts, strict=True)]
+        return self._run(tasks)
+
+    def _reduce(self, func: Any, merge: Any, *args: Any) -> Any:
+        """func(partition, start, *args) for every partition, merged pairwise on the workers
+        by merge(left, right, bounds) in partition order: one result reaches the client."""
+        import dask
+
+        parts = self.frame.to_delayed()
+        tasks = [dask.delayed(func)(p, s, *args) for p, s in zip(parts, self.starts, strict=True)]
+        while len(tasks) > 1:
+            pairs = [tasks[i : i + 2] for i in range(0, len(tasks), 2)]
+            tasks = [dask.delayed(merge)(*p, self.bounds) if len(p) == 2 else p[0] for p in pairs]
+        return self._run(tasks)[0]
+
+    def _run(self, tasks: list[Any]) -> list[Any]:
+        import dask
+
         try:
             return list(dask.compute(*tasks))
         except InputError:
@@ -117,31 +178,48 @@ class DaskRows:
         counts = self.value_counts(self.columns[0]) if self.columns else None
         return counts.n_rows if counts is not None else 0
 
-    def value_counts(self, name: str) -> ValueCounts:
+    def value_counts(self, name: str) -> Summary:
         if self._counts is None:
             with progress.step(f"value counts of {len(self.columns)} columns over partitions"):
-                parts = self._compute(_part_counts, self.selection)
-            self._counts = {c: ValueCounts.merge([p[c] for p in parts if p]) for c in self.columns}
+                merged = self._reduce(_part_counts, _merge_counts, self.selection, self.bounds)
+            empty = ValueCounts(np.empty(0, object), np.empty(0, np.int64))
+            self._counts = {c: (merged or {}).get(c, empty) for c in self.columns}
         return self._counts[name]
 
+    def tallies(self, plans: dict[str, TallyPlan]) -> dict[str, Tally]:
+        # a column's plan is a function of its spec (the sketch is these rows')
+        todo = {n: p for n, p in plans.items() if self._tallies.get(n, ("",))[0] != repr(p.spec)}
+        if todo:
+            with progress.step(f"counting {len(todo)} many-valued columns over partitions"):
+                merged = self._reduce(
+                    _part_tallies, merge_tallies, self.selection, todo, self.bounds
+                )
+            for name, plan in todo.items():
+                self._tallies[name] = (repr(plan.spec), merged[name])
+        return {name: self._tallies[name][1] for name in plans}
+
     def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
+        exact = exact_columns(codecs, lambda n: isinstance(self.value_counts(n), ColumnSketch))
         with progress.step("encoding the partitions' rows"):
-            parts = self._compute(_part_encode, self.selection, codecs)
-        within = within_total(codecs, self.value_counts)
-        return merge_encoded([p for p in parts if p is not None], within)
+            parts = self._compute(_part_encode, self.selection, codecs, exact)
+        parts = [p for p in parts if p is not None]
+        within = within_total(codecs, self.value_counts, merge_exact(parts, exact))
+        return merge_encoded(parts, within)
 
     def id_generator(self, name: str) -> IdGenerator:
         vc = self.value_counts(name)
+        assert isinstance(vc, ValueCounts), "a sketched identifier column has its own generator"
         return IdGenerator.fit(np.repeat(vc.values, vc.counts), int_like(vc.values))
 
+    def _with(self, condition: tuple[float, int, bool]) -> DaskRows:
+        selection = (*self.selection, condition)
+        return DaskRows(self.frame, selection, self.starts, self.source, self.bounds)
+
     def split(self, fraction: float, key: int) -> tuple[DaskRows, DaskRows]:
-        return tuple(  # type: ignore[return-value]
-            DaskRows(self.frame, (*self.selection, (fraction, key, held)), self.starts, self.source)
-            for held in (False, True)
-        )
+        return self._with((fraction, key, False)), self._with((fraction, key, True))
 
     def sample(self, fraction: float, key: int) -> DaskRows:
-        return DaskRows(self.frame, (*self.selection, (fraction, key, True)), self.starts, self.source)
+        return self._with((fraction, key, True))
 
 
 # ---- the command line: --engine dask [--scheduler ADDRESS] --------------------------------

@@ -62,14 +62,20 @@ class IdGenerator:
         uniq, counts = np.unique(temps, return_counts=True)
         template = str(uniq[np.argmax(counts)])
         matching = [s for s, t in zip(strings, temps, strict=True) if t == template]
+        chars = ["".join(sorted({s[p] for s in matching})) for p in range(len(matching[0]))]
+        return cls.build(template, len(matching), chars, max(matching))
+
+    @classmethod
+    def build(cls, template: str, rows: int, chars: list[str], largest: str) -> IdGenerator:
+        """The string generator of a template, from the `rows` identifiers that follow it:
+        the characters seen at each position (a class seen with one character only is
+        literal, from `_MIN_FOR_LITERAL` identifiers on) and the largest of them."""
         slots = _slots(template)
-        if len(matching) >= _MIN_FOR_LITERAL:  # positions all identifiers share are literal
+        if rows >= _MIN_FOR_LITERAL:  # positions all identifiers share are literal
             for p, (is_cls, _) in enumerate(slots):
-                chars = {s[p] for s in matching}
-                if is_cls and len(chars) == 1:
-                    slots[p] = (False, chars.pop())
+                if is_cls and len(chars[p]) == 1:
+                    slots[p] = (False, chars[p])
         # start after the largest identifier of the template (same order as the strings)
-        largest = max(matching)
         ordinal = 0
         for (is_cls, c), ch in zip(slots, largest, strict=True):
             if is_cls:

@@ -16,18 +16,23 @@ The holdout split is decided per row by a seeded hash of the row's position
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..core.seeding import SeedLike, seed_sequence
-from ..reader import RawTable, ValueCounts, small_codes
+from ..reader import RawTable, small_codes
 from .counting import distinct_rows, merge_rows
+from .exactsum import ExactSum
+from .sketch import ColumnSketch
+from .summary import is_sketched
 
 if TYPE_CHECKING:
     from .codec import ColumnCodec
     from .ids import IdGenerator
+    from .sketch import Bounds, Summary
+    from .tally import Tally, TallyPlan
 
 
 @dataclass
@@ -37,12 +42,15 @@ class EncodedRows:
 
     Σ_rows log P(row) = Σ_distinct counts · log P(states) + within. `within` is computed from
     each column's value counts, Σ_columns Σ_texts n_text · log P(text | its state)
-    (`within_total`), so it is the same float however the rows were chunked."""
+    (`within_total`), so it is the same float however the rows were chunked; for a column
+    too many-valued to count (`exact_columns`) each chunk's term is an exact sum (`exact`)
+    and the chunks' sums add up exactly."""
 
     columns: list[np.ndarray]
     counts: np.ndarray | None
     within: float  # nats
     n_rows: int
+    exact: dict[str, ExactSum] = field(default_factory=dict)
 
     def total_log_prob(self, log_prob_states: np.ndarray) -> float:
         """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
@@ -55,7 +63,7 @@ class EncodedRows:
         if self.counts is not None:
             return self
         cols, counts = distinct_rows(self.columns)
-        return EncodedRows(cols, counts, self.within, self.n_rows)
+        return EncodedRows(cols, counts, self.within, self.n_rows, self.exact)
 
 
 def merge_encoded(parts: list[EncodedRows], within: float) -> EncodedRows:
@@ -68,12 +76,36 @@ def merge_encoded(parts: list[EncodedRows], within: float) -> EncodedRows:
     return EncodedRows(cols, counts, within, sum(p.n_rows for p in parts))
 
 
-def within_total(codecs: list[ColumnCodec], counts_of: Callable[[str], ValueCounts]) -> float:
+def merge_exact(parts: list[EncodedRows], names: frozenset[str]) -> dict[str, ExactSum]:
+    """The chunks' exact within sums of the columns `names`, added up (exactly)."""
+    out = {name: ExactSum() for name in names}
+    for p in parts:
+        for name, s in p.exact.items():
+            out[name] = out[name].add(s)
+    return out
+
+
+def exact_columns(codecs: list[ColumnCodec], sketched: Callable[[str], bool]) -> frozenset[str]:
+    """The columns whose within sum is exact (`ExactSum`): those fit from a bounded summary
+    or too many-valued in these rows to sum over their value counts."""
+    return frozenset(c.spec.name for c in codecs if c.bounded or sketched(c.spec.name))
+
+
+def within_total(
+    codecs: list[ColumnCodec],
+    counts_of: Callable[[str], Summary],
+    exact: dict[str, ExactSum],
+) -> float:
     """Σ over rows and columns of log P(value | state) (nats), from each column's value
-    counts: Σ_texts n_text · log P(text | its state), columns in order."""
+    counts: Σ_texts n_text · log P(text | its state), columns in order (a column in `exact`:
+    its exact sum, rounded once)."""
     total = 0.0
     for codec in codecs:
+        if codec.spec.name in exact:
+            total += exact[codec.spec.name].value()
+            continue
         vc = counts_of(codec.spec.name)
+        assert not isinstance(vc, ColumnSketch), "a sketched column's within sum is exact"
         total += _within(vc.counts, codec.encode_texts(vc.values)[1])
     return total
 
@@ -82,16 +114,26 @@ def _within(counts: np.ndarray, within_of_text: np.ndarray) -> float:
     return float(np.sum(counts * within_of_text))
 
 
-def encode_table(raw: RawTable, codecs: list[ColumnCodec], distinct: bool) -> EncodedRows:
+def encode_table(
+    raw: RawTable,
+    codecs: list[ColumnCodec],
+    distinct: bool,
+    exact: frozenset[str] = frozenset(),
+) -> EncodedRows:
     """`raw`'s rows under `codecs`: each column's distinct texts encoded once, for the state
-    columns (the smallest integer type) and for the within total (`within_total`'s sum)."""
-    cols, total = [], 0.0
+    columns (the smallest integer type) and for the within total (`within_total`'s sum;
+    the columns in `exact` summed exactly, `exact_columns`)."""
+    cols, total, sums = [], 0.0, {}
     for codec in codecs:
         col = raw.cells[codec.spec.name]
         states, within = codec.encode_texts(col.uniques)
         cols.append(small_codes(col.per_cell(states), codec.n_states))
-        total += _within(col.value_counts().counts, within)
-    rows = EncodedRows(cols, None, total, raw.n_rows)
+        if codec.spec.name in exact:
+            sums[codec.spec.name] = ExactSum.of(within, col.value_counts().counts)
+            total += sums[codec.spec.name].value()
+        else:
+            total += _within(col.value_counts().counts, within)
+    rows = EncodedRows(cols, None, total, raw.n_rows, sums)
     return rows.distinct() if distinct else rows
 
 
@@ -102,12 +144,18 @@ class RowSource(Protocol):
     columns: list[str]
     dtypes: dict[str, str]
     source: str
+    bounds: Bounds  # the caps of `sketch.py`, read once where the rows were opened
 
     @property
     def n_rows(self) -> int: ...
 
-    def value_counts(self, name: str) -> ValueCounts:
-        """Column `name`'s distinct texts (in order of first appearance) and counts."""
+    def value_counts(self, name: str) -> Summary:
+        """Column `name`'s distinct texts (in order of first appearance) and counts, or
+        past `bounds.max_distinct` of them a `ColumnSketch`."""
+        ...
+
+    def tallies(self, plans: dict[str, TallyPlan]) -> dict[str, Tally]:
+        """The second pass over the sketched columns of `plans` (`tally.py`)."""
         ...
 
     def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
@@ -136,7 +184,8 @@ def encode_rows(rows: Rows, codecs: list[ColumnCodec], distinct: bool) -> Encode
     """The rows under `codecs`: distinct state rows with counts when asked (or when the rows
     live elsewhere: only their statistics travel)."""
     if isinstance(rows, RawTable):
-        return encode_table(rows, codecs, distinct)
+        exact = exact_columns(codecs, lambda name: is_sketched(rows, name))
+        return encode_table(rows, codecs, distinct, exact)
     return rows.encode(codecs)
 
 

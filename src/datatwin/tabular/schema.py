@@ -282,10 +282,18 @@ def infer_schema(
     unknown = set(overrides) - set(raw.columns)
     if unknown:
         raise InputError(f"schema names columns not in the data: {sorted(unknown)}")
-    return [
-        infer_column(c, raw.value_counts(c), raw.dtypes.get(c, "csv"), overrides.get(c))
-        for c in raw.columns
-    ]
+    from . import bounded  # the sketched columns' rules build on this module's
+    from .summary import column_summary
+
+    specs = []
+    for c in raw.columns:
+        summary = column_summary(raw, c)
+        dtype, override = raw.dtypes.get(c, "csv"), overrides.get(c)
+        if isinstance(summary, ValueCounts):
+            specs.append(infer_column(c, summary, dtype, override))
+        else:  # too many distinct values to count each: a bounded summary (stated)
+            specs.append(bounded.infer(c, summary, dtype, dict(override or {})))
+    return specs
 
 
 def load_schema_overrides(path: str | Path) -> dict[str, dict[str, Any]]:

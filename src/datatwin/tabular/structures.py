@@ -34,6 +34,7 @@ from .rows import EncodedRows, Rows, encode_rows
 from .schema import ColumnSpec
 from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
+from .summary import fit_codecs
 
 #: the parameters a structure label may set, with their defaults in `TableTwin.fit`
 PARAM_DEFAULTS: dict[str, Param] = {
@@ -78,10 +79,7 @@ class Encoding:
         max_categories: int,
         min_count: int = MIN_COUNT,
     ) -> Encoding:
-        codecs = [
-            ColumnCodec.fit(s, raw.value_counts(s.name), bins, max_categories, min_count)
-            for s in specs
-        ]
+        codecs = fit_codecs(raw, specs, bins, max_categories, min_count)
         rows = encode_rows(raw, codecs, distinct=False)
         if rows.counts is None and len(codecs) > 1 and raw.n_rows >= _DEDUP_ROWS:
             distinct = rows.distinct()  # counts over the distinct rows when rows repeat a lot

@@ -42,6 +42,7 @@ from .protocols import STATE_MODELS, StateModel
 from .rows import Rows, RowSource
 from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
 from .select import TableSearch, check_rows, split_rows, structure_plan
+from .sketch import ColumnSketch, Summary
 from .structures import (
     STRUCTURES,
     TABLE_STRUCTURES,
@@ -50,6 +51,7 @@ from .structures import (
     check_params,
     parse_label,
 )
+from .summary import bounded_columns, column_summary, exact_counts, is_sketched
 
 __all__ = ["STRUCTURES", "TableTwin", "read_dag_file"]
 
@@ -155,7 +157,7 @@ class TableTwin(Twin):
         enc = (_cache or FitCache()).encoding(
             raw, model_specs, params["bins"], params["max_categories"], params["min_count"]
         )
-        ids = {s.name: _id_generator(raw, s.name) for s in specs if s.type == "id"}
+        ids = {s.name: _id_generator(raw, s) for s in specs if s.type == "id"}
         options = {"time_budget": time_budget, "device": device}
         ctx = FitContext(raw, specs, enc, params, edges, warm_start, order, options)
         net = builder(ctx)
@@ -515,7 +517,10 @@ def _rows(data: Any) -> Rows:
     return data if isinstance(data, RowSource) else read_table(data)
 
 
-def _id_generator(raw: Rows, name: str) -> IdGenerator:
+def _id_generator(raw: Rows, spec: ColumnSpec) -> IdGenerator:
+    name = spec.name
+    if is_sketched(raw, name):  # too many distinct values to hold: from its bounded summary
+        return bounded_columns(raw, [spec])[name].id_generator()
     if isinstance(raw, RawTable):
         return IdGenerator.fit(raw.text(name), int_like(raw.cells[name].uniques))
     return raw.id_generator(name)
@@ -524,9 +529,9 @@ def _id_generator(raw: Rows, name: str) -> IdGenerator:
 def _note_withheld(raw: Rows, specs: list[ColumnSpec], min_count: int) -> None:
     """A note per column whose rare values the privacy rule keeps out of the model."""
     for s in specs:
-        if s.type == "id" or s.name not in raw.columns:
-            continue
-        values, rows = withheld_summary(s, raw.value_counts(s.name), min_count)
+        if s.type == "id" or s.name not in raw.columns or is_sketched(raw, s.name):
+            continue  # (a sketched column's note says what it spells)
+        values, rows = withheld_summary(s, exact_counts(raw, s.name), min_count)
         if values:
             progress.note(
                 f"column {s.name!r}: {values} values seen in fewer than {min_count} rows "
@@ -538,7 +543,7 @@ def _note_withheld(raw: Rows, specs: list[ColumnSpec], min_count: int) -> None:
 def _note_formulas(raw: Rows) -> None:
     """A note when cells or column names look like spreadsheet formulas (samples may
     reproduce them; `--neutralise-formulas` writes them as text)."""
-    cols = [c for c in raw.columns if looks_like_formula(raw.value_counts(c).values).any()]
+    cols = [c for c in raw.columns if _has_formula(column_summary(raw, c))]
     names = [
         c
         for c, h in zip(
@@ -553,3 +558,9 @@ def _note_formulas(raw: Rows) -> None:
             f"first) in {where}: sample with --neutralise-formulas "
             "(neutralise_formulas=True) to write them as text"
         )
+
+
+def _has_formula(summary: Summary) -> bool:
+    if isinstance(summary, ColumnSketch):
+        return summary.facts.formula
+    return bool(looks_like_formula(summary.values).any())
