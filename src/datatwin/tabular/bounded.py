@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..reader import MISSING_MARKERS, ValueCounts
 from .codec import ColumnCodec, bin_edges, sorted_counts
 from .ids import IdGenerator
-from .schema import _DATE_FORMATS, TYPES, ColumnSpec, _check_grid
+from .schema import _DATE_FORMATS, TYPES, ColumnSpec, _check_grid, set_date_format
 from .sketch import DATE_START, Bounds, ColumnSketch
 from .spelling import SpellingModel
 from .tally import Tally, TallyPlan, grids_of
@@ -67,14 +67,7 @@ def infer(name: str, sketch: ColumnSketch, dtype: str, override: dict[str, Any])
     if spec.type in ("integer", "float"):
         _numeric_spec(spec, sketch, forced, override)
     elif spec.type == "datetime":
-        found = _date_format(sketch)
-        if found is None and "datetime_format" not in override:
-            raise InputError(
-                f"column {name!r}: cannot parse as dates; give datetime_format "
-                "in the schema or make it categorical"
-            )
-        if found:
-            spec.datetime_format, spec.datetime_unit = found
+        set_date_format(spec, _date_format(sketch), override)
     has_missing = any(m in set(facts.markers.values) for m in missing)
     if (
         not forced

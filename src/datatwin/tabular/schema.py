@@ -167,14 +167,7 @@ def infer_column(
         if spec.type in ("integer", "float"):
             _numeric_spec(spec, uniq, counts, forced, override)
         elif spec.type == "datetime":
-            found = _try_datetime(uniq.astype(str))
-            if found is None and "datetime_format" not in override:
-                raise InputError(
-                    f"column {name!r}: cannot parse as dates; give datetime_format "
-                    "in the schema or make it categorical"
-                )
-            if found:
-                spec.datetime_format, spec.datetime_unit = found
+            set_date_format(spec, _try_datetime(uniq.astype(str)), override)
         elif spec.type == "id":
             spec.note = "identifier (unique per row): regenerated in samples, not in the likelihood"
         rows = vc.n_rows
@@ -220,6 +213,20 @@ def grid_fits(maxabs: float, decimals: int, limit: float = MAX_GRID) -> bool:
     if decimals > MAX_DECIMALS:
         return False
     return maxabs == 0 or math.log10(maxabs) + decimals < math.log10(limit)
+
+
+def set_date_format(
+    spec: ColumnSpec, found: tuple[str, str] | None, override: dict[str, Any]
+) -> None:
+    """The date format found for a datetime column (`found`: format and unit), or the one the
+    schema gives; neither is one line naming the column and the fix."""
+    if found is None and "datetime_format" not in override:
+        raise InputError(
+            f"column {spec.name!r}: cannot parse as dates; give datetime_format "
+            "in the schema or make it categorical"
+        )
+    if found:
+        spec.datetime_format, spec.datetime_unit = found
 
 
 def _check_grid(
