@@ -472,3 +472,17 @@ def test_frame_cells_become_the_text_a_csv_would_hold():
     assert list(tok["cat"]) == ["u", "v", "u", ""]
     assert list(tok["bn"]) == ["True", "", "False", "True"]
     assert tok["g"][0] is tok["g"][2]  # one string per distinct value
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+def test_a_column_forced_to_dates_that_are_not_dates_is_one_clear_error(monkeypatch, bounded):
+    """Exact and bounded column summaries (`sketch.MAX_DISTINCT`) give the same one line."""
+    import datatwin
+    from datatwin.errors import InputError
+    from datatwin.tabular import sketch
+
+    if bounded:
+        monkeypatch.setattr(sketch, "MAX_DISTINCT", 20)
+    df = pd.DataFrame({"d": [f"x{i}" for i in range(200)], "k": ["a", "b"] * 100})
+    with pytest.raises(InputError, match="column 'd': cannot parse as dates; give datetime_format"):
+        datatwin.fit(df, schema={"d": {"type": "datetime"}}, seed=0)
