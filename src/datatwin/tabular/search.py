@@ -110,12 +110,13 @@ class LocalScorer:
         workers = self._workers
         if workers is None or workers.pool is None:
             return
-        todo = []
+        todo: dict[Family, None] = {}  # in order, once each
         for child, parents in families:
             key = (child, tuple(sorted(parents)))
-            if key not in self._cache and self._shared(key) is None and key not in todo:
-                todo.append(key)
-        for key, s in zip(todo, workers.map(todo), strict=True):
+            if key not in self._cache and self._shared(key) is None:
+                todo[key] = None
+        keys = list(todo)
+        for key, s in zip(keys, workers.map(keys), strict=True):
             self._keep(key, s)
 
     def _tables(self, child: int) -> GammaTables | None:
