@@ -109,7 +109,9 @@ def _better(a: Threshold | None, b: Threshold | None) -> Threshold | None:
     return a
 
 
-def _segments(rows: np.ndarray, seg: np.ndarray, key: np.ndarray, nc: NodeCounts, pr) -> Segments:
+def _segments(
+    rows: np.ndarray, seg: np.ndarray, key: np.ndarray, nc: NodeCounts, pr: Predictors
+) -> Segments:
     """The present-state rows `rows` as segments, each sorted by `key` (stable)."""
     perm = rows[np.lexsort((key[rows], seg[rows]))]
     pos, sizes = np.unique(seg[perm], return_counts=True)
