@@ -181,3 +181,58 @@ def test_calendar_columns_are_tried_without_a_fourier_level_once(twin):
     with_fourier = [s for s in labels if "+fourier+exog" in s]
     if with_fourier:
         assert any("+exog" in s and "+fourier" not in s for s in labels)
+
+
+def test_new_exceptions_on_covered_dates_come_at_the_conserving_rate(twin):
+    """A day whose key the training span covered as an ordinary day gets new exceptions at
+    π_seen = ξ E / O (two learned holidays over 56 covered days), a day after the span at π;
+    both survive save/load, and a damaged π_seen is refused."""
+    from datatwin.errors import DataTwinError
+    from datatwin.series.calendar import XI
+    from datatwin.series.linear import LinearModel
+
+    cal = twin.model.calendar
+    assert cal.seen_rate is not None and cal.novel_rate is not None
+    assert cal.seen_rate[0] == pytest.approx(XI * 2 / (56 - 2))
+    inside, after = 48, len(hourly_workdays()) + 48  # 00:00 of two Wednesdays
+    rates = cal._novel_rates(0, cal.clock.keys(np.array([inside, after]))[3])
+    np.testing.assert_allclose(rates, [cal.seen_rate[0], cal.novel_rate[0]])
+    arrays = twin.model.to_arrays()
+    d = len(twin.model.intercept)
+    back = LinearModel.from_arrays(arrays, twin.model.info, d, "ok").calendar
+    assert back is not None and np.array_equal(back.seen_keys, cal.seen_keys)
+    assert back.seen_rate is not None and np.array_equal(back.seen_rate, cal.seen_rate)
+    with pytest.raises(DataTwinError):
+        LinearModel.from_arrays(
+            {**arrays, "cal_seen_rate": np.array([-0.1])}, twin.model.info, d, "bad"
+        )
+
+
+def daily_year(seed: int = 5) -> pd.DataFrame:
+    """A year of daily demand with a WorkDay column: weekdays minus 12 holidays."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2021-01-01", periods=365, freq="D")
+    work = (t.day_of_week < 5).astype(int)
+    weekdays = np.flatnonzero(work)
+    work[rng.choice(weekdays, 12, replace=False)] = 0
+    e = np.zeros(len(t))
+    for i in range(1, len(t)):
+        e[i] = 0.6 * e[i - 1] + rng.normal(0, 1.0)
+    y = np.round(50 + 10 * work + e, 1)
+    return pd.DataFrame({"time": t.strftime("%Y-%m-%d"), "demand": y, "WorkDay": work})
+
+
+def test_a_simulated_year_has_the_data_s_share_of_exception_days():
+    """After a whole year, every date's key is covered: the learned holidays recur (or move
+    to another day with probability ξ) and no extra ones come at π on top, so a simulated
+    year's share of work days on weekdays matches the data's (the old π on every ordinary
+    day took about π off it)."""
+    df = daily_year()
+    tw = datatwin.fit(df, kind="series", max_lag=3, exogenous=["WorkDay"])
+    assert "+exog" in tw.structure
+    s = tw.sample(365, seed=4, paths=40)
+    wd = pd.to_datetime(s["time"]).dt.day_of_week < 5
+    real = df["WorkDay"][pd.to_datetime(df["time"]).dt.day_of_week < 5].mean()
+    cal = tw.model.calendar
+    assert cal.novel_rate[0] > 0.025  # what the old rule would have taken off
+    assert abs(s["WorkDay"][wd].mean() - real) < 0.01

@@ -17,10 +17,14 @@ observed values are all one value e that differs from the weekly pattern on at l
 its steps. An exception is keyed by (month, weekday, n-th such weekday of the month), so it
 repeats on the same weekday of the same week of that month in other years (a Monday holiday
 stays a Monday; fixed-date holidays move by at most six days), with ξ = 1/4. A day can also
-be an exception the data has not shown (a holiday of a date outside the training span): π is
-the rate of exception days among the training days (add-½) and x the distribution of their
-values (add-½ toward the marginal), so a new holiday costs about -log2(π x(e)) bits, not the
-near-certainty of the weekly pattern.
+be an exception the data has not shown. On a day whose key lies outside the training span (a
+holiday of a date the data never covered) that rate π is the rate of exception days among the
+training days (add-½), and x the distribution of their values (add-½ toward the marginal), so
+a new holiday costs about -log2(π x(e)) bits, not the near-certainty of the weekly pattern.
+On a day whose key the training span covered as an ordinary day the rate is π_seen = ξ E / O
+(E learned exception keys, O ordinary keys seen): exceptions are conserved, a learned one that
+fails to recur (probability ξ) falls on another day, so a simulated year has as many exception
+days as the data's year, not the learned ones plus π of every other day.
 
 Simulation draws from the same q_t (vectorised over paths), so a simulated calendar column
 follows the future calendar: its weekly pattern and the learned exceptions, not noise.
@@ -36,6 +40,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..modelfile import require
+from .io import fixed_step_ns
 from .precision import log_gauss_cell
 
 #: the most distinct values a detected calendar column may have (declared ones: MAX_DECLARED)
@@ -63,13 +68,11 @@ class Clock:
         import pandas as pd
 
         if axis.kind == "datetime" and axis.freq and axis.first is not None:
-            off = pd.tseries.frequencies.to_offset(axis.freq)
-            if isinstance(off, pd.offsets.Tick):
-                step_ns = int(pd.Timedelta(off).value)
-                if step_ns > 0 and _DAY_NS % step_ns == 0:
-                    per_day = _DAY_NS // step_ns
-                    origin = int(pd.Timestamp(axis.first).value)
-                    return cls("datetime", 7 * per_day, per_day, origin, step_ns)
+            step_ns = fixed_step_ns(pd.tseries.frequencies.to_offset(axis.freq))
+            if step_ns and step_ns > 0 and _DAY_NS % step_ns == 0:
+                per_day = _DAY_NS // step_ns
+                origin = int(pd.Timestamp(axis.first).value)
+                return cls("datetime", 7 * per_day, per_day, origin, step_ns)
         if period and period > 1:
             return cls("steps", int(period))
         return None
@@ -136,6 +139,10 @@ class CalendarModel:
     #: (None: no new exceptions, model files written before they existed)
     novel_rate: np.ndarray | None = None
     novel_dist: np.ndarray | None = None
+    #: (c, S) keys of the days the training span covered (-1: padding), and (c,) the rate
+    #: π_seen of new exceptions on those days (None: π everywhere, older model files)
+    seen_keys: np.ndarray | None = None
+    seen_rate: np.ndarray | None = None
 
     # ---- values <-> indices --------------------------------------------------------------
     def index(self, ci: int, z: np.ndarray) -> np.ndarray:
@@ -163,10 +170,20 @@ class CalendarModel:
         else:
             hit = np.zeros(len(k), dtype=bool)
         if self.novel_rate is not None and self.novel_dist is not None:
-            pi = float(self.novel_rate[ci])
+            pi = self._novel_rates(ci, key)[~hit, None]
             k[~hit] = (1.0 - pi) * k[~hit] + pi * self.novel_dist[ci]
         lam = np.where(start, self.lam[ci, 0], self.lam[ci, 1])
         return k, lam
+
+    def _novel_rates(self, ci: int, key: np.ndarray) -> np.ndarray:
+        """Rate of a new exception on each step's day: π_seen on keys the training span
+        covered, π elsewhere."""
+        assert self.novel_rate is not None
+        rate = np.full(len(key), float(self.novel_rate[ci]))
+        if self.seen_keys is not None and self.seen_rate is not None:
+            seen = self.seen_keys[ci][self.seen_keys[ci] >= 0]
+            rate[(key >= 0) & np.isin(key, seen)] = float(self.seen_rate[ci])
+        return rate
 
     # ---- likelihood ----------------------------------------------------------------------
     def log_probs(
@@ -239,7 +256,11 @@ class CalendarModel:
     def _novel_arrays(self) -> dict[str, np.ndarray]:
         if self.novel_rate is None or self.novel_dist is None:
             return {}
-        return {"cal_novel_rate": self.novel_rate, "cal_novel_dist": self.novel_dist}
+        out = {"cal_novel_rate": self.novel_rate, "cal_novel_dist": self.novel_dist}
+        if self.seen_keys is not None and self.seen_rate is not None:
+            out["cal_seen_keys"] = self.seen_keys.astype(np.int64)
+            out["cal_seen_rate"] = self.seen_rate
+        return out
 
     @classmethod
     def from_arrays(
@@ -291,20 +312,35 @@ class CalendarModel:
         require(bool(np.all(scale > 0)), source, "cal_scale > 0")
         dec = arrays["cal_decimals"].astype(np.int64)
         require(dec.shape == (c,) and bool(np.all((dec >= 0) & (dec <= 15))), source, "decimals")
-        rate = dist = None
-        if "cal_novel_rate" in arrays:
-            require("cal_novel_dist" in arrays, source, "array cal_novel_dist missing")
-            rate = arrays["cal_novel_rate"].astype(float)
-            dist = arrays["cal_novel_dist"].astype(float)
-            require(rate.shape == (c,) and dist.shape == (c, V), source, "novel exceptions shape")
-            ok = np.all((rate >= 0) & (rate < 1)) and np.all(np.isfinite(dist) & (dist >= 0))
-            require(bool(ok), source, "novel exception rate in [0, 1), distribution ≥ 0")
-            require(bool(np.allclose(dist.sum(axis=1), 1.0, atol=1e-9)), source, "novel sums")
-            for ci in range(c):
-                require(bool(np.all(dist[ci, nvals[ci] :] == 0)), source, "novel padding")
-        return cls(
-            cols, values, nvals, table, lam, ek, ev, eta, center, scale, dec, clock, rate, dist
-        )
+        novel = _novel_from_arrays(arrays, nvals, V, source)
+        return cls(cols, values, nvals, table, lam, ek, ev, eta, center, scale, dec, clock, *novel)
+
+
+def _novel_from_arrays(
+    arrays: dict[str, np.ndarray], nvals: np.ndarray, V: int, source: str
+) -> tuple[np.ndarray | None, ...]:
+    """(π, x, seen keys, π_seen) of a model file, validated (None where it predates them)."""
+    if "cal_novel_rate" not in arrays:
+        return None, None, None, None
+    c = len(nvals)
+    require("cal_novel_dist" in arrays, source, "array cal_novel_dist missing")
+    rate = arrays["cal_novel_rate"].astype(float)
+    dist = arrays["cal_novel_dist"].astype(float)
+    require(rate.shape == (c,) and dist.shape == (c, V), source, "novel exceptions shape")
+    ok = np.all((rate >= 0) & (rate < 1)) and np.all(np.isfinite(dist) & (dist >= 0))
+    require(bool(ok), source, "novel exception rate in [0, 1), distribution ≥ 0")
+    require(bool(np.allclose(dist.sum(axis=1), 1.0, atol=1e-9)), source, "novel sums")
+    for ci in range(c):
+        require(bool(np.all(dist[ci, nvals[ci] :] == 0)), source, "novel padding")
+    if "cal_seen_keys" not in arrays:
+        return rate, dist, None, None
+    require("cal_seen_rate" in arrays, source, "array cal_seen_rate missing")
+    keys = arrays["cal_seen_keys"].astype(np.int64)
+    seen = arrays["cal_seen_rate"].astype(float)
+    require(keys.ndim == 2 and keys.shape[0] == c and seen.shape == (c,), source, "seen keys")
+    ok = np.all(np.isfinite(seen) & (seen >= 0) & (seen < 1)) and np.all(keys >= -1)
+    require(bool(ok), source, "seen keys ≥ -1, new exception rate on them in [0, 1)")
+    return rate, dist, keys, seen
 
 
 # ---- fitting ----------------------------------------------------------------------------------
@@ -431,10 +467,7 @@ def fit_calendar(
         table = (counts + 0.5 * prior[group]) / (counts.sum(axis=1, keepdims=True) + 0.5)
         ekeys = {int(key[np.flatnonzero(day == dd)[0]]): e for dd, e in exc.items()}
         ekeys = {k: e for k, e in ekeys.items() if k >= 0}
-        # new exceptions: the rate of exception days, their values toward the marginal
-        ev = np.bincount(np.array(list(exc.values()), dtype=np.int64), minlength=nv)
-        rate = (len(exc) + 0.5) / (len(np.unique(day)) + 1.0)
-        novel = (rate, (ev + 0.5 * marg) / (len(exc) + 0.5))
+        novel = _novel(exc, ekeys, day, key, marg)
         fits.append((v, table, ekeys, idx, ok, start, novel))
     V = max(len(f[0]) for f in fits)
     E = max(1, max(len(f[2]) for f in fits))
@@ -443,10 +476,12 @@ def fit_calendar(
     exc_keys = np.full((c, E), -1, dtype=np.int64)
     exc_vals = np.zeros((c, E), dtype=np.int64)
     nvals = np.array([len(f[0]) for f in fits], dtype=np.int64)
-    novel_rate, novel_dist = np.zeros(c), np.zeros((c, V))
+    novel_rate, novel_dist, seen_rate = np.zeros(c), np.zeros((c, V)), np.zeros(c)
+    seen_keys = np.full((c, max(1, max(len(f[6].seen) for f in fits))), -1, dtype=np.int64)
     for ci, (v, tb, ek, _, _, _, novel) in enumerate(fits):
-        novel_rate[ci] = novel[0]
-        novel_dist[ci, : len(v)] = novel[1]
+        novel_rate[ci], seen_rate[ci] = novel.rate, novel.seen_rate
+        novel_dist[ci, : len(v)] = novel.dist
+        seen_keys[ci, : len(novel.seen)] = novel.seen
         values[ci, : len(v)] = v
         values[ci, len(v) :] = v[-1] + np.arange(1, V - len(v) + 1)
         table[ci, :, : len(v)] = tb
@@ -467,10 +502,36 @@ def fit_calendar(
         clock,
         novel_rate,
         novel_dist,
+        seen_keys,
+        seen_rate,
     )
     for ci, (_, _, _, idx, ok, start, _) in enumerate(fits):
         cm.lam[ci] = _fit_lambda(cm, ci, idx, rows[ok], start)
     return cm
+
+
+@dataclass
+class _Novel:
+    """New exceptions of one column: rates off and on the training span, values."""
+
+    rate: float  # π: on a day whose key the training span did not cover
+    dist: np.ndarray  # (nv,) x: their values
+    seen: np.ndarray  # keys of the days the training span covered
+    seen_rate: float  # π_seen: on an ordinary day whose key it covered
+
+
+def _novel(
+    exc: dict[int, int], ekeys: dict[int, int], day: np.ndarray, key: np.ndarray, marg: np.ndarray
+) -> _Novel:
+    """π = rate of exception days (add-½), x = their values toward the marginal (add-½),
+    π_seen = ξ E / O (a learned exception that fails to recur falls on another seen day),
+    never above π."""
+    ev = np.bincount(np.array(list(exc.values()), dtype=np.int64), minlength=len(marg))
+    rate = (len(exc) + 0.5) / (len(np.unique(day)) + 1.0)
+    seen = np.unique(key[key >= 0])
+    ordinary = len(seen) - int(np.isin(seen, np.array(list(ekeys), dtype=np.int64)).sum())
+    seen_rate = min(XI * len(ekeys) / ordinary, rate) if ordinary else 0.0
+    return _Novel(rate, (ev + 0.5 * marg) / (len(exc) + 0.5), seen, seen_rate)
 
 
 def _fit_lambda(

@@ -26,6 +26,15 @@ TIME_NAMES = ("time", "date", "datetime", "timestamp", "ds", "period", "year", "
 MIN_STEPS = 8
 
 
+def fixed_step_ns(offset: Any) -> int | None:
+    """Nanoseconds of a fixed-length step (hours, minutes, days), None for calendar steps
+    (weeks, months). pandas 3 no longer counts a day as a `Tick`; its length still converts."""
+    try:
+        return int(pd.Timedelta(offset).value)
+    except (ValueError, TypeError):
+        return None
+
+
 @dataclass
 class TimeAxis:
     """How time runs through a series: none, dates with a pandas frequency, or numbers."""
@@ -69,8 +78,9 @@ class TimeAxis:
                 return int(round((float(when) - float(self.first)) / self.step))
             t, r = pd.Timestamp(when), pd.Timestamp(self.first)
             off = pd.tseries.frequencies.to_offset(self.freq)
-            if isinstance(off, pd.offsets.Tick):
-                return int(round((t - r) / pd.Timedelta(off)))
+            step_ns = fixed_step_ns(off)
+            if step_ns:
+                return int(round((t - r).value / step_ns))
             months = (t.year - r.year) * 12 + (t.month - r.month)
             name = off.rule_code.upper()  # e.g. "MS", "QE-DEC", "YE-DEC", "W-SUN"
             if name.startswith(("M", "BM", "SM")):
