@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..series.drift import acf
 from . import deps
 from .metrics import C2ST_FOLDS, ks_statistic
 
@@ -245,18 +246,6 @@ def evaluate_events(twin, real, train=None, seed: int = 0) -> tuple[dict[str, An
 
 
 # ---- series ---------------------------------------------------------------------------------
-def acf(x: np.ndarray, max_lag: int) -> np.ndarray:
-    x = x[~np.isnan(x)]
-    if len(x) < 3:
-        return np.full(max_lag + 1, np.nan)
-    x = x - x.mean()
-    denom = float(np.dot(x, x)) or 1.0
-    lags = min(max_lag, len(x) - 1)
-    out = np.full(max_lag + 1, np.nan)
-    out[: lags + 1] = [float(np.dot(x[: len(x) - k], x[k:])) / denom for k in range(lags + 1)]
-    return out
-
-
 _QS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 

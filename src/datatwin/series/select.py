@@ -41,6 +41,7 @@ from .. import progress
 from ..core.candidates import Board, Candidate, Structure, stopwatch
 from ..core.registry import StructureRegistry
 from ..errors import InputError
+from . import drift
 from .ar import (
     Columns,
     LinearModel,
@@ -338,6 +339,25 @@ class SeriesSearch:
 
     # ---- the Search protocol ---------------------------------------------------------------
     def candidates(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
+        """The search's candidates, then the drift of the best ones (drift.py)."""
+        yield from self._search(board)
+        with progress.step("simulating the best candidates over the holdout"):
+            self.show_drift(board)
+
+    def show_drift(self, board: Board[SeriesCandidate]) -> None:
+        """Long-horizon drift columns on the SHOWN best contenders (drift.py): shown, not
+        used to select."""
+        best = sorted(board.contenders(), key=lambda c: c.holdout_bits)[: drift.SHOWN]
+        held = self.vals[self.n_train :]
+        for cand in best:
+            sc = cand.model
+            if sc is None:
+                continue
+            got = drift.measure(sc.model, self.cols, sc.prep, self.rate, self.n_train, held)
+            if got is not None:
+                cand.columns.update(got.columns())
+
+    def _search(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
         if isinstance(self.request, list):
             from .builders import build_exact  # the builders module registers every family
 
