@@ -156,7 +156,8 @@ def select(
     board: Board[M] = Board()
     for cand in search.candidates(board):
         board.add(cand)
-    best = board.best()
+    choose = getattr(search, "choose", None)  # a kind may weigh more than holdout bits
+    best = choose(board) if choose is not None else board.best()
     _note_small_holdout(board, best, getattr(search, "holdout_units", None))
     model = search.refit(best)
     for cand in shown() if shown is not None else ():

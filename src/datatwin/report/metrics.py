@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..series.drift import ks_w1
 from . import deps
 from .tables import Frame, codes
 
@@ -38,13 +39,10 @@ def tv_distance(a: np.ndarray, b: np.ndarray, k: int) -> float:
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float | None:
-    a, b = np.sort(a[~np.isnan(a)]), np.sort(b[~np.isnan(b)])
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if len(a) == 0 or len(b) == 0:
         return None
-    grid = np.concatenate([a, b])
-    fa = np.searchsorted(a, grid, side="right") / len(a)
-    fb = np.searchsorted(b, grid, side="right") / len(b)
-    return float(np.max(np.abs(fa - fb)))
+    return ks_w1(a, b)[0]
 
 
 def column_distances(real: Frame, synth: Frame) -> dict[str, dict[str, Any]]:

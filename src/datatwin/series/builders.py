@@ -15,6 +15,7 @@ from ..core.candidates import Candidate, stopwatch
 from ..errors import InputError
 from .ar import Prepared, Scan, Sequence
 from .hetero import fit_hetero, hetero_windows
+from .horizon import long_variant
 from .precision import TRANSFORMS, log_cell_mass
 from .regime import REACH, Design, block_spans, fit_extension, stabilize_regimes
 from .residuals import fit_mixture, fit_phase_scale, scaled_residuals, stabilize
@@ -354,6 +355,10 @@ def build_exact(search: SeriesSearch, st: SeriesStructure) -> Candidate[SeriesCa
             cand = SERIES_STRUCTURES.get("mix").builder(search, cand)
             if cand is None:
                 raise InputError(f"{st.label}: mixture residuals help no column on this holdout")
+        if st.long:
+            cand = long_variant(search, cand)
+            if cand is None:
+                raise InputError(f"{st.label}: +long applies to structures with +fourier")
     return search.score(cand, secs())
 
 

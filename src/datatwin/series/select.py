@@ -54,9 +54,8 @@ from .ar import (
     standardiser,
 )
 from .calendar import Clock, fit_calendar
+from .horizon import choose, long_variant, refit_structure
 from .precision import TRANSFORMS
-from .regime import Design, fit_extension, stabilize_regimes
-from .residuals import refit_residuals, stabilize
 from .scoring import bits_rows, missing_rate
 from .structures import SeriesStructure
 
@@ -194,6 +193,7 @@ class SeriesCandidate:
             "mix": list(self.mix_columns),
             "fourier": list(self.harmonics) or None,
             "exog": list(self.exog),
+            "long": st.long,
         }
 
     def core_structure(self) -> Structure:
@@ -210,6 +210,7 @@ class SeriesCandidate:
             mix=",".join(p["mix"]) or None,
             fourier=",".join(map(str, p["fourier"])) if p["fourier"] else None,
             exog=",".join(p["exog"]) or None,
+            long=True if p["long"] else None,
         )
 
 
@@ -339,23 +340,37 @@ class SeriesSearch:
 
     # ---- the Search protocol ---------------------------------------------------------------
     def candidates(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
-        """The search's candidates, then the drift of the best ones (drift.py)."""
+        """The search's candidates, the best one's long-horizon variant (horizon.py), then
+        the drift of the best ones (drift.py)."""
         yield from self._search(board)
+        staged = not isinstance(self.request, list)
+        best = board.best() if staged and board.contenders() else None
+        if best is not None and best.model is not None:
+            with progress.step("fitting the long-horizon variant"), stopwatch() as secs:
+                long = long_variant(self, best.model)
+            if long is not None:
+                yield self.score(long, best.fit_seconds + secs())
         with progress.step("simulating the best candidates over the holdout"):
             self.show_drift(board)
 
     def show_drift(self, board: Board[SeriesCandidate]) -> None:
-        """Long-horizon drift columns on the SHOWN best contenders (drift.py): shown, not
-        used to select."""
-        best = sorted(board.contenders(), key=lambda c: c.holdout_bits)[: drift.SHOWN]
+        """Drift columns (drift.py) on the SHOWN best contenders and on the best one's
+        long-horizon variant."""
+        ranked = sorted(board.contenders(), key=lambda c: c.holdout_bits)
+        shown = ranked[: drift.SHOWN]
+        shown += [c for c in ranked if c.structure.label.endswith("+long") and c not in shown]
         held = self.vals[self.n_train :]
-        for cand in best:
+        for cand in shown:
             sc = cand.model
             if sc is None:
                 continue
             got = drift.measure(sc.model, self.cols, sc.prep, self.rate, self.n_train, held)
             if got is not None:
                 cand.columns.update(got.columns())
+
+    def choose(self, board: Board[SeriesCandidate]) -> Candidate[SeriesCandidate]:
+        """The best by holdout bits, or its long-horizon variant (horizon.choose)."""
+        return choose(board)
 
     def _search(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
         if isinstance(self.request, list):
@@ -581,35 +596,12 @@ class SeriesSearch:
         assert win is not None
         if not self.do_refit:
             return win
-        vals, plan, st = self.vals, self.plan, win.structure
         tr = win.prep.transforms
-        c, s = standardiser(vals, tr)
-        prep = prepare(vals, self.cols, tr, c, s)
-        if st.levels:
-            seq = plan.level_sequence(st.family)
-            assert seq is not None
-            D = 0
-        else:
-            seq = plan.diff_sequence(st.family)
-            D = 1 if st.family == "diff" else plan.sdiff
-        seq = Sequence(seq.family, seq.lags, [c for c in seq.candidates if c[0] == st.order])
-        rows = np.arange(plan.T0, len(vals))
-        old = win.model
-        level, fourier = self.level_parts(prep, rows, win.calendar, win.harmonics)
-        model = Scan(prep, rows, np.arange(0), [seq], D, level, fourier, *self.chain_of(win)).model(
-            seq.family, st.order
+        c, s = standardiser(self.vals, tr)
+        prep = prepare(self.vals, self.cols, tr, c, s)
+        rows = np.arange(self.plan.T0, len(self.vals))
+        cap = win.model.info.get("radius_cap")
+        model = refit_structure(
+            self, win, prep, rows, win.harmonics, None if cap is None else float(cap)
         )
-        if old.calendar is not None:
-            model.calendar = self.calendar_fit(prep, np.arange(len(vals)))
-        if "radius_cap" in old.info:
-            stabilize(model, float(old.info["radius_cap"]))
-        if st.blocks or st.regime:
-            model = fit_extension(prep, rows, model, Design.of(old), self.chain_of(win)[1])
-            if "radius_cap" in old.info:
-                stabilize_regimes(model, float(old.info["radius_cap"]))
-            rows = rows[rows >= model.max_lag]
-        model = refit_residuals(model, old, prep, rows)
-        shrinks = {k: v for k, v in model.info.items() if k.startswith("shrink")}
-        model.info = {k: v for k, v in old.info.items() if not k.startswith("shrink")}
-        model.info.update(shrinks)
         return replace(win, prep=prep, model=model)

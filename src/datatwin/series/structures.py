@@ -5,6 +5,8 @@
     mixed:ar(10)+seasonal+phase+mix per-column transforms, phase scales, mixture residuals
     log:ar(67)+seasonal+fourier+exog  a level with Fourier terms of several seasons, calendar
                                     columns drawn from the calendar
+    log:ar(62)+seasonal+fourier+mix+long  refit for long horizons: a yearly harmonic, the AR
+                                    held to radius 0.999 (horizon.py)
     sqrt:ar(19)+seasonal+blocks+regime  long-memory lag blocks, and a second regime of the
                                     mean while the recent change is positive (regime.py)
 
@@ -22,7 +24,17 @@ from ..errors import InputError
 #: transforms a label may name: one for every column, or `mixed` (each column its best)
 LABEL_TRANSFORMS = ("none", "sqrt", "log", "mixed")
 #: modifiers of a base structure, in the order the search adds them
-MODIFIERS = ("calendar", "fourier", "exog", "blocks", "regime", "hetero", "phase", "mix")
+MODIFIERS = (
+    "calendar",
+    "fourier",
+    "exog",
+    "blocks",
+    "regime",
+    "hetero",
+    "phase",
+    "mix",
+    "long",
+)
 #: modifiers of the conditional mean of a level structure (regime.py)
 LEVEL_ONLY = ("calendar", "fourier", "blocks", "regime")
 
@@ -49,6 +61,7 @@ class SeriesStructure:
     hetero: bool = False  # a residual scale following the recent residuals' size
     phase: bool = False  # a residual scale per phase of the season
     mix: bool = False  # Gaussian-mixture residuals (on the columns where they help)
+    long: bool = False  # refit for long horizons (a yearly harmonic, a tighter radius cap)
 
     @property
     def label(self) -> str:

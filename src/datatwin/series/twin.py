@@ -157,8 +157,8 @@ class SeriesTwin(Twin):
     def params(self) -> dict[str, Any]:
         """The structure's parameters as data: family, order, transform and per-column
         transforms, difference lag, calendar phases, phase period, mixture columns, lag blocks,
-        regime window, volatility windows, and the largest order scanned (`max_lag`, to refit
-        the label exactly)."""
+        regime window, volatility windows, whether it is the long-horizon variant and its AR
+        radius cap, and the largest order scanned (`max_lag`, to refit the label exactly)."""
         st = SeriesStructure.parse(self.structure)
         level = self.model.level
         ps = self.model.phase_scale
@@ -180,6 +180,8 @@ class SeriesTwin(Twin):
                 if self.model.hetero is not None
                 else None
             ),
+            "long": st.long,
+            "radius_cap": self.model.info.get("radius_cap"),
             "max_lag": self.model.info.get("max_lag_scanned"),
         }
 
