@@ -10,6 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 
+#: the table's width off a terminal (a file or a pipe has no width to fit)
+WIDE = 240
+
+
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
         if math.isnan(x):
@@ -26,6 +30,8 @@ def render(
 ) -> None:
     """Print the leaderboard as a rich table; the selected row is marked with ★."""
     console = console or Console()
+    if not console.is_terminal:  # a file or a pipe has no width to fit: labels stay whole
+        console = Console(file=console.file, width=max(console.width, WIDE))
     extra_keys: list[str] = []
     for e in entries:
         for k in e:

@@ -54,7 +54,7 @@ from .ar import (
     standardiser,
 )
 from .calendar import Clock, fit_calendar
-from .horizon import choose, long_variant, refit_structure
+from .horizon import choose, drift_score, long_variant, refit_structure
 from .precision import TRANSFORMS
 from .scoring import bits_rows, missing_rate
 from .structures import SeriesStructure
@@ -370,7 +370,14 @@ class SeriesSearch:
 
     def choose(self, board: Board[SeriesCandidate]) -> Candidate[SeriesCandidate]:
         """The best by holdout bits, or its long-horizon variant (horizon.choose)."""
-        return choose(board)
+        chosen, best = choose(board), board.best()
+        if chosen is not best:
+            progress.note(
+                f"selected {chosen.structure.label}: {chosen.holdout_bits - best.holdout_bits:+.4f} "
+                f"bits per step against {best.structure.label}, and less drift over the "
+                f"held-out span ({drift_score(chosen):.3f} against {drift_score(best):.3f})"
+            )
+        return chosen
 
     def _search(self, board: Board[SeriesCandidate]) -> Iterator[Candidate[SeriesCandidate]]:
         if isinstance(self.request, list):
