@@ -19,6 +19,7 @@ than log(number of valid thresholds over all predictors): a uniform prior over t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -367,23 +368,38 @@ def best_split(nc: NodeCounts, pr: Predictors, k: int, q: np.ndarray, min_leaf: 
     found = _search(cheap, costly, totals, qx, min_leaf)
     if found.best is None:
         return None
-    best = found.best
+    return finish_split(
+        found.best, nc.xs, pr, k, q, lambda gain: _pays(gain, found, totals, qx, min_leaf)
+    )
+
+
+def finish_split(
+    best: Threshold,
+    xs: np.ndarray,
+    pr: Predictors,
+    k: int,
+    q: np.ndarray,
+    pays: Callable[[float], bool],
+):
+    """The best threshold of a node made a split, or None: its Dirichlet marginal likelihood
+    (α from the `bde` grid) must beat the marginal's by what `pays` asks (the log of the
+    number of valid thresholds). xs: the node's present child states."""
     lc, rc = best.left.astype(np.int64), best.right.astype(np.int64)
     fc = FamilyCounts(
         np.array([0, 1]),
         np.array([lc.sum(), rc.sum()]),
         np.r_[np.zeros(np.count_nonzero(lc), np.int64), np.ones(np.count_nonzero(rc), np.int64)],
-        np.r_[nc.xs[lc > 0], nc.xs[rc > 0]],
+        np.r_[xs[lc > 0], xs[rc > 0]],
         np.r_[lc[lc > 0], rc[rc > 0]],
     )
     score, alpha = bde_alpha(fc, q)
     if not np.isfinite(alpha):
         return None
-    if not _pays(score - marginal_loglik(fc, q), found, totals, qx, min_leaf):
+    if not pays(score - marginal_loglik(fc, q)):
         return None
     mask = _goes_left(best, pr, lc.sum() >= rc.sum())
     full_l, full_r = np.zeros(k), np.zeros(k)
-    full_l[nc.xs], full_r[nc.xs] = lc, rc
+    full_l[xs], full_r[xs] = lc, rc
     lq = (full_l + alpha * q) / (lc.sum() + alpha)
     rq = (full_r + alpha * q) / (rc.sum() + alpha)
     return best.pos, mask, lq, rq
