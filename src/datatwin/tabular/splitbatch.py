@@ -146,10 +146,15 @@ def _first_max(gain: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Index of the first maximum of each run of equal `group` values (sorted groups)."""
     if not len(gain):
         return np.zeros(0, dtype=np.int64)
-    run = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-    run_id = np.repeat(np.arange(len(run)), np.diff(np.r_[run, len(group)]))
+    run = _run_starts(group)
+    run_id = np.repeat(np.arange(len(run)), np.diff(np.append(run, len(group))))
     hits = np.flatnonzero(gain == np.maximum.reduceat(gain, run)[run_id])
-    return hits[np.r_[True, run_id[hits][1:] != run_id[hits][:-1]]]
+    return hits[_run_starts(run_id[hits])]
+
+
+def _run_starts(a: np.ndarray) -> np.ndarray:
+    """Where each run of equal values of `a` starts."""
+    return np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1]))) if len(a) else a[:0]
 
 
 class _Best:
@@ -186,8 +191,8 @@ class _Segs:
     @classmethod
     def of(cls, lv: _Level, rows: np.ndarray) -> _Segs:
         key = lv.nd[rows] * (int(lv.seg.max()) + 1) + lv.seg[rows]
-        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(rows) else rows[:0]
-        size = np.diff(np.r_[start, len(rows)])
+        start = _run_starts(key)
+        size = np.diff(np.append(start, len(rows)))
         return cls(rows, start, size, lv.nd[rows[start]])
 
     def rows_of(self, s: int) -> np.ndarray:
@@ -256,8 +261,8 @@ class _Rounds:
         self.todo: list[list[int]] = [[] for _ in range(n_nodes)]
         self.skipped: list[list[int]] = [[] for _ in range(n_nodes)]
         if len(costly.start):
-            first = np.flatnonzero(np.r_[True, costly.node[1:] != costly.node[:-1]])
-            for a, b in zip(first, np.r_[first[1:], len(costly.start)], strict=True):
+            first = _run_starts(costly.node)
+            for a, b in zip(first, np.append(first[1:], len(costly.start)), strict=True):
                 by_bound = a + np.argsort(-bound[a:b], kind="stable")
                 self.todo[int(costly.node[a])] = [int(s) for s in by_bound]
 

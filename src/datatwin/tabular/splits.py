@@ -190,7 +190,7 @@ def _valid_counts(cands: Segments, totals: np.ndarray, min_leaf: int) -> int:
     n = cands.block.sum(axis=1)
     starts, sizes = cands.starts, cands.sizes
     cum = np.cumsum(n)
-    n_left = cum - np.repeat(np.r_[0, cum[starts[1:] - 1]], sizes)
+    n_left = cum - np.repeat(np.concatenate(([0], cum[starts[1:] - 1])), sizes)
     last = np.zeros(len(n), dtype=bool)
     last[starts + sizes - 1] = True
     total = int(totals.sum())
@@ -205,7 +205,7 @@ def _valid_ranges(cands: Segments, min_leaf: int) -> tuple[np.ndarray, np.ndarra
     n = n[np.lexsort((n, seg))]  # ascending within each segment
     starts, sizes = cands.starts, cands.sizes
     cum = np.cumsum(n)
-    base = np.repeat(np.r_[0, cum[starts[1:] - 1]], sizes)
+    base = np.repeat(np.concatenate(([0], cum[starts[1:] - 1])), sizes)
     small = cum - base  # sum of the t + 1 smallest, t = row within segment
     total = np.repeat(small[starts + sizes - 1], sizes)
     t = np.arange(len(n)) - np.repeat(starts, sizes)
@@ -216,7 +216,7 @@ def _valid_ranges(cands: Segments, min_leaf: int) -> tuple[np.ndarray, np.ndarra
     inner = t < np.repeat(sizes, sizes) - 1
     lo_ok = inner & (small >= min_leaf) & (total - large >= min_leaf)
     hi_ok = inner & (large >= min_leaf) & (total - small >= min_leaf)
-    bounds = np.r_[0, np.cumsum(sizes)]
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
     return (
         np.add.reduceat(lo_ok.astype(np.int64), bounds[:-1]),
         np.add.reduceat(hi_ok.astype(np.int64), bounds[:-1]),
@@ -388,9 +388,9 @@ def finish_split(
     fc = FamilyCounts(
         np.array([0, 1]),
         np.array([lc.sum(), rc.sum()]),
-        np.r_[np.zeros(np.count_nonzero(lc), np.int64), np.ones(np.count_nonzero(rc), np.int64)],
-        np.r_[xs[lc > 0], xs[rc > 0]],
-        np.r_[lc[lc > 0], rc[rc > 0]],
+        np.repeat(np.array([0, 1]), [np.count_nonzero(lc), np.count_nonzero(rc)]),
+        np.concatenate((xs[lc > 0], xs[rc > 0])),
+        np.concatenate((lc[lc > 0], rc[rc > 0])),
     )
     score, alpha = bde_alpha(fc, q)
     if not np.isfinite(alpha):
