@@ -28,10 +28,10 @@ from .splits import (
     Predictors,
     Segments,
     Threshold,
+    _main_axis,
     _nlogn,
     _valid_counts,
     _valid_ranges,
-    category_order,
     finish_split,
 )
 
@@ -239,16 +239,31 @@ def _bounds(lv: _Level, costly: _Segs) -> np.ndarray:
 
 
 def _ordered_rows(lv: _Level, costly: _Segs, chosen: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The chosen costly segments each in `category_order`, laid end to end."""
+    """The chosen costly segments each in `category_order`, laid end to end.
+
+    `category_order` of a segment with three or more states and child states, its
+    elementwise steps (counts, smoothed distributions, their weights) done for every
+    chosen segment at once; its sums, Gram matrix, eigenvector and projection per segment
+    on arrays of the segment's own shape, so the same floats."""
+    rows, sizes = costly.laid(chosen)
+    if not len(rows):
+        return rows, sizes
+    node = costly.node[chosen]
+    starts = np.concatenate(([0], np.cumsum(sizes[:-1])))
+    block = lv.m[rows]
+    n = block.sum(axis=1)
+    p = (block + lv.qx[np.repeat(node, sizes)]) / (n + 1.0)[:, None]
+    weighted = n[:, None] * p
+    root_n = np.sqrt(n)
+    n_sum = np.add.reduceat(n, starts)
     parts = []
-    for s in chosen:
-        rows = costly.rows_of(s)
-        node = int(costly.node[s])
-        w = int(lv.kx[node])
-        parts.append(rows[category_order(lv.m[rows, :w], lv.qx[node, :w])])
-    if not parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(parts), costly.size[chosen]
+    for s, (a, size) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
+        w, b = int(lv.kx[node[s]]), a + size
+        centred = p[a:b, :w] - (weighted[a:b, :w].sum(axis=0) / n_sum[s])[None, :]
+        v = _main_axis(root_n[a:b, None] * centred)
+        v = v if v[np.argmax(np.abs(v))] > 0 else -v  # a fixed sign: reproducible orders
+        parts.append(rows[a:b][np.argsort(centred @ v, kind="stable")])
+    return np.concatenate(parts), sizes
 
 
 class _Rounds:
