@@ -27,7 +27,7 @@ from .trees import TreeCPT
 
 MIN_LEAF = 5
 MAX_DEPTH = 40
-_COUNT_BLOCK = 1 << 20  # keys counted at once (`_Counter.root`)
+_COUNT_BLOCK = 1 << 17  # keys counted at once (`_blocks`)
 _WIDE_STATES = 1 << 25  # state cells (rows × predictors) held as int64 up to this many
 
 
@@ -219,12 +219,10 @@ class _Counter:
             keys = states.astype(np.int64) * k + self.x[:, None]
             return _sparse_counts(keys, k, w)
         c = np.zeros(cells, dtype=np.int64 if w is None else float)
-        step = max(1, _COUNT_BLOCK // max(states.shape[1], 1))
-        for a in range(0, len(states), step):
-            keys = states[a : a + step].astype(np.int64)
-            keys *= k
-            keys += self.x[a : a + step, None]
-            wb = None if w is None else np.repeat(w[a : a + step].astype(float), keys.shape[1])
+        for a, b in _blocks(len(states), states.shape[1], cells):
+            keys = np.multiply(states[a:b], k, dtype=np.int64)
+            keys += self.x[a:b, None]
+            wb = None if w is None else np.repeat(w[a:b].astype(float), keys.shape[1])
             c += np.bincount(keys.ravel(), weights=wb, minlength=cells)
         return _present(c.astype(np.int64, copy=False).reshape(total, k))
 
@@ -240,15 +238,25 @@ class _Counter:
         s, kx = len(parent.states), len(parent.xs)
         self.row_of[parent.states] = np.arange(s) * kx
         self.col_of[parent.xs] = np.arange(kx)
-        cell = self.row_of[self.states[small]]
-        cell += self.col_of[self.x[small]][:, None]
         w = self.weights
-        wr = None if w is None else np.repeat(w[small].astype(float), cell.shape[1])
-        counted = np.bincount(cell.ravel(), weights=wr, minlength=s * kx)
+        counted = np.zeros(s * kx, dtype=np.int64 if w is None else float)
+        for a, b in _blocks(len(small), self.states.shape[1], s * kx):
+            rows = small[a:b]
+            cell = self.row_of[self.states[rows]]
+            cell += self.col_of[self.x[rows]][:, None]
+            wr = None if w is None else np.repeat(w[rows].astype(float), cell.shape[1])
+            counted += np.bincount(cell.ravel(), weights=wr, minlength=s * kx)
         m = counted.astype(np.int64, copy=False).reshape(s, kx)
         cs = _compact(parent.states, parent.xs, m) if want_s else None
         cb = _compact(parent.states, parent.xs, parent.m - m) if want_b else None
         return (cb, cs) if swap else (cs, cb)
+
+
+def _blocks(n: int, width: int, cells: int) -> list[tuple[int, int]]:
+    """Row ranges counted at once: about `_COUNT_BLOCK` keys, so a block's temporaries stay
+    in cache, but no fewer keys than the cells each block's count adds up."""
+    step = max(1, max(_COUNT_BLOCK, cells) // max(width, 1))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
 def _compact(states: np.ndarray, xs: np.ndarray, m: np.ndarray) -> NodeCounts:
