@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import xlogy
+from scipy.special import gammaln, xlogy
 
+from .scores import ALPHAS
 from .splits import (
     _BATCH,
     NodeCounts,
@@ -32,7 +33,7 @@ from .splits import (
     _nlogn,
     _valid_counts,
     _valid_ranges,
-    finish_split,
+    make_split,
 )
 
 Split = tuple[int, np.ndarray, np.ndarray, np.ndarray]
@@ -313,10 +314,12 @@ def best_splits(
     while chosen := rounds.next(best):
         best.merge(lv, _scan(lv, *_ordered_rows(lv, costly, chosen), min_leaf))
     lo, hi, lo_r, hi_r = _skipped_ranges(lv, costly, rounds, best.n_valid, min_leaf)
-    for b, i in enumerate(live):
+    found = [b for b, thr in enumerate(best.thr) if thr is not None]
+    alphas, gains = _split_scores(lv, best, found, [qs[live[b]] for b in found])
+    for b, alpha, gain in zip(found, alphas, gains, strict=True):
+        i = live[b]
         thr = best.thr[b]
-        if thr is None:
-            continue
+        assert thr is not None
 
         def pays(gain: float, b: int = b) -> bool:
             if gain > np.log(int(hi[b])):
@@ -327,8 +330,50 @@ def best_splits(
             exact = int(lo[b]) - int(sum(int(lo_r[s]) for s in open_))
             return gain > np.log(exact + _exact_count(lv, costly, open_, b, min_leaf))
 
-        out[i] = finish_split(thr, ncs[i].xs, pr, k, qs[i], pays)
+        out[i] = make_split(thr, ncs[i].xs, pr, k, qs[i], float(alpha), float(gain), pays)
     return out
+
+
+def _split_scores(
+    lv: _Level, best: _Best, nodes: list[int], qs: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`scores.bde_alpha` (α and score) and the score's gain over `marginal_loglik` of each
+    node's best split (`splits.split_family`), nodes with as many seen cells scored
+    together: every float is elementwise or a sum over one node's cells, as per node."""
+    alphas, gains = np.zeros(len(nodes)), np.zeros(len(nodes))
+    if not nodes:
+        return alphas, gains
+    width = lv.m.shape[1]
+    sides = np.zeros((len(nodes), 2 * width), dtype=np.int64)  # left counts, right counts
+    for r, b in enumerate(nodes):
+        thr = best.thr[b]
+        assert thr is not None
+        w = len(thr.left)
+        sides[r, :w], sides[r, width : width + w] = thr.left, thr.right
+    xs = np.tile(np.arange(width), 2)[None, :]  # a cell's child state (index into q[xs])
+    seen = sides > 0
+    cells = seen.sum(axis=1)
+    cfg_n = np.stack([sides[:, :width].sum(axis=1), sides[:, width:].sum(axis=1)], axis=1)
+    q = np.stack([lv.qx[b] for b in nodes])  # each node's prior over its present states
+    a = ALPHAS[:, None, None]
+    for c, rows in _by_width(np.arange(len(nodes)), cells):
+        pick = seen[rows]
+        fam_n = sides[rows][pick].reshape(len(rows), c)
+        px = np.take_along_axis(
+            q[rows], np.broadcast_to(xs, pick.shape)[pick].reshape(len(rows), c), axis=1
+        )
+        ap = a * px[None]
+        s = np.sum(gammaln(fam_n[None] + ap) - gammaln(ap), axis=2) + np.sum(
+            gammaln(a) - gammaln(cfg_n[rows][None] + a), axis=2
+        )
+        marginal = np.sum(xlogy(fam_n, px), axis=1)
+        s = np.concatenate((s.T, marginal[:, None]), axis=1)
+        i = np.argmax(s, axis=1)
+        top = s[np.arange(len(rows)), i]
+        score = top + np.log(np.mean(np.exp(s - top[:, None]), axis=1))
+        alphas[rows] = np.where(i < len(ALPHAS), ALPHAS[np.minimum(i, len(ALPHAS) - 1)], np.inf)
+        gains[rows] = score - marginal
+    return alphas, gains
 
 
 def _skipped_ranges(

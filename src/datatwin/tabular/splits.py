@@ -384,19 +384,38 @@ def finish_split(
     """The best threshold of a node made a split, or None: its Dirichlet marginal likelihood
     (α from the `bde` grid) must beat the marginal's by what `pays` asks (the log of the
     number of valid thresholds). xs: the node's present child states."""
-    lc, rc = best.left.astype(np.int64), best.right.astype(np.int64)
-    fc = FamilyCounts(
+    fc = split_family(best.left, best.right, xs)
+    score, alpha = bde_alpha(fc, q)
+    return make_split(best, xs, pr, k, q, alpha, score - marginal_loglik(fc, q), pays)
+
+
+def split_family(left: np.ndarray, right: np.ndarray, xs: np.ndarray) -> FamilyCounts:
+    """The counts of a split as a family: configurations left, right; their child states
+    seen (left's, then right's, each in state order)."""
+    lc, rc = left.astype(np.int64), right.astype(np.int64)
+    return FamilyCounts(
         np.array([0, 1]),
         np.array([lc.sum(), rc.sum()]),
         np.repeat(np.array([0, 1]), [np.count_nonzero(lc), np.count_nonzero(rc)]),
         np.concatenate((xs[lc > 0], xs[rc > 0])),
         np.concatenate((lc[lc > 0], rc[rc > 0])),
     )
-    score, alpha = bde_alpha(fc, q)
-    if not np.isfinite(alpha):
+
+
+def make_split(
+    best: Threshold,
+    xs: np.ndarray,
+    pr: Predictors,
+    k: int,
+    q: np.ndarray,
+    alpha: float,
+    gain: float,
+    pays: Callable[[float], bool],
+):
+    """`finish_split` given the split's α and its score's gain over the marginal."""
+    if not np.isfinite(alpha) or not pays(gain):
         return None
-    if not pays(score - marginal_loglik(fc, q)):
-        return None
+    lc, rc = best.left.astype(np.int64), best.right.astype(np.int64)
     mask = _goes_left(best, pr, lc.sum() >= rc.sum())
     full_l, full_r = np.zeros(k), np.zeros(k)
     full_l[xs], full_r[xs] = lc, rc
