@@ -101,7 +101,7 @@ class _Found:
         """Node nodes[j]'s best as `splits._scan` describes it."""
         i, node = int(self.at_row[j]), int(self.nodes[j])
         a = int(self.seg_start[i])
-        end = a + int(np.count_nonzero(self.seg_start[a:] == a))
+        end = int(np.searchsorted(self.seg_start, a, side="right"))
         w = int(lv.kx[node])
         order = lv.local[self.rows[a:end]]
         return Threshold(
@@ -315,13 +315,13 @@ def best_splits(
         best.merge(lv, _scan(lv, *_ordered_rows(lv, costly, chosen), min_leaf))
     lo, hi, lo_r, hi_r = _skipped_ranges(lv, costly, rounds, best.n_valid, min_leaf)
     found = [b for b, thr in enumerate(best.thr) if thr is not None]
-    alphas, gains = _split_scores(lv, best, found, [qs[live[b]] for b in found])
+    alphas, gains = _split_scores(lv, best, found)
     for b, alpha, gain in zip(found, alphas, gains, strict=True):
         i = live[b]
         thr = best.thr[b]
         assert thr is not None
 
-        def pays(gain: float, b: int = b) -> bool:
+        def pays(gain: float, b: int = b) -> bool:  # `splits._pays`, from the ranges
             if gain > np.log(int(hi[b])):
                 return True
             if gain <= np.log(int(lo[b])):
@@ -334,9 +334,7 @@ def best_splits(
     return out
 
 
-def _split_scores(
-    lv: _Level, best: _Best, nodes: list[int], qs: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
+def _split_scores(lv: _Level, best: _Best, nodes: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """`scores.bde_alpha` (α and score) and the score's gain over `marginal_loglik` of each
     node's best split (`splits.split_family`), nodes with as many seen cells scored
     together: every float is elementwise or a sum over one node's cells, as per node."""
