@@ -1,4 +1,5 @@
-"""The best binary split of one tree node (`growth.py`), all predictors scored at once.
+"""The best binary split of one tree node, all predictors scored at once: the definition
+`splitbatch.py` computes for every node of a level (`growth.py`).
 
 A node's counts n_ix (predictor state i, child state x) arrive as one matrix over the
 present states of every predictor, in global state numbering (predictor j's states offset
