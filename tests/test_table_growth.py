@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datatwin.tabular import growth, splits
+from datatwin.tabular import growth, splitbatch, splits
 from datatwin.tabular.bayesnet import marginal_prior
 from datatwin.tabular.counting import FamilyCounter
 
@@ -89,7 +89,9 @@ def test_pruned_split_search_finds_the_same_trees(monkeypatch):
     cols, cards, ranks = _table()
     fast = _grow_all(cols, cards, ranks)
     # no predictor skipped: every categorical ordered and scanned
-    monkeypatch.setattr(splits, "_multiway_gains", lambda cands: np.full(len(cands.pos), np.inf))
+    monkeypatch.setattr(
+        splitbatch, "_bounds", lambda lv, costly: np.full(len(costly.start), np.inf)
+    )
     _same(fast, _grow_all(cols, cards, ranks))
     assert sum(t.n_leaves for t in fast.cpts) > 5  # the table has structure to find
 
@@ -155,13 +157,90 @@ def test_n_log_n_table_and_eigenvector_are_the_library_values():
         )
 
 
-@pytest.mark.parametrize("cells", [0, 1 << 30])
-def test_counts_kept_per_node_equal_counts_from_the_rows(monkeypatch, cells):
-    """Subtracting a sibling's counts from the parent's gives the counts of the rows."""
-    cols, cards, ranks = _table(seed=5)
-    fast = _grow_all(cols, cards, ranks)
-    monkeypatch.setattr(growth, "_DENSE_NODE_CELLS", cells)
-    _same(fast, _grow_all(cols, cards, ranks))
+def _reference_tree(cols, cards, child, preds, prior, ranks, weights=None, min_leaf=5):
+    """A tree grown by the plain definition: depth first, every node's counts from its own
+    rows, its split by `splits.best_split`."""
+    k = int(cards[child])
+    if not preds:
+        return growth.grow(cols, cards, child, preds, prior, ranks, min_leaf, weights=weights)
+    pr = splits.Predictors.of([int(cards[p]) for p in preds], ranks)
+    total = int(pr.off[-1])
+    keys = growth.global_states(cols, cards, preds).astype(np.int64) * k + cols[child][:, None]
+    g = growth._Growth()
+    stack = [(g.node(), np.arange(len(cols[child])), prior)]
+    while stack:
+        node, rows, q = stack.pop()
+        w = None if weights is None else weights[rows]
+        n = len(rows) if w is None else int(w.sum())
+        best = None
+        if n >= 2 * min_leaf:
+            flat = keys[rows].ravel()
+            ww = None if w is None else np.repeat(w.astype(float), len(preds))
+            c = np.bincount(flat, weights=ww, minlength=total * k).astype(np.int64)
+            c = c.reshape(total, k)
+            present = np.flatnonzero(c.sum(axis=1))
+            xs = np.flatnonzero(c.sum(axis=0))
+            nc = splits.NodeCounts(present, xs, c[present][:, xs])
+            best = splits.best_split(nc, pr, k, q, min_leaf)
+        if best is None:
+            g.make_leaf(node, q)
+            continue
+        j, mask, lq, rq = best
+        go_left = mask[cols[preds[j]][rows]]
+        lo, hi = g.make_split(node, preds[j], mask)
+        stack += [(hi, rows[~go_left], rq), (lo, rows[go_left], lq)]
+    return g.finish(k).bind(cards)
+
+
+def _random_table(rng, n: int):
+    """Columns of random cardinality, each depending on a few earlier ones; some ordered."""
+    d = int(rng.integers(3, 7))
+    cards = rng.integers(2, 25, d)
+    cols: list[np.ndarray] = []
+    for j in range(d):
+        base = rng.integers(0, cards[j], n)
+        if j:
+            for p in rng.choice(j, min(j, 2), replace=False):
+                base = np.where(
+                    rng.random(n) < 0.6, (cols[p] * (1 + j) + base % 2) % cards[j], base
+                )
+        cols.append(base.astype(np.int64))
+    ranks: list[np.ndarray | None] = [
+        rng.permutation(int(c)) if rng.random() < 0.5 else None for c in cards
+    ]
+    return cols, np.array(cards), ranks
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_level_wise_growth_equals_the_depth_first_definition(seed):
+    """Every tree, grown a level at a time with counts derived from the parent's, equals the
+    tree grown node by node from each node's rows (weighted rows too)."""
+    from datatwin.tabular.counting import distinct_rows
+
+    rng = np.random.default_rng(seed)
+    cols, cards, ranks = _random_table(rng, int(rng.integers(300, 3000)))
+    weights = None
+    if seed % 2:
+        cols, weights = distinct_rows([c % 4 if i % 2 else c for i, c in enumerate(cols)])
+        cards = np.array([min(int(k), 4) if i % 2 else int(k) for i, k in enumerate(cards)])
+        ranks = [None if i % 2 else r for i, r in enumerate(ranks)]
+    min_leaf = int(rng.choice([1, 5, 20]))
+    splits_seen = 0
+    for child in range(len(cols)):
+        preds = list(range(child))
+        prior = marginal_prior(
+            cols[child], int(cards[child]), np.full(int(cards[child]), 0.5), weights
+        )
+        want = _reference_tree(
+            cols, cards, child, preds, prior, [ranks[p] for p in preds], weights, min_leaf
+        )
+        got = growth.grow(
+            cols, cards, child, preds, prior, [ranks[p] for p in preds], min_leaf, weights=weights
+        )
+        for f in ("feature", "left", "right", "mask_off", "mask", "leaf", "probs"):
+            assert np.array_equal(getattr(want, f), getattr(got, f)), f
+        splits_seen += int((got.feature >= 0).sum())
+    assert splits_seen > 0
 
 
 def test_a_tree_uses_the_root_prior_without_predictors():

@@ -1,14 +1,18 @@
 """Growing decision-tree tables (`trees.TreeCPT`) greedily from counts.
 
-A tree grows depth first. At each node the counts of (predictor state, child state) of its
-rows give every candidate split at once (`splits.best_split`: the split with the highest
-log-likelihood gain, kept when its Dirichlet marginal likelihood beats not splitting by more
-than log(number of valid thresholds)). Counts are kept per node while dense (a child's are
-its parent's minus its smaller sibling's); otherwise a node's rows are counted sparsely.
-Keys are (global predictor state, child state) per row and predictor, one matrix per tree.
+A tree grows a level at a time: every open node of a level is searched in one pass
+(`splitbatch.best_splits`: per node, the split with the highest log-likelihood gain, kept
+when its Dirichlet marginal likelihood beats not splitting by more than log(number of valid
+thresholds), exactly `splits.best_split`). A node's counts of (predictor state, child state)
+come from its parent's: the smaller side of a split is counted from its rows on the parent's
+present states only, the larger side is the parent's counts minus the smaller's; only the
+root is counted from all rows. The nodes are numbered as a depth-first growth numbers them
+(left before right), so the tree is the same whichever order grew it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,14 +21,14 @@ from ..core.parallel import parallel_map
 from .bayesnet import DiscreteBayesNet, marginal_prior
 from .counting import FamilyCounter
 from .protocols import ConditionalTable
-from .splits import NodeCounts, Predictors, best_split
+from .splitbatch import best_splits
+from .splits import NodeCounts, Predictors
 from .trees import TreeCPT
 
 MIN_LEAF = 5
 MAX_DEPTH = 40
-_DENSE_NODE_CELLS = 1 << 19  # a node's (predictor state, child state) counts kept densely
-_WIDE_KEYS = 1 << 25  # keys (rows × predictors) held as int64 up to this many
-_COUNT_BLOCK = 1 << 23  # keys counted at once (`_dense_counts`)
+_COUNT_BLOCK = 1 << 17  # keys counted at once (`_blocks`)
+_WIDE_STATES = 1 << 25  # state cells (rows × predictors) held as int64 up to this many
 
 
 class _Growth:
@@ -73,6 +77,49 @@ class _Growth:
         )
 
 
+@dataclass
+class _Plan:
+    """The tree's nodes in the order a level-wise growth decides them: a leaf's
+    distribution, or a split's column, goes-left mask and children."""
+
+    probs: list[np.ndarray | None]
+    splits: list[tuple[int, np.ndarray, int, int] | None]
+
+    def add(self) -> int:
+        self.probs.append(None)
+        self.splits.append(None)
+        return len(self.probs) - 1
+
+    def finish(self, k: int) -> TreeCPT:
+        """The tree numbered depth first, left before right (as `_Growth` grows it)."""
+        g = _Growth()
+        stack = [(0, g.node())]
+        while stack:
+            at, node = stack.pop()
+            split = self.splits[at]
+            if split is None:
+                p = self.probs[at]
+                assert p is not None
+                g.make_leaf(node, p)
+                continue
+            feature, mask, lo, hi = split
+            left, right = g.make_split(node, feature, mask)
+            stack.append((hi, right))
+            stack.append((lo, left))
+        return g.finish(k)
+
+
+@dataclass(frozen=True)
+class _Open:
+    """A node of the level being grown: its plan index, rows, distribution and counts (None
+    when it is not searched: too few rows, or too deep)."""
+
+    at: int
+    rows: np.ndarray
+    q: np.ndarray
+    counts: NodeCounts | None
+
+
 def grow(
     columns: list[np.ndarray],
     cards: np.ndarray,
@@ -96,48 +143,46 @@ def grow(
     k = int(cards[child])
     x = columns[child]
     preds = [int(p) for p in predictors]
-    g = _Growth()
-    root = g.node()
+    plan = _Plan([], [])
+    plan.add()
 
-    def size(r: np.ndarray) -> int:  # rows at a node, counted with their weights
-        return len(r) if weights is None else int(weights[r].sum())
+    def searched(r: np.ndarray, depth: int) -> bool:  # enough rows (with their weights)
+        n = len(r) if weights is None else int(weights[r].sum())
+        return n >= 2 * min_leaf and depth < max_depth
 
-    if not preds or size(np.arange(len(x))) < 2 * min_leaf:
-        g.make_leaf(root, prior)
-        return g.finish(k).bind(cards)
+    rows0 = np.arange(len(x))
+    if not preds or not searched(rows0, 0):
+        plan.probs[0] = prior
+        return plan.finish(k).bind(cards)
     pr = Predictors.of([int(cards[p]) for p in preds], ranks)
-    total = int(pr.off[-1])
     if states is None:
         states = global_states(columns, cards, preds)
-    # keys[r, j] = (global state of predictor j, child state) of row r: a node's rows are
-    # whole rows of keys, and int64 keys are counted without a conversion (int32 when large)
-    wide = total * k >= 1 << 31 or states.size <= _WIDE_KEYS
-    keys = states.astype(np.int64 if wide else np.int32)  # a copy, then in place: one array
-    keys *= k
-    keys += x[:, None]
-    # counts kept per node while dense pays: a child's counts are its parent's minus its sibling's
-    dense = total * k <= min(_DENSE_NODE_CELLS, 4 * keys.size)
-    rows0 = np.arange(len(x))
-    root_counts = _dense_counts(keys, total, k, weights) if dense else None
-    stack = [(root, rows0, prior, 0, root_counts)]
-    while stack:
-        node, rows, q, depth, c = stack.pop()
-        best = None
-        if size(rows) >= 2 * min_leaf and depth < max_depth:
-            w = None if weights is None else weights[rows]
-            counts = _present(c) if c is not None else _node_counts(keys[rows], k, total, w)
-            best = best_split(counts, pr, k, q, min_leaf)
-        if best is None:
-            g.make_leaf(node, q)
-            continue
-        j, mask, lq, rq = best
-        go_left = mask[columns[preds[j]][rows]]
-        lo, hi = g.make_split(node, preds[j], mask)
-        left, right = rows[go_left], rows[~go_left]
-        cl, cr = _split_counts(c, keys, left, right, total, k, weights)
-        stack.append((hi, right, rq, depth + 1, cr))
-        stack.append((lo, left, lq, depth + 1, cl))
-    return g.finish(k).bind(cards)
+    counter = _Counter(states, x, k, int(pr.off[-1]), weights)
+    level = [_Open(0, rows0, prior, counter.root())]
+    depth = 0
+    while level:
+        search = [o for o in level if o.counts is not None]
+        counts = [o.counts for o in search if o.counts is not None]
+        found = iter(best_splits(counts, [o.q for o in search], pr, k, min_leaf))
+        nxt = []
+        for o in level:
+            split = next(found) if o.counts is not None else None
+            if split is None:
+                plan.probs[o.at] = o.q
+                continue
+            j, mask, lq, rq = split
+            go_left = mask[columns[preds[j]][o.rows]]
+            left, right = o.rows[go_left], o.rows[~go_left]
+            lo, hi = plan.add(), plan.add()
+            plan.splits[o.at] = (preds[j], mask, lo, hi)
+            assert o.counts is not None
+            cl, cr = counter.children(
+                o.counts, left, right, searched(left, depth + 1), searched(right, depth + 1)
+            )
+            nxt += [_Open(lo, left, lq, cl), _Open(hi, right, rq, cr)]
+        level = nxt
+        depth += 1
+    return plan.finish(k).bind(cards)
 
 
 def global_states(columns: list[np.ndarray], cards: np.ndarray, preds: list[int]) -> np.ndarray:
@@ -152,36 +197,74 @@ def global_states(columns: list[np.ndarray], cards: np.ndarray, preds: list[int]
     return out
 
 
-def _split_counts(c, keys, left, right, total: int, k: int, weights=None):
-    """Dense counts of both sides of a split from the parent's `c`: the smaller side counted,
-    the larger one the parent minus it. A side with few rows for its cells gets None (it is
-    counted sparsely, as are the children of a node without dense counts)."""
-    if c is None:
-        return None, None
-    cells = total * k
-    if max(len(left), len(right)) * keys.shape[1] * 4 < cells:
-        return None, None
-    small, swap = (left, False) if len(left) <= len(right) else (right, True)
-    counted = _dense_counts(keys[small], total, k, None if weights is None else weights[small])
-    cb = c - counted
-    cs = None if len(small) * keys.shape[1] * 4 < cells else counted
-    return (cb, cs) if swap else (cs, cb)
+class _Counter:
+    """Counts of (predictor state, child state) of a tree's nodes (`NodeCounts`).
+
+    states: rows × predictors, global predictor states (`global_states`); x: the child's
+    states; weights: how many times each row occurs, None for once."""
+
+    def __init__(
+        self, states: np.ndarray, x: np.ndarray, k: int, total: int, weights: np.ndarray | None
+    ) -> None:
+        self.states, self.x, self.k, self.total, self.weights = states, x, k, total, weights
+        self.row_of = np.zeros(total, dtype=np.int64)  # a parent's present state -> its cell row
+        self.col_of = np.zeros(k, dtype=np.int64)  # a parent's present child state -> its column
+
+    def root(self) -> NodeCounts:
+        """Every row's counts: dense (in blocks of rows) unless the cells far outnumber the
+        keys (then the keys present are counted)."""
+        states, k, total, w = self.states, self.k, self.total, self.weights
+        cells = total * k
+        if cells > max(1 << 16, 4 * states.size):
+            keys = states.astype(np.int64) * k + self.x[:, None]
+            return _sparse_counts(keys, k, w)
+        c = np.zeros(cells, dtype=np.int64 if w is None else float)
+        for a, b in _blocks(len(states), states.shape[1], cells):
+            keys = np.multiply(states[a:b], k, dtype=np.int64)
+            keys += self.x[a:b, None]
+            wb = None if w is None else np.repeat(w[a:b].astype(float), keys.shape[1])
+            c += np.bincount(keys.ravel(), weights=wb, minlength=cells)
+        return _present(c.astype(np.int64, copy=False).reshape(total, k))
+
+    def children(
+        self, parent: NodeCounts, left: np.ndarray, right: np.ndarray, want_l: bool, want_r: bool
+    ) -> tuple[NodeCounts | None, NodeCounts | None]:
+        """Both sides' counts of a split (None where not wanted): the side with fewer rows
+        counted on the parent's cells, the other the parent's counts minus it."""
+        if not (want_l or want_r):
+            return None, None
+        swap = len(left) > len(right)
+        small, want_s, want_b = (right, want_r, want_l) if swap else (left, want_l, want_r)
+        s, kx = len(parent.states), len(parent.xs)
+        self.row_of[parent.states] = np.arange(s) * kx
+        self.col_of[parent.xs] = np.arange(kx)
+        w = self.weights
+        counted = np.zeros(s * kx, dtype=np.int64 if w is None else float)
+        for a, b in _blocks(len(small), self.states.shape[1], s * kx):
+            rows = small[a:b]
+            cell = self.row_of[self.states[rows]]
+            cell += self.col_of[self.x[rows]][:, None]
+            wr = None if w is None else np.repeat(w[rows].astype(float), cell.shape[1])
+            counted += np.bincount(cell.ravel(), weights=wr, minlength=s * kx)
+        m = counted.astype(np.int64, copy=False).reshape(s, kx)
+        cs = _compact(parent.states, parent.xs, m) if want_s else None
+        cb = _compact(parent.states, parent.xs, parent.m - m) if want_b else None
+        return (cb, cs) if swap else (cs, cb)
 
 
-def _dense_counts(
-    keys: np.ndarray, total_states: int, k: int, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """Counts of every (predictor state, child state) among the rows of `keys` (rows ×
-    predictors; a dense total_states × k matrix), each row counted `weights` times. Keys
-    are counted in blocks of rows: bincount copies int32 keys to int64 first."""
-    step = max(1, _COUNT_BLOCK // max(keys.shape[1], 1))
-    c = np.zeros(total_states * k, dtype=np.int64 if weights is None else float)
-    for start in range(0, len(keys), step):
-        block = keys[start : start + step]
-        w = None if weights is None else weights[start : start + step].astype(float)
-        w = None if w is None else np.repeat(w, keys.shape[1])
-        c += np.bincount(block.ravel(), weights=w, minlength=total_states * k)
-    return c.astype(np.int64, copy=False).reshape(total_states, k)
+def _blocks(n: int, width: int, cells: int) -> list[tuple[int, int]]:
+    """Row ranges counted at once: about `_COUNT_BLOCK` keys, so a block's temporaries stay
+    in cache, but no fewer keys than the cells each block's count adds up."""
+    step = max(1, max(_COUNT_BLOCK, cells) // max(width, 1))
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def _compact(states: np.ndarray, xs: np.ndarray, m: np.ndarray) -> NodeCounts:
+    """Counts over `states` × `xs` with the states and child states not seen dropped."""
+    rows = np.flatnonzero(m.any(axis=1))
+    m = m[rows]
+    cols = np.flatnonzero(m.any(axis=0))
+    return NodeCounts(states[rows], xs[cols], m[:, cols] if len(cols) < len(xs) else m)
 
 
 def _present(c: np.ndarray) -> NodeCounts:
@@ -193,14 +276,11 @@ def _present(c: np.ndarray) -> NodeCounts:
     return NodeCounts(rows, xs, c[:, xs])
 
 
-def _node_counts(keys: np.ndarray, k: int, total_states: int, weights=None) -> NodeCounts:
-    """Counts of (predictor state, child state) among one node's rows (each `weights`
-    times): the predictor states present (global ids, sorted), the child states present,
-    and the counts between them."""
+def _sparse_counts(keys: np.ndarray, k: int, weights=None) -> NodeCounts:
+    """Counts of the (predictor state, child state) keys present among rows × predictors
+    `keys` (each row `weights` times): when the dense cells far outnumber the keys."""
     flat = keys.ravel()
-    if total_states * k <= max(1 << 16, 4 * flat.size):
-        return _present(_dense_counts(keys, total_states, k, weights))
-    if weights is None:  # many states: count what is there
+    if weights is None:
         u, cnt = np.unique(flat, return_counts=True)
     else:
         u, inverse = np.unique(flat, return_inverse=True)
@@ -237,6 +317,12 @@ def _grow_at(
     return grow(cols, cards, v, preds, prior, ranked, weights=w, states=states[:, :pos])
 
 
+def _wide(states: np.ndarray) -> np.ndarray:
+    """The global states as int64 unless that takes too much memory: int64 indices are
+    looked up without a conversion (`_Counter.children`)."""
+    return states.astype(np.int64) if states.size <= _WIDE_STATES else states
+
+
 def grow_trees(
     counter: FamilyCounter,
     pseudo: list[np.ndarray],
@@ -254,7 +340,15 @@ def grow_trees(
         trees = parallel_map(
             _grow_at,
             list(enumerate(order)),
-            *(cols, cards, pseudo, order, ranks, w, global_states(cols, cards, order[:-1])),
+            *(
+                cols,
+                cards,
+                pseudo,
+                order,
+                ranks,
+                w,
+                _wide(global_states(cols, cards, order[:-1])),
+            ),
             worth_it=big,
             on_result=tick,
         )

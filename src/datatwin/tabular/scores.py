@@ -79,7 +79,7 @@ def bde_alpha(
         g_cells, g_ap = tables.cells(fc.fam_x, fc.fam_n)
         g_cfg = tables.configs(fc.cfg_n)
     s = np.sum(g_cells - g_ap, axis=1) + np.sum(gammaln(a) - g_cfg, axis=1)
-    s = np.r_[s, marginal_loglik(fc, prior)]
+    s = np.append(s, marginal_loglik(fc, prior))  # (np.r_ costs more than the sums)
     i = int(np.argmax(s))
     alpha = float(ALPHAS[i]) if i < len(ALPHAS) else float("inf")
     if hyper:

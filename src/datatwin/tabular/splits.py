@@ -1,4 +1,5 @@
-"""The best binary split of one tree node (`growth.py`), all predictors scored at once.
+"""The best binary split of one tree node, all predictors scored at once: the definition
+`splitbatch.py` computes for every node of a level (`growth.py`).
 
 A node's counts n_ix (predictor state i, child state x) arrive as one matrix over the
 present states of every predictor, in global state numbering (predictor j's states offset
@@ -19,6 +20,7 @@ than log(number of valid thresholds over all predictors): a uniform prior over t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,7 +191,7 @@ def _valid_counts(cands: Segments, totals: np.ndarray, min_leaf: int) -> int:
     n = cands.block.sum(axis=1)
     starts, sizes = cands.starts, cands.sizes
     cum = np.cumsum(n)
-    n_left = cum - np.repeat(np.r_[0, cum[starts[1:] - 1]], sizes)
+    n_left = cum - np.repeat(np.concatenate(([0], cum[starts[1:] - 1])), sizes)
     last = np.zeros(len(n), dtype=bool)
     last[starts + sizes - 1] = True
     total = int(totals.sum())
@@ -204,7 +206,7 @@ def _valid_ranges(cands: Segments, min_leaf: int) -> tuple[np.ndarray, np.ndarra
     n = n[np.lexsort((n, seg))]  # ascending within each segment
     starts, sizes = cands.starts, cands.sizes
     cum = np.cumsum(n)
-    base = np.repeat(np.r_[0, cum[starts[1:] - 1]], sizes)
+    base = np.repeat(np.concatenate(([0], cum[starts[1:] - 1])), sizes)
     small = cum - base  # sum of the t + 1 smallest, t = row within segment
     total = np.repeat(small[starts + sizes - 1], sizes)
     t = np.arange(len(n)) - np.repeat(starts, sizes)
@@ -215,7 +217,7 @@ def _valid_ranges(cands: Segments, min_leaf: int) -> tuple[np.ndarray, np.ndarra
     inner = t < np.repeat(sizes, sizes) - 1
     lo_ok = inner & (small >= min_leaf) & (total - large >= min_leaf)
     hi_ok = inner & (large >= min_leaf) & (total - small >= min_leaf)
-    bounds = np.r_[0, np.cumsum(sizes)]
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
     return (
         np.add.reduceat(lo_ok.astype(np.int64), bounds[:-1]),
         np.add.reduceat(hi_ok.astype(np.int64), bounds[:-1]),
@@ -367,23 +369,57 @@ def best_split(nc: NodeCounts, pr: Predictors, k: int, q: np.ndarray, min_leaf: 
     found = _search(cheap, costly, totals, qx, min_leaf)
     if found.best is None:
         return None
-    best = found.best
-    lc, rc = best.left.astype(np.int64), best.right.astype(np.int64)
-    fc = FamilyCounts(
+    return finish_split(
+        found.best, nc.xs, pr, k, q, lambda gain: _pays(gain, found, totals, qx, min_leaf)
+    )
+
+
+def finish_split(
+    best: Threshold,
+    xs: np.ndarray,
+    pr: Predictors,
+    k: int,
+    q: np.ndarray,
+    pays: Callable[[float], bool],
+):
+    """The best threshold of a node made a split, or None: its Dirichlet marginal likelihood
+    (α from the `bde` grid) must beat the marginal's by what `pays` asks (the log of the
+    number of valid thresholds). xs: the node's present child states."""
+    fc = split_family(best.left, best.right, xs)
+    score, alpha = bde_alpha(fc, q)
+    return make_split(best, xs, pr, k, q, alpha, score - marginal_loglik(fc, q), pays)
+
+
+def split_family(left: np.ndarray, right: np.ndarray, xs: np.ndarray) -> FamilyCounts:
+    """The counts of a split as a family: configurations left, right; their child states
+    seen (left's, then right's, each in state order)."""
+    lc, rc = left.astype(np.int64), right.astype(np.int64)
+    return FamilyCounts(
         np.array([0, 1]),
         np.array([lc.sum(), rc.sum()]),
-        np.r_[np.zeros(np.count_nonzero(lc), np.int64), np.ones(np.count_nonzero(rc), np.int64)],
-        np.r_[nc.xs[lc > 0], nc.xs[rc > 0]],
-        np.r_[lc[lc > 0], rc[rc > 0]],
+        np.repeat(np.array([0, 1]), [np.count_nonzero(lc), np.count_nonzero(rc)]),
+        np.concatenate((xs[lc > 0], xs[rc > 0])),
+        np.concatenate((lc[lc > 0], rc[rc > 0])),
     )
-    score, alpha = bde_alpha(fc, q)
-    if not np.isfinite(alpha):
+
+
+def make_split(
+    best: Threshold,
+    xs: np.ndarray,
+    pr: Predictors,
+    k: int,
+    q: np.ndarray,
+    alpha: float,
+    gain: float,
+    pays: Callable[[float], bool],
+):
+    """`finish_split` given the split's α and its score's gain over the marginal."""
+    if not np.isfinite(alpha) or not pays(gain):
         return None
-    if not _pays(score - marginal_loglik(fc, q), found, totals, qx, min_leaf):
-        return None
+    lc, rc = best.left.astype(np.int64), best.right.astype(np.int64)
     mask = _goes_left(best, pr, lc.sum() >= rc.sum())
     full_l, full_r = np.zeros(k), np.zeros(k)
-    full_l[nc.xs], full_r[nc.xs] = lc, rc
+    full_l[xs], full_r[xs] = lc, rc
     lq = (full_l + alpha * q) / (lc.sum() + alpha)
     rq = (full_r + alpha * q) / (rc.sum() + alpha)
     return best.pos, mask, lq, rq

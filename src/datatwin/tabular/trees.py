@@ -62,24 +62,24 @@ class TreeCPT:
 
     # ---- lookups -----------------------------------------------------------------------
     def leaves(self, columns: list[np.ndarray], n: int | None = None) -> np.ndarray:
-        """The leaf (row of `probs`) that each row of the parent columns falls in."""
+        """The leaf (row of `probs`) that each row of the parent columns falls in.
+
+        The rows are partitioned down the tree, node by node: a node reads only its own
+        rows' states of its column (cheaper than a level at a time over every row still
+        at a split, which gathers from all the parents' columns at once)."""
         n = len(columns[self.parents[0]]) if self.parents else (n or 0)
-        node = np.zeros(n, dtype=np.int64)
-        active = np.arange(n) if self.feature[0] >= 0 else np.zeros(0, dtype=np.int64)
-        if not len(active):
-            return self.leaf[node]
-        # the parents' states as one matrix (parents × rows): a level reads them at once
-        states = np.stack([np.asarray(columns[p]) for p in self.parents])
-        row_of = np.zeros(max(self.parents) + 1, dtype=np.int64)
-        row_of[list(self.parents)] = np.arange(len(self.parents))
-        while len(active):
-            nd = node[active]
-            state = states[row_of[self.feature[nd]], active]
-            go_left = self.mask[self.mask_off[nd] + state]
-            nd = np.where(go_left, self.left[nd], self.right[nd])
-            node[active] = nd
-            active = active[self.feature[nd] >= 0]
-        return self.leaf[node]
+        out = np.empty(n, dtype=np.int64)
+        stack = [(0, np.arange(n))]
+        while stack:
+            node, rows = stack.pop()
+            f = int(self.feature[node])
+            if f < 0:
+                out[rows] = self.leaf[node]
+                continue
+            go_left = self.mask[self.mask_off[node] :][columns[f][rows]]
+            stack.append((int(self.left[node]), rows[go_left]))
+            stack.append((int(self.right[node]), rows[~go_left]))
+        return out
 
     def log_prob(self, columns: list[np.ndarray], cards: np.ndarray, x: np.ndarray) -> np.ndarray:
         """log P(x | parents) for each row (nats)."""
