@@ -199,7 +199,9 @@ class Decoder:
         `decode_categorical(p[None, :])[0]`."""
         if len(p) == 1:
             return 0
-        return int(self._coder.decode(_categorical_family(), p.reshape(1, -1))[0])
+        # the same quantisation as the family given rows (the library: `perfect=False`
+        # models are constructed the same way, lazily or not), without the array round trip
+        return int(self._coder.decode(constriction.stream.model.Categorical(p, perfect=False)))
 
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""
