@@ -54,6 +54,7 @@ def _categorical_family() -> constriction.stream.model.Categorical:
 
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+_Categorical = constriction.stream.model.Categorical
 
 
 def _uniform_family() -> constriction.stream.model.Uniform:
@@ -201,7 +202,7 @@ class Decoder:
             return 0
         # the same quantisation as the family given rows (the library: `perfect=False`
         # models are constructed the same way, lazily or not), without the array round trip
-        return int(self._coder.decode(constriction.stream.model.Categorical(p, perfect=False)))
+        return int(self._coder.decode(_Categorical(p, perfect=False)))
 
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""

@@ -52,13 +52,22 @@ class _StateTable:
     """The sampler's arrays as the per-step code reads them: per state (states are numbered
     level by level, so the levels' context arrays concatenate into state arrays) a row
     [suffix state, lo, hi, seen] and gamma; per entry (the levels' entries concatenated, as
-    `Sampler.entry_off` numbers them) its symbol, alpha and next state."""
+    `Sampler.entry_off` numbers them) its symbol, alpha and next state. The symbols are
+    also kept as bytes when they fit (a child is then found with `bytes.find`)."""
 
     meta: np.ndarray
     gamma: np.ndarray
     sym: np.ndarray
     alpha: np.ndarray
     nxt: np.ndarray
+    sym_bytes: bytes | None
+
+    def child(self, lo: int, hi: int, w: int) -> int:
+        """The entry of symbol w among the children lo..hi (sorted by symbol), or -1."""
+        if self.sym_bytes is not None:
+            return self.sym_bytes.find(w, lo, hi) if 0 <= w < 256 else -1
+        j = bisect_left(self.sym[lo:hi].tolist(), w) + lo
+        return j if j < hi and self.sym.item(j) == w else -1
 
     @classmethod
     def of(cls, sm: Sampler) -> _StateTable:
@@ -70,7 +79,9 @@ class _StateTable:
         meta = np.stack([sm.suffix_state, sm.lo, sm.hi, seen.astype(np.int64)], axis=1)
         gamma = np.concatenate([lev.gamma for lev in levels])
         alpha = np.concatenate([lev.alpha for lev in levels])
-        return cls(meta, gamma, sm.sym, alpha, sm.nxt)
+        small = sm.base <= 256
+        sym_bytes = sm.sym.astype(np.uint8).tobytes() if small else None
+        return cls(meta, gamma, sm.sym, alpha, sm.nxt, sym_bytes)
 
 
 class Steps:
@@ -90,7 +101,7 @@ class Steps:
         self._end_cache: dict[tuple[float, int], float] = {}
         self._trans: dict[int, int] = {}  # state * base + symbol -> next state
         self._g = np.zeros(())  # a 0-d scalar for the static rows' multiplication
-        self._tab: _StateTable | None = None
+        self._tab = _StateTable.of(sampler)
         self.reset()
 
     def reset(self) -> None:
@@ -113,11 +124,6 @@ class Steps:
         return self._walk_cached() if self.spec is not None else self._walk_static()
 
     # ---- the static model ---------------------------------------------------------------
-    def _table(self) -> _StateTable:
-        if self._tab is None:
-            self._tab = _StateTable.of(self.sampler)
-        return self._tab
-
     def static(self, s: int) -> np.ndarray:
         """p(. | state s) of the n-gram model (do not modify the result: a state whose level
         adds nothing shares its suffix state's row). The rows of s and of its suffix states
@@ -128,8 +134,8 @@ class Steps:
         p = memo.get(s)
         if p is not None:
             return p
-        tab, g = self._table(), self._g
-        meta, sym, alpha = tab.meta, tab.sym, tab.alpha
+        tab, g, mul = self._tab, self._g, np.multiply
+        meta, gamma, sym, alpha = tab.meta, tab.gamma, tab.sym, tab.alpha
         chain = [s]
         while s:
             s = meta.item(s, 0)
@@ -143,8 +149,8 @@ class Steps:
         for s in reversed(chain):
             _, lo, hi, seen = meta[s].tolist()
             if seen:
-                g[()] = tab.gamma.item(s)
-                p = np.multiply(p, g)
+                g[()] = gamma.item(s)
+                p = mul(p, g)
                 if hi - lo <= 2:  # scalar updates: the same float operations as below
                     for j in range(lo, hi):
                         w = sym.item(j)
@@ -191,34 +197,29 @@ class Steps:
         return R[np.searchsorted(closed, wanted)]
 
     # ---- one step ------------------------------------------------------------------------
-    def _next_state(self, state: int, w: int) -> int:
-        """The state after `w` (memoised transitions)."""
-        tk = state * self.base + w
-        nxt = self._trans.get(tk)
-        if nxt is None:
-            nxt = self._advance(state, w)
-            if len(self._trans) >= 1 << 21:
-                self._trans.clear()
-            self._trans[tk] = nxt
-        return nxt
-
-    def _advance(self, state: int, w: int) -> int:
+    def next_state(self, state: int, w: int) -> int:
         """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
         is followed through the trie like any symbol: word twins count UNKs in training).
-        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol,
-        so each try is a bisection bounded to them."""
-        tab = self._table()
-        meta, sym, nxt = tab.meta, tab.sym, tab.nxt
-        s = state
-        while True:
-            suffix, lo, hi, _ = meta[s].tolist()
-            if hi > lo:
-                j = bisect_left(sym[lo:hi].tolist(), w) + lo
-                if j < hi and sym.item(j) == w:
-                    return nxt.item(j)
-            if s == 0:
-                return 0
-            s = suffix
+        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol;
+        without a child `w` the state after is the suffix state's (memoised transitions)."""
+        trans, base = self._trans, self.base
+        tk = state * base + w
+        nxt = trans.get(tk)
+        if nxt is not None:
+            return nxt
+        tab = self._tab
+        suffix, lo, hi, _ = tab.meta[state].tolist()
+        j = tab.child(lo, hi, w)
+        if j >= 0:
+            nxt = tab.nxt.item(j)
+        elif state:  # not a child: the suffix state's transition
+            nxt = self.next_state(suffix, w)
+        else:
+            nxt = 0
+        if len(trans) >= 1 << 21:
+            trans.clear()
+        trans[tk] = nxt
+        return nxt
 
     def _end(self, p: np.ndarray, t: int) -> np.ndarray:
         """The length-aware end after t symbols of the block applied to `p` (a new row)."""
@@ -243,7 +244,7 @@ class Steps:
             if p is None:
                 p = self.static(state)
             w = yield p if hazard is None else self._end(p, t)
-            state = self._next_state(state, w)
+            state = self.next_state(state, w)
             t += 1
 
     def _walk_cached(self) -> Walk:
@@ -261,15 +262,20 @@ class Steps:
         `found` holds the entries of the current context: a prefix of the levels, since a
         context that did not occur has no longer one that did."""
         assert self.spec is not None
-        a, b, cap = self.spec.a, self.spec.b, self.spec.cap
+        a, b, cap, hazard = self.spec.a, self.spec.b, self.spec.cap, self.hazard
         memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
         mul, add, div = np.multiply, np.add, np.divide
-        e0, s0, d0 = zeros(()), zeros(()), zeros(())
+        s0, d0 = zeros(()), zeros(())
+        # the escape strength e = a + b distinct (a float, and as a 0-d array) by distinct
+        es = [a + b * k for k in range(base + 1)]
+        e0s = [np.array(e) for e in es]
         levels: list[tuple[int, int, dict[int, Any]]] = [
             (L, base**L, {}) for L in self.spec.orders
         ]
-        ctx_mod = base ** max(self.spec.orders)
+        top = max(self.spec.orders)
+        ctx_mod = base**top
         state, t, n, ctx = int(self.sampler.start), 0, 1, BOS
+        live = [lv for lv in levels if lv[0] <= n]  # the levels the document is long enough for
         found: list[list[Any]] = []
         while True:
             p = memo.get(state)
@@ -277,15 +283,14 @@ class Steps:
                 p = self.static(state)
             own = False  # p is a new array (the static row must stay as it is)
             for counts, total, dense in found:
-                e = a + b * len(counts)
+                k = len(counts)
                 scale = cap / total
                 if scale > 1.0:  # min(1, cap / total)
                     scale = 1.0
-                e0[()] = e
                 if own:
-                    mul(p, e0, p)
+                    mul(p, e0s[k], p)
                 else:
-                    p, own = mul(p, e0), True
+                    p, own = mul(p, e0s[k]), True
                 if dense is None:
                     for x, c in counts.items():
                         p[x] = p.item(x) + scale * c
@@ -294,17 +299,15 @@ class Steps:
                 else:
                     s0[()] = scale
                     add(p, mul(dense, s0), p)
-                d0[()] = scale * total + e
+                d0[()] = scale * total + es[k]
                 div(p, d0, p)
-            w = yield p if self.hazard is None else self._end(p, t)
+            w = yield p if hazard is None else self._end(p, t)
             nxt = trans.get(state * base + w)
-            state = self._next_state(state, w) if nxt is None else nxt
+            state = self.next_state(state, w) if nxt is None else nxt
             t += 1
             for entry in found:  # count w after the contexts that occurred before
                 counts = entry[0]
-                c = counts.get(w)
-                c = 1.0 if c is None else c + 1.0
-                counts[w] = c
+                counts[w] = c = counts.get(w, 0.0) + 1.0
                 entry[1] += 1
                 if entry[2] is not None:
                     entry[2][w] = c
@@ -312,16 +315,14 @@ class Steps:
                     row = zeros(base)
                     row[list(counts)] = list(counts.values())
                     entry[2] = row
-            for L, mod, table in levels[len(found) :]:  # and the new ones: just w
-                if n < L:
-                    break
+            for _, mod, table in live[len(found) :]:  # and the new ones: just w
                 table[ctx % mod] = w
             n += 1
+            if n <= top:
+                live = [lv for lv in levels if lv[0] <= n]
             ctx = (ctx * base + w) % ctx_mod
             found = []
-            for L, mod, table in levels:
-                if n < L:
-                    break
+            for _, mod, table in live:
                 key = ctx % mod
                 got = table.get(key)
                 if got is None:
