@@ -18,6 +18,7 @@ from bisect import bisect_left
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from ..text.counts import BOS, EOS
 from ..text.layers import LayeredModel
 from ..text.sampling import Sampler
 
-#: memoised static distributions: at most this many float64 numbers (then the memo restarts)
+#: memoised static distributions: at most this many float64 numbers (then the older half goes)
 _MEMO_FLOATS = 8 << 20
 #: a cache context's counts are also kept as a dense row once it has more successors than this
 _DENSE = 3
@@ -111,7 +112,7 @@ class Steps:
 
     def distribution(self) -> np.ndarray:
         """q(. | the block so far): float64, length `base`, identical on both coder sides (do
-        not modify it)."""
+        not modify it; it may be overwritten by the next `push`)."""
         return self._p
 
     def push(self, w: int) -> None:
@@ -120,7 +121,8 @@ class Steps:
 
     def walk(self) -> Walk:
         """A new block from a document start, independent of `reset`/`push`: yields each
-        distribution (as `distribution`), is sent each symbol (as `push`)."""
+        distribution (as `distribution`, valid until the next symbol is sent), is sent each
+        symbol (as `push`)."""
         return self._walk_cached() if self.spec is not None else self._walk_static()
 
     # ---- the static model ---------------------------------------------------------------
@@ -157,8 +159,9 @@ class Steps:
                         p[w] = p.item(w) + alpha.item(j)
                 else:
                     p[sym[lo:hi]] += alpha[lo:hi]
-            if len(memo) >= self._memo_max:
-                memo.clear()
+            if len(memo) >= self._memo_max:  # forget the older half (insertion order)
+                for old in list(islice(memo, len(memo) // 2)):
+                    del memo[old]
             memo[s] = p
         return p
 
@@ -256,7 +259,8 @@ class Steps:
 
         Per level a table maps a context key (the last L symbols as base-`base` digits) to
         its entry [successor counts (symbol -> float, in the order they first followed it),
-        total count, the counts as a dense row once there are more than _DENSE successors],
+        total count, the counts as a dense row once there are more than _DENSE successors
+        and a memoryview of it],
         or, for a context that occurred once, to the symbol that followed it (made an entry
         when the context occurs again).
         `found` holds the entries of the current context: a prefix of the levels, since a
@@ -266,6 +270,9 @@ class Steps:
         memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
         mul, add, div = np.multiply, np.add, np.divide
         s0, d0 = zeros(()), zeros(())
+        s0m, d0m = s0.data, d0.data  # (setting an element through a view is faster)
+        out = zeros(base)  # the mixed row (reused: a distribution is valid until the next push)
+        tmp, om = zeros(base), out.data
         # the escape strength e = a + b distinct (a float, and as a 0-d array) by distinct
         es = [a + b * k for k in range(base + 1)]
         e0s = [np.array(e) for e in es]
@@ -282,7 +289,7 @@ class Steps:
             if p is None:
                 p = self.static(state)
             own = False  # p is a new array (the static row must stay as it is)
-            for counts, total, dense in found:
+            for counts, total, dense, _ in found:
                 k = len(counts)
                 scale = cap / total
                 if scale > 1.0:  # min(1, cap / total)
@@ -290,16 +297,16 @@ class Steps:
                 if own:
                     mul(p, e0s[k], p)
                 else:
-                    p, own = mul(p, e0s[k]), True
-                if dense is None:
+                    p, own = mul(p, e0s[k], out), True
+                if dense is None:  # p is out
                     for x, c in counts.items():
-                        p[x] = p.item(x) + scale * c
+                        om[x] = om[x] + scale * c
                 elif scale == 1.0:
                     add(p, dense, p)
                 else:
-                    s0[()] = scale
-                    add(p, mul(dense, s0), p)
-                d0[()] = scale * total + es[k]
+                    s0m[()] = scale
+                    add(p, mul(dense, s0, tmp), p)
+                d0m[()] = scale * total + es[k]
                 div(p, d0, p)
             w = yield p if hazard is None else self._end(p, t)
             nxt = trans.get(state * base + w)
@@ -309,12 +316,12 @@ class Steps:
                 counts = entry[0]
                 counts[w] = c = counts.get(w, 0.0) + 1.0
                 entry[1] += 1
-                if entry[2] is not None:
-                    entry[2][w] = c
+                if entry[3] is not None:
+                    entry[3][w] = c
                 elif c == 1.0 and len(counts) > _DENSE:
                     row = zeros(base)
                     row[list(counts)] = list(counts.values())
-                    entry[2] = row
+                    entry[2:] = row, row.data
             for _, mod, table in live[len(found) :]:  # and the new ones: just w
                 table[ctx % mod] = w
             n += 1
@@ -328,5 +335,5 @@ class Steps:
                 if got is None:
                     break
                 if got.__class__ is int:  # a context seen once (most are): its entry now
-                    table[key] = got = [{got: 1.0}, 1, None]
+                    table[key] = got = [{got: 1.0}, 1, None, None]
                 found.append(got)
