@@ -9,6 +9,19 @@ children's alpha (memoised per state, the same float operations in the same orde
 step then costs O(vocabulary). The arithmetic reproduces `next_distribution` exactly (the
 tests compare them bit for bit), and the encoder and decoder call the same `distribution`
 / `push` pair, so their float64 distributions are identical.
+
+The decoder runs one Python step per symbol, so a step is kept short: a block is walked by a
+generator (`Steps.walk`) holding its state in local variables; the scalars of the row
+operations are 0-d arrays (numpy's array-array path is about twice as fast as a Python
+float's on rows this short); the mixed row is a reused buffer; the per-state arrays the
+static rows and transitions read are gathered once (`_StateTable`). The document cache keeps,
+per level, a table from a context key (the last L symbols as base-`base` digits) to the
+symbol that followed it, for a context seen once (most are), or else to its entry
+[successor counts (symbol -> float, in the order they first followed it), total count, and
+once there are more than `_DENSE` successors the counts as a dense row (added in one
+operation: adding 0.0 leaves the other elements as they are) with a memoryview for its
+updates]. The levels whose context occurred before form a prefix of the levels (a context
+that did not occur has no longer one that did), so the look-ups stop at the first miss.
 """
 
 from __future__ import annotations
@@ -103,6 +116,9 @@ class Steps:
         self._trans: dict[int, int] = {}  # state * base + symbol -> next state
         self._g = np.zeros(())  # a 0-d scalar for the static rows' multiplication
         self._tab = _StateTable.of(sampler)
+        if self.spec is not None:  # the escape strength a + b distinct, by distinct (and 0-d)
+            self._es = [self.spec.a + self.spec.b * k for k in range(self.base + 1)]
+            self._e0s = [np.array(e) for e in self._es]
         self.reset()
 
     def reset(self) -> None:
@@ -251,31 +267,19 @@ class Steps:
             t += 1
 
     def _walk_cached(self) -> Walk:
-        """`walk` with the document cache: per level, shortest first, whose context occurred
-        before in the document (as CacheState.dense): `q = (e p + scale c) / (scale total + e)`,
-        `e = a + b distinct`, `scale = min(1, cap / total)`; one multiplication, at most one
-        addition (a count, or 0.0 from a dense row) and one division per element, as the
-        vectorised encoder's rows (text_rows.Level.apply).
-
-        Per level a table maps a context key (the last L symbols as base-`base` digits) to
-        its entry [successor counts (symbol -> float, in the order they first followed it),
-        total count, the counts as a dense row once there are more than _DENSE successors
-        and a memoryview of it],
-        or, for a context that occurred once, to the symbol that followed it (made an entry
-        when the context occurs again).
-        `found` holds the entries of the current context: a prefix of the levels, since a
-        context that did not occur has no longer one that did."""
+        """`walk` with the document cache (see the module docstring): per level, shortest
+        first, whose context occurred before in the document (as CacheState.dense),
+        `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`,
+        `scale = min(1, cap / total)`: one multiplication, at most one addition (a count, or
+        0.0 from a dense row) and one division per element, as text_rows.Level.apply."""
         assert self.spec is not None
-        a, b, cap, hazard = self.spec.a, self.spec.b, self.spec.cap, self.hazard
+        cap, hazard, es, e0s = self.spec.cap, self.hazard, self._es, self._e0s
         memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
         mul, add, div = np.multiply, np.add, np.divide
         s0, d0 = zeros(()), zeros(())
         s0m, d0m = s0.data, d0.data  # (setting an element through a view is faster)
         out = zeros(base)  # the mixed row (reused: a distribution is valid until the next push)
         tmp, om = zeros(base), out.data
-        # the escape strength e = a + b distinct (a float, and as a 0-d array) by distinct
-        es = [a + b * k for k in range(base + 1)]
-        e0s = [np.array(e) for e in es]
         levels: list[tuple[int, int, dict[int, Any]]] = [
             (L, base**L, {}) for L in self.spec.orders
         ]
