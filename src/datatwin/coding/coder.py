@@ -24,6 +24,7 @@ small its probability (probabilities below `2**-24` are raised), an alphabet has
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,6 +204,14 @@ class Decoder:
         # the same quantisation as the family given rows (the library: `perfect=False`
         # models are constructed the same way, lazily or not), without the array round trip
         return int(self._coder.decode(_Categorical(p, perfect=False)))
+
+    def one_decoder(self, n: int) -> Callable[[FloatArray], int]:
+        """`decode_one` for distributions over n >= 1 symbols as a plain function (the
+        decoding loops call it once a symbol; a bound method with its checks costs more)."""
+        if n == 1:
+            return lambda p: 0
+        decode, model = self._coder.decode, _Categorical
+        return lambda p: decode(model(p, perfect=False))
 
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""

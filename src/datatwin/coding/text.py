@@ -212,7 +212,7 @@ def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     walk = steps.walk()
     p = next(walk)
     out: list[int] = []
-    decode, send = dec.decode_one, walk.send
+    decode, send = dec.one_decoder(steps.base), walk.send
     for _ in range(n):
         w = decode(p)
         if w in (BOS, EOS):
