@@ -144,6 +144,24 @@ def test_walk_with_busy_contexts_gives_the_encoders_rows(
     assert any(e[2] is not None for e in entries) == (dense < 1000)
 
 
+def test_children_are_found_alike_in_bytes_and_by_bisection(twin, words) -> None:
+    """`_StateTable.child` (bytes.find for a small alphabet, bisection otherwise) finds each
+    state's children, and only them."""
+    import dataclasses
+
+    for t in (twin, words):
+        tab = Steps(t.chain)._tab
+        assert tab.sym_bytes is not None
+        slow = dataclasses.replace(tab, sym_bytes=None)
+        for s in range(len(tab.meta)):
+            _, lo, hi, _ = tab.meta[s].tolist()
+            kids = set(tab.sym[lo:hi].tolist())
+            for w in range(t.vocab.base):
+                j = tab.child(lo, hi, w)
+                assert j == slow.child(lo, hi, w)
+                assert (j >= 0) == (w in kids) and (j < 0 or tab.sym[j] == w)
+
+
 def test_unseen_ranks_are_dense() -> None:
     vocab = np.array([0x41, 0x42, 0xD7FF, 0xE000, 0xE005])
     comp = _compact(vocab, True)
