@@ -119,6 +119,49 @@ def test_document_rows_equal_the_incremental_ones(
     assert np.array_equal(got, np.array(want))
 
 
+@pytest.mark.parametrize("dense", [0, 3, 1000])
+def test_walk_with_busy_contexts_gives_the_encoders_rows(
+    twin, dense: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long repetitive document (contexts seen more than `cap` times, with several
+    successors) walked symbol by symbol gives the encoder's rows bit for bit, with the
+    counts kept as dense rows or not, and with a static memo small enough to be evicted."""
+    from datatwin.coding import steps as steps_module
+
+    monkeypatch.setattr(steps_module, "_DENSE", dense)
+    ids = np.asarray(twin.vocab.encode((HOLD + TRAIN[:400]) * 40), np.int64)
+    want = np.concatenate([P.copy() for _, P in text_rows.rows(Steps(twin.chain), ids)])
+    steps = Steps(twin.chain)
+    steps._memo_max = 16
+    walk = steps.walk()
+    got = [next(walk).copy()]
+    got += [walk.send(w).copy() for w in ids.tolist()]
+    assert np.array_equal(np.array(got), want)
+    assert walk.gi_frame is not None
+    tables = [table for _, _, table in walk.gi_frame.f_locals["levels"]]
+    entries = [e for table in tables for e in table.values() if isinstance(e, list)]
+    assert max(e[1] for e in entries) > twin.chain.cache.cap
+    assert any(e[2] is not None for e in entries) == (dense < 1000)
+
+
+def test_children_are_found_alike_in_bytes_and_by_bisection(twin, words) -> None:
+    """`_StateTable.child` (bytes.find for a small alphabet, bisection otherwise) finds each
+    state's children, and only them."""
+    import dataclasses
+
+    for t in (twin, words):
+        tab = Steps(t.chain)._tab
+        assert tab.sym_bytes is not None
+        slow = dataclasses.replace(tab, sym_bytes=None)
+        for s in range(len(tab.meta)):
+            _, lo, hi, _ = tab.meta[s].tolist()
+            kids = set(tab.sym[lo:hi].tolist())
+            for w in range(t.vocab.base):
+                j = tab.child(lo, hi, w)
+                assert j == slow.child(lo, hi, w)
+                assert (j >= 0) == (w in kids) and (j < 0 or tab.sym[j] == w)
+
+
 def test_unseen_ranks_are_dense() -> None:
     vocab = np.array([0x41, 0x42, 0xD7FF, 0xE000, 0xE005])
     comp = _compact(vocab, True)

@@ -24,6 +24,7 @@ small its probability (probabilities below `2**-24` are raised), an alphabet has
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +55,7 @@ def _categorical_family() -> constriction.stream.model.Categorical:
 
 
 _CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+_Categorical = constriction.stream.model.Categorical
 
 
 def _uniform_family() -> constriction.stream.model.Uniform:
@@ -199,7 +201,17 @@ class Decoder:
         `decode_categorical(p[None, :])[0]`."""
         if len(p) == 1:
             return 0
-        return int(self._coder.decode(_categorical_family(), p.reshape(1, -1))[0])
+        # the same quantisation as the family given rows (the library: `perfect=False`
+        # models are constructed the same way, lazily or not), without the array round trip
+        return int(self._coder.decode(_Categorical(p, perfect=False)))
+
+    def one_decoder(self, n: int) -> Callable[[FloatArray], int]:
+        """`decode_one` for distributions over n >= 1 symbols as a plain function (the
+        decoding loops call it once a symbol; a bound method with its checks costs more)."""
+        if n == 1:
+            return lambda p: 0
+        decode, model = self._coder.decode, _Categorical
+        return lambda p: decode(model(p, perfect=False))
 
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""

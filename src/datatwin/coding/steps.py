@@ -9,14 +9,29 @@ children's alpha (memoised per state, the same float operations in the same orde
 step then costs O(vocabulary). The arithmetic reproduces `next_distribution` exactly (the
 tests compare them bit for bit), and the encoder and decoder call the same `distribution`
 / `push` pair, so their float64 distributions are identical.
+
+The decoder runs one Python step per symbol, so a step is kept short: a block is walked by a
+generator (`Steps.walk`) holding its state in local variables; the scalars of the row
+operations are 0-d arrays (numpy's array-array path is about twice as fast as a Python
+float's on rows this short); the mixed row is a reused buffer; the per-state arrays the
+static rows and transitions read are gathered once (`_StateTable`). The document cache keeps,
+per level, a table from a context key (the last L symbols as base-`base` digits) to the
+symbol that followed it, for a context seen once (most are), or else to its entry
+[successor counts (symbol -> float, in the order they first followed it), total count, and
+once there are more than `_DENSE` successors the counts as a dense row (added in one
+operation: adding 0.0 leaves the other elements as they are) with a memoryview for its
+updates]. The levels whose context occurred before form a prefix of the levels (a context
+that did not occur has no longer one that did), so the look-ups stop at the first miss.
 """
 
 from __future__ import annotations
 
 import gc
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -25,8 +40,12 @@ from ..text.counts import BOS, EOS
 from ..text.layers import LayeredModel
 from ..text.sampling import Sampler
 
-#: memoised static distributions: at most this many float64 numbers (then the memo restarts)
+#: memoised static distributions: at most this many float64 numbers (then the older half goes)
 _MEMO_FLOATS = 8 << 20
+#: a cache context's counts are also kept as a dense row once it has more successors than this
+_DENSE = 3
+#: the distributions of a block: yields q(. | block so far), is sent the next symbol
+Walk = Generator[np.ndarray, int, None]
 
 
 @contextmanager
@@ -40,6 +59,43 @@ def paused_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@dataclass(frozen=True)
+class _StateTable:
+    """The sampler's arrays as the per-step code reads them: per state (states are numbered
+    level by level, so the levels' context arrays concatenate into state arrays) a row
+    [suffix state, lo, hi, seen] and gamma; per entry (the levels' entries concatenated, as
+    `Sampler.entry_off` numbers them) its symbol, alpha and next state. The symbols are
+    also kept as bytes when they fit (a child is then found with `bytes.find`)."""
+
+    meta: np.ndarray
+    gamma: np.ndarray
+    sym: np.ndarray
+    alpha: np.ndarray
+    nxt: np.ndarray
+    sym_bytes: bytes | None
+
+    def child(self, lo: int, hi: int, w: int) -> int:
+        """The entry of symbol w among the children lo..hi (sorted by symbol), or -1."""
+        if self.sym_bytes is not None:
+            return self.sym_bytes.find(w, lo, hi) if 0 <= w < 256 else -1
+        j = bisect_left(self.sym[lo:hi].tolist(), w) + lo
+        return j if j < hi and self.sym.item(j) == w else -1
+
+    @classmethod
+    def of(cls, sm: Sampler) -> _StateTable:
+        levels = sm.model.levels
+        seen = np.concatenate([lev.seen for lev in levels])
+        n = len(sm.lo)
+        if len(seen) != n or int(sm.entry_off[-1]) != len(sm.sym):
+            raise ValueError("the sampler's states do not match its model's levels")
+        meta = np.stack([sm.suffix_state, sm.lo, sm.hi, seen.astype(np.int64)], axis=1)
+        gamma = np.concatenate([lev.gamma for lev in levels])
+        alpha = np.concatenate([lev.alpha for lev in levels])
+        small = sm.base <= 256
+        sym_bytes = sm.sym.astype(np.uint8).tobytes() if small else None
+        return cls(meta, gamma, sm.sym, alpha, sm.nxt, sym_bytes)
 
 
 class Steps:
@@ -58,49 +114,71 @@ class Steps:
         self._memo_max = max(1024, _MEMO_FLOATS // max(self.base, 1))
         self._end_cache: dict[tuple[float, int], float] = {}
         self._trans: dict[int, int] = {}  # state * base + symbol -> next state
+        self._g = np.zeros(())  # a 0-d scalar for the static rows' multiplication
+        self._tab = _StateTable.of(sampler)
+        if self.spec is not None:  # the escape strength a + b distinct, by distinct (and 0-d)
+            self._es = [self.spec.a + self.spec.b * k for k in range(self.base + 1)]
+            self._e0s = [np.array(e) for e in self._es]
         self.reset()
 
     def reset(self) -> None:
         """Start a new block at a document beginning (the context is BOS)."""
-        self.state = int(self.sampler.start)
-        self.t = 0  # symbols in the block so far
-        if self.spec is not None:
-            self.n = 1  # symbols in the document so far, counting BOS (as CacheState)
-            # per level, shortest first: [L, table, current context key, base**L]; a table
-            # maps a context key to [its successors' counts (symbol -> float, in the order
-            # they first followed it), total count]
-            self.levels: list[list[Any]] = [[L, {}, BOS, self.base**L] for L in self.spec.orders]
+        self._walk = self.walk()
+        self._p = next(self._walk)
+
+    def distribution(self) -> np.ndarray:
+        """q(. | the block so far): float64, length `base`, identical on both coder sides (do
+        not modify it; it may be overwritten by the next `push`)."""
+        return self._p
+
+    def push(self, w: int) -> None:
+        """Append symbol `w` to the block."""
+        self._p = self._walk.send(w)
+
+    def walk(self) -> Walk:
+        """A new block from a document start, independent of `reset`/`push`: yields each
+        distribution (as `distribution`, valid until the next symbol is sent), is sent each
+        symbol (as `push`)."""
+        return self._walk_cached() if self.spec is not None else self._walk_static()
 
     # ---- the static model ---------------------------------------------------------------
     def static(self, s: int) -> np.ndarray:
         """p(. | state s) of the n-gram model (do not modify the result: a state whose level
-        adds nothing shares its suffix state's row)."""
-        p = self._memo.get(s)
+        adds nothing shares its suffix state's row). The rows of s and of its suffix states
+        not yet memoised are computed from the longest memoised one down: a state's row is
+        its suffix state's times gamma plus its seen children's alpha (one multiplication
+        and at most one addition per entry)."""
+        memo = self._memo
+        p = memo.get(s)
         if p is not None:
             return p
-        sm = self.sampler
-        if s == 0:
+        tab, g, mul = self._tab, self._g, np.multiply
+        meta, gamma, sym, alpha = tab.meta, tab.gamma, tab.sym, tab.alpha
+        chain = [s]
+        while s:
+            s = meta.item(s, 0)
+            p = memo.get(s)
+            if p is not None:
+                break
+            chain.append(s)
+        else:
             p = np.full(self.base, 1.0 / self.model.n_outcomes)
             p[BOS] = 0.0
-        else:
-            p = self.static(sm.suffix_state.item(s))
-        k = sm.state_level.item(s)
-        ctx = 0 if k == 0 else s - sm.state_off.item(k)
-        lev = self.model.levels[k]
-        if lev.seen[ctx]:
-            lo, hi = sm.lo.item(s), sm.hi.item(s)
-            loc = lo - sm.entry_off.item(k)
-            p = p * lev.gamma.item(ctx)
-            if hi - lo <= 8:  # scalar updates: the same float operations as below
-                sym, alpha = sm.sym, lev.alpha
-                for j in range(hi - lo):
-                    w = sym.item(lo + j)
-                    p[w] = p.item(w) + alpha.item(loc + j)
-            else:
-                p[sm.sym[lo:hi]] += lev.alpha[loc : loc + (hi - lo)]
-        if len(self._memo) >= self._memo_max:
-            self._memo.clear()
-        self._memo[s] = p
+        for s in reversed(chain):
+            _, lo, hi, seen = meta[s].tolist()
+            if seen:
+                g[()] = gamma.item(s)
+                p = mul(p, g)
+                if hi - lo <= 2:  # scalar updates: the same float operations as below
+                    for j in range(lo, hi):
+                        w = sym.item(j)
+                        p[w] = p.item(w) + alpha.item(j)
+                else:
+                    p[sym[lo:hi]] += alpha[lo:hi]
+            if len(memo) >= self._memo_max:  # forget the older half (insertion order)
+                for old in list(islice(memo, len(memo) // 2)):
+                    del memo[old]
+            memo[s] = p
         return p
 
     def static_rows(self, wanted: np.ndarray) -> np.ndarray:
@@ -137,89 +215,129 @@ class Steps:
             R[at] = rows
         return R[np.searchsorted(closed, wanted)]
 
-    # ---- one step -------------------------------------------------------------------------
-    def distribution(self) -> np.ndarray:
-        """q(. | the block so far): float64, length `base`, identical on both coder sides."""
-        p = self._memo.get(self.state)
-        if p is None:
-            p = self.static(self.state)
-        if self.spec is not None:
-            a, b, cap = self.spec.a, self.spec.b, self.spec.cap
-            n = self.n
-            for L, table, key, _ in self.levels:  # shortest first, as CacheState.dense
-                if n < L:
-                    break  # and the longer levels
-                entry = table.get(key)
-                if entry is None:
-                    continue
-                counts, total = entry
-                e = a + b * len(counts)
+    # ---- one step ------------------------------------------------------------------------
+    def next_state(self, state: int, w: int) -> int:
+        """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
+        is followed through the trie like any symbol: word twins count UNKs in training).
+        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol;
+        without a child `w` the state after is the suffix state's (memoised transitions)."""
+        trans, base = self._trans, self.base
+        tk = state * base + w
+        nxt = trans.get(tk)
+        if nxt is not None:
+            return nxt
+        tab = self._tab
+        suffix, lo, hi, _ = tab.meta[state].tolist()
+        j = tab.child(lo, hi, w)
+        if j >= 0:
+            nxt = tab.nxt.item(j)
+        elif state:  # not a child: the suffix state's transition
+            nxt = self.next_state(suffix, w)
+        else:
+            nxt = 0
+        if len(trans) >= 1 << 21:
+            trans.clear()
+        trans[tk] = nxt
+        return nxt
+
+    def _end(self, p: np.ndarray, t: int) -> np.ndarray:
+        """The length-aware end after t symbols of the block applied to `p` (a new row)."""
+        assert self.hazard is not None
+        pe = float(p[EOS])
+        key = (pe, t)
+        e = self._end_cache.get(key)
+        if e is None:
+            e = float(self.hazard.end_prob(np.array([pe]), np.array([t]))[0])
+            if len(self._end_cache) < 1 << 20:
+                self._end_cache[key] = e
+        p = p * (1.0 - e) / (1.0 - p[EOS])
+        p[EOS] = e
+        return p
+
+    def _walk_static(self) -> Walk:
+        """`walk` without a cache: each row is its state's static row (then the ends)."""
+        memo, hazard = self._memo, self.hazard
+        state, t = int(self.sampler.start), 0
+        while True:
+            p = memo.get(state)
+            if p is None:
+                p = self.static(state)
+            w = yield p if hazard is None else self._end(p, t)
+            state = self.next_state(state, w)
+            t += 1
+
+    def _walk_cached(self) -> Walk:
+        """`walk` with the document cache (see the module docstring): per level, shortest
+        first, whose context occurred before in the document (as CacheState.dense),
+        `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`,
+        `scale = min(1, cap / total)`: one multiplication, at most one addition (a count, or
+        0.0 from a dense row) and one division per element, as text_rows.Level.apply."""
+        assert self.spec is not None
+        cap, hazard, es, e0s = self.spec.cap, self.hazard, self._es, self._e0s
+        memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
+        mul, add, div = np.multiply, np.add, np.divide
+        s0, d0 = zeros(()), zeros(())
+        s0m, d0m = s0.data, d0.data  # (setting an element through a view is faster)
+        out = zeros(base)  # the mixed row (reused: a distribution is valid until the next push)
+        tmp, om = zeros(base), out.data
+        levels: list[tuple[int, int, dict[int, Any]]] = [
+            (L, base**L, {}) for L in self.spec.orders
+        ]
+        top = max(self.spec.orders)
+        ctx_mod = base**top
+        state, t, n, ctx = int(self.sampler.start), 0, 1, BOS
+        live = [lv for lv in levels if lv[0] <= n]  # the levels the document is long enough for
+        found: list[list[Any]] = []
+        while True:
+            p = memo.get(state)
+            if p is None:
+                p = self.static(state)
+            own = False  # p is a new array (the static row must stay as it is)
+            for counts, total, dense, _ in found:
+                k = len(counts)
                 scale = cap / total
                 if scale > 1.0:  # min(1, cap / total)
                     scale = 1.0
-                q = e * p
-                if len(counts) <= 8:  # scalar updates: the same float operations as below
-                    for w, c in counts.items():
-                        q[w] = q.item(w) + scale * c
+                if own:
+                    mul(p, e0s[k], p)
                 else:
-                    q[list(counts)] += scale * np.fromiter(counts.values(), np.float64, len(counts))
-                q /= scale * total + e
-                p = q
-        if self.hazard is not None:
-            pe = float(p[EOS])
-            key = (pe, self.t)
-            got = self._end_cache.get(key)
-            if got is None:
-                e = float(self.hazard.end_prob(np.array([pe]), np.array([self.t]))[0])
-                if len(self._end_cache) < 1 << 20:
-                    self._end_cache[key] = e
-            else:
-                e = got
-            p = p * (1.0 - e) / (1.0 - p[EOS])
-            p[EOS] = e
-        return p
-
-    def _advance(self, state: int, w: int) -> int:
-        """The state after `w`: the longest seen context (as `Sampler.advance`, but an UNK
-        is followed through the trie like any symbol: word twins count UNKs in training).
-        A state's children are the entries lo..hi of the sampler's arrays, sorted by symbol,
-        so each try is a bisection bounded to them."""
-        sm = self.sampler
-        sym, lo, hi, nxt, suffix = sm.sym, sm.lo, sm.hi, sm.nxt, sm.suffix_state
-        s = state
-        while True:
-            a, b = int(lo[s]), int(hi[s])
-            j = bisect_left(sym, w, a, b)
-            if j < b and sym[j] == w:
-                return int(nxt[j])
-            if s == 0:
-                return 0
-            s = int(suffix[s])
-
-    def push(self, w: int) -> None:
-        """Append symbol `w` to the block."""
-        state = self.state
-        tk = state * self.base + w
-        nxt = self._trans.get(tk)
-        if nxt is None:
-            nxt = self._advance(state, w)
-            if len(self._trans) >= 1 << 21:
-                self._trans.clear()
-            self._trans[tk] = nxt
-        self.state = nxt
-        self.t += 1
-        if self.spec is None:
-            return
-        base, n = self.base, self.n
-        for lev in self.levels:
-            key = lev[2]
-            if n >= lev[0]:
-                entry = lev[1].get(key)
-                if entry is None:
-                    lev[1][key] = [{w: 1.0}, 1]
+                    p, own = mul(p, e0s[k], out), True
+                if dense is None:  # p is out
+                    for x, c in counts.items():
+                        om[x] = om[x] + scale * c
+                elif scale == 1.0:
+                    add(p, dense, p)
                 else:
-                    counts = entry[0]
-                    counts[w] = counts.get(w, 0.0) + 1.0
-                    entry[1] += 1
-            lev[2] = (key * base + w) % lev[3]
-        self.n = n + 1
+                    s0m[()] = scale
+                    add(p, mul(dense, s0, tmp), p)
+                d0m[()] = scale * total + es[k]
+                div(p, d0, p)
+            w = yield p if hazard is None else self._end(p, t)
+            nxt = trans.get(state * base + w)
+            state = self.next_state(state, w) if nxt is None else nxt
+            t += 1
+            for entry in found:  # count w after the contexts that occurred before
+                counts = entry[0]
+                counts[w] = c = counts.get(w, 0.0) + 1.0
+                entry[1] += 1
+                if entry[3] is not None:
+                    entry[3][w] = c
+                elif c == 1.0 and len(counts) > _DENSE:
+                    row = zeros(base)
+                    row[list(counts)] = list(counts.values())
+                    entry[2:] = row, row.data
+            for _, mod, table in live[len(found) :]:  # and the new ones: just w
+                table[ctx % mod] = w
+            n += 1
+            if n <= top:
+                live = [lv for lv in levels if lv[0] <= n]
+            ctx = (ctx * base + w) % ctx_mod
+            found = []
+            for _, mod, table in live:
+                key = ctx % mod
+                got = table.get(key)
+                if got is None:
+                    break
+                if got.__class__ is int:  # a context seen once (most are): its entry now
+                    table[key] = got = [{got: 1.0}, 1, None, None]
+                found.append(got)

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from ..text.spelling import Spelling
 from ..text.tokenize import Vocabulary, WordVocabulary
-from .coder import MAX_ALPHABET, Decoder, Encoder, _categorical_family
+from .coder import MAX_ALPHABET, Decoder, Encoder
 from .sections import pack_bytes, unpack_bytes
 from .steps import Steps, paused_gc
 from .text_rows import encode_document, vectorisable
@@ -209,17 +209,17 @@ def code_blocks(
 
 def decode_symbols(steps: Steps, dec: Decoder, n: int) -> np.ndarray:
     """The n ids of a block coded by `code_symbols` (and its EOS, checked)."""
-    steps.reset()
+    walk = steps.walk()
+    p = next(walk)
     out: list[int] = []
-    decode, family = dec._coder.decode, _categorical_family()
-    distribution, push = steps.distribution, steps.push
+    decode, send = dec.one_decoder(steps.base), walk.send
     for _ in range(n):
-        w = int(decode(family, distribution()[None, :])[0])
+        w = decode(p)
         if w in (BOS, EOS):
             raise CompressedFileError("compressed file damaged: a document ends early")
         out.append(w)
-        push(w)
-    if int(decode(family, distribution()[None, :])[0]) != EOS:
+        p = send(w)
+    if decode(p) != EOS:
         raise CompressedFileError("compressed file damaged: a document does not end")
     return np.asarray(out, dtype=np.int64)
 

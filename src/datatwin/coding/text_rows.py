@@ -49,10 +49,7 @@ def states(steps: Steps, ids: IntArray) -> IntArray:
     out[0] = state
     for i, w in enumerate(ids.tolist()):
         nxt = trans.get(state * base + w)
-        if nxt is None:
-            nxt = steps._advance(state, w)
-            trans[state * base + w] = nxt
-        state = nxt
+        state = steps.next_state(state, w) if nxt is None else nxt
         out[i + 1] = state
     return out
 
