@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-
 #: the table's width off a terminal (a file or a pipe has no width to fit)
 WIDE = 240
 
