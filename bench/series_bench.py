@@ -290,7 +290,7 @@ def profiles(sim_times, real_times, real, sims, per_day):
     out = {}
     rt = pd.DatetimeIndex(pd.to_datetime(real_times))
     st = pd.DatetimeIndex(pd.to_datetime(sim_times))
-    for key, fr, fs in (("hour", rt.hour, st.hour), ("weekday", rt.dayofweek, st.dayofweek)):
+    for key, fr, fs in (("hour", rt.hour, st.hour), ("weekday", rt.day_of_week, st.day_of_week)):
         r = pd.Series(real).groupby(np.asarray(fr)).mean()
         m = pd.Series(sims.mean(axis=0)).groupby(np.asarray(fs)).mean()
         out[key] = (r, m)
