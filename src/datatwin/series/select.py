@@ -358,7 +358,11 @@ class SeriesSearch:
         long-horizon variant."""
         ranked = sorted(board.contenders(), key=lambda c: c.holdout_bits)
         shown = ranked[: drift.SHOWN]
-        shown += [c for c in ranked if c.structure.label.endswith("+long") and c not in shown]
+        shown += [
+            c
+            for c in ranked
+            if c.structure.label.endswith("+long") and all(c is not s for s in shown)
+        ]
         held = self.vals[self.n_train :]
         for cand in shown:
             sc = cand.model
