@@ -18,11 +18,16 @@ bits decide. The paths are seeded, so the figures are reproducible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.candidates import Board
 from .ar import Columns, Prepared
 from .linear import LinearModel
+
+if TYPE_CHECKING:
+    from .select import SeriesCandidate, SeriesSearch
 
 #: simulated paths per candidate, candidates shown (the best by holdout bits), largest lag,
 #: most held-out steps compared (the simulation is one Python step per time step)
@@ -125,3 +130,21 @@ def measure(
         return None
     a, k, w = got.mean(axis=0)
     return Drift(float(a), float(k), float(w))
+
+
+def annotate(search: SeriesSearch, board: Board[SeriesCandidate]) -> None:
+    """Drift columns on the SHOWN best contenders of a series search and on the best one's
+    long-horizon variant (horizon.py)."""
+    ranked = sorted(board.contenders(), key=lambda c: c.holdout_bits)
+    shown = ranked[:SHOWN]
+    shown += [
+        c for c in ranked if c.structure.label.endswith("+long") and all(c is not s for s in shown)
+    ]
+    held = search.vals[search.n_train :]
+    for cand in shown:
+        sc = cand.model
+        if sc is None:
+            continue
+        got = measure(sc.model, search.cols, sc.prep, search.rate, search.n_train, held)
+        if got is not None:
+            cand.columns.update(got.columns())

@@ -351,26 +351,7 @@ class SeriesSearch:
             if long is not None:
                 yield self.score(long, best.fit_seconds + secs())
         with progress.step("simulating the best candidates over the holdout"):
-            self.show_drift(board)
-
-    def show_drift(self, board: Board[SeriesCandidate]) -> None:
-        """Drift columns (drift.py) on the SHOWN best contenders and on the best one's
-        long-horizon variant."""
-        ranked = sorted(board.contenders(), key=lambda c: c.holdout_bits)
-        shown = ranked[: drift.SHOWN]
-        shown += [
-            c
-            for c in ranked
-            if c.structure.label.endswith("+long") and all(c is not s for s in shown)
-        ]
-        held = self.vals[self.n_train :]
-        for cand in shown:
-            sc = cand.model
-            if sc is None:
-                continue
-            got = drift.measure(sc.model, self.cols, sc.prep, self.rate, self.n_train, held)
-            if got is not None:
-                cand.columns.update(got.columns())
+            drift.annotate(self, board)
 
     def choose(self, board: Board[SeriesCandidate]) -> Candidate[SeriesCandidate]:
         """The best by holdout bits, or its long-horizon variant (horizon.choose)."""
