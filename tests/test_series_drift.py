@@ -127,3 +127,43 @@ def test_choose_takes_the_long_variant_only_when_close_in_bits_and_drifting_less
     assert pick(near, 0.1) == "ar(2)+fourier+long"
     assert pick(10.0 * (1 + 2 * LONG_TOLERANCE), 0.1) == "ar(2)+fourier"
     assert pick(near, 0.3) == "ar(2)+fourier"
+
+
+def test_long_variant_straightens_a_transform_only_while_the_holdout_gains(monkeypatch):
+    """`_straightened` moves each transformed column (calendar columns aside, in column order)
+    down log → sqrt → none, one step at a time, while the holdout bits fall."""
+    from types import SimpleNamespace
+
+    from datatwin.series import horizon
+
+    # holdout bits of each per-column transform choice (a, b, c); c is a calendar column
+    bits = {
+        ("log", "log", "log"): 10.0,
+        ("sqrt", "log", "log"): 10.5,  # a straighter: worse, a stays log (none not tried)
+        ("log", "sqrt", "log"): 9.0,  # b to sqrt: better, kept
+        ("log", "none", "log"): 9.5,  # b to none: worse than sqrt, b stays sqrt
+        ("none", "log", "log"): 1.0,  # never tried: a stopped at its first step
+        ("log", "sqrt", "sqrt"): 0.5,  # never tried: c is a calendar column
+    }
+    tried = []
+
+    def fake_prep(transforms):
+        return SimpleNamespace(transforms=list(transforms))
+
+    def refit(prep):
+        tried.append(tuple(prep.transforms))
+        return SimpleNamespace(model=None, prep=prep, exog=["c"])
+
+    search = SimpleNamespace(
+        cols=SimpleNamespace(names=["a", "b", "c"]),
+        rate=None,
+        hold_rows=None,
+        prepared=lambda name, tr: fake_prep(tr),
+    )
+    monkeypatch.setattr(
+        horizon, "bits_rows", lambda model, cols, rate, prep, rows: bits[tuple(prep.transforms)]
+    )
+    start = SimpleNamespace(model=None, prep=fake_prep(("log", "log", "log")), exog=["c"])
+    got = horizon._straightened(search, start, refit)  # type: ignore[arg-type]
+    assert tried == [("sqrt", "log", "log"), ("log", "sqrt", "log"), ("log", "none", "log")]
+    assert got.prep.transforms == ["log", "sqrt", "log"]

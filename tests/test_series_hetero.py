@@ -46,6 +46,27 @@ def test_maximum_likelihood_recovers_the_volatility_weights():
     assert tw.model.B[0, 0, 0] == pytest.approx(0.5, abs=0.03)
 
 
+def test_the_likelihood_slope_in_log_scale_matches_finite_differences():
+    """The analytic ∂ log P / ∂ log s the volatility fit climbs (one Gaussian and a
+    mixture; narrow, wide and half-infinite cells) agrees with central differences."""
+    from types import SimpleNamespace
+
+    from datatwin.series.hetero import logp_and_slope
+
+    rng = np.random.default_rng(0)
+    u_a = 2.0 * rng.standard_normal(600)
+    u_b = u_a + 10 ** rng.uniform(-4, 0.5, 600)
+    u_a[:5], u_b[5:10] = -np.inf, np.inf
+    s = np.exp(0.5 * rng.standard_normal(600))
+    for w, mu, sd in (([1.0], [0.0], [0.8]), ([0.5, 0.3, 0.2], [0.0, 0.4, -0.2], [0.3, 0.7, 1.5])):
+        model = SimpleNamespace(mix_w=np.array([w]), mix_mu=np.array([mu]), mix_sd=np.array([sd]))
+        _, slope = logp_and_slope(model, 0, u_a, u_b, s)  # type: ignore[arg-type]
+        h = 1e-6
+        up = logp_and_slope(model, 0, u_a, u_b, s * math.exp(h))[0]  # type: ignore[arg-type]
+        down = logp_and_slope(model, 0, u_a, u_b, s * math.exp(-h))[0]  # type: ignore[arg-type]
+        np.testing.assert_allclose(slope, (up - down) / (2 * h), rtol=1e-4, atol=1e-5)
+
+
 def test_selection_takes_the_scale_only_when_volatility_clusters():
     clustered = datatwin.fit(vol_frame(4000, 0.3, 0.4, seed=2), kind="series", max_lag=4)
     assert "+hetero" in clustered.structure

@@ -243,3 +243,21 @@ def test_stabilize_puts_the_largest_root_on_the_cap(r):
     assert np.max(np.abs(roots)) == pytest.approx(min(r, RADIUS_CAP), abs=2e-4)
     assert np.max(np.abs(roots)) <= RADIUS_CAP + 1e-12 or r <= RADIUS_CAP
     assert np.abs(np.angle(roots)).max() == pytest.approx(th, rel=1e-9)
+
+
+def test_conditional_means_of_a_run_of_rows_equal_those_of_scattered_rows():
+    """`LinearModel.means` reads a run of consecutive rows' lags as views and scattered rows'
+    by gathering: the same numbers either way."""
+    from datatwin.series.linear import LinearModel
+
+    rng = np.random.default_rng(4)
+    d, lags = 2, np.array([1, 2, 5])
+    B = 0.1 * rng.standard_normal((d, len(lags), d))
+    A = np.array([[0.0, 0.0], [0.3, 0.0]])
+    one = np.ones((d, 1))
+    m = LinearModel(lags, rng.standard_normal(d), A, B, one, 0 * one, one)
+    Z = rng.standard_normal((200, d))
+    run = np.arange(5, 200)
+    whole = m.means(Z, run)
+    for part in (run[::2], run[1::3], run[[0, 7, 3]]):
+        np.testing.assert_array_equal(m.means(Z, part), whole[part - 5])

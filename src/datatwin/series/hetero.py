@@ -24,6 +24,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..modelfile import require
+from ..numerics import LOG_SQRT_2PI
+from .precision import log_cell_mass
 
 if TYPE_CHECKING:
     from .ar import Prepared
@@ -91,27 +93,54 @@ class Hetero:
 
 
 def fit_theta(
-    logp: Callable[[np.ndarray], np.ndarray], feats: np.ndarray
+    logp: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], feats: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """Maximum-likelihood θ (3,) for one column: `logp(s)` gives the log cell masses under
-    residual scales s; `feats` (n, 2) are log(ā_i + ε). Returns θ and the log-likelihood gain
-    over s = 1."""
+    residual scales s and their derivatives in log s; `feats` (n, 2) are log(ā_i + ε).
+    Returns θ and the log-likelihood gain over s = 1."""
     mu = feats.mean(axis=0)
     F = feats - mu
+    design = np.column_stack([np.ones(len(F)), F])
 
-    def nll(x: np.ndarray) -> float:
-        s = np.exp(np.clip(x[0] + F @ x[1:], -LOG_CAP, LOG_CAP))
-        return -float(np.sum(logp(s)))
+    def nll(x: np.ndarray) -> tuple[float, np.ndarray]:
+        t = x[0] + F @ x[1:]
+        lp, slope = logp(np.exp(np.clip(t, -LOG_CAP, LOG_CAP)))
+        slope = np.where(np.abs(t) < LOG_CAP, slope, 0.0)  # flat where the scale is clipped
+        return -float(np.sum(lp)), -(design.T @ slope)
 
-    base = nll(np.zeros(3))
+    base = nll(np.zeros(3))[0]
     bounds = [(-LOG_CAP, LOG_CAP), (0.0, SUM_CAP), (0.0, SUM_CAP)]
-    res = minimize(nll, np.zeros(3), method="L-BFGS-B", bounds=bounds)
+    res = minimize(nll, np.zeros(3), jac=True, method="L-BFGS-B", bounds=bounds)
     x = np.asarray(res.x, dtype=float)
     w = x[1:].sum()
     if w > SUM_CAP:
         x[1:] *= SUM_CAP / w
     theta = np.array([x[0] - float(x[1:] @ mu), x[1], x[2]])
-    return theta, base - nll(x)
+    return theta, base - nll(x)[0]
+
+
+def logp_and_slope(
+    model: LinearModel, j: int, u_a: np.ndarray, u_b: np.ndarray, s: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log masses of column j's cells (u_a, u_b] (offsets from the mean, before the scale)
+    under residual scales s, and their derivatives in log s:
+
+        P = Σ_k w_k [Φ(β_k) − Φ(α_k)],  α_k = (u_a/s − μ_k)/σ_k,  β_k likewise,
+        ∂ log P / ∂ log s = Σ_k (w_k/σ_k) [(u_a/s) φ(α_k) − (u_b/s) φ(β_k)] / P
+
+    (an infinite bound contributes nothing: u φ(α) → 0)."""
+    keep = model.mix_w[j] > 0
+    w, mu, sd = model.mix_w[j][keep], model.mix_mu[j][keep], model.mix_sd[j][keep]
+    va, vb = u_a / s, u_b / s
+    lp = log_cell_mass(va, vb, np.zeros_like(va), w, mu, sd)
+    slope = np.zeros_like(va)
+    for wk, mk, sk in zip(w, mu, sd, strict=True):
+        for v, sign in ((va, 1.0), (vb, -1.0)):
+            z = (v - mk) / sk
+            with np.errstate(invalid="ignore", over="ignore"):
+                term = v * np.exp(-0.5 * z * z - LOG_SQRT_2PI - lp)
+            slope += sign * (wk / sk) * np.where(np.isfinite(v), term, 0.0)
+    return lp, slope
 
 
 def hetero_windows(period: int | None, max_order: int) -> np.ndarray:
@@ -142,9 +171,12 @@ def fit_hetero(
         feats = np.column_stack([np.log((cs[idx] - cs[idx - k]) / k + eps[j]) for k in windows])
         a, b, mean = prep.a[rows[o], j], prep.b[rows[o], j], MR[idx, j]
         s0 = np.ones(len(idx)) if S is None else S[idx, j]
+        u_a, u_b = a - mean, b - mean
 
-        def logp(s: np.ndarray, j: int = j, a=a, b=b, mean=mean, s0=s0) -> np.ndarray:
-            return model.column_logp(j, a, b, mean, s0 * s)
+        def logp(
+            s: np.ndarray, j: int = j, u_a=u_a, u_b=u_b, s0=s0
+        ) -> tuple[np.ndarray, np.ndarray]:
+            return logp_and_slope(model, j, u_a, u_b, s0 * s)
 
         theta[j], gains[j] = fit_theta(logp, feats)
     return Hetero(np.asarray(windows, dtype=np.int64), theta, eps), gains

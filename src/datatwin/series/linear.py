@@ -149,8 +149,16 @@ class LinearModel:
         steps = rows if steps is None else steps
         M = self.intercepts_at(steps).copy()
         M += Z[rows] @ self.A.T
+        run = (
+            len(rows) > 0
+            and rows[-1] - rows[0] == len(rows) - 1
+            and bool(np.all(rows[1:] > rows[:-1]))
+            and rows[0] >= (int(self.lags.max()) if len(self.lags) else 0)
+        )
         for li, lag in enumerate(self.lags):
-            M += Z[rows - lag] @ self.B[:, li, :].T
+            # a run of consecutive rows reads its lags as a view (no gather)
+            lagged = Z[rows[0] - lag : rows[-1] + 1 - lag] if run else Z[rows - lag]
+            M += lagged @ self.B[:, li, :].T
         if self.regime is not None:
             M += self.regime.mean_shift(self, Z, rows, steps)
         return M

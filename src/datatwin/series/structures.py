@@ -6,7 +6,8 @@
     log:ar(67)+seasonal+fourier+exog  a level with Fourier terms of several seasons, calendar
                                     columns drawn from the calendar
     log:ar(62)+seasonal+fourier+mix+long  refit for long horizons: a yearly harmonic, the AR
-                                    held to radius 0.999 (horizon.py)
+                                    held to radius 0.999, transforms straightened where the
+                                    holdout gains (log → sqrt → none; horizon.py)
     sqrt:ar(19)+seasonal+blocks+regime  long-memory lag blocks, and a second regime of the
                                     mean while the recent change is positive (regime.py)
 
