@@ -246,8 +246,8 @@ def test_stabilize_puts_the_largest_root_on_the_cap(r):
 
 
 def test_conditional_means_of_a_run_of_rows_equal_those_of_scattered_rows():
-    """`LinearModel.means` reads a run of consecutive rows' lags as views and scattered rows'
-    by gathering: the same numbers either way."""
+    """`LinearModel.means` (and its intercepts per step) reads a run of consecutive rows' lags
+    as views and scattered rows' by gathering: the same numbers either way."""
     from datatwin.series.linear import LinearModel
 
     rng = np.random.default_rng(4)
@@ -258,6 +258,9 @@ def test_conditional_means_of_a_run_of_rows_equal_those_of_scattered_rows():
     m = LinearModel(lags, rng.standard_normal(d), A, B, one, 0 * one, one)
     Z = rng.standard_normal((200, d))
     run = np.arange(5, 200)
-    whole = m.means(Z, run)
-    for part in (run[::2], run[1::3], run[[0, 7, 3]]):
-        np.testing.assert_array_equal(m.means(Z, part), whole[part - 5])
+    for fourier in (False, True):  # a level with Fourier terms: intercepts per step
+        if fourier:
+            m.fourier_periods, m.fourier_coef = np.array([7.0]), rng.standard_normal((d, 2))
+        whole = m.means(Z, run)
+        for part in (run[::2], run[1::3], run[[0, 7, 3]]):
+            np.testing.assert_array_equal(m.means(Z, part), whole[part - 5])

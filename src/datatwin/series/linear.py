@@ -102,8 +102,11 @@ class LinearModel:
         lv = self.level_at(np.arange(lo, int(steps.max()) + 1))
         m = lv[steps - lo]
         C = m - m @ self.A.T + self.intercept
+        run = _is_run(steps)
         for li, lag in enumerate(self.lags):
-            C -= lv[steps - lag - lo] @ self.B[:, li, :].T
+            first = int(steps[0]) - int(lag) - lo
+            lagged = lv[first : first + len(steps)] if run else lv[steps - lag - lo]
+            C -= lagged @ self.B[:, li, :].T
         return C
 
     @property
@@ -149,12 +152,7 @@ class LinearModel:
         steps = rows if steps is None else steps
         M = self.intercepts_at(steps).copy()
         M += Z[rows] @ self.A.T
-        run = (
-            len(rows) > 0
-            and rows[-1] - rows[0] == len(rows) - 1
-            and bool(np.all(rows[1:] > rows[:-1]))
-            and rows[0] >= (int(self.lags.max()) if len(self.lags) else 0)
-        )
+        run = _is_run(rows) and rows[0] >= (int(self.lags.max()) if len(self.lags) else 0)
         for li, lag in enumerate(self.lags):
             # a run of consecutive rows reads its lags as a view (no gather)
             lagged = Z[rows[0] - lag : rows[-1] + 1 - lag] if run else Z[rows - lag]
@@ -372,10 +370,8 @@ def fourier_basis(steps: np.ndarray, periods: np.ndarray) -> np.ndarray:
     asks for the same span again for every candidate)."""
     steps, periods = np.asarray(steps), np.asarray(periods, dtype=float)
     n = len(steps)
-    if steps.ndim == 1 and n > 1 and steps.dtype.kind in "iu":
-        lo = int(steps[0])
-        if int(steps[-1]) - lo == n - 1 and bool(np.all(np.diff(steps) == 1)):
-            return _run_basis(lo, n, periods.tobytes())
+    if steps.ndim == 1 and n > 1 and steps.dtype.kind in "iu" and _is_run(steps):
+        return _run_basis(int(steps[0]), n, periods.tobytes())
     return _basis(steps, periods)
 
 
@@ -399,3 +395,9 @@ def _optional(
     require(x.ndim == 2 and x.shape[0] == d and x.shape[1] >= 1, source, f"{key} shape")
     require(bool(np.all(np.isfinite(x))), source, f"{key} not finite")
     return x.astype(float)
+
+
+def _is_run(idx: np.ndarray) -> bool:
+    """Whether `idx` is a run of consecutive integers (its lags can be read as views)."""
+    n = len(idx)
+    return n > 0 and int(idx[-1]) - int(idx[0]) == n - 1 and bool(np.all(idx[1:] > idx[:-1]))
