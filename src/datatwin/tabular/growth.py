@@ -190,10 +190,12 @@ def grow(
 
 def global_states(columns: list[np.ndarray], cards: np.ndarray, preds: list[int]) -> np.ndarray:
     """Rows × predictors: predictor j's state offset by the states of the predictors before
-    it (a number per (predictor, state) over all of them), int32 unless that overflows."""
+    it (a number per (predictor, state) over all of them), in the smallest of int16, int32
+    and int64 that holds them (the trees read it row by row: less memory to go through)."""
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
     n = len(columns[preds[0]]) if preds else 0
-    out = np.empty((n, len(preds)), dtype=np.int64 if off[-1] >= 1 << 31 else np.int32)
+    dtype = np.int16 if off[-1] <= 1 << 15 else np.int32 if off[-1] <= 1 << 31 else np.int64
+    out = np.empty((n, len(preds)), dtype=dtype)
     for j, p in enumerate(preds):
         out[:, j] = columns[p]
         out[:, j] += off[j]
@@ -212,10 +214,8 @@ class _Counter:
         self, states: np.ndarray, x: np.ndarray, k: int, total: int, weights: np.ndarray | None
     ) -> None:
         self.states, self.x, self.k, self.total, self.weights = states, x, k, total, weights
-        self.keys: np.ndarray | None = None
-        if states.size <= _WIDE_STATES:
-            self.keys = np.multiply(states, k, dtype=np.int64)
-            self.keys += x[:, None]
+        # filled block by block as the root is counted
+        self.keys = _key_buffer(states.shape) if states.size <= _WIDE_STATES else None
         self.row_of = np.zeros(total, dtype=np.int64)  # a parent's present state -> its cell row
         self.col_of = np.zeros(k, dtype=np.int64)  # a parent's present child state -> its column
 
@@ -238,15 +238,25 @@ class _Counter:
         states, k, total, w = self.states, self.k, self.total, self.weights
         cells = total * k
         if cells > max(1 << 16, 4 * states.size):
+            self._fill(slice(None))
             return _sparse_counts(self._keys(slice(None)), k, w)
-        return _present(self._dense(slice(None), len(states)).reshape(total, k))
+        return _present(self._dense(slice(None), len(states), fill=True).reshape(total, k))
 
-    def _dense(self, rows: np.ndarray | slice, n: int) -> np.ndarray:
-        """Counts of every (state, child state) cell among `rows` (n of them), in blocks."""
+    def _fill(self, rows: slice) -> None:
+        """Make the keys of `rows` (at the root, which counts every row)."""
+        if self.keys is not None:
+            np.multiply(self.states[rows], self.k, out=self.keys[rows], dtype=np.int64)
+            self.keys[rows] += self.x[rows][:, None]
+
+    def _dense(self, rows: np.ndarray | slice, n: int, fill: bool = False) -> np.ndarray:
+        """Counts of every (state, child state) cell among `rows` (n of them), in blocks
+        (`fill`: the keys made block by block, rows being all rows)."""
         cells = self.total * self.k
         c = np.zeros(cells, dtype=np.int64 if self.weights is None else float)
         for a, b in _blocks(n, self.states.shape[1], cells):
             part = slice(a, b) if isinstance(rows, slice) else rows[a:b]
+            if fill:
+                self._fill(slice(a, b))
             c += np.bincount(self._keys(part).ravel(), self._weights(part), minlength=cells)
         return c.astype(np.int64, copy=False)
 
@@ -283,6 +293,19 @@ class _Counter:
         cs = _compact(parent.states, parent.xs, m) if want_s else None
         cb = _compact(parent.states, parent.xs, parent.m - m) if want_b else None
         return (cb, cs) if swap else (cs, cb)
+
+
+_KEYS = np.zeros(0, dtype=np.int64)
+
+
+def _key_buffer(shape: tuple[int, int]) -> np.ndarray:
+    """An int64 array of `shape` for a tree's keys, its memory kept for the next tree of
+    this process (fresh memory costs a page fault per page); `grow_trees` lets it go."""
+    global _KEYS
+    size = shape[0] * shape[1]
+    if len(_KEYS) < size:
+        _KEYS = np.empty(size, dtype=np.int64)
+    return _KEYS[:size].reshape(shape)
 
 
 def _blocks(n: int, width: int, cells: int) -> list[tuple[int, int]]:
@@ -382,11 +405,13 @@ def grow_trees(
                 order,
                 ranks,
                 w,
-                _wide(global_states(cols, cards, order[:-1])),
+                global_states(cols, cards, order[:-1]),
             ),
             worth_it=big,
             on_result=tick,
         )
+    global _KEYS
+    _KEYS = np.zeros(0, dtype=np.int64)  # (the workers' own went with them)
     grown = {v: t for (_, v), t in zip(items, trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
