@@ -270,6 +270,58 @@ def test_counts_over_distinct_rows_equal_counts_over_all_rows():
     _same(_grow_all(cols, cards, ranks), _grow_weighted(uniq, cards, ranks, w))
 
 
+def _plain_counts(cols, cards, child, parents, weights=None):
+    """A family's counts by their definition: the sorted distinct (configuration, state)
+    keys of every row, configurations in mixed radix, first parent most significant."""
+    cfg = np.zeros(len(cols[0]), dtype=np.int64)
+    for p in parents:
+        cfg = cfg * int(cards[p]) + cols[p]
+    fam = cfg * int(cards[child]) + cols[child]
+    keys, inverse = np.unique(fam, return_inverse=True)
+    n = np.bincount(inverse, weights=weights).astype(np.int64)
+    return keys // int(cards[child]), keys % int(cards[child]), n
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_family_counts_from_kept_keys_equal_their_definition(weighted):
+    """A family counted from the kept keys of a family one parent smaller (in any order the
+    search asks for them, dense or sparse key spaces) has the counts of its definition."""
+    from datatwin.tabular import counting
+    from datatwin.tabular.counting import distinct_rows
+
+    rng = np.random.default_rng(11)
+    cards = np.array([7, 30, 5, 40, 3, 25, 60])
+    cols = [rng.integers(0, int(c), 6000) for c in cards]
+    cols[6] = (cols[1] * 2 + cols[3] + rng.integers(0, 3, 6000)) % 60
+    w = None
+    if weighted:
+        cols, w = distinct_rows([c % 4 if i in (0, 2) else c for i, c in enumerate(cols)])
+    counter = FamilyCounter(cols, cards, w)
+    extended = sparse = 0
+    for _ in range(120):
+        child = int(rng.integers(0, len(cards)))
+        others = [v for v in range(len(cards)) if v != child]
+        base = sorted(rng.choice(others, int(rng.integers(0, 4)), replace=False).tolist())
+        for u in rng.permutation([v for v in others if v not in base])[:4]:
+            parents = tuple(sorted([*base, int(u)]))
+            if (child, parents) in counter._cache:
+                continue
+            extended += any(
+                (child, parents[:i] + parents[i + 1 :]) in counter._bases
+                for i in range(len(parents))
+            )
+            got = counter.counts(child, parents)
+            space = counting.config_space(cards, parents) * int(cards[child])
+            sparse += space > max(counting._DENSE_LIMIT, 4 * len(cols[0]))
+            cfg, x, n = _plain_counts(cols, cards, child, parents, w)
+            seen_cfg = got.cfg_keys[got.fam_cfg]
+            assert np.array_equal(seen_cfg, cfg) and np.array_equal(got.fam_x, x)
+            assert np.array_equal(got.fam_n, n)
+            assert np.array_equal(got.cfg_n, np.bincount(got.fam_cfg, weights=got.fam_n))
+    assert extended > 40
+    assert sparse > 0  # key spaces counted by sorting too
+
+
 def _grow_weighted(cols, cards, ranks, w):
     counter = FamilyCounter(cols, cards, w)
     pseudo = [np.zeros(int(k)) for k in cards]
