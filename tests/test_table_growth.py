@@ -385,3 +385,32 @@ def test_pairwise_mutual_information_over_distinct_rows_equals_over_all_rows():
     plain = pairwise_mi(FamilyCounter(cols, cards))
     assert np.allclose(plain, pairwise_mi(FamilyCounter(uniq, cards, w)), rtol=1e-12, atol=1e-15)
     assert plain.max() > 0.01
+
+
+def test_fit_rows_scored_from_the_encoding_are_the_rows_encoded_again():
+    """The training rows' distinct encoding made while fitting is what encoding them again
+    for scoring gives (the same state rows, counts and within-state sum)."""
+    import pandas as pd
+
+    from datatwin.reader import read_table
+    from datatwin.tabular.rows import encode_rows
+    from datatwin.tabular.schema import infer_schema
+    from datatwin.tabular.structures import _DEDUP_ROWS, FitCache
+
+    rng = np.random.default_rng(3)
+    n = _DEDUP_ROWS + 5000
+    frame = pd.DataFrame(
+        {
+            "a": rng.choice(["x", "y", "z"], n),
+            "b": rng.integers(0, 50, n),
+            "c": np.round(rng.normal(size=n), 2),
+        }
+    )
+    raw = read_table(frame)
+    enc = FitCache().encoding(raw, infer_schema(raw, None), 10, 2000)
+    assert id(raw) in enc.encoded_rows
+    got, want = enc.encoded(raw), encode_rows(raw, enc.codecs, True)
+    assert got.counts is not None and want.counts is not None
+    assert np.array_equal(got.counts, want.counts) and got.within == want.within
+    for a, b in zip(got.columns, want.columns, strict=True):
+        assert np.array_equal(a, b)
