@@ -414,3 +414,26 @@ def test_fit_rows_scored_from_the_encoding_are_the_rows_encoded_again():
     assert np.array_equal(got.counts, want.counts) and got.within == want.within
     for a, b in zip(got.columns, want.columns, strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_trees_are_the_same_with_keys_made_per_node(monkeypatch, seed):
+    """Past `_KEY_CELLS` a tree's keys are made node by node from the states (no keys per
+    tree, no counting over all cells): the same trees, weighted rows too."""
+    from datatwin.tabular.counting import distinct_rows
+
+    rng = np.random.default_rng(seed)
+    cols, cards, ranks = _random_table(rng, 2500)
+    weights = None
+    if seed % 2:
+        cols, weights = distinct_rows([c % 3 for c in cols])
+        cards = np.minimum(cards, 3)
+        ranks = [None for _ in cards]
+    grown = []
+    for cells in (growth._KEY_CELLS, 0):
+        monkeypatch.setattr(growth, "_KEY_CELLS", cells)
+        counter = FamilyCounter(cols, cards, weights)
+        pseudo = [np.full(int(k), 0.5) for k in cards]
+        grown.append(growth.grow_trees(counter, pseudo, list(range(len(cols))), ranks))
+    _same(*grown)
+    assert sum(int((t.feature >= 0).sum()) for t in grown[0].cpts) > 0

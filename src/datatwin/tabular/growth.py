@@ -28,7 +28,9 @@ from .trees import TreeCPT
 MIN_LEAF = 5
 MAX_DEPTH = 40
 _COUNT_BLOCK = 1 << 17  # keys counted at once (`_blocks`)
-_WIDE_STATES = 1 << 25  # state cells (rows × predictors) held as int64 up to this many
+#: state cells (rows × predictors) up to which a tree's keys are made once (int64, per
+#: worker: 128 MB at most)
+_KEY_CELLS = 1 << 24
 #: a node's keys (rows × predictors), as a share of all cells, from which it is counted
 #: over all cells (`_Counter._counted`)
 _DENSE_SHARE = 1.0
@@ -206,7 +208,7 @@ class _Counter:
     """Counts of (predictor state, child state) of a tree's nodes (`NodeCounts`).
 
     states: rows × predictors, global predictor states (`global_states`); x: the child's
-    states; weights: how many times each row occurs, None for once. Up to `_WIDE_STATES`
+    states; weights: how many times each row occurs, None for once. Up to `_KEY_CELLS`
     cells, every row's keys state·k + x are made once per tree (`keys`): a node with many
     rows for the cells is then counted over all cells from its rows' keys as they are."""
 
@@ -215,7 +217,7 @@ class _Counter:
     ) -> None:
         self.states, self.x, self.k, self.total, self.weights = states, x, k, total, weights
         # filled block by block as the root is counted
-        self.keys = _key_buffer(states.shape) if states.size <= _WIDE_STATES else None
+        self.keys = _key_buffer(states.shape) if states.size <= _KEY_CELLS else None
         self.row_of = np.zeros(total, dtype=np.int64)  # a parent's present state -> its cell row
         self.col_of = np.zeros(k, dtype=np.int64)  # a parent's present child state -> its column
 
@@ -371,12 +373,6 @@ def _grow_at(
     prior = marginal_prior(cols[v], int(cards[v]), pseudo[v], w)
     ranked = [ranks[p] for p in preds]
     return grow(cols, cards, v, preds, prior, ranked, weights=w, states=states[:, :pos])
-
-
-def _wide(states: np.ndarray) -> np.ndarray:
-    """The global states as int64 unless that takes too much memory: int64 indices are
-    looked up without a conversion (`_Counter.children`)."""
-    return states.astype(np.int64) if states.size <= _WIDE_STATES else states
 
 
 def grow_trees(
