@@ -217,7 +217,7 @@ class _Counter:
     ) -> None:
         self.states, self.x, self.k, self.total, self.weights = states, x, k, total, weights
         # filled block by block as the root is counted
-        self.keys = _key_buffer(states.shape) if states.size <= _KEY_CELLS else None
+        self.keys = np.empty(states.shape, dtype=np.int64) if states.size <= _KEY_CELLS else None
         self.row_of = np.zeros(total, dtype=np.int64)  # a parent's present state -> its cell row
         self.col_of = np.zeros(k, dtype=np.int64)  # a parent's present child state -> its column
 
@@ -295,19 +295,6 @@ class _Counter:
         cs = _compact(parent.states, parent.xs, m) if want_s else None
         cb = _compact(parent.states, parent.xs, parent.m - m) if want_b else None
         return (cb, cs) if swap else (cs, cb)
-
-
-_KEYS = np.zeros(0, dtype=np.int64)
-
-
-def _key_buffer(shape: tuple[int, int]) -> np.ndarray:
-    """An int64 array of `shape` for a tree's keys, its memory kept for the next tree of
-    this process (fresh memory costs a page fault per page); `grow_trees` lets it go."""
-    global _KEYS
-    size = shape[0] * shape[1]
-    if len(_KEYS) < size:
-        _KEYS = np.empty(size, dtype=np.int64)
-    return _KEYS[:size].reshape(shape)
 
 
 def _blocks(n: int, width: int, cells: int) -> list[tuple[int, int]]:
@@ -406,8 +393,6 @@ def grow_trees(
             worth_it=big,
             on_result=tick,
         )
-    global _KEYS
-    _KEYS = np.zeros(0, dtype=np.int64)  # (the workers' own went with them)
     grown = {v: t for (_, v), t in zip(items, trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
