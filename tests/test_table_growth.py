@@ -270,6 +270,58 @@ def test_counts_over_distinct_rows_equal_counts_over_all_rows():
     _same(_grow_all(cols, cards, ranks), _grow_weighted(uniq, cards, ranks, w))
 
 
+def _plain_counts(cols, cards, child, parents, weights=None):
+    """A family's counts by their definition: the sorted distinct (configuration, state)
+    keys of every row, configurations in mixed radix, first parent most significant."""
+    cfg = np.zeros(len(cols[0]), dtype=np.int64)
+    for p in parents:
+        cfg = cfg * int(cards[p]) + cols[p]
+    fam = cfg * int(cards[child]) + cols[child]
+    keys, inverse = np.unique(fam, return_inverse=True)
+    n = np.bincount(inverse, weights=weights).astype(np.int64)
+    return keys // int(cards[child]), keys % int(cards[child]), n
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_family_counts_from_kept_keys_equal_their_definition(weighted):
+    """A family counted from the kept keys of a family one parent smaller (in any order the
+    search asks for them, dense or sparse key spaces) has the counts of its definition."""
+    from datatwin.tabular import counting
+    from datatwin.tabular.counting import distinct_rows
+
+    rng = np.random.default_rng(11)
+    cards = np.array([7, 30, 5, 40, 3, 25, 60])
+    cols = [rng.integers(0, int(c), 6000) for c in cards]
+    cols[6] = (cols[1] * 2 + cols[3] + rng.integers(0, 3, 6000)) % 60
+    w = None
+    if weighted:
+        cols, w = distinct_rows([c % 4 if i in (0, 2) else c for i, c in enumerate(cols)])
+    counter = FamilyCounter(cols, cards, w)
+    extended = sparse = 0
+    for _ in range(120):
+        child = int(rng.integers(0, len(cards)))
+        others = [v for v in range(len(cards)) if v != child]
+        base = sorted(rng.choice(others, int(rng.integers(0, 4)), replace=False).tolist())
+        for u in rng.permutation([v for v in others if v not in base])[:4]:
+            parents = tuple(sorted([*base, int(u)]))
+            if (child, parents) in counter._cache:
+                continue
+            extended += any(
+                (child, parents[:i] + parents[i + 1 :]) in counter._bases
+                for i in range(len(parents))
+            )
+            got = counter.counts(child, parents)
+            space = counting.config_space(cards, parents) * int(cards[child])
+            sparse += space > max(counting._DENSE_LIMIT, 4 * len(cols[0]))
+            cfg, x, n = _plain_counts(cols, cards, child, parents, w)
+            seen_cfg = got.cfg_keys[got.fam_cfg]
+            assert np.array_equal(seen_cfg, cfg) and np.array_equal(got.fam_x, x)
+            assert np.array_equal(got.fam_n, n)
+            assert np.array_equal(got.cfg_n, np.bincount(got.fam_cfg, weights=got.fam_n))
+    assert extended > 40
+    assert sparse > 0  # key spaces counted by sorting too
+
+
 def _grow_weighted(cols, cards, ranks, w):
     counter = FamilyCounter(cols, cards, w)
     pseudo = [np.zeros(int(k)) for k in cards]
@@ -333,3 +385,55 @@ def test_pairwise_mutual_information_over_distinct_rows_equals_over_all_rows():
     plain = pairwise_mi(FamilyCounter(cols, cards))
     assert np.allclose(plain, pairwise_mi(FamilyCounter(uniq, cards, w)), rtol=1e-12, atol=1e-15)
     assert plain.max() > 0.01
+
+
+def test_fit_rows_scored_from_the_encoding_are_the_rows_encoded_again():
+    """The training rows' distinct encoding made while fitting is what encoding them again
+    for scoring gives (the same state rows, counts and within-state sum)."""
+    import pandas as pd
+
+    from datatwin.reader import read_table
+    from datatwin.tabular.rows import encode_rows
+    from datatwin.tabular.schema import infer_schema
+    from datatwin.tabular.structures import _DEDUP_ROWS, FitCache
+
+    rng = np.random.default_rng(3)
+    n = _DEDUP_ROWS + 5000
+    frame = pd.DataFrame(
+        {
+            "a": rng.choice(["x", "y", "z"], n),
+            "b": rng.integers(0, 50, n),
+            "c": np.round(rng.normal(size=n), 2),
+        }
+    )
+    raw = read_table(frame)
+    enc = FitCache().encoding(raw, infer_schema(raw, None), 10, 2000)
+    assert id(raw) in enc.encoded_rows
+    got, want = enc.encoded(raw), encode_rows(raw, enc.codecs, True)
+    assert got.counts is not None and want.counts is not None
+    assert np.array_equal(got.counts, want.counts) and got.within == want.within
+    for a, b in zip(got.columns, want.columns, strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_trees_are_the_same_with_keys_made_per_node(monkeypatch, seed):
+    """Past `_KEY_CELLS` a tree's keys are made node by node from the states (no keys per
+    tree, no counting over all cells): the same trees, weighted rows too."""
+    from datatwin.tabular.counting import distinct_rows
+
+    rng = np.random.default_rng(seed)
+    cols, cards, ranks = _random_table(rng, 2500)
+    weights = None
+    if seed % 2:
+        cols, weights = distinct_rows([c % 3 for c in cols])
+        cards = np.minimum(cards, 3)
+        ranks = [None for _ in cards]
+    grown = []
+    for cells in (growth._KEY_CELLS, 0):
+        monkeypatch.setattr(growth, "_KEY_CELLS", cells)
+        counter = FamilyCounter(cols, cards, weights)
+        pseudo = [np.full(int(k), 0.5) for k in cards]
+        grown.append(growth.grow_trees(counter, pseudo, list(range(len(cols))), ranks))
+    _same(*grown)
+    assert sum(int((t.feature >= 0).sum()) for t in grown[0].cpts) > 0

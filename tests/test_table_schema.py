@@ -486,3 +486,24 @@ def test_a_column_forced_to_dates_that_are_not_dates_is_one_clear_error(monkeypa
     df = pd.DataFrame({"d": [f"x{i}" for i in range(200)], "k": ["a", "b"] * 100})
     with pytest.raises(InputError, match="column 'd': cannot parse as dates; give datetime_format"):
         datatwin.fit(df, schema={"d": {"type": "datetime"}}, seed=0)
+
+
+def test_numbers_are_parsed_once_inside_parsed_once(monkeypatch):
+    """Inside `parsed_once` the same texts are parsed once, with the results of parsing
+    them afresh (a caller changing its copy changes nothing kept)."""
+    from datatwin.tabular import schema
+
+    texts = np.array([f"{i / 7:.3f}" for i in range(200)] + ["x", " 12 ", "-3"], dtype=object)
+    want = schema.parse_numbers(texts)
+    calls = []
+    plain = schema._parse_numbers
+    monkeypatch.setattr(schema, "_parse_numbers", lambda t: calls.append(1) or plain(t))
+    with schema.parsed_once():
+        first = schema.parse_numbers(texts)
+        first[0][:] = 0.0
+        again = schema.parse_numbers(texts.copy())
+    after = schema.parse_numbers(texts)
+    assert len(calls) == 2  # once inside the block, once after it
+    for got in (again, after):
+        assert np.array_equal(got[0], want[0], equal_nan=True)
+        assert np.array_equal(got[1], want[1])

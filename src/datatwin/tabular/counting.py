@@ -2,7 +2,11 @@
 
 Families are packed into one integer key per row (mixed radix), counted with `bincount`
 when the key space is small and with a sort (`np.unique`) otherwise, so memory stays
-proportional to the configurations actually seen. Results are cached by family.
+proportional to the configurations actually seen. Results are cached by family. A structure
+search scores many families one parent apart (v with parents S ∪ {u} for every u): the keys
+of (v, S) are kept a while, and the family's keys made from them in two passes, in an order
+with u last; the few keys seen are then renumbered and sorted as the plain order has them,
+so the counts are the same arrays.
 
 The rows may come as their distinct rows with multiplicities w (`distinct_rows`): every count
 is then n_cx = Σ_rows w·[cfg = c, x], the same integers. Distinct rows with their counts are
@@ -17,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 _DENSE_LIMIT = 1 << 21
+#: family keys kept (`FamilyCounter._base`), while they take at most `_BASE_BYTES`
+_BASES = 8
+_BASE_BYTES = 1 << 26
 _MAX_KEY = 1 << 62
 
 
@@ -98,6 +105,10 @@ class FamilyCounter:
         rows = len(columns[0]) if columns else 0
         self.n = int(weights.sum()) if weights is not None else rows
         self._cache: dict[tuple[int, tuple[int, ...]], FamilyCounts] = {}
+        #: the family keys (`config_keys`·k + x) of the latest families made (`_keys`)
+        self._bases: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self._last: dict[int, tuple[int, ...]] = {}  # per child, its latest parents counted
+        self._keep = rows * 8 * _BASES <= _BASE_BYTES
 
     def marginal(self, v: int) -> np.ndarray:
         """Counts of column v's states."""
@@ -115,10 +126,61 @@ class FamilyCounter:
             self._cache[key] = hit
         return hit
 
+    def _base(self, child: int, parents: tuple[int, ...]) -> np.ndarray:
+        """The family keys of (child, sorted parents), made now (and kept a while)."""
+        key = (child, parents)
+        fam = self._bases.pop(key, None)
+        if fam is None:
+            fam = config_keys(self.columns, self.cards, parents)
+            fam *= int(self.cards[child])
+            fam += self.columns[child]
+        if self._keep:
+            self._bases[key] = fam  # the latest last
+            while len(self._bases) > _BASES:
+                del self._bases[next(iter(self._bases))]
+        return fam
+
+    def _keys(self, child: int, parents: tuple[int, ...]) -> tuple[np.ndarray, int | None]:
+        """Each row's key of the family (child, sorted parents) and None; or, when the
+        keys of the family without one parent u are at hand (kept, or shared with the
+        child's previous family: a search scores many families one parent apart), the
+        keys (base keys)·card(u) + state of u, and u (`_canonical` reorders them)."""
+        last = self._last.get(child, ())
+        self._last[child] = parents
+        without = [parents[:i] + parents[i + 1 :] for i in range(len(parents))]
+        i = next((i for i, rest in enumerate(without) if (child, rest) in self._bases), -1)
+        if i < 0:  # the base the child's previous family shares, when one parent apart
+            new = [i for i, p in enumerate(parents) if p not in last]
+            if not self._keep or len(parents) < 2 or len(new) != 1:
+                return self._base(child, parents), None
+            i = new[0]
+        u = parents[i]
+        base = self._base(child, without[i])
+        fam = base * int(self.cards[u])
+        fam += self.columns[u]
+        return fam, u
+
+    def _canonical(
+        self, keys: np.ndarray, child: int, parents: tuple[int, ...], u: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The seen keys of `_keys`'s other order as `config_keys`·k + x keys, and the
+        order that sorts them."""
+        keys, su = np.divmod(keys, int(self.cards[u]))
+        cfg, x = np.divmod(keys, int(self.cards[child]))
+        digits: dict[int, np.ndarray] = {u: su}
+        for p in reversed([p for p in parents if p != u]):  # the last parent is the lowest
+            cfg, digits[p] = np.divmod(cfg, int(self.cards[p]))
+        canon = np.zeros(len(keys), dtype=np.int64)
+        for p in parents:
+            canon *= int(self.cards[p])
+            canon += digits[p]
+        canon = canon * int(self.cards[child]) + x
+        order = np.argsort(canon)
+        return canon[order], order
+
     def _count(self, child: int, parents: tuple[int, ...]) -> FamilyCounts:
         k = int(self.cards[child])
-        cfg = config_keys(self.columns, self.cards, parents)
-        fam = cfg * k + self.columns[child]
+        fam, u = self._keys(child, parents)
         space = config_space(self.cards, parents) * k
         w = self.weights
         if space <= max(_DENSE_LIMIT, 4 * len(fam)):
@@ -130,6 +192,9 @@ class FamilyCounter:
         else:
             fam_keys, inverse = np.unique(fam, return_inverse=True)
             fam_n = np.bincount(inverse, weights=w)
+        if u is not None:
+            fam_keys, order = self._canonical(fam_keys, child, parents, u)
+            fam_n = fam_n[order]
         fam_cfg_key = fam_keys // k
         fam_x = fam_keys - fam_cfg_key * k
         start = np.r_[True, fam_cfg_key[1:] != fam_cfg_key[:-1]]

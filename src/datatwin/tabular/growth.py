@@ -28,7 +28,12 @@ from .trees import TreeCPT
 MIN_LEAF = 5
 MAX_DEPTH = 40
 _COUNT_BLOCK = 1 << 17  # keys counted at once (`_blocks`)
-_WIDE_STATES = 1 << 25  # state cells (rows × predictors) held as int64 up to this many
+#: state cells (rows × predictors) up to which a tree's keys are made once (int64, per
+#: worker: 128 MB at most)
+_KEY_CELLS = 1 << 24
+#: a node's keys (rows × predictors), as a share of all cells, from which it is counted
+#: over all cells (`_Counter._counted`)
+_DENSE_SHARE = 1.0
 
 
 class _Growth:
@@ -187,10 +192,12 @@ def grow(
 
 def global_states(columns: list[np.ndarray], cards: np.ndarray, preds: list[int]) -> np.ndarray:
     """Rows × predictors: predictor j's state offset by the states of the predictors before
-    it (a number per (predictor, state) over all of them), int32 unless that overflows."""
+    it (a number per (predictor, state) over all of them), in the smallest of int16, int32
+    and int64 that holds them (the trees read it row by row: less memory to go through)."""
     off = np.r_[0, np.cumsum([int(cards[p]) for p in preds])]
     n = len(columns[preds[0]]) if preds else 0
-    out = np.empty((n, len(preds)), dtype=np.int64 if off[-1] >= 1 << 31 else np.int32)
+    dtype = np.int16 if off[-1] <= 1 << 15 else np.int32 if off[-1] <= 1 << 31 else np.int64
+    out = np.empty((n, len(preds)), dtype=dtype)
     for j, p in enumerate(preds):
         out[:, j] = columns[p]
         out[:, j] += off[j]
@@ -201,14 +208,31 @@ class _Counter:
     """Counts of (predictor state, child state) of a tree's nodes (`NodeCounts`).
 
     states: rows × predictors, global predictor states (`global_states`); x: the child's
-    states; weights: how many times each row occurs, None for once."""
+    states; weights: how many times each row occurs, None for once. Up to `_KEY_CELLS`
+    cells, every row's keys state·k + x are made once per tree (`keys`): a node with many
+    rows for the cells is then counted over all cells from its rows' keys as they are."""
 
     def __init__(
         self, states: np.ndarray, x: np.ndarray, k: int, total: int, weights: np.ndarray | None
     ) -> None:
         self.states, self.x, self.k, self.total, self.weights = states, x, k, total, weights
+        # filled block by block as the root is counted
+        self.keys = np.empty(states.shape, dtype=np.int64) if states.size <= _KEY_CELLS else None
         self.row_of = np.zeros(total, dtype=np.int64)  # a parent's present state -> its cell row
         self.col_of = np.zeros(k, dtype=np.int64)  # a parent's present child state -> its column
+
+    def _keys(self, rows: np.ndarray | slice) -> np.ndarray:
+        """The keys state·k + x of `rows` (rows × predictors, int64)."""
+        if self.keys is not None:
+            return self.keys[rows] if isinstance(rows, slice) else np.take(self.keys, rows, axis=0)
+        keys = np.multiply(self.states[rows], self.k, dtype=np.int64)  # (a view: no np.take)
+        keys += self.x[rows][:, None]
+        return keys
+
+    def _weights(self, rows: np.ndarray | slice) -> np.ndarray | None:
+        """Each key's weight (its row's), None when rows count once."""
+        w = self.weights
+        return None if w is None else np.repeat(w[rows].astype(float), self.states.shape[1])
 
     def root(self) -> NodeCounts:
         """Every row's counts: dense (in blocks of rows) unless the cells far outnumber the
@@ -216,15 +240,47 @@ class _Counter:
         states, k, total, w = self.states, self.k, self.total, self.weights
         cells = total * k
         if cells > max(1 << 16, 4 * states.size):
-            keys = states.astype(np.int64) * k + self.x[:, None]
-            return _sparse_counts(keys, k, w)
-        c = np.zeros(cells, dtype=np.int64 if w is None else float)
-        for a, b in _blocks(len(states), states.shape[1], cells):
-            keys = np.multiply(states[a:b], k, dtype=np.int64)
-            keys += self.x[a:b, None]
-            wb = None if w is None else np.repeat(w[a:b].astype(float), keys.shape[1])
-            c += np.bincount(keys.ravel(), weights=wb, minlength=cells)
-        return _present(c.astype(np.int64, copy=False).reshape(total, k))
+            self._fill(slice(None))
+            return _sparse_counts(self._keys(slice(None)), k, w)
+        return _present(self._dense(slice(None), len(states), fill=True).reshape(total, k))
+
+    def _fill(self, rows: slice) -> None:
+        """Make the keys of `rows` (at the root, which counts every row)."""
+        if self.keys is not None:
+            np.multiply(self.states[rows], self.k, out=self.keys[rows], dtype=np.int64)
+            self.keys[rows] += self.x[rows][:, None]
+
+    def _dense(self, rows: np.ndarray | slice, n: int, fill: bool = False) -> np.ndarray:
+        """Counts of every (state, child state) cell among `rows` (n of them), in blocks
+        (`fill`: the keys made block by block, rows being all rows)."""
+        cells = self.total * self.k
+        c = np.zeros(cells, dtype=np.int64 if self.weights is None else float)
+        for a, b in _blocks(n, self.states.shape[1], cells):
+            part = slice(a, b) if isinstance(rows, slice) else rows[a:b]
+            if fill:
+                self._fill(slice(a, b))
+            c += np.bincount(self._keys(part).ravel(), self._weights(part), minlength=cells)
+        return c.astype(np.int64, copy=False)
+
+    def _counted(self, parent: NodeCounts, rows: np.ndarray) -> np.ndarray:
+        """Counts of `rows` (some of the parent's) over the parent's present states ×
+        child states: over all cells from the rows' keys when the rows are many for the
+        cells, else each row's states mapped to the parent's cells first."""
+        s, kx = len(parent.states), len(parent.xs)
+        if self.keys is not None and len(rows) * self.states.shape[1] >= _DENSE_SHARE * (
+            self.total * self.k
+        ):
+            c = self._dense(rows, len(rows)).reshape(self.total, self.k)
+            return c[parent.states][:, parent.xs]
+        self.row_of[parent.states] = np.arange(s) * kx
+        self.col_of[parent.xs] = np.arange(kx)
+        counted = np.zeros(s * kx, dtype=np.int64 if self.weights is None else float)
+        for a, b in _blocks(len(rows), self.states.shape[1], s * kx):
+            part = rows[a:b]
+            cell = self.row_of[self.states[part]]
+            cell += self.col_of[self.x[part]][:, None]
+            counted += np.bincount(cell.ravel(), self._weights(part), minlength=s * kx)
+        return counted.astype(np.int64, copy=False).reshape(s, kx)
 
     def children(
         self, parent: NodeCounts, left: np.ndarray, right: np.ndarray, want_l: bool, want_r: bool
@@ -235,18 +291,7 @@ class _Counter:
             return None, None
         swap = len(left) > len(right)
         small, want_s, want_b = (right, want_r, want_l) if swap else (left, want_l, want_r)
-        s, kx = len(parent.states), len(parent.xs)
-        self.row_of[parent.states] = np.arange(s) * kx
-        self.col_of[parent.xs] = np.arange(kx)
-        w = self.weights
-        counted = np.zeros(s * kx, dtype=np.int64 if w is None else float)
-        for a, b in _blocks(len(small), self.states.shape[1], s * kx):
-            rows = small[a:b]
-            cell = self.row_of[self.states[rows]]
-            cell += self.col_of[self.x[rows]][:, None]
-            wr = None if w is None else np.repeat(w[rows].astype(float), cell.shape[1])
-            counted += np.bincount(cell.ravel(), weights=wr, minlength=s * kx)
-        m = counted.astype(np.int64, copy=False).reshape(s, kx)
+        m = self._counted(parent, small)
         cs = _compact(parent.states, parent.xs, m) if want_s else None
         cb = _compact(parent.states, parent.xs, parent.m - m) if want_b else None
         return (cb, cs) if swap else (cs, cb)
@@ -317,12 +362,6 @@ def _grow_at(
     return grow(cols, cards, v, preds, prior, ranked, weights=w, states=states[:, :pos])
 
 
-def _wide(states: np.ndarray) -> np.ndarray:
-    """The global states as int64 unless that takes too much memory: int64 indices are
-    looked up without a conversion (`_Counter.children`)."""
-    return states.astype(np.int64) if states.size <= _WIDE_STATES else states
-
-
 def grow_trees(
     counter: FamilyCounter,
     pseudo: list[np.ndarray],
@@ -336,10 +375,12 @@ def grow_trees(
     cols = counter.columns
     w = counter.weights
     big = len(cols[0]) * len(order) >= _PARALLEL_CELLS if cols else False
+    # the last columns have the most predictors: handed out first, the workers end together
+    items = list(enumerate(order))[::-1]
     with progress.meter(f"growing {len(order)} trees", len(order), " trees", summary=False) as tick:
         trees = parallel_map(
             _grow_at,
-            list(enumerate(order)),
+            items,
             *(
                 cols,
                 cards,
@@ -347,12 +388,12 @@ def grow_trees(
                 order,
                 ranks,
                 w,
-                _wide(global_states(cols, cards, order[:-1])),
+                global_states(cols, cards, order[:-1]),
             ),
             worth_it=big,
             on_result=tick,
         )
-    grown = {v: t for (_, v), t in zip(enumerate(order), trees, strict=True)}
+    grown = {v: t for (_, v), t in zip(items, trees, strict=True)}
     tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
     net = DiscreteBayesNet(cards, [t.parents for t in tables])
     net.cpts = tables

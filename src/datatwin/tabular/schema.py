@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,9 +82,38 @@ class ColumnSpec:
         return spec
 
 
+#: `parse_numbers`' results by texts while `parsed_once()` runs
+_PARSED: ContextVar[dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] | None] = ContextVar(
+    "parsed", default=None
+)
+
+
+@contextmanager
+def parsed_once() -> Iterator[None]:
+    """Inside the block `parse_numbers` parses the same texts once (a fit trying several
+    bins parses a column's texts for each): the same results, kept until the block ends."""
+    token = _PARSED.set({})
+    try:
+        yield
+    finally:
+        _PARSED.reset(token)
+
+
 def parse_numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Float value (NaN where a text is not a finite number) of each text, and whether it is
-    a plain integer. Meant for distinct texts (`TokenColumn.uniques`): each is parsed once."""
+    a plain integer. Meant for distinct texts (`TokenColumn.uniques`): each is parsed once
+    (and once for the whole block of `parsed_once`)."""
+    memo = _PARSED.get()
+    if memo is None or len(texts) <= _FEW_DISTINCT:
+        return _parse_numbers(texts)
+    key = tuple(texts)
+    hit = memo.get(key)
+    if hit is None:
+        hit = memo[key] = _parse_numbers(texts)
+    return hit[0].copy(), hit[1].copy()
+
+
+def _parse_numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if len(texts) <= _FEW_DISTINCT:  # wide tables: many short columns, no pandas overhead
         parsed = [_parse_one(str(u)) for u in texts]
         vals = np.array([v for v, _ in parsed], dtype=float).reshape(-1)

@@ -35,24 +35,23 @@ class GammaTables:
         self.ap = ALPHAS[:, None] * prior[None, :]  # α·p_x
         self.g_ap = gammaln(self.ap)
         n = np.arange(self.SMALL)
-        self.g_nap = gammaln(n[None, None, :] + self.ap[:, :, None])  # α, x, n
+        # α, x·SMALL + n: a cell's values gathered by one flat index
+        self.g_nap = gammaln(n[None, None, :] + self.ap[:, :, None]).reshape(len(ALPHAS), -1)
         self.g_na = gammaln(n[None, :] + ALPHAS[:, None])  # α, n
 
     def cells(self, fam_x: np.ndarray, fam_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(log Γ(n + α·p_x), log Γ(α·p_x)) per α and seen (configuration, state)."""
-        out = np.empty((len(ALPHAS), len(fam_x)))
         small = fam_n < self.SMALL
-        out[:, small] = self.g_nap[:, fam_x[small], fam_n[small]]
+        out = np.take(self.g_nap, fam_x * self.SMALL + np.where(small, fam_n, 0), axis=1)
         big = ~small
         if big.any():
             out[:, big] = gammaln(fam_n[big][None, :] + self.ap[:, fam_x[big]])
-        return out, self.g_ap[:, fam_x]
+        return out, np.take(self.g_ap, fam_x, axis=1)
 
     def configs(self, cfg_n: np.ndarray) -> np.ndarray:
         """log Γ(n_c + α) per α and seen configuration."""
-        out = np.empty((len(ALPHAS), len(cfg_n)))
         small = cfg_n < self.SMALL
-        out[:, small] = self.g_na[:, cfg_n[small]]
+        out = np.take(self.g_na, np.where(small, cfg_n, 0), axis=1)
         big = ~small
         if big.any():
             out[:, big] = gammaln(cfg_n[big][None, :] + ALPHAS[:, None])

@@ -81,12 +81,16 @@ class Encoding:
     ) -> Encoding:
         codecs = fit_codecs(raw, specs, bins, max_categories, min_count)
         rows = encode_rows(raw, codecs, distinct=False)
+        distinct = None
         if rows.counts is None and len(codecs) > 1 and raw.n_rows >= _DEDUP_ROWS:
             distinct = rows.distinct()  # counts over the distinct rows when rows repeat a lot
             if distinct.counts is not None and len(distinct.counts) <= _DEDUP_SHARE * raw.n_rows:
                 rows = distinct
         cards = np.array([c.n_states for c in codecs], dtype=np.int64)
-        return cls(codecs, rows.columns, FamilyCounter(rows.columns, cards, rows.counts))
+        enc = cls(codecs, rows.columns, FamilyCounter(rows.columns, cards, rows.counts))
+        if distinct is not None:  # what `encoded(raw)` makes: scoring the rows reuses it
+            enc.encoded_rows[id(raw)] = (raw, distinct)
+        return enc
 
     @property
     def cards(self) -> np.ndarray:

@@ -40,7 +40,7 @@ from .frames import neutralise_formulas as _neutralise
 from .ids import IdGenerator, int_like
 from .protocols import STATE_MODELS, StateModel
 from .rows import Rows, RowSource
-from .schema import ColumnSpec, infer_schema, load_schema_overrides, schema_json
+from .schema import ColumnSpec, infer_schema, load_schema_overrides, parsed_once, schema_json
 from .select import TableSearch, check_rows, split_rows, structure_plan
 from .sketch import ColumnSketch, Summary
 from .structures import (
@@ -225,7 +225,8 @@ class TableTwin(Twin):
             refit=refit,
             neural={"time_budget": time_budget, "device": device},
         )
-        chosen = select(search)
+        with parsed_once():  # the bins tried parse each column's numbers once
+            chosen = select(search)
         twin = chosen.model
         twin.leaderboard = chosen.leaderboard
         return twin
