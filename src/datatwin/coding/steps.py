@@ -17,7 +17,8 @@ float's on rows this short); the mixed row is a reused buffer; the per-state arr
 static rows and transitions read are gathered once (`_StateTable`). The document cache keeps,
 per level, a table from a context key (the last L symbols as base-`base` digits) to the
 symbol that followed it, for a context seen once (most are), or else to its entry
-[successor counts (symbol -> float, in the order they first followed it), total count, and
+[successor counts (symbol -> int, in the order they first followed it; small ints are shared
+objects, no float is allocated per update), total count, and
 once there are more than `_DENSE` successors the counts as a dense row (added in one
 operation: adding 0.0 leaves the other elements as they are) with a memoryview for its
 updates]. The levels whose context occurred before form a prefix of the levels (a context
@@ -271,7 +272,10 @@ class Steps:
         first, whose context occurred before in the document (as CacheState.dense),
         `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`,
         `scale = min(1, cap / total)`: one multiplication, at most one addition (a count, or
-        0.0 from a dense row) and one division per element, as text_rows.Level.apply."""
+        0.0 from a dense row) and one division per element, as text_rows.Level.apply. The
+        counts are ints (exact in float64 below 2**53, so `x + c` and `scale * c` round as
+        with float counts); at scale 1, `x + c` and `total + e` are `x + 1.0 * c` and
+        `1.0 * total + e` without the multiplication by one."""
         assert self.spec is not None
         cap, hazard, es, e0s = self.spec.cap, self.hazard, self._es, self._e0s
         memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
@@ -292,37 +296,38 @@ class Steps:
             p = memo.get(state)
             if p is None:
                 p = self.static(state)
-            own = False  # p is a new array (the static row must stay as it is)
-            for counts, total, dense, _ in found:
+            for counts, total, dense, _ in found:  # p is the static row, then out
                 k = len(counts)
+                mul(p, e0s[k], out)
+                p = out
                 scale = cap / total
-                if scale > 1.0:  # min(1, cap / total)
-                    scale = 1.0
-                if own:
-                    mul(p, e0s[k], p)
+                if scale >= 1.0:  # min(1, cap / total) = 1: c and total as they are
+                    if dense is None:
+                        for x, c in counts.items():
+                            om[x] = om[x] + c
+                    else:
+                        add(out, dense, out)
+                    d0m[()] = total + es[k]
                 else:
-                    p, own = mul(p, e0s[k], out), True
-                if dense is None:  # p is out
-                    for x, c in counts.items():
-                        om[x] = om[x] + scale * c
-                elif scale == 1.0:
-                    add(p, dense, p)
-                else:
-                    s0m[()] = scale
-                    add(p, mul(dense, s0, tmp), p)
-                d0m[()] = scale * total + es[k]
-                div(p, d0, p)
+                    if dense is None:
+                        for x, c in counts.items():
+                            om[x] = om[x] + scale * c
+                    else:
+                        s0m[()] = scale
+                        add(out, mul(dense, s0, tmp), out)
+                    d0m[()] = scale * total + es[k]
+                div(out, d0, out)
             w = yield p if hazard is None else self._end(p, t)
             nxt = trans.get(state * base + w)
             state = self.next_state(state, w) if nxt is None else nxt
             t += 1
             for entry in found:  # count w after the contexts that occurred before
                 counts = entry[0]
-                counts[w] = c = counts.get(w, 0.0) + 1.0
+                counts[w] = c = counts.get(w, 0) + 1
                 entry[1] += 1
                 if entry[3] is not None:
-                    entry[3][w] = c
-                elif c == 1.0 and len(counts) > _DENSE:
+                    entry[3][w] = float(c)
+                elif c == 1 and len(counts) > _DENSE:
                     row = zeros(base)
                     row[list(counts)] = list(counts.values())
                     entry[2:] = row, row.data
@@ -339,5 +344,5 @@ class Steps:
                 if got is None:
                     break
                 if got.__class__ is int:  # a context seen once (most are): its entry now
-                    table[key] = got = [{got: 1.0}, 1, None, None]
+                    table[key] = got = [{got: 1}, 1, None, None]
                 found.append(got)
