@@ -7,8 +7,8 @@ its probability under a Gaussian N(μ, σ²) is a mass, not a density:
 
 `log_gauss_cell` computes log(Φ(b) − Φ(a)) for standardised bounds, finite and accurate far
 in the tails (work in the lower tail; log-CDFs and `expm1` where the CDFs underflow), so a
-value 40 standard deviations out still costs a finite, correct number of bits. Tables (`tabular/gaussian.py`) and series
-(`series/precision.py`) both score their numbers through it.
+value 40 standard deviations out still costs a finite, correct number of bits. Tables
+(`tabular/gaussian.py`) and series (`series/precision.py`) both score their numbers through it.
 """
 
 from __future__ import annotations
