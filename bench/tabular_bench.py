@@ -62,7 +62,7 @@ def _fit_api(train: Path) -> float:
     import datatwin
     from datatwin import progress
 
-    progress.set_enabled(False)
+    progress.enable_cli(quiet=True)
     t0 = time.perf_counter()
     datatwin.fit(train, seed=0)
     return time.perf_counter() - t0

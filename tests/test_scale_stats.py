@@ -169,11 +169,12 @@ def test_an_explicit_holdout_with_a_large_training_split_is_also_searched_on_a_s
 
 
 def _bins_tried(rows: list[dict]) -> list[int]:
-    return [int(r["bins"]) for r in rows if r["structure"].startswith("trees[bins=")]
+    return [int(r["bins"]) for r in rows if r["structure"].startswith("bayesnet[bins=")]
 
 
 def test_the_bins_search_doubles_until_two_doublings_in_a_row_miss():
-    """The tried bins follow the rule, replayed from the leaderboard's own holdout bits."""
+    """The tried bins follow the rule, replayed from the leaderboard's own holdout bits
+    (a bayesnet's: trees choose their bins per column, `test_table_colbins.py`)."""
     import pandas as pd
 
     import datatwin
@@ -188,9 +189,9 @@ def test_the_bins_search_doubles_until_two_doublings_in_a_row_miss():
             "g": np.where(x > 0, "p", "n"),
         }
     )
-    twin = datatwin.fit(df, structures="trees", seed=0)
+    twin = datatwin.fit(df, structures="bayesnet", seed=0)
     rows = twin.leaderboard
-    bits = {int(r["bins"]): r["holdout_bits"] for r in rows if r["structure"].startswith("trees")}
+    bits = {int(r["bins"]): r["holdout_bits"] for r in rows if r["structure"].startswith("bayes")}
     expected, best, misses = [], 10, 0
     for b in (20, 40, 80, 160):
         expected.append(b)

@@ -37,7 +37,7 @@ from .rows import (
     holdout_mask,
     merge_encoded,
     merge_exact,
-    within_total,
+    within_terms,
 )
 from .sketch import Bounds, ColumnSketch, Summary, merge_summaries, summarise
 from .tally import Tally, TallyPlan, merge_tallies, tally_of
@@ -203,7 +203,7 @@ class DaskRows:
         with progress.step("encoding the partitions' rows"):
             parts = self._compute(_part_encode, self.selection, codecs, exact)
         parts = [p for p in parts if p is not None]
-        within = within_total(codecs, self.value_counts, merge_exact(parts, exact))
+        within = within_terms(codecs, self.value_counts, merge_exact(parts, exact))
         return merge_encoded(parts, within)
 
     def id_generator(self, name: str) -> IdGenerator:
@@ -265,9 +265,10 @@ def dask_client(address: str | None) -> Iterator[None]:
             yield
         return
     workers = max(1, os.cpu_count() or 1)
+    # the scheduler's HTTP server on any free port: on a busy 8787 it printed a warning
     with (
         LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster),
     ):

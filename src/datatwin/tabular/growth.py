@@ -369,15 +369,32 @@ def grow_trees(
     ranks: list[np.ndarray | None],
 ) -> DiscreteBayesNet:
     """A network whose every column is a tree over the columns before it in `order`;
-    its parents are the columns the tree splits on. The trees are independent, so they grow
-    on several cores when there is enough work (`core.parallel`), with the same result."""
+    its parents are the columns the tree splits on."""
+    grown = grow_some(counter, pseudo, order, ranks, order)
+    tables: list[ConditionalTable] = [grown[v] for v in range(len(counter.cards))]
+    net = DiscreteBayesNet(counter.cards, [t.parents for t in tables])
+    net.cpts = tables
+    return net
+
+
+def grow_some(
+    counter: FamilyCounter,
+    pseudo: list[np.ndarray],
+    order: list[int],
+    ranks: list[np.ndarray | None],
+    children: list[int],
+) -> dict[int, TreeCPT]:
+    """The trees of the columns `children`, each over the columns before it in `order`.
+    The trees are independent, so they grow on several cores when there is enough work
+    (`core.parallel`), with the same result."""
     cards = counter.cards
     cols = counter.columns
     w = counter.weights
+    wanted = set(children)
     big = len(cols[0]) * len(order) >= _PARALLEL_CELLS if cols else False
     # the last columns have the most predictors: handed out first, the workers end together
-    items = list(enumerate(order))[::-1]
-    with progress.meter(f"growing {len(order)} trees", len(order), " trees", summary=False) as tick:
+    items = [(pos, v) for pos, v in enumerate(order) if v in wanted][::-1]
+    with progress.meter(f"growing {len(items)} trees", len(items), " trees", summary=False) as tick:
         trees = parallel_map(
             _grow_at,
             items,
@@ -393,8 +410,4 @@ def grow_trees(
             worth_it=big,
             on_result=tick,
         )
-    grown = {v: t for (_, v), t in zip(items, trees, strict=True)}
-    tables: list[ConditionalTable] = [grown[v] for v in range(len(cards))]
-    net = DiscreteBayesNet(cards, [t.parents for t in tables])
-    net.cpts = tables
-    return net
+    return {v: t for (_, v), t in zip(items, trees, strict=True)}

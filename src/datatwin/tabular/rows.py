@@ -42,15 +42,17 @@ class EncodedRows:
 
     Σ_rows log P(row) = Σ_distinct counts · log P(states) + within. `within` is computed from
     each column's value counts, Σ_columns Σ_texts n_text · log P(text | its state)
-    (`within_total`), so it is the same float however the rows were chunked; for a column
+    (`within_terms`), so it is the same float however the rows were chunked; for a column
     too many-valued to count (`exact_columns`) each chunk's term is an exact sum (`exact`)
-    and the chunks' sums add up exactly."""
+    and the chunks' sums add up exactly. `within_columns` holds each column's term (their
+    sum in column order is `within`), for scoring one column's conditional alone."""
 
     columns: list[np.ndarray]
     counts: np.ndarray | None
     within: float  # nats
     n_rows: int
     exact: dict[str, ExactSum] = field(default_factory=dict)
+    within_columns: tuple[float, ...] = ()
 
     def total_log_prob(self, log_prob_states: np.ndarray) -> float:
         """Σ_rows log P(row) (nats), given log P(states) of each row of `columns`."""
@@ -63,17 +65,19 @@ class EncodedRows:
         if self.counts is not None:
             return self
         cols, counts = distinct_rows(self.columns)
-        return EncodedRows(cols, counts, self.within, self.n_rows, self.exact)
+        return EncodedRows(cols, counts, self.within, self.n_rows, self.exact, self.within_columns)
 
 
-def merge_encoded(parts: list[EncodedRows], within: float) -> EncodedRows:
+def merge_encoded(parts: list[EncodedRows], within: list[float]) -> EncodedRows:
     """Several chunks' encoded rows (in row order) as the distinct rows of all of them;
-    `within` for all the rows comes from the merged value counts (`within_total`)."""
+    each column's within term for all the rows comes from the merged value counts
+    (`within_terms`)."""
     parts = [p.distinct() for p in parts if p.n_rows]
     if not parts:
         raise ValueError("no rows to merge")
     cols, counts = merge_rows([(p.columns, p.counts) for p in parts])  # type: ignore[misc]
-    return EncodedRows(cols, counts, within, sum(p.n_rows for p in parts))
+    n = sum(p.n_rows for p in parts)
+    return EncodedRows(cols, counts, ordered_sum(within), n, within_columns=tuple(within))
 
 
 def merge_exact(parts: list[EncodedRows], names: frozenset[str]) -> dict[str, ExactSum]:
@@ -91,22 +95,31 @@ def exact_columns(codecs: list[ColumnCodec], sketched: Callable[[str], bool]) ->
     return frozenset(c.spec.name for c in codecs if c.bounded or sketched(c.spec.name))
 
 
-def within_total(
+def within_terms(
     codecs: list[ColumnCodec],
     counts_of: Callable[[str], Summary],
     exact: dict[str, ExactSum],
-) -> float:
-    """Σ over rows and columns of log P(value | state) (nats), from each column's value
-    counts: Σ_texts n_text · log P(text | its state), columns in order (a column in `exact`:
-    its exact sum, rounded once)."""
-    total = 0.0
+) -> list[float]:
+    """Each column's Σ over rows of log P(value | state) (nats), from its value counts:
+    Σ_texts n_text · log P(text | its state) (a column in `exact`: its exact sum, rounded
+    once). `ordered_sum` of them is the rows' within total."""
+    terms = []
     for codec in codecs:
         if codec.spec.name in exact:
-            total += exact[codec.spec.name].value()
+            terms.append(exact[codec.spec.name].value())
             continue
         vc = counts_of(codec.spec.name)
         assert not isinstance(vc, ColumnSketch), "a sketched column's within sum is exact"
-        total += _within(vc.counts, codec.encode_texts(vc.values)[1])
+        terms.append(_within(vc.counts, codec.encode_texts(vc.values)[1]))
+    return terms
+
+
+def ordered_sum(terms: list[float]) -> float:
+    """0.0 + terms[0] + terms[1] + ..., left to right: the same float on every Python
+    (`sum` of floats compensates its rounding from Python 3.12 on)."""
+    total = 0.0
+    for t in terms:
+        total += t
     return total
 
 
@@ -121,19 +134,19 @@ def encode_table(
     exact: frozenset[str] = frozenset(),
 ) -> EncodedRows:
     """`raw`'s rows under `codecs`: each column's distinct texts encoded once, for the state
-    columns (the smallest integer type) and for the within total (`within_total`'s sum;
+    columns (the smallest integer type) and for the within total (`within_terms`'s sum;
     the columns in `exact` summed exactly, `exact_columns`)."""
-    cols, total, sums = [], 0.0, {}
+    cols, terms, sums = [], [], {}
     for codec in codecs:
         col = raw.cells[codec.spec.name]
         states, within = codec.encode_texts(col.uniques)
         cols.append(small_codes(col.per_cell(states), codec.n_states))
         if codec.spec.name in exact:
             sums[codec.spec.name] = ExactSum.of(within, col.value_counts().counts)
-            total += sums[codec.spec.name].value()
+            terms.append(sums[codec.spec.name].value())
         else:
-            total += _within(col.value_counts().counts, within)
-    rows = EncodedRows(cols, None, total, raw.n_rows, sums)
+            terms.append(_within(col.value_counts().counts, within))
+    rows = EncodedRows(cols, None, ordered_sum(terms), raw.n_rows, sums, tuple(terms))
     return rows.distinct() if distinct else rows
 
 
@@ -159,7 +172,7 @@ class RowSource(Protocol):
         ...
 
     def encode(self, codecs: list[ColumnCodec]) -> EncodedRows:
-        """The distinct state rows under `codecs`, with counts and Σ within (`within_total`
+        """The distinct state rows under `codecs`, with counts and Σ within (`within_terms`
         of the merged value counts)."""
         ...
 

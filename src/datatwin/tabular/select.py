@@ -13,6 +13,7 @@ runs it and keeps the candidate under which the holdout is most probable.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,15 +29,18 @@ from ..nn.backend import EXTRA, torch_or_none
 from ..reader import RawTable, read_table
 from ..units import LN2
 from .bayesnet import DiscreteBayesNet
+from .colbins import TermScorer, search_column_bins
 from .rows import Rows, holdout_mask, split_key
 from .schema import ColumnSpec
 from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
 from .structures import (
     DEFAULT_STRUCTURES,
     DEFAULT_TABLE_BUDGET,
+    PER_COLUMN,
     Encoding,
     FitCache,
     all_numeric,
+    checked_column_bins,
     format_label,
     parse_label,
     split_labels,
@@ -238,6 +242,7 @@ class TableSearch:
             specs=self.specs,
             edges=self.edges,
             epochs=extra.pop("epochs", structure.param("epochs")),
+            column_bins=column_bins_of(structure),
             **self.neural,
             **extra,
         )
@@ -253,8 +258,11 @@ class TableSearch:
             with stopwatch() as secs:
                 twin = self._fit(train, structure, _cache=self.cache, **extra)
                 seconds = secs()
+            own = column_bins_of(structure)
             columns = {
-                "bins": structure.param("bins"),
+                "bins": f"{min(own.values())}–{max(own.values())}"
+                if own
+                else structure.param("bins"),
                 "edges": len(twin.edges),
                 "params": twin.n_params(),
             }
@@ -266,6 +274,7 @@ class TableSearch:
                     int(structure.param("bins")),
                     int(structure.param("max_categories")),
                     int(structure.param("min_count")),
+                    checked_column_bins(own),
                 )
             )
             return Candidate(
@@ -291,6 +300,9 @@ class TableSearch:
             if name == "neural" and torch_or_none() is None:
                 progress.note(f"structure 'neural' skipped: torch is not installed ({EXTRA})")
                 continue
+            if label_params.get("bins") == PER_COLUMN:
+                yield from self._asked_per_column(name, label_params, base_bins)
+                continue
             yield self.fit_one(self.structure(name, label_params, base_bins))
         first = board.candidates[0].model if board.candidates else None
         if self.auto and in_memory and first is not None and all_numeric(first.codecs):
@@ -301,9 +313,12 @@ class TableSearch:
             return
         if top.model is None or not any(len(c.coarse_edges) > 2 for c in top.model.codecs):
             return  # no numeric intervals: bins change nothing
+        found = _found_structure(top.model)
+        if name == "trees" and isinstance(top.model.net, DiscreteBayesNet):
+            yield from self._per_column(top.model, label_params, base_bins, found)
+            return
         # finer bins for the best structure, doubling until two doublings in a row do not
         # help (holdout bits against bins have small dips); coarser when no finer one helps
-        found = _found_structure(top.model)
         misses = 0
         for b in FINER_BINS:
             yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b), **found)
@@ -313,6 +328,59 @@ class TableSearch:
         if board.best().columns["bins"] == base_bins:
             b = COARSER_BINS
             yield self.fit_one(self.structure(name, {**label_params, "bins": b}, b), **found)
+
+    def _asked_per_column(
+        self, name: str, label_params: dict[str, Param], base_bins: int
+    ) -> Iterator[Candidate[TableTwin]]:
+        """`trees[bins=per-column]` asked for: its base fit (not a candidate), the search from
+        it, and the twin of the counts found (whatever they are)."""
+        if name != "trees":
+            raise InputError(f"bins={PER_COLUMN} is for trees, not {name}")
+        rest = {k: v for k, v in label_params.items() if k != "bins"}
+        with progress.step(f"fitting trees at {base_bins} bins"):
+            structure = self.structure(name, rest, base_bins)
+            base = self._fit(self.split.searched()[0], structure, _cache=self.cache)
+        yield from self._per_column(base, rest, base_bins, _found_structure(base), always=True)
+
+    def _per_column(
+        self,
+        base: TableTwin,
+        label_params: dict[str, Param],
+        base_bins: int,
+        found: dict,
+        always: bool = False,
+    ) -> Iterator[Candidate[TableTwin]]:
+        """The trees with each numeric column at its own number of bins (`colbins.py`); not
+        a new candidate when the counts found are one count for all (unless `always`)."""
+        train, hold = self.split.searched()
+        modelled = [s for s in self.specs if s.type != "id"]
+        scorer = TermScorer(
+            train,
+            hold,
+            modelled,
+            list(base.params["order"]),
+            int(self.params["max_categories"]),  # type: ignore[arg-type]
+            int(self.params["min_count"]),  # type: ignore[arg-type]
+            self.cache,
+        )
+        numeric = [c.spec.name for c in base.codecs if len(c.coarse_edges) > 2]
+        search = search_column_bins(scorer, numeric, base_bins, dict(enumerate(base.net.cpts)))
+        chosen = search.chosen()
+        progress.note(f"bins per column (each column's own holdout bits): {search.summary()}")
+        counts = set(chosen.values())
+        if not counts:  # no numeric column: the base fit, as it is
+            yield self.fit_one(self.structure("trees", label_params, base_bins), **found)
+            return
+        if counts == {base_bins} and not always:
+            return  # the base fit is the per-column choice
+        if len(counts) == 1 and not always:  # one count for every column: a uniform fit
+            b = counts.pop()
+            yield self.fit_one(self.structure("trees", {**label_params, "bins": b}, b), **found)
+            return
+        label = format_label("trees", {**label_params, "bins": PER_COLUMN})
+        params = {**self.params, "bins": base_bins, **label_params}
+        own = json.dumps(chosen, sort_keys=True)
+        yield self.fit_one(Structure.of("trees", label, **params, column_bins=own), **found)
 
     def _counted(self, rows: Rows, structure: Structure, edges: list[tuple[str, str]]) -> TableTwin:
         """`structure`'s network with exactly these `edges`, its tables counted on `rows`
@@ -358,6 +426,12 @@ class TableSearch:
             label_params = {**self._label_params(best), "epochs": twin.params["epochs"]}
             twin.structure = format_label("neural", label_params)
         return twin
+
+
+def column_bins_of(structure: Structure) -> dict[str, int]:
+    """The per-column numbers of bins a structure was fit with (none: `bins` for all)."""
+    own = structure.param("column_bins")
+    return {str(k): int(v) for k, v in json.loads(own).items()} if own else {}
 
 
 def _found_structure(twin: TableTwin) -> dict[str, Any]:

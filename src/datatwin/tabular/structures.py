@@ -34,7 +34,7 @@ from .rows import EncodedRows, Rows, encode_rows
 from .schema import ColumnSpec
 from .screen import chow_liu_screened, is_wide
 from .search import LocalScorer, chow_liu, hill_climb
-from .summary import fit_codecs
+from .summary import ColumnBins, fit_codecs
 
 #: the parameters a structure label may set, with their defaults in `TableTwin.fit`
 PARAM_DEFAULTS: dict[str, Param] = {
@@ -46,6 +46,9 @@ PARAM_DEFAULTS: dict[str, Param] = {
     "epochs": None,  # neural: training epochs (None: as many as the time budget buys)
 }
 _INT_PARAMS = ("bins", "max_parents", "max_categories", "min_count", "epochs")
+#: the bins of a trees label whose numeric columns each have their own number of bins,
+#: chosen on held-out rows (`colbins.py`; `TableTwin.fit` takes them as `column_bins`)
+PER_COLUMN = "per-column"
 #: tables of at least this many rows are counted over their distinct rows (with their
 #: multiplicities) when those are at most this share of the rows
 _DEDUP_ROWS = 20_000
@@ -78,8 +81,9 @@ class Encoding:
         bins: int,
         max_categories: int,
         min_count: int = MIN_COUNT,
+        column_bins: ColumnBins = (),
     ) -> Encoding:
-        codecs = fit_codecs(raw, specs, bins, max_categories, min_count)
+        codecs = fit_codecs(raw, specs, bins, max_categories, min_count, column_bins)
         rows = encode_rows(raw, codecs, distinct=False)
         distinct = None
         if rows.counts is None and len(codecs) > 1 and raw.n_rows >= _DEDUP_ROWS:
@@ -140,10 +144,10 @@ class Encoding:
 @dataclass
 class FitCache:
     """What fits of several structures on the same rows share: the `Encoding` of the last
-    (bins, max_categories, min_count) asked for (a search tries each bins once, in turn),
+    (bins, max_categories, min_count, column_bins) asked for (a search tries each bins once, in turn),
     and the family scores that do not depend on bins."""
 
-    encodings: dict[tuple[int, int, int], Encoding] = field(default_factory=dict)
+    encodings: dict[tuple[int, int, int, ColumnBins], Encoding] = field(default_factory=dict)
     shared: dict[tuple[int, int], dict[tuple[str, int, tuple[int, ...]], float]] = field(
         default_factory=dict
     )
@@ -155,11 +159,12 @@ class FitCache:
         bins: int,
         max_categories: int,
         min_count: int = MIN_COUNT,
+        column_bins: ColumnBins = (),
     ) -> Encoding:
-        key = (bins, max_categories, min_count)
+        key = (bins, max_categories, min_count, column_bins)
         if key not in self.encodings:
             self.encodings.clear()  # one encoding held at a time: bounded memory
-            enc = Encoding.of(raw, specs, bins, max_categories, min_count)
+            enc = Encoding.of(raw, specs, bins, max_categories, min_count, column_bins)
             enc.shared = self.shared.setdefault((max_categories, min_count), {})
             self.encodings[key] = enc
         return self.encodings[key]
@@ -351,14 +356,25 @@ _LABEL = re.compile(r"^([A-Za-z][\w-]*)(?:\[(.*)\])?$")
 def check_params(params: Mapping[str, Any]) -> None:
     """Refuse out-of-range parameter values, naming the parameter."""
     bins = params.get("bins")
-    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
-        raise InputError(f"bins must be a positive number of bins, got {bins}")
+    if bins == PER_COLUMN:
+        pass
+    elif bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
+        raise InputError(f"bins must be a positive number of bins or {PER_COLUMN}, got {bins}")
     mp = params.get("max_parents")
     if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 0):
         raise InputError(f"max_parents must be 0 or more, got {mp}")
     mc = params.get("min_count")
     if mc is not None and (isinstance(mc, bool) or not isinstance(mc, int) or mc < 1):
         raise InputError(f"min_count must be 1 or more (1 stores every category), got {mc}")
+
+
+def checked_column_bins(column_bins: Mapping[str, int] | None) -> ColumnBins:
+    """`column_bins` as sorted (name, bins) pairs, each bins a positive whole number."""
+    pairs = sorted((column_bins or {}).items())
+    for name, b in pairs:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise InputError(f"column_bins[{name!r}] must be a positive number of bins, got {b}")
+    return tuple((str(name), int(b)) for name, b in pairs)
 
 
 def parse_label(label: str) -> tuple[str, dict[str, Param]]:
@@ -378,7 +394,9 @@ def parse_label(label: str) -> tuple[str, dict[str, Param]]:
                 f"structure {label!r}: cannot read {item.strip()!r}; parameters are "
                 f"{', '.join(PARAM_DEFAULTS)} as key=value"
             )
-        if key in _INT_PARAMS:
+        if key == "bins" and value == PER_COLUMN:
+            params[key] = value
+        elif key in _INT_PARAMS:
             try:
                 params[key] = int(value)
             except ValueError:

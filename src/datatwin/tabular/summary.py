@@ -108,14 +108,27 @@ def bounded_columns(rows: Rows, specs: list[ColumnSpec]) -> dict[str, BoundedCol
     }
 
 
+#: numbers of bins for named columns, overriding a fit's `bins`: sorted (name, bins) pairs
+ColumnBins = tuple[tuple[str, int], ...]
+
+
 def fit_codecs(
-    rows: Rows, specs: list[ColumnSpec], bins: int, max_categories: int, min_count: int
+    rows: Rows,
+    specs: list[ColumnSpec],
+    bins: int,
+    max_categories: int,
+    min_count: int,
+    column_bins: ColumnBins = (),
 ) -> list[ColumnCodec]:
-    """Each column's codec: from its value counts, or from its sketch and tally."""
+    """Each column's codec: from its value counts, or from its sketch and tally; a numeric
+    column's coarse bins are `column_bins`' number for it, else `bins`."""
     sketched = bounded_columns(rows, specs)
+    own = dict(column_bins)
     return [
-        sketched[s.name].codec(bins, max_categories, min_count)
+        sketched[s.name].codec(own.get(s.name, bins), max_categories, min_count)
         if s.name in sketched
-        else ColumnCodec.fit(s, exact_counts(rows, s.name), bins, max_categories, min_count)
+        else ColumnCodec.fit(
+            s, exact_counts(rows, s.name), own.get(s.name, bins), max_categories, min_count
+        )
         for s in specs
     ]

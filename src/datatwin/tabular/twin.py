@@ -13,7 +13,7 @@ holdout).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -44,11 +44,13 @@ from .schema import ColumnSpec, infer_schema, load_schema_overrides, parsed_once
 from .select import TableSearch, check_rows, split_rows, structure_plan
 from .sketch import ColumnSketch, Summary
 from .structures import (
+    PER_COLUMN,
     STRUCTURES,
     TABLE_STRUCTURES,
     FitCache,
     FitContext,
     check_params,
+    checked_column_bins,
     parse_label,
 )
 from .summary import bounded_columns, column_summary, exact_counts, is_sketched
@@ -124,6 +126,7 @@ class TableTwin(Twin):
         epochs: int | None = None,
         time_budget: float | None = None,
         device: str = "auto",
+        column_bins: Mapping[str, int] | None = None,
         _cache: FitCache | None = None,
     ) -> TableTwin:
         """Fit one structure on `data`: independent, chow-liu, bayesnet (hill climbing),
@@ -133,6 +136,8 @@ class TableTwin(Twin):
 
         warm_start: edges to start the bayesnet search from (default: the Chow-Liu tree).
         order: the column order of a trees fit (default: the learned bayesnet's).
+        column_bins: numbers of bins for named numeric columns, overriding `bins` (what a
+        `fit_select` search picks per column: `trees[bins=per-column]`).
         """
         name, label_params = parse_label(structure)
         builder = TABLE_STRUCTURES.get(name).builder
@@ -147,15 +152,34 @@ class TableTwin(Twin):
         if epochs is not None:
             params["epochs"] = epochs
         check_params(params)
+        own_bins = checked_column_bins(column_bins)
+        if own_bins:
+            params["column_bins"] = dict(own_bins)
+        if params["bins"] == PER_COLUMN:
+            if not own_bins:
+                raise InputError(
+                    f"{structure}: each column's bins are chosen on held-out rows; fit it with "
+                    "datatwin.fit (or fit_select), or give column_bins={name: bins}"
+                )
+            params["bins"] = bins  # the columns column_bins does not name
+
         raw = _rows(data)
         check_rows(raw, 1)
         specs = specs or cls._schema_for(raw, schema)
         model_specs = [s for s in specs if s.type != "id"]
         if not model_specs:
             raise InputError("every column is an identifier; nothing to model")
+        unknown = sorted(set(dict(own_bins)) - {s.name for s in model_specs})
+        if unknown:
+            raise InputError(f"column_bins names columns the twin does not model: {unknown}")
         # fits of several structures on the same rows share codecs, counts and searches
         enc = (_cache or FitCache()).encoding(
-            raw, model_specs, params["bins"], params["max_categories"], params["min_count"]
+            raw,
+            model_specs,
+            params["bins"],
+            params["max_categories"],
+            params["min_count"],
+            own_bins,
         )
         ids = {s.name: _id_generator(raw, s) for s in specs if s.type == "id"}
         options = {"time_budget": time_budget, "device": device}
