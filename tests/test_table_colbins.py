@@ -17,16 +17,16 @@ from datatwin.tabular.twin import TableTwin
 
 
 def two_scales(n: int = 4_000, seed: int = 0) -> pd.DataFrame:
-    """`fine` follows `x` closely (finer bins pay), `noisy` is nearly independent noise on a
-    coarse grid (coarse bins pay), `g` a category."""
+    """`fine` sits close to one of eight centres set by `g` (finer bins pay), `noisy` is
+    independent noise on a 0.1 grid (coarse bins pay)."""
     rng = np.random.default_rng(seed)
-    x = rng.normal(size=n)
+    g = rng.choice(list("abcdefgh"), n)
+    centre = {c: i * 1.7 for i, c in enumerate("abcdefgh")}
     return pd.DataFrame(
         {
-            "g": np.where(x > 0, "p", "n"),
-            "x": np.round(x, 3),
-            "fine": np.round(3 * x + 0.01 * rng.normal(size=n), 3),
-            "noisy": np.round(rng.normal(size=n) + 0.05 * x, 1),
+            "g": g,
+            "fine": np.round(np.array([centre[c] for c in g]) + 0.02 * rng.normal(size=n), 3),
+            "noisy": np.round(rng.normal(size=n), 1),
         }
     )
 
@@ -93,12 +93,27 @@ def test_the_search_regrows_a_column_until_two_doublings_miss_then_tries_coarser
     ]
     # fewest bits, the smaller count on a tie (c: 2.0 at 5, 10 and 20)
     assert found.chosen() == {"a": 160, "b": 5, "c": 5}
+    # the best uniform count is over the counts at which every column was regrown only
+    assert set(found.sums) == {10, 20, 40}
+    assert found.uniform() == (40, pytest.approx(3.5 + 3.2 + 2.1))
+
+
+def test_a_uniform_count_is_fit_when_the_columns_choices_hurt_each_other(shared_data):
+    """sachs: each protein predicts the others, so columns that pick coarse bins for their
+    own term cost the later columns more than they gain; the best uniform count is fit
+    too and the holdout keeps it."""
+    twin = datatwin.fit(shared_data / "tables" / "sachs" / "sachs.csv", seed=0)
+    rows = {r["structure"]: r["holdout_bits"] for r in twin.leaderboard}
+    uniform = [k for k in rows if k.startswith("trees[bins=") and k != "trees[bins=per-column]"]
+    assert len(uniform) == 1, rows
+    assert rows[uniform[0]] < rows["trees[bins=per-column]"]
+    assert twin.structure == uniform[0]
 
 
 def test_column_bins_set_each_columns_bins_and_save_exactly(frame, tmp_path):
     twin = TableTwin.fit(frame, structure="trees", bins=10, column_bins={"fine": 80})
     coarse = {c.spec.name: len(c.coarse_edges) - 1 for c in twin.codecs}
-    assert coarse["fine"] == 80 and coarse["x"] == 10 and coarse["noisy"] == 10
+    assert coarse["fine"] == 80 and coarse["noisy"] == 10
     assert twin.params["column_bins"] == {"fine": 80}
     path = tmp_path / "t.twin"
     twin.save(path)
@@ -126,7 +141,7 @@ def test_per_column_bins_are_chosen_kept_and_fit_again_from_the_label(frame):
     twin = datatwin.fit(frame, structures="trees", seed=0)
     assert twin.structure == "trees[bins=per-column]"
     own = twin.params["column_bins"]
-    assert set(own) == {"x", "fine", "noisy"}
+    assert set(own) == {"fine", "noisy"}
     assert own["fine"] > own["noisy"], own  # the close follower takes finer bins
     rows = {r["structure"]: r for r in twin.leaderboard}
     assert rows["trees[bins=per-column]"]["holdout_bits"] < rows["trees"]["holdout_bits"]

@@ -380,7 +380,15 @@ class TableSearch:
         label = format_label("trees", {**label_params, "bins": PER_COLUMN})
         params = {**self.params, "bins": base_bins, **label_params}
         own = json.dumps(chosen, sort_keys=True)
-        yield self.fit_one(Structure.of("trees", label, **params, column_bins=own), **found)
+        mixed = self.fit_one(Structure.of("trees", label, **params, column_bins=own), **found)
+        yield mixed
+        b, uniform_sum = search.uniform()
+        if always or b == base_bins or mixed.model is None:
+            return
+        trees = dict(enumerate(mixed.model.net.cpts))
+        together = scorer.terms(base_bins, numeric, trees, checked_column_bins(chosen))
+        if sum(together.values()) > uniform_sum:  # the columns' choices hurt each other
+            yield self.fit_one(self.structure("trees", {**label_params, "bins": b}, b), **found)
 
     def _counted(self, rows: Rows, structure: Structure, edges: list[tuple[str, str]]) -> TableTwin:
         """`structure`'s network with exactly these `edges`, its tables counted on `rows`
