@@ -150,5 +150,5 @@ def test_per_column_bins_are_chosen_kept_and_fit_again_from_the_label(frame):
     np.testing.assert_array_equal(again.log_prob(frame), twin.log_prob(frame))
     with pytest.raises(InputError, match="chosen on held-out rows"):
         TableTwin.fit(frame, structure="trees[bins=per-column]")
-    with pytest.raises(InputError, match="is for trees"):
+    with pytest.raises(InputError, match="is for trees and neural"):
         datatwin.fit(frame, structures="bayesnet[bins=per-column]")

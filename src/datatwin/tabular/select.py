@@ -332,15 +332,18 @@ class TableSearch:
     def _asked_per_column(
         self, name: str, label_params: dict[str, Param], base_bins: int
     ) -> Iterator[Candidate[TableTwin]]:
-        """`trees[bins=per-column]` asked for: its base fit (not a candidate), the search from
-        it, and the twin of the counts found (whatever they are)."""
-        if name != "trees":
-            raise InputError(f"bins={PER_COLUMN} is for trees, not {name}")
+        """`trees[bins=per-column]` (or `neural[...]`) asked for: a trees fit at the base bins
+        (not a candidate), the search from it, and `name` fit with the counts found
+        (whatever they are)."""
+        if name not in ("trees", "neural"):
+            raise InputError(f"bins={PER_COLUMN} is for trees and neural, not {name}")
         rest = {k: v for k, v in label_params.items() if k != "bins"}
         with progress.step(f"fitting trees at {base_bins} bins"):
-            structure = self.structure(name, rest, base_bins)
+            for_trees = {k: v for k, v in rest.items() if k != "epochs"}
+            structure = self.structure("trees", for_trees, base_bins)
             base = self._fit(self.split.searched()[0], structure, _cache=self.cache)
-        yield from self._per_column(base, rest, base_bins, _found_structure(base), always=True)
+        found = _found_structure(base)
+        yield from self._per_column(base, rest, base_bins, found, always=True, final=name)
 
     def _per_column(
         self,
@@ -349,9 +352,11 @@ class TableSearch:
         base_bins: int,
         found: dict,
         always: bool = False,
+        final: str = "trees",
     ) -> Iterator[Candidate[TableTwin]]:
-        """The trees with each numeric column at its own number of bins (`colbins.py`); not
-        a new candidate when the counts found are one count for all (unless `always`)."""
+        """`final` (trees) with each numeric column at its own number of bins
+        (`colbins.py`); not a new candidate when the counts found are one count for all
+        (unless `always`)."""
         train, hold = self.split.searched()
         modelled = [s for s in self.specs if s.type != "id"]
         scorer = TermScorer(
@@ -368,8 +373,8 @@ class TableSearch:
         chosen = search.chosen()
         progress.note(f"bins per column (each column's own holdout bits): {search.summary()}")
         counts = set(chosen.values())
-        if not counts:  # no numeric column: the base fit, as it is
-            yield self.fit_one(self.structure("trees", label_params, base_bins), **found)
+        if not counts:  # no numeric column: the base bins
+            yield self.fit_one(self.structure(final, label_params, base_bins), **found)
             return
         if counts == {base_bins} and not always:
             return  # the base fit is the per-column choice
@@ -377,10 +382,10 @@ class TableSearch:
             b = counts.pop()
             yield self.fit_one(self.structure("trees", {**label_params, "bins": b}, b), **found)
             return
-        label = format_label("trees", {**label_params, "bins": PER_COLUMN})
+        label = format_label(final, {**label_params, "bins": PER_COLUMN})
         params = {**self.params, "bins": base_bins, **label_params}
         own = json.dumps(chosen, sort_keys=True)
-        mixed = self.fit_one(Structure.of("trees", label, **params, column_bins=own), **found)
+        mixed = self.fit_one(Structure.of(final, label, **params, column_bins=own), **found)
         yield mixed
         b, uniform_sum = search.uniform()
         if always or b == base_bins or mixed.model is None:
