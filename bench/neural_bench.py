@@ -175,7 +175,7 @@ def table(budget: float) -> dict:
     twin = datatwin.fit(
         d / "adult_train.csv",
         holdout=d / "adult_test.csv",
-        structures="trees[bins=80],bayesnet,neural[bins=80]",
+        structures="trees[bins=per-column],bayesnet,neural[bins=per-column]",
         time_budget=budget,
         seed=0,
     )
@@ -186,6 +186,8 @@ def table(budget: float) -> dict:
         selected=twin.structure,
         leaderboard=rows(twin.leaderboard),
     )
+    if not tn.REPORTS:
+        raise SystemExit('the neural table was not trained: install torch ("datatwin[neural]")')
     rep = tn.REPORTS[0]
     res["training"] = dict(
         epochs=rep.epochs, seconds=rep.seconds, stopped=rep.stopped, curve=rep.curve
