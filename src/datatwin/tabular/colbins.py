@@ -35,11 +35,11 @@ import numpy as np
 from .. import progress
 from ..units import LN2
 from .growth import grow_some
+from .protocols import ConditionalTable
 from .rows import Rows
 from .schema import ColumnSpec
 from .structures import FitCache
 from .summary import ColumnBins
-from .trees import TreeCPT
 
 #: the finer counts tried, doubling from the base's
 FINER = (20, 40, 80, 160, 320, 640)
@@ -103,7 +103,7 @@ class TermScorer:
         self,
         bins: int,
         names: list[str],
-        trees: dict[int, TreeCPT] | None = None,
+        trees: dict[int, ConditionalTable] | None = None,
         column_bins: ColumnBins = (),
     ) -> dict[str, float]:
         """bits_c of each column in `names` under `bins` bins (`column_bins` for the columns
@@ -113,23 +113,26 @@ class TermScorer:
         )
         index = {s.name: i for i, s in enumerate(self.specs)}
         children = [index[n] for n in names]
+        tables: dict[int, ConditionalTable] = {}
         if trees is None:
             with progress.step(f"bins per column: {len(names)} trees at {bins} bins"):
                 order = [index[n] for n in self.order]
                 ranks = [c.threshold_ranks() for c in enc.codecs]
-                trees = grow_some(enc.counter, enc.pseudo(), order, ranks, children)
+                tables.update(grow_some(enc.counter, enc.pseudo(), order, ranks, children))
+        else:
+            tables = trees
         held = enc.encoded(self.hold)
         counts = held.counts if held.counts is not None else np.ones(len(held.columns[0]))
         out = {}
         for name, v in zip(names, children, strict=True):
-            logp = trees[v].log_prob(held.columns, enc.cards, held.columns[v])
+            logp = tables[v].log_prob(held.columns, enc.cards, held.columns[v])
             nats = float(np.sum(counts * logp)) + held.within_columns[v]
             out[name] = -nats / LN2 / held.n_rows
         return out
 
 
 def search_column_bins(
-    scorer: TermScorer, numeric: list[str], base: int, base_trees: dict[int, TreeCPT]
+    scorer: TermScorer, numeric: list[str], base: int, base_trees: dict[int, ConditionalTable]
 ) -> ColumnBinsSearch:
     """Each numeric column's bits_c under the base count (from `base_trees`) and the counts
     tried after it (see the module docstring)."""

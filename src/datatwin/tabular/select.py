@@ -30,6 +30,7 @@ from ..reader import RawTable, read_table
 from ..units import LN2
 from .bayesnet import DiscreteBayesNet
 from .colbins import TermScorer, search_column_bins
+from .protocols import ConditionalTable
 from .rows import Rows, holdout_mask, split_key
 from .schema import ColumnSpec
 from .screen import TOP_PARENTS, WIDE_COLUMNS, is_wide
@@ -369,7 +370,7 @@ class TableSearch:
             self.cache,
         )
         numeric = [c.spec.name for c in base.codecs if len(c.coarse_edges) > 2]
-        search = search_column_bins(scorer, numeric, base_bins, dict(enumerate(base.net.cpts)))
+        search = search_column_bins(scorer, numeric, base_bins, _tables(base))
         chosen = search.chosen()
         progress.note(f"bins per column (each column's own holdout bits): {search.summary()}")
         counts = set(chosen.values())
@@ -390,8 +391,8 @@ class TableSearch:
         b, uniform_sum = search.uniform()
         if always or b == base_bins or mixed.model is None:
             return
-        trees = dict(enumerate(mixed.model.net.cpts))
-        together = scorer.terms(base_bins, numeric, trees, checked_column_bins(chosen))
+        own_bins = checked_column_bins(chosen)
+        together = scorer.terms(base_bins, numeric, _tables(mixed.model), own_bins)
         if sum(together.values()) > uniform_sum:  # the columns' choices hurt each other
             yield self.fit_one(self.structure("trees", {**label_params, "bins": b}, b), **found)
 
@@ -439,6 +440,12 @@ class TableSearch:
             label_params = {**self._label_params(best), "epochs": twin.params["epochs"]}
             twin.structure = format_label("neural", label_params)
         return twin
+
+
+def _tables(twin: TableTwin) -> dict[int, ConditionalTable]:
+    """A discrete twin's conditional tables by column."""
+    assert isinstance(twin.net, DiscreteBayesNet), "a trees twin is a discrete network"
+    return dict(enumerate(twin.net.cpts))
 
 
 def column_bins_of(structure: Structure) -> dict[str, int]:
