@@ -84,6 +84,15 @@ def test_the_dask_fit_writes_the_same_model_file_as_the_in_memory_fit(cluster, p
     assert digest(tmp_path / "other.twin") == digest(tmp_path / "memory.twin")
 
 
+def test_per_column_bins_through_dask_give_the_same_model_file(cluster, parts, tmp_path):
+    """The trees' search of each column's bins scores terms from the partitions' merged
+    statistics: the same counts, the same twin as in memory."""
+    ddf = dd.read_parquet(parts)
+    twin = datatwin.fit(ddf, structures="trees", seed=5)
+    assert twin.structure == "trees[bins=per-column]", twin.leaderboard
+    assert_same_twin(twin, datatwin.fit(ddf.compute(), structures="trees", seed=5), tmp_path)
+
+
 def test_a_search_on_a_sample_picks_the_same_rows_through_dask(
     cluster, parts, tmp_path, monkeypatch, caplog
 ):
