@@ -3,7 +3,9 @@
 `TableSearch` is the table kind's `core.candidates.Search`: it fits the base structures on
 the training split (the defaults, or the labels asked for), adds `gaussian` when every
 column is numeric and the structures were not given, then — when `bins` was not given and
-the best candidate has numeric intervals — tries that structure with 20 bins and keeps
+the best candidate has numeric intervals — searches the bins: a `trees` winner gets each
+numeric column's own count (`colbins.py`, `trees[bins=per-column]`, plus the best single
+count when the columns' choices hurt each other); any other winner is tried with 20 bins and
 doubling (40, 80, 160) until two doublings in a row are not the best so far, then 5 bins when
 no finer count beat the base 10. The bins candidates of a trees fit keep its column order
 (`_found_structure`). Training splits over `SEARCH_ROWS` rows are searched on a hashed

@@ -213,9 +213,10 @@ class TableTwin(Twin):
         `edges`, + gaussian when every column is numeric).
         holdout: a fraction of rows (random, from `seed`: an int, None or a numpy Generator)
         or data (path/DataFrame) to hold out.
-        bins: coarse bins of numeric columns; None tries 10, then doubles (20, 40, 80, 160)
-        for the best structure until two doublings in a row do not help, and tries 5 when
-        no finer count did.
+        bins: coarse bins of numeric columns; None tries 10, then searches: when `trees`
+        are best, each numeric column its own count (`trees[bins=per-column]`); otherwise
+        doubling (20, 40, 80, 160) for the best structure until two doublings in a row do
+        not help, and 5 when no finer count did.
         min_count: privacy rule: a category of a high-cardinality column (more than
         max(50, sqrt(rows)) distinct values) seen in fewer than `min_count` rows is never
         stored or sampled verbatim; it is spelled by a character model (1: store all).
