@@ -168,19 +168,14 @@ def events(budget: float) -> dict:
     return res
 
 
-def table(budget: float) -> dict:
+def _table_fit(data, budget: float, **options) -> dict:
+    """One table fit with the neural candidate among others: its leaderboard, times, load
+    and the network's training report (curve included)."""
     from datatwin.tabular import neural as tn
 
-    d = DATA / "tables" / "adult"
     res: dict = {"load_start": load()}
     t0, c0 = time.perf_counter(), time.process_time()
-    twin = datatwin.fit(
-        d / "adult_train.csv",
-        holdout=d / "adult_test.csv",
-        structures="trees[bins=per-column],bayesnet,neural[bins=per-column]",
-        time_budget=budget,
-        seed=0,
-    )
+    twin = datatwin.fit(data, time_budget=budget, seed=0, **options)
     res.update(
         fit_wall=time.perf_counter() - t0,
         fit_cpu=time.process_time() - c0,
@@ -194,7 +189,19 @@ def table(budget: float) -> dict:
     res["training"] = dict(
         epochs=rep.epochs, seconds=rep.seconds, stopped=rep.stopped, curve=rep.curve
     )
-    curve_png({"neural table (states only)": rep.curve}, OUT / "neural_table_curve.png", "record")
+    return res
+
+
+def table(budget: float) -> dict:
+    d = DATA / "tables" / "adult"
+    res = _table_fit(
+        d / "adult_train.csv",
+        budget,
+        holdout=d / "adult_test.csv",
+        structures="trees[bins=per-column],bayesnet,neural[bins=per-column]",
+    )
+    curve = res["training"]["curve"]
+    curve_png({"neural table (states only)": curve}, OUT / "neural_table_curve.png", "record")
     return res
 
 
@@ -202,32 +209,10 @@ def census(budget: float) -> dict:
     """Census (199,523 × 42, no header): the per-column trees next to the network with the
     same counts, on the fit's own hashed holdout (no refit: the leaderboard is the result)."""
     from datatwin.reader import read_table
-    from datatwin.tabular import neural as tn
 
-    res: dict = {"load_start": load()}
     raw = read_table(DATA / "tables" / "census" / "census_income_train.csv.gz", header=False)
-    t0, c0 = time.perf_counter(), time.process_time()
-    twin = datatwin.fit(
-        raw,
-        structures="trees[bins=per-column],neural[bins=per-column]",
-        time_budget=budget,
-        seed=0,
-        refit=False,
-    )
-    res.update(
-        fit_wall=time.perf_counter() - t0,
-        fit_cpu=time.process_time() - c0,
-        load_after_fit=load(),
-        selected=twin.structure,
-        leaderboard=rows(twin.leaderboard),
-    )
-    if not tn.REPORTS:
-        raise SystemExit('the neural table was not trained: install torch ("datatwin[neural]")')
-    rep = tn.REPORTS[0]
-    res["training"] = dict(
-        epochs=rep.epochs, seconds=rep.seconds, stopped=rep.stopped, curve=rep.curve
-    )
-    return res
+    structures = "trees[bins=per-column],neural[bins=per-column]"
+    return _table_fit(raw, budget, structures=structures, refit=False)
 
 
 def main() -> None:
