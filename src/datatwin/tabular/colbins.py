@@ -14,8 +14,8 @@ So, from a trees fit at the base number of bins: the trees of the numeric column
 are grown again at 20, 40, 80, ... bins (every numeric column at that count, in the base
 fit's column order), and each column keeps the count under which its bits_c was lowest.
 A column that two doublings in a row do not improve stops being regrown; the doubling
-stops when none is left (or at `MAX_BINS`). Columns that no finer count improved then try
-`COARSER` bins. The counts chosen are fit as one twin (every tree, each column at its own
+stops when none is left (or after the last of `FINER`, 640). Columns that no finer count
+improved then try `COARSER` bins. The counts chosen are fit as one twin (every tree, each column at its own
 count), scored on the holdout like every other candidate.
 
 A column's count also sets how finely the trees of later columns can split on it, which its
@@ -44,7 +44,6 @@ from .summary import ColumnBins
 #: the finer counts tried, doubling from the base's
 FINER = (20, 40, 80, 160, 320, 640)
 COARSER = 5
-MAX_BINS = FINER[-1]
 
 
 @dataclass
@@ -139,7 +138,7 @@ def search_column_bins(
     found = ColumnBinsSearch()
     found.add_all(base, scorer.terms(base, numeric, base_trees))
     stale = dict.fromkeys(numeric, 0)  # doublings in a row that did not improve a column
-    for bins in (b for b in FINER if base < b <= MAX_BINS):
+    for bins in (b for b in FINER if b > base):
         active = [n for n in numeric if stale[n] < 2]
         if not active:
             break
