@@ -356,9 +356,8 @@ _LABEL = re.compile(r"^([A-Za-z][\w-]*)(?:\[(.*)\])?$")
 def check_params(params: Mapping[str, Any]) -> None:
     """Refuse out-of-range parameter values, naming the parameter."""
     bins = params.get("bins")
-    if bins == PER_COLUMN:
-        pass
-    elif bins is not None and (isinstance(bins, bool) or not isinstance(bins, int) or bins < 1):
+    whole = isinstance(bins, int) and not isinstance(bins, bool) and bins >= 1
+    if bins is not None and bins != PER_COLUMN and not whole:
         raise InputError(f"bins must be a positive number of bins or {PER_COLUMN}, got {bins}")
     mp = params.get("max_parents")
     if mp is not None and (isinstance(mp, bool) or not isinstance(mp, int) or mp < 0):
