@@ -323,3 +323,23 @@ def test_rare_tail_of_a_high_cardinality_column_is_sampled():
     # kept values keep their relative frequencies
     top = codec.tokens[0]
     assert abs((s["name"] == top).mean() - (names == top).mean()) < 0.015
+
+
+def test_joined_blocks_equal_their_values_in_order():
+    """Blocks of a categorical column keep their values unbuilt (states + lookup); joined,
+    they give the same values as joining built arrays, also when a block is built."""
+    from datatwin.tabular.codec import Decoded
+
+    lookup = np.array(["x", "y", "z"], dtype=object)
+    rng = np.random.default_rng(0)
+    blocks = [rng.integers(0, 3, size) for size in (5, 0, 7)]
+    lazy = [Decoded(None, s == 2, None, s, lookup) for s in blocks]
+    joined = Decoded.join(lazy)
+    assert joined._values is None  # still unbuilt: one lookup for the whole sample
+    want = lookup[np.concatenate(blocks)]
+    assert list(joined.values) == list(want)
+    assert list(joined.missing) == list(np.concatenate(blocks) == 2)
+    built = [Decoded(lookup[blocks[0]], blocks[0] == 2, None, blocks[0]), *lazy[1:]]
+    assert list(Decoded.join(built).values) == list(want)
+    with pytest.raises(ValueError, match="needs states"):
+        Decoded(None, np.zeros(1, bool))

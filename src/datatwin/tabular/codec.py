@@ -14,7 +14,6 @@ plus a within-state model, so a value's probability is P(state | parents) · P(v
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -57,14 +56,52 @@ def withheld_summary(spec: ColumnSpec, vc: ValueCounts, min_count: int) -> tuple
     return int(mask.sum()), int(counts[mask].sum())
 
 
-@dataclass
 class Decoded:
-    """Sampled column: numeric/ string values, a missing mask, literal tokens where needed."""
+    """Sampled column: numeric/ string values, a missing mask, literal tokens where needed.
 
-    values: np.ndarray  # float64 grid values for numeric columns, object str for others
-    missing: np.ndarray  # bool
-    tokens: np.ndarray | None  # object array: literal token for token-atom rows, else None
-    states: np.ndarray | None = None  # the sampled states (categorical columns)
+    A categorical column whose every value is a token of its codec may keep its values
+    unbuilt: `values` is then `lookup[states]`, built on first use. Blocks of a sample are
+    joined by their states (`join`), so the object array is built once, not once a block.
+    """
+
+    __slots__ = ("_values", "missing", "tokens", "states", "lookup")
+
+    def __init__(
+        self,
+        values: np.ndarray | None,  # float64 grid values (numeric), object str (others)
+        missing: np.ndarray,  # bool
+        tokens: np.ndarray | None = None,  # object: literal token of token-atom rows
+        states: np.ndarray | None = None,  # the sampled states (categorical columns)
+        lookup: np.ndarray | None = None,  # object: each state's value, when values is None
+    ) -> None:
+        if values is None and (lookup is None or states is None):
+            raise ValueError("a Decoded without values needs states and their lookup")
+        self._values, self.missing, self.tokens = values, missing, tokens
+        self.states, self.lookup = states, lookup
+
+    @property
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            assert self.lookup is not None and self.states is not None
+            self._values = self.lookup[self.states]
+        return self._values
+
+    @classmethod
+    def join(cls, parts: list[Decoded]) -> Decoded:
+        """One column's blocks as one decoded column, in order."""
+        tokens = None
+        if any(c.tokens is not None for c in parts):
+            tokens = np.concatenate(
+                [c.tokens if c.tokens is not None else np.full(len(c.missing), None) for c in parts]
+            )
+        missing = np.concatenate([c.missing for c in parts])
+        states = None
+        if all(c.states is not None for c in parts):
+            states = np.concatenate([c.states for c in parts if c.states is not None])
+        lookup = parts[0].lookup
+        if states is not None and all(c._values is None and c.lookup is lookup for c in parts):
+            return cls(None, missing, tokens, states, lookup)
+        return cls(np.concatenate([c.values for c in parts]), missing, tokens, states)
 
 
 def _grid_scale(spec: ColumnSpec) -> float:
@@ -421,13 +458,15 @@ class ColumnCodec:
             if er.any():
                 values[er] = self._sample_escape_numeric(int(er.sum()), rng)
             return Decoded(grid_to_values(self.spec, values), missing, tokens)
+        spelled = ~tok_rows
         if len(self.tokens):
             st = np.minimum(states, len(self.tokens) - 1)
-            values = self._token_array[st]
             missing = tok_rows & self.token_missing[st]
+            if not spelled.any():  # every value is a token: built once the blocks are joined
+                return Decoded(None, missing, None, states, self._token_array)
+            values = self._token_array[st]
         else:
             values = np.empty(n, dtype=object)
-        spelled = ~tok_rows
         if spelled.any():
             values[spelled] = self.spelling.sample(int(spelled.sum()), rng)
         return Decoded(values, missing, None, states)

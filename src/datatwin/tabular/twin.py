@@ -517,25 +517,7 @@ class TableTwin(Twin):
 
 def _concat(parts: list[tuple[int, int, list[Decoded]]]) -> list[Decoded]:
     """The blocks' decoded columns joined into one decoded sample per column."""
-    out = []
-    for cols in zip(*(dec for _, _, dec in parts), strict=True):
-        tokens = None
-        if any(c.tokens is not None for c in cols):
-            tokens = np.concatenate(
-                [c.tokens if c.tokens is not None else np.full(len(c.missing), None) for c in cols]
-            )
-        states = None
-        if all(c.states is not None for c in cols):
-            states = np.concatenate([c.states for c in cols if c.states is not None])
-        out.append(
-            Decoded(
-                np.concatenate([c.values for c in cols]),
-                np.concatenate([c.missing for c in cols]),
-                tokens,
-                states,
-            )
-        )
-    return out
+    return [Decoded.join(list(cols)) for cols in zip(*(dec for _, _, dec in parts), strict=True)]
 
 
 def _rows(data: Any) -> Rows:
