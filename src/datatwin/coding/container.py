@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from .wire import ByteReader, CompressedFileError, text, varint
 
 MAGIC = b"DTWZ"
-FORMAT = 3  # 3: regime and hetero series twins coded with coding/series_moments.py sums
+#: compressed file format: 3 codes regime and hetero series twins with coding/series_moments.py
+#: sums; 4 mixes the text and events caches as one unrolled sum (coding/steps.py)
+FORMAT = 4
 _EMBEDDED = 1
 MAX_KIND = 32
 MAX_COUNTS = 16

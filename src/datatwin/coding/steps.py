@@ -6,9 +6,12 @@ symbol by symbol through the sampler's state machine (`Sampler.advance`), the st
 distribution of a state is its suffix state's distribution times gamma plus its seen
 children's alpha (memoised per state, the same float operations in the same order as
 `Sampler.distribution`), and the cache counts are updated in place after each symbol. Each
-step then costs O(vocabulary). The arithmetic reproduces `next_distribution` exactly (the
-tests compare them bit for bit), and the encoder and decoder call the same `distribution`
-/ `push` pair, so their float64 distributions are identical.
+step then costs O(vocabulary). The static rows reproduce `next_distribution`'s exactly; the
+cache levels are mixed as one unrolled sum (`_walk_cached`), which rounds differently from
+the nested form (the tests hold them within 1e-13 relative). The decoder calls
+`distribution` / `push` and the encoder `text_rows.rows`, which does the same float
+operations on all positions at once, so their float64 distributions are identical (tested
+bit for bit).
 
 The decoder runs one Python step per symbol, so a step is kept short: a block is walked by a
 generator (`Steps.walk`) holding its state in local variables; the scalars of the row
@@ -117,9 +120,8 @@ class Steps:
         self._trans: dict[int, int] = {}  # state * base + symbol -> next state
         self._g = np.zeros(())  # a 0-d scalar for the static rows' multiplication
         self._tab = _StateTable.of(sampler)
-        if self.spec is not None:  # the escape strength a + b distinct, by distinct (and 0-d)
+        if self.spec is not None:  # the escape strength a + b distinct, by distinct
             self._es = [self.spec.a + self.spec.b * k for k in range(self.base + 1)]
-            self._e0s = [np.array(e) for e in self._es]
         self.reset()
 
     def reset(self) -> None:
@@ -268,20 +270,21 @@ class Steps:
             t += 1
 
     def _walk_cached(self) -> Walk:
-        """`walk` with the document cache (see the module docstring): per level, shortest
-        first, whose context occurred before in the document (as CacheState.dense),
-        `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`,
-        `scale = min(1, cap / total)`: one multiplication, at most one addition (a count, or
-        0.0 from a dense row) and one division per element, as text_rows.Level.apply. The
-        counts are ints (exact in float64 below 2**53, so `x + c` and `scale * c` round as
-        with float counts); at scale 1, `x + c` and `total + e` are `x + 1.0 * c` and
-        `1.0 * total + e` without the multiplication by one."""
+        """`walk` with the document cache (see the module docstring). The levels whose
+        context occurred before in the document (shortest first, as CacheState.dense) map p
+        to `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`,
+        `scale = min(1, cap / total)`. Unrolled, the mixed row is `f p + sum_k g_k c_k`:
+        from the longest level down, `g_k = f (scale_k / d_k)` then `f = f (e_k / d_k)`
+        (`d_k = scale_k total_k + e_k`; f starts at 1). The row is then one multiplication
+        and, per level, one addition per counted symbol (the counts, or a dense row where
+        adding 0.0 leaves the others as they are), shortest level first: the float
+        operations of `text_rows.mix`, so the encoder's rows are the same bit for bit."""
         assert self.spec is not None
-        cap, hazard, es, e0s = self.spec.cap, self.hazard, self._es, self._e0s
+        cap, hazard, es = self.spec.cap, self.hazard, self._es
         memo, trans, base, zeros = self._memo, self._trans, self.base, np.zeros
-        mul, add, div = np.multiply, np.add, np.divide
-        s0, d0 = zeros(()), zeros(())
-        s0m, d0m = s0.data, d0.data  # (setting an element through a view is faster)
+        mul, add = np.multiply, np.add
+        s0 = zeros(())
+        s0m: Any = s0.data  # (setting an element through a view is faster)
         out = zeros(base)  # the mixed row (reused: a distribution is valid until the next push)
         tmp, om = zeros(base), out.data
         levels: list[tuple[int, int, dict[int, Any]]] = [
@@ -292,31 +295,34 @@ class Steps:
         state, t, n, ctx = int(self.sampler.start), 0, 1, BOS
         live = [lv for lv in levels if lv[0] <= n]  # the levels the document is long enough for
         found: list[list[Any]] = []
+        coefs: list[float] = []
         while True:
             p = memo.get(state)
             if p is None:
                 p = self.static(state)
-            for counts, total, dense, _ in found:  # p is the static row, then out
-                k = len(counts)
-                mul(p, e0s[k], out)
+            if found:
+                f = 1.0
+                coefs.clear()
+                for counts, total, _, _ in reversed(found):
+                    e = es[len(counts)]
+                    scale = cap / total
+                    if scale >= 1.0:
+                        d = total + e
+                        coefs.append(f * (1.0 / d))
+                    else:
+                        d = scale * total + e
+                        coefs.append(f * (scale / d))
+                    f = f * (e / d)
+                s0m[()] = f
+                mul(p, s0, out)
                 p = out
-                scale = cap / total
-                if scale >= 1.0:  # min(1, cap / total) = 1: c and total as they are
+                for (counts, _, dense, _), g in zip(found, reversed(coefs), strict=True):
                     if dense is None:
                         for x, c in counts.items():
-                            om[x] = om[x] + c
+                            om[x] = om[x] + g * c
                     else:
-                        add(out, dense, out)
-                    d0m[()] = total + es[k]
-                else:
-                    if dense is None:
-                        for x, c in counts.items():
-                            om[x] = om[x] + scale * c
-                    else:
-                        s0m[()] = scale
+                        s0m[()] = g
                         add(out, mul(dense, s0, tmp), out)
-                    d0m[()] = scale * total + es[k]
-                div(out, d0, out)
             w = yield p if hazard is None else self._end(p, t)
             nxt = trans.get(state * base + w)
             state = self.next_state(state, w) if nxt is None else nxt

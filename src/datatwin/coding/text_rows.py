@@ -9,9 +9,10 @@ symbol at a time can be computed for all positions together:
   symbols: the context key (the last L symbols as base-`base` digits, as `Steps` rolls it),
   how often that context occurred before (`total`), how many distinct symbols followed it
   (`distinct`) and how often each of them did. The level maps p to
-  `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`, `scale = min(1, cap/total)`,
-  exactly the float operations of `Steps.distribution` (one rounding for `e p`, one for the
-  added count, each element gets at most one addition, one division), so the rows are
+  `q = (e p + scale c) / (scale total + e)`, `e = a + b distinct`, `scale = min(1, cap/total)`;
+  `mix` applies all levels as one unrolled sum `f p + sum_k g_k c_k`, exactly the float
+  operations of `Steps._walk_cached` (the weights from the longest level down, one
+  multiplication of the row, one addition per counted symbol and level), so the rows are
   bit-identical to the decoder's and the coder sees the same quantised frequencies.
 
 The per-symbol counts are a list of (position, symbol, count) triples: for each context and
@@ -118,22 +119,38 @@ class Level:
         self.sym = np.repeat((upid % base).astype(it), length)[by]
         self.distinct = np.bincount(position, minlength=len(self.total))
 
-    def apply(self, P: FloatArray, i0: int, a: float, b: float, cap: float) -> None:
-        """Mix the level into the rows P of positions i0 .. i0 + len(P) (in place); rows
-        whose context did not occur before are left as they are."""
-        i1 = i0 + len(P)
+    def weights(
+        self, i0: int, i1: int, a: float, b: float, cap: float
+    ) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray]:
+        """Positions i0..i1: whether the context occurred before, and the level's weight of
+        the row below it (`e / d`) and of its counts (`scale / d`), `d = scale total + e`."""
         tot = self.total[i0:i1]
-        live = tot > 0
-        if not live.any():
-            return
         e = a + b * self.distinct[i0:i1].astype(np.float64)
         scale = np.minimum(1.0, cap / np.maximum(tot, 1))
-        Q = e[:, None] * P
-        j0, j1 = np.searchsorted(self.pos, [i0, i1])
+        d = scale * tot + e
+        return tot > 0, e / d, scale / d
+
+    def add_counts(self, P: FloatArray, i0: int, g: FloatArray) -> None:
+        """Add `g` times the counts after each position's context to the rows P of
+        positions i0 .. i0 + len(P) (in place; one addition per counted symbol)."""
+        j0, j1 = np.searchsorted(self.pos, [i0, i0 + len(P)])
         rows = self.pos[j0:j1] - i0
-        Q[rows, self.sym[j0:j1]] += scale[rows] * self.count[j0:j1]
-        Q /= (scale * tot + e)[:, None]
-        np.copyto(P, Q, where=live[:, None])
+        P[rows, self.sym[j0:j1]] += g[rows] * self.count[j0:j1]
+
+
+def mix(P: FloatArray, i0: int, levels: list[Level], a: float, b: float, cap: float) -> None:
+    """The cache levels mixed into the static rows P of positions i0 .. i0 + len(P), in
+    place, with `Steps._walk_cached`'s float operations: the weights from the longest
+    level down, the rows times f, then each level's counts, shortest first."""
+    f = np.ones(len(P))
+    g: list[FloatArray] = []
+    for lev in reversed(levels):
+        live, r, u = lev.weights(i0, i0 + len(P), a, b, cap)
+        g.append(np.where(live, f * u, 0.0))
+        f = np.where(live, f * r, f)
+    P *= f[:, None]
+    for lev, gk in zip(levels, reversed(g), strict=True):
+        lev.add_counts(P, i0, gk)
 
 
 def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
@@ -146,9 +163,8 @@ def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
         chunk = st[i0 : i0 + _CHUNK]
         uniq, inv = np.unique(chunk, return_inverse=True)
         P = steps.static_rows(uniq)[inv.reshape(-1)]
-        for lev in levels:
-            assert spec is not None
-            lev.apply(P, i0, spec.a, spec.b, spec.cap)
+        if spec is not None and levels:
+            mix(P, i0, levels, spec.a, spec.b, spec.cap)
         yield i0, P
 
 
