@@ -4,6 +4,9 @@ one, and without torch the candidates are skipped with a note while saved twins 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,3 +264,18 @@ def test_a_rows_product_does_not_depend_on_the_batch_around_it():
             np.testing.assert_array_equal(matmul_t(a[start:stop], w), alone[start:stop])
         exact = a.astype(float) @ w.T.astype(float)  # and it is a @ w.T, to float32 rounding
         np.testing.assert_allclose(alone, exact, atol=1e-5 * np.sqrt(h) * np.abs(exact).max())
+
+
+def test_table_neural_twin_loads_in_a_fresh_process(tmp_path):
+    """Loading registers the neural tables' tags itself (a fresh process has not trained)."""
+    twin = datatwin.fit(_table(), structures="neural[epochs=2]", seed=0)
+    twin.save(tmp_path / "n.twin")
+    code = (
+        "import sys, datatwin; t = datatwin.load(sys.argv[1]); "
+        "print(t.structure, len(t.sample(7, seed=0)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "n.twin")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [twin.structure, "7"]

@@ -29,6 +29,7 @@ from .counting import FamilyCounter
 from .dagfile import parse_edges
 from .gaussian import GaussianScorer, LinearGaussianNet
 from .growth import grow_trees
+from .neural import train_tables  # also registers the neural tables' tags for loading
 from .protocols import Parents, StateModel
 from .rows import EncodedRows, Rows, encode_rows
 from .schema import ColumnSpec
@@ -272,8 +273,6 @@ def _order(ctx: FitContext) -> list[int]:
     default=False,
 )
 def build_neural(ctx: FitContext) -> StateModel:
-    from .neural import train_tables
-
     if not isinstance(ctx.raw, RawTable):
         raise InputError("structure 'neural' needs the rows in memory (not a distributed table)")
     seq = _order(ctx)
