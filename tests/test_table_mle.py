@@ -194,3 +194,20 @@ def test_asia_network_reaches_the_known_limit(shared_data):
     assert -0.005 < h_dag - limit < 0.005, (h_dag, limit)
     assert h_bn - limit < 0.01, (h_bn, limit)
     assert h_ind - limit > 0.3
+
+
+def test_a_common_exact_amount_gets_its_own_frequency():
+    """A value too rare to be an atom (0.8% of rows, as Adult's capital-gain 7688) but
+    common inside its bin gets a fine bin of its own: its probability is its share of the
+    rows (not 1/width of its bin), its neighbours' stays small, and samples repeat it."""
+    rng = np.random.default_rng(5)
+    n = 50_000
+    x = rng.integers(1_000, 100_000, n)
+    x[rng.random(n) < 0.008] = 7_688
+    share = float(np.mean(x == 7_688))
+    twin = TableTwin.fit(pd.DataFrame({"x": x}), structure="independent", bins=10)
+    p = np.exp(twin.log_prob(pd.DataFrame({"x": [7_688, 7_689, 50_000]})))
+    assert p[0] == pytest.approx(share, rel=0.1)
+    assert p[1] < share / 50 and p[2] < share / 50
+    sampled = twin.sample(100_000, seed=0)["x"].to_numpy()
+    assert np.mean(sampled == 7_688) == pytest.approx(share, rel=0.15)

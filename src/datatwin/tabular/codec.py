@@ -27,6 +27,8 @@ TOKEN, VALUE, INTERVAL, RARE, ESCAPE = 0, 1, 2, 3, 4
 _SMALL_DISTINCT = 32  # numeric columns with at most this many values: every value an atom
 _MAX_VALUE_ATOMS = 20
 _FINE_PSEUDO = 0.5
+#: a value holding a fine bin's share of its coarse bin's rows gets a fine bin of its own
+SPIKES = True
 #: privacy rule: a category of a high-cardinality column seen in fewer rows is never stored
 MIN_COUNT = 5
 #: a categorical column is high-cardinality above max(this, sqrt(rows)) distinct values
@@ -237,7 +239,7 @@ class ColumnCodec:
             freq = freq[cnt[freq] >= thresh]
             atoms = np.sort(uniq[freq])
             keep = ~np.isin(uniq, atoms)
-        coarse, fine, fine_logp, fine_coarse = bin_edges(uniq[keep], cnt[keep], bins)
+        coarse, fine, fine_logp, fine_coarse = bin_edges(uniq[keep], cnt[keep], bins, atoms=atoms)
         lo = float(uniq.min()) if len(uniq) else 0.0
         hi = float(uniq.max()) if len(uniq) else 0.0
         spelling = SpellingModel.fit(tokens or ["?"])
@@ -577,14 +579,28 @@ def sorted_counts(vc: ValueCounts) -> tuple[np.ndarray, np.ndarray]:
     return names[order].astype(str), vc.counts[order]
 
 
-def bin_edges(values: np.ndarray, counts: np.ndarray, bins: int, end: float | None = None):
+def bin_edges(
+    values: np.ndarray,
+    counts: np.ndarray,
+    bins: int,
+    end: float | None = None,
+    atoms: np.ndarray | None = None,
+):
     """Coarse quantile bins over the non-atom grid values (distinct, sorted, with their
     counts), and a finer histogram in each. Quantiles are exact order statistics of the
     counted values (`_quantiles`), so the bins are those of the values written out.
 
+    A value holding at least a fine bin's share of its coarse bin's rows (a spike: a common
+    amount, a round number) gets a fine bin of its own, [v, v + 1), so the within-state
+    term gives it its frequency instead of spreading it over its neighbours.
+
     The last bin ends at `end` (default: past the largest value). A bounded summary passes
     the left edges of its micro bins as `values`, each with the rows of its bin, and the
-    largest value + 1 as `end`: every bin is then a union of micro bins, with exact counts."""
+    largest value + 1 as `end`: every bin is then a union of micro bins, with exact counts
+    (no spikes: a micro bin's rows need not be at its left edge). `atoms` (sorted) are the
+    grid points coded as values: a fine bin holding only atoms is merged into the one before.
+    """
+    atoms = np.zeros(0) if atoms is None else atoms
     if len(values) == 0:
         return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64)
     below = np.r_[0, np.cumsum(counts)]  # below[i]: values smaller than values[i]
@@ -598,8 +614,15 @@ def bin_edges(values: np.ndarray, counts: np.ndarray, bins: int, end: float | No
         vals, sub = values[a:b], below[a : b + 1] - below[a]
         k = int(np.clip(round(math.sqrt(int(sub[-1])) / 2), 1, 32))
         inner = _quantiles(vals, sub, np.linspace(0, 1, k + 1)[1:-1]) if k > 1 else np.empty(0)
+        if SPIKES and end is None and k > 1:  # a fine bin's share of rows: a bin of its own
+            heavy = vals[np.diff(sub) * k >= sub[-1]]
+            inner = np.r_[inner, heavy, heavy + 1]
         edges = np.unique(np.r_[coarse[c], inner])
         edges = edges[(edges >= coarse[c]) & (edges < coarse[c + 1])]
+        if len(atoms):  # every fine bin holds a grid point that is not an atom
+            full = np.r_[edges, coarse[c + 1]]
+            held = np.diff(np.searchsorted(atoms, full, "left"))
+            edges = edges[(np.diff(full) > held) | (edges == coarse[c])]
         full = np.r_[edges, coarse[c + 1]]
         cnt = np.diff(sub[np.searchsorted(vals, full, "left")]).astype(float)
         p = (cnt + _FINE_PSEUDO) / (cnt.sum() + _FINE_PSEUDO * len(cnt))
