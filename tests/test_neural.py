@@ -279,3 +279,20 @@ def test_table_neural_twin_loads_in_a_fresh_process(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [twin.structure, "7"]
+
+
+def test_table_training_stops_when_the_next_epoch_would_overrun_the_budget(monkeypatch):
+    """Epochs are planned from the second one's time; when later epochs get slower (a busy
+    machine), training stops before the budget is overrun (a fake clock: 10, 10, then 40 s
+    an epoch against a 60 s budget plans 6 epochs and stops after the third)."""
+    import itertools
+    import types
+
+    from datatwin.tabular import neural as tn
+
+    ticks = itertools.chain([0.0, 10.0, 20.0], itertools.count(60.0, 40.0))
+    monkeypatch.setattr(tn, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    tn.REPORTS.clear()
+    datatwin.fit(_table(), structures="neural", time_budget=60, seed=0, refit=False)
+    rep = tn.REPORTS[0]
+    assert (rep.epochs, rep.stopped) == (3, "time")

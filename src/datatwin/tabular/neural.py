@@ -314,15 +314,17 @@ def train_tables(
             _keep_best(cols, vl, best, bad, snaps)
             elapsed = time.perf_counter() - t0
             curve.append((round(elapsed, 2), ep, round(sum(best) / math.log(2), 4)))
+            last, first = elapsed - first, elapsed
             if epochs is None and ep == 2:  # the first epoch pays start-up costs: time the second
-                per = max(elapsed - first, 1e-3)
-                total = max(2, 2 + int((time_budget - elapsed) / per))
-            first = elapsed
+                total = max(2, 2 + int((time_budget - elapsed) / max(last, 1e-3)))
             if ep >= 2 and total < 10**6:  # planned epochs known (as in a refit): decay to lr/10
                 for g in opt.param_groups:
                     g["lr"] = lr * (1.0 - 0.9 * min(1.0, ep / max(total - 1, 1)))
             if all(b >= patience for b in bad):
                 stopped = "early"
+                break
+            if epochs is None and ep >= 2 and ep < total and elapsed + last > time_budget:
+                stopped = "time"  # the machine slowed down: the next epoch would overrun
                 break
         seconds = time.perf_counter() - t0
     tables = _tables_from_snapshots(snaps, preds, cards, priors, seen)
