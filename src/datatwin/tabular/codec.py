@@ -5,7 +5,8 @@ plus a within-state model, so a value's probability is P(state | parents) · P(v
 - token atoms: literal tokens (categories, missing markers, junk tokens in numeric columns);
 - value atoms: frequent exact numbers (e.g. the zeros of capital-gain);
 - interval states: numeric bins on the recorded-precision grid, with a finer histogram inside
-  each bin and a uniform distribution over the grid points of a fine bin;
+  each bin (a value common within its bin gets a fine bin of its own) and a uniform
+  distribution over the grid points of a fine bin;
 - rare: the tail of a very high-cardinality column, spelled by a character model;
 - escape: anything never seen in training (its mass comes from smoothing), so every valid
   input has a finite probability. Escape states are not sampled unless novel=True.
