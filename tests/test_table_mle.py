@@ -211,3 +211,29 @@ def test_a_common_exact_amount_gets_its_own_frequency():
     assert p[1] < share / 50 and p[2] < share / 50
     sampled = twin.sample(100_000, seed=0)["x"].to_numpy()
     assert np.mean(sampled == 7_688) == pytest.approx(share, rel=0.15)
+
+
+def test_a_fine_bin_holding_only_atoms_is_refused():
+    """Every fine bin must hold a grid point that is not a value atom (else its uniform law
+    divides by zero): such a codec is refused where it is built, at fit or at load."""
+    from datatwin.tabular.codec import ColumnCodec
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(1, 200, 20_000)
+    x[rng.random(len(x)) < 0.1] = 50
+    x[rng.random(len(x)) < 0.1] = 51
+    codec = TableTwin.fit(pd.DataFrame({"x": x}), structure="independent").codecs[0]
+    assert {50.0, 51.0} <= set(codec.value_atoms.tolist())
+    meta, arrays = codec.to_archive("c_")
+    fe, fl, fc = arrays["c_fine_edges"], arrays["c_fine_logp"], arrays["c_fine_coarse"]
+    j = int(np.searchsorted(fe, 50, "right")) - 1  # the fine bin holding 50 and 51
+    assert fe[j] < 50 and fe[j + 1] >= 52
+    c = fc[j]
+    cut = [50.0] + ([52.0] if fe[j + 1] > 52 else [])  # split off [50, 52): atoms only
+    fe = np.r_[fe[: j + 1], cut, fe[j + 1 :]]
+    fc = np.r_[fc[: j + 1], [c] * len(cut), fc[j + 1 :]]
+    fl = np.r_[fl[: j + 1], [fl[j]] * len(cut), fl[j + 1 :]]
+    fl[fc == c] = np.log(1.0 / np.sum(fc == c))  # still a distribution within the bin
+    bad = {**arrays, "c_fine_edges": fe, "c_fine_logp": fl, "c_fine_coarse": fc}
+    with pytest.raises(ValueError, match="a fine bin holds no grid point"):
+        ColumnCodec.from_archive(meta, bad, "c_")

@@ -329,6 +329,8 @@ class ColumnCodec:
             else np.zeros(len(lo))
         )
         self._fine_width = (hi - lo) - inside
+        if np.any(self._fine_width < 1):  # fit or file alike: no bin without a grid point
+            raise ValueError(f"column {self.spec.name!r}: a fine bin holds no grid point")
         self._fine_logw = self.fine_logp - np.log(self._fine_width)
         p = np.exp(self.fine_logp)
         cdf = np.zeros(len(p))
@@ -568,8 +570,6 @@ class ColumnCodec:
             float(meta["grid_hi"]),
             bool(meta.get("bounded", False)),
         )
-        if len(ce) > 1 and np.any(codec._fine_width < 1):
-            raise ValueError(f"column {spec.name!r}: a fine bin holds no grid point")
         return codec
 
 
