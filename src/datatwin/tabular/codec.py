@@ -604,34 +604,39 @@ def bin_edges(
     atoms = np.zeros(0) if atoms is None else atoms
     if len(values) == 0:
         return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int64)
-    below = np.r_[0, np.cumsum(counts)]  # below[i]: values smaller than values[i]
+    below = np.concatenate(([0], np.cumsum(counts)))  # below[i]: values smaller than values[i]
     qs = _quantiles(values, below, np.linspace(0, 1, bins + 1)[1:-1])
     last = values[-1] + 1 if end is None else end
-    coarse = np.unique(np.r_[values[0], qs, last])
+    coarse = np.unique(np.concatenate(([values[0]], qs, [last])))
     # coarse bin c covers [coarse[c], coarse[c+1]); every bin starts at a data value so it holds one
+    at = np.searchsorted(values, coarse).tolist()
     fine_edges, fine_logp, fine_coarse = [], [], []
     for c in range(len(coarse) - 1):
-        a, b = np.searchsorted(values, [coarse[c], coarse[c + 1]])
+        a, b, lo, hi = at[c], at[c + 1], coarse[c], coarse[c + 1]
         vals, sub = values[a:b], below[a : b + 1] - below[a]
-        k = int(np.clip(round(math.sqrt(int(sub[-1])) / 2), 1, 32))
-        inner = _quantiles(vals, sub, np.linspace(0, 1, k + 1)[1:-1]) if k > 1 else np.empty(0)
+        n = int(sub[-1])
+        k = min(max(round(math.sqrt(n) / 2), 1), 32)
+        inner = _quantiles(vals, sub, _INNER_QS[k]) if k > 1 else np.empty(0)
         if SPIKES and end is None and k > 1:  # a fine bin's share of rows: a bin of its own
-            heavy = vals[np.diff(sub) * k >= sub[-1]]
-            inner = np.r_[inner, heavy, heavy + 1]
-        edges = np.unique(np.r_[coarse[c], inner])
-        edges = edges[(edges >= coarse[c]) & (edges < coarse[c + 1])]
+            heavy = vals[np.diff(sub) * k >= n]
+            inner = np.concatenate((inner, heavy, heavy + 1))
+        edges = np.unique(np.concatenate(([lo], inner)))
+        edges = edges[(edges >= lo) & (edges < hi)]
         if len(atoms):  # every fine bin holds a grid point that is not an atom
-            full = np.r_[edges, coarse[c + 1]]
+            full = np.append(edges, hi)
             held = np.diff(np.searchsorted(atoms, full, "left"))
-            edges = edges[(np.diff(full) > held) | (edges == coarse[c])]
-        full = np.r_[edges, coarse[c + 1]]
-        cnt = np.diff(sub[np.searchsorted(vals, full, "left")]).astype(float)
+            edges = edges[(np.diff(full) > held) | (edges == lo)]
+        cnt = np.diff(sub[np.searchsorted(vals, np.append(edges, hi), "left")]).astype(float)
         p = (cnt + _FINE_PSEUDO) / (cnt.sum() + _FINE_PSEUDO * len(cnt))
         fine_edges.append(edges)
         fine_logp.append(np.log(p))
         fine_coarse.append(np.full(len(edges), c))
-    fe = np.r_[np.concatenate(fine_edges), coarse[-1]]
+    fe = np.append(np.concatenate(fine_edges), coarse[-1])
     return coarse, fe, np.concatenate(fine_logp), np.concatenate(fine_coarse).astype(np.int64)
+
+
+#: the inner quantile levels of k fine bins, by k
+_INNER_QS = [np.linspace(0, 1, k + 1)[1:-1] for k in range(33)]
 
 
 def _quantiles(values: np.ndarray, below: np.ndarray, qs: np.ndarray) -> np.ndarray:
