@@ -56,6 +56,7 @@ def _cases() -> dict[str, bytes]:
     weird.loc[4, "size"] = "100000"  # far outside the training range
     weird.loc[5, "size"] = "-7"
     weird.loc[6, "price"] = "1.5"  # fewer decimals than recorded
+    weird.loc[11, "price"] = "3.14159"  # more decimals than recorded: a token
     weird.loc[7, "price"] = "n/a"  # junk in a numeric column
     weird.loc[8, "size"] = " 12"  # a blank before a number
     weird.loc[9, "note"] = "line one\nline two"  # a newline inside a quoted field

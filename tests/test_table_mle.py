@@ -237,3 +237,23 @@ def test_a_fine_bin_holding_only_atoms_is_refused():
     bad = {**arrays, "c_fine_edges": fe, "c_fine_logp": fl, "c_fine_coarse": fc}
     with pytest.raises(ValueError, match="a fine bin holds no grid point"):
         ColumnCodec.from_archive(meta, bad, "c_")
+
+
+def test_a_value_finer_than_the_recorded_decimals_is_not_rounded_onto_the_grid():
+    """A column recorded to one decimal scores `10.23` as a value it never saw (a token:
+    the escape path), not as `10.2`; `10.20` and `1.02e1` are 10.2 written otherwise. A
+    schema's own `decimals` rounds, as asked."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": np.round(rng.normal(10, 2, 5000), 1)})
+    twin = TableTwin.fit(df, structure="independent")
+    assert not twin.codecs[0].spec.rounded
+    test = pd.DataFrame({"x": ["10.2", "10.20", "1.02e1", "10.23", "10.2000001"]})
+    lp = twin.log_prob(test)
+    assert lp[0] == lp[1] == lp[2]
+    assert lp[3] < lp[0] - 20 and lp[4] < lp[0] - 20
+    assert np.exp(lp[0]) + np.exp(lp[3]) + np.exp(lp[4]) < 1.0
+    schema = {"x": {"type": "float", "decimals": 1}}
+    rounding = TableTwin.fit(df, structure="independent", schema=schema)
+    assert rounding.codecs[0].spec.rounded
+    lr = rounding.log_prob(test)
+    assert lr[3] == lr[0] == lr[4]

@@ -138,9 +138,17 @@ def grid_of_texts(spec: ColumnSpec, texts: np.ndarray) -> np.ndarray:
         return np.floor(secs / unit + 1e-9) if unit > 1 else np.round(secs)
     vals, _ = parse_numbers(texts)
     with np.errstate(over="ignore", invalid="ignore"):
-        g = np.round(vals * _grid_scale(spec))
+        x = vals * _grid_scale(spec)
+        g = np.round(x)
+        if not spec.rounded:  # finer than recorded (10.23 at one decimal): a token, not 10.2
+            g[np.abs(x - g) > np.maximum(1e-9, np.abs(g) * _GRID_ULPS)] = np.nan
     g[~(np.abs(g) < MAX_GRID)] = np.nan  # beyond exact steps: scored as a token, not a number
     return g
+
+
+#: the float error of value · 10^decimals, relative: beyond it a number is off the grid (from
+#: about 10^15 grid steps on, a number finer than the grid can no longer be told apart)
+_GRID_ULPS = 4e-16
 
 
 def grid_to_values(spec: ColumnSpec, g: np.ndarray) -> np.ndarray:

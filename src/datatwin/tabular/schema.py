@@ -61,6 +61,9 @@ class ColumnSpec:
     datetime_unit: str = "D"  # grid step of datetime columns: D, h, min or s
     dtype: str = "csv"  # pandas dtype of the input, for samples ("csv": infer like read_csv)
     note: str = ""
+    #: a schema's own `decimals`: numbers are rounded to them. Otherwise (decimals as the
+    #: data recorded them) a finer number is not on the grid and is scored as a token.
+    rounded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,6 +238,7 @@ def _numeric_spec(
         raise InputError(f"column {spec.name!r} was declared {spec.type} but holds no numbers")
     if spec.type == "float":
         spec.decimals = int(override.get("decimals", recorded_decimals(uniq[ok])))
+        spec.rounded = "decimals" in override
     if not ok.all() and not forced:
         spec.note = f"{int(counts[~ok].sum())} non-numeric tokens kept as their own values"
     _check_grid(spec, float(np.nanmax(np.abs(vals))), forced, override)
