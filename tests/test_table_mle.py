@@ -257,3 +257,14 @@ def test_a_value_finer_than_the_recorded_decimals_is_not_rounded_onto_the_grid()
     assert rounding.codecs[0].spec.rounded
     lr = rounding.log_prob(test)
     assert lr[3] == lr[0] == lr[4]
+
+
+def test_a_specs_rounded_flag_must_be_a_boolean():
+    from datatwin.errors import InputError
+    from datatwin.tabular.schema import ColumnSpec
+
+    spec = {"name": "x", "type": "float", "decimals": 1}
+    assert ColumnSpec.from_dict({**spec, "rounded": True}).rounded is True
+    assert ColumnSpec.from_dict(spec).rounded is False  # model files written before the flag
+    with pytest.raises(InputError, match="rounded must be true or false"):
+        ColumnSpec.from_dict({**spec, "rounded": "yes"})

@@ -76,6 +76,8 @@ class ColumnSpec:
             raise InputError(
                 f"column {spec.name!r}: unknown type {spec.type!r}; use one of {TYPES}"
             )
+        if not isinstance(spec.rounded, bool):
+            raise InputError(f"column {spec.name!r}: rounded must be true or false")
         dec = spec.decimals
         if isinstance(dec, bool) or not isinstance(dec, int) or not 0 <= dec <= MAX_DECIMALS:
             raise InputError(
