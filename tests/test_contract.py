@@ -253,7 +253,8 @@ def series_next_step(twin, data: pd.DataFrame) -> None:
     """Series: one step given its history (`log_prob(step, history=data)`). The column is an
     unbounded integer column (precision 1), so the next value's cells are the integers; their
     masses over a grid of the data's range ± 12 standard deviations sum to one (border cells
-    negligible, so the grid holds all the mass)."""
+    negligible, so the grid holds all the mass) but for the finer mass φ: the values with
+    more decimals, each with its cell's mass times φ · P(d) / (9 · 10^(d-1))."""
     nxt = series_continuation().iloc[:1]
     y = data["y"].to_numpy(float)
     sd = float(y.std())
@@ -262,8 +263,12 @@ def series_next_step(twin, data: pd.DataFrame) -> None:
     assert np.all(np.isfinite(lp))
     p = np.exp(lp)
     assert p[0] + p[-1] <= 1e-12, "the grid does not cover the step's mass"
-    assert float(p.sum()) == pytest.approx(1.0, rel=SERIES_EXACT)
-    assert float(p.sum()) <= 1.0 + EXACT
+    phi = twin.cols.finer[0]
+    assert float(p.sum()) + phi == pytest.approx(1.0, rel=SERIES_EXACT)
+    assert float(p.sum()) + phi <= 1.0 + EXACT
+    v = int(np.argmax(p))  # a value one decimal finer in the likeliest cell: φ/(1-φ) · ½ · 1/9
+    finer = float(twin.log_prob(nxt.assign(y=grid[v] + 0.3), history=data)[0])
+    assert finer - lp[v] == pytest.approx(math.log(phi / (1 - phi) / 18), abs=1e-9)
 
 
 # ---- the contract cases -----------------------------------------------------------------

@@ -42,7 +42,8 @@ def test_calendar_column_is_detected_and_selected(twin):
 
 
 def test_a_step_sums_to_one_over_both_columns(twin):
-    """Σ over WorkDay ∈ {-3..4} (outside values get the escape mass) and a wide load grid."""
+    """Σ over WorkDay ∈ {-3..4} (outside values get the escape mass) and a wide load grid
+    (integers; each column's finer mass φ is for values with decimals)."""
     df = hourly_workdays()
     nxt = hourly_workdays(9).iloc[len(df) : len(df) + 1].reset_index(drop=True)
     total = 0.0
@@ -59,7 +60,8 @@ def test_a_step_sums_to_one_over_both_columns(twin):
     qw = 1 - 1 / (1 + cols.spread[jw])
     ql = 1 - 1 / (1 + cols.spread[jl])
     beyond = cols.escape[jw] * qw**3 + cols.escape[jl] * ql**30
-    assert total + beyond == pytest.approx(1.0, abs=1e-6)
+    on_grid = (1 - cols.finer[jw]) * (1 - cols.finer[jl])  # the rest: values with more decimals
+    assert total / on_grid + beyond == pytest.approx(1.0, abs=1e-6)
 
 
 def test_calendar_probabilities_sum_to_one_alone(twin):

@@ -2,7 +2,8 @@
 
 The cells (value = k · 10^-dec per column) are coded by `series_steps` (missing and escape
 flags, then the cell by bisection under the predictive, cells.py), vectorised when encoding
-and sequential when decoding, with bit-identical float64 rows on both sides. This module
+and sequential when decoding, with bit-identical float64 rows on both sides; then the digits
+of values finer than their grid (`series_finer`). This module
 handles the file around them: the time column is predicted from the twin's time axis
 (exceptions listed apart); how numbers are written is per column (trailing zeros, blanks, the
 missing marker), with the cells written otherwise listed verbatim.
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
+from ..series.finer import find_finer, snap
 from .coder import Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
+from .series_finer import FinerColumn, decode_finer, encode_finer, render_finer
 from .series_steps import MISSING as _MISSING
 from .series_steps import decode_cells, encode_cells
 from .table import _exceptions_bytes, _read_exceptions, apply_exceptions
@@ -95,18 +98,20 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     base = _base_step(twin, first.strip() if tcol and n else None)
     d = len(twin.cols.names)
     K = np.zeros((n, d), dtype=np.int64)
-    styles, marks = [], []
+    styles, marks, found = [], [], []
     rendered: dict[str, list[str]] = {}
     for j, name in enumerate(twin.cols.names):
         cells = s.columns[where[name]]
-        x = _parse(cells)
-        miss = np.isnan(x)
         dec = twin.cols.decimals[j]
+        fin = find_finer(_parse(cells), dec)
+        x = snap(_parse(cells), fin, dec)
+        miss = np.isnan(x)
         with np.errstate(over="ignore", invalid="ignore"):
             k = np.round(x / (10.0 ** (-dec)))
         big = ~miss & ~(np.abs(k) < 2.0**62)
         miss |= big  # not representable on the grid: written as an exception
         K[:, j] = np.where(miss, _MISSING, np.where(miss, 0, k)).astype(np.int64)
+        found.append(fin.only(~miss[fin.where]))
         style = _best_style(
             [int(v) for v in K[~miss, j][:_STYLE_SAMPLE]],
             dec,
@@ -117,8 +122,11 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         marks.append(mk)
     enc = Encoder()
     bits = encode_cells(twin, enc, K, base)
+    bits += encode_finer(enc, twin.cols.finer, K, found)
     for j, name in enumerate(twin.cols.names):
         rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
+        fc = FinerColumn(found[j].where, found[j].extra, found[j].index)
+        render_finer(rendered[name], K, j, fc, twin.cols.decimals[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = []
@@ -141,6 +149,7 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
         "coded_bits": bits,
         "payload": len(payload),
         "exceptions": sum(len(e[0]) for e in exceptions),
+        "finer_values": sum(len(f.where) for f in found),
         **{f"side_{k}": len(v) for k, v in parts.items()},
     }
     return SeriesCoded(frame(list(parts.values())), payload, (n, len(s.names)), stats)
@@ -199,10 +208,13 @@ def decode_series(twin: SeriesTwin, side: bytes, payload: bytes, counts: tuple[i
     r.end()
     if len(names) != n_cols or any(c not in names for c in twin.cols.names):
         raise CompressedFileError("compressed file damaged or for another model: its columns")
-    K = decode_cells(twin, Decoder(payload), n, base)
+    decoder = Decoder(payload)
+    K = decode_cells(twin, decoder, n, base)
+    fine = decode_finer(decoder, twin.cols.finer, K)
     rendered: dict[str, list[str]] = {}
     for j, name in enumerate(twin.cols.names):
         rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
+        render_finer(rendered[name], K, j, fine[j], twin.cols.decimals[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = _read_exceptions(unpack_bytes(exc_b, "exceptions"), n_cols, n)

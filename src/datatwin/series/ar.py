@@ -23,6 +23,9 @@ import numpy as np
 import scipy.linalg
 
 from ..modelfile import require
+from .finer import adjust as finer_adjust
+from .finer import mass as finer_mass
+from .finer import snap
 from .linear import LinearModel, fourier_basis
 from .precision import (
     cell_edges,
@@ -42,7 +45,8 @@ class Columns:
     `escape` is the mass per step a bounded column reserves for values outside its support
     (1/(n+1), n the steps the support was learned from); `spread` is the column's spread in
     data units (its range max - min, at least one grid cell), the mean distance beyond a bound
-    over which that mass is spread (see `precision.escape_log_prob`).
+    over which that mass is spread (see `precision.escape_log_prob`). `finer` is the mass per
+    value for values with more decimals than the column's grid (see `finer.py`).
     """
 
     names: list[str]
@@ -53,6 +57,7 @@ class Columns:
     log_ok: list[bool]
     escape: list[float]
     spread: list[float]
+    finer: list[float]
 
     @classmethod
     def infer(cls, values: np.ndarray, names: list[str], decimals: list[int]) -> Columns:
@@ -62,6 +67,7 @@ class Columns:
         sq, lg = [], []
         escape = [1.0 / (len(values) + 1.0)] * values.shape[1]
         spread = []
+        finer = [finer_mass(values[:, j], decimals[j]) for j in range(values.shape[1])]
         for j in range(values.shape[1]):
             x = values[:, j]
             x = x[~np.isnan(x)]
@@ -79,7 +85,7 @@ class Columns:
             upper.append(None)
             sq.append(mn >= 0)
             lg.append(mn > 0 and not nonneg)
-        return cls(list(names), list(decimals), lower, upper, sq, lg, escape, spread)
+        return cls(list(names), list(decimals), lower, upper, sq, lg, escape, spread, finer)
 
     def to_meta(self) -> dict[str, Any]:
         """The columns as JSON metadata for a model file."""
@@ -92,6 +98,7 @@ class Columns:
             "log_ok": self.log_ok,
             "escape": [float(v) for v in self.escape],
             "spread": [float(v) for v in self.spread],
+            "finer": [float(v) for v in self.finer],
         }
 
     @classmethod
@@ -103,7 +110,8 @@ class Columns:
         default_spread: Callable[[int], float],
     ) -> Columns:
         """Columns from `to_meta` output, validated; files written before the escape mass
-        existed get `default_escape` and `default_spread(j)`."""
+        existed get `default_escape` and `default_spread(j)`, those before the finer mass
+        half the escape (½/(n+1): no finer value among n)."""
         names = meta["columns"]
         require(isinstance(names, list) and len(names) > 0, source, "no columns")
         d = len(names)
@@ -115,7 +123,8 @@ class Columns:
         spread = meta.get("spread")
         if spread is None:
             spread = [default_spread(j) for j in range(d)]
-        for key, vals in (("escape", escape), ("spread", spread)):
+        finer = meta.get("finer", [0.5 * e if isinstance(e, float) else e for e in escape])
+        for key, vals in (("escape", escape), ("spread", spread), ("finer", finer)):
             require(
                 isinstance(vals, list)
                 and len(vals) == d
@@ -127,6 +136,7 @@ class Columns:
                 f"bad {key}",
             )
         require(all(0.0 < v < 1.0 for v in escape), source, "escape masses must be in (0, 1)")
+        require(all(0.0 < v < 1.0 for v in finer), source, "finer masses must be in (0, 1)")
         require(all(v > 0.0 for v in spread), source, "spreads must be > 0")
         return cls(
             list(names),
@@ -137,6 +147,7 @@ class Columns:
             [bool(v) for v in meta["log_ok"]],
             [float(v) for v in escape],
             [float(v) for v in spread],
+            [float(v) for v in finer],
         )
 
     def transforms_for(self, transform: str) -> list[str]:
@@ -202,7 +213,9 @@ def prepare(
     """Transform, standardise, forward-fill missing values and compute cell edges.
 
     A value outside the column's support is scored with the escape mass and enters the history
-    (the conditioning of later steps) as the nearest value inside the support.
+    (the conditioning of later steps) as the nearest value inside the support. A value with
+    more decimals than the grid is scored in its cell with its digits' mass (`finer.py`) and
+    enters the history as the cell's grid value.
     """
     n, d = values.shape
     Z = np.empty((n, d))
@@ -212,7 +225,8 @@ def prepare(
     adj = np.zeros((n, d))
     obs = ~np.isnan(values)
     for j in range(d):
-        x = values[:, j]
+        fine_adj, fin = finer_adjust(values[:, j], cols.decimals[j], cols.finer[j])
+        x = snap(values[:, j], fin, cols.decimals[j])
         a[:, j], b[:, j] = cell_edges(
             x,
             cols.decimals[j],
@@ -233,6 +247,7 @@ def prepare(
             cols.escape[j],
             cols.spread[j],
         )
+        adj[:, j] += np.where(obs[:, j], fine_adj, 0.0)
         delta = 10.0 ** (-cols.decimals[j])
         with np.errstate(over="ignore"):
             k = np.round(x / delta)

@@ -54,7 +54,7 @@ class SeriesTwin(Twin):
     unit = "step"
     structure_registry = SERIES_STRUCTURES
     archive_keys = frozenset(
-        {"columns", "decimals", "lower", "upper", "sqrt_ok", "log_ok", "escape", "spread"}
+        {"columns", "decimals", "lower", "upper", "sqrt_ok", "log_ok", "escape", "spread", "finer"}
         | {"transforms", "time", "column_order", "info", "next_step"}
     )
 
