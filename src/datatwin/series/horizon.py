@@ -166,6 +166,12 @@ def choose(board: Board[SeriesCandidate]) -> Candidate[SeriesCandidate]:
     """The best by holdout bits, or its long-horizon variant when that is within
     LONG_TOLERANCE of its bits and drifts less (module docstring)."""
     best = board.best()
+    label = best.structure.label
+    if label.endswith("+long"):  # fewer bits wins outright; a float-noise tie goes by the rule
+        parent = board.find(label.removesuffix("+long"))
+        if parent is None or best.holdout_bits < parent.holdout_bits * (1.0 - 1e-9):
+            return best
+        best = parent
     long = board.find(best.structure.label + "+long")
     if long is None or long.holdout_bits > best.holdout_bits * (1.0 + LONG_TOLERANCE):
         return best
