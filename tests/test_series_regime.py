@@ -103,3 +103,16 @@ def test_a_damaged_regime_is_refused():
     ):
         with pytest.raises(DataTwinError):
             LinearModel.from_arrays({**arrays, key: bad}, tw.model.info, d, "damaged")
+
+
+def test_wide_short_series_get_no_extension_with_more_coefficients_than_rows():
+    """12 columns × 60 steps (a year a row, a month a column): lag blocks would give each
+    column ~100 coefficients for ~45 training rows, interpolating them (train bits ~0) and
+    costing trillions of bits on the holdout. They are not fit; every row stays sane."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(24.0, 1.0, (60, 1)) + rng.normal(0.0, 0.5, (60, 12))
+    df = pd.DataFrame(np.round(base, 2), columns=[f"m{j}" for j in range(12)])
+    tw = datatwin.fit(df, kind="series", seed=0)
+    labels = [r["structure"] for r in tw.leaderboard]
+    assert not any("+blocks" in s or "+regime" in s for s in labels)
+    assert max(r["holdout_bits"] for r in tw.leaderboard) < 400

@@ -167,9 +167,12 @@ def build_exog(search: SeriesSearch, base: SeriesCandidate) -> SeriesCandidate |
 
 def _extend(
     search: SeriesSearch, base: SeriesCandidate, design: Design, mod: str
-) -> SeriesCandidate:
-    """`base` refit with `design` (lag blocks, regime) on the training rows."""
+) -> SeriesCandidate | None:
+    """`base` refit with `design` (lag blocks, regime) on the training rows (None: too few
+    rows for its coefficients)."""
     m0 = base.model
+    if not design.fits_in(base.prep, search.train_rows):
+        return None
     model = fit_extension(base.prep, search.train_rows, m0, design, search.chain_of(base)[1])
     if "radius_cap" in m0.info:
         stabilize_regimes(model, float(m0.info["radius_cap"]))

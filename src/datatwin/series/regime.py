@@ -48,6 +48,8 @@ GROW = 1.5
 #: blocks reach back this many times the largest order scanned
 REACH = 8
 _SD_FLOOR = 1e-6
+#: training rows per coefficient an extension needs (see `Design.fits_in`)
+MIN_ROWS_PER_COEF = 2
 
 
 def rising(lagged: Callable[[int], np.ndarray], k: int) -> np.ndarray:
@@ -162,6 +164,19 @@ class Design:
 
     def info(self) -> dict[str, Any]:
         return {"core_lags": [int(x) for x in self.core], "blocks": self.spans, "regime_k": self.k}
+
+    def n_features(self, d: int) -> int:
+        """Coefficients of one column's regression at most: intercept, the step's other
+        columns, d per core lag and per block; twice that with a regime."""
+        one = 1 + (d - 1) + d * (len(self.core) + len(self.spans))
+        return 2 * one if self.k else one
+
+    def fits_in(self, prep: Prepared, rows: np.ndarray) -> bool:
+        """Whether `rows` leave the regressions at least MIN_ROWS_PER_COEF rows a coefficient:
+        fewer interpolate the training rows (a residual scale of ~0) and lose on the holdout
+        by astronomically many bits."""
+        rows = rows[(rows >= self.max_lag()) & prep.observed[rows].all(axis=1)]
+        return len(rows) >= MIN_ROWS_PER_COEF * self.n_features(prep.Z.shape[1])
 
     @classmethod
     def of(cls, model: LinearModel) -> Design:
