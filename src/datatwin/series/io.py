@@ -159,7 +159,8 @@ def _decimals_of(text: pd.Series) -> int:
     Each value's decimals are read from its text ("58.0" has 1); long float-noise renderings
     such as "3.0780282860000003" count as the shortest decimals that give the same number.
     The column's precision is the decimals that 99.5% of its values are written with; the
-    rare longer values are scored on that grid (the cell containing them).
+    rare longer values are scored in the cell containing them, with their digits' own mass
+    (`finer.py`).
     """
     s = text.dropna().astype(str).str.strip()
     s = s[~s.str.lower().isin(MISSING)]
@@ -275,9 +276,12 @@ def _numeric_axis(
     off = np.abs(t - (t[0] + k * step))
     if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
         i = int(np.argmax(off))
+        fix = "resample the series to a regular grid"
+        if _yyyymmdd(s):
+            fix = "these look like dates written as YYYYMMDD: write them as YYYY-MM-DD"
         raise InputError(
             f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
-            f"(step {step:g}); resample the series to a regular grid"
+            f"(step {step:g}); {fix}"
         )
     steps = k.astype(np.int64)
     if gaps != "fill" and np.any(np.diff(steps) != 1):
@@ -291,6 +295,13 @@ def _numeric_axis(
         step = float((t[-1] - t[0]) / steps[-1])
     step = _snap_step(step, dec)
     return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
+
+
+def _yyyymmdd(s: pd.Series) -> bool:
+    """Whether every value is an 8-digit integer that reads as a date (19580329)."""
+    if not s.str.fullmatch(r"\d{8}").all():
+        return False
+    return bool(pd.to_datetime(s, format="%Y%m%d", errors="coerce").notna().all())
 
 
 def _datetime_axis(
@@ -404,7 +415,15 @@ def read_series(
         tt = frame[tcol]
         if pd.api.types.is_datetime64_any_dtype(tt):
             tt = tt.dt.strftime("%Y-%m-%d %H:%M:%S")
-        axis, steps = _time_axis(tt.astype(str), tcol, where, gaps)
+        try:
+            axis, steps = _time_axis(tt.astype(str), tcol, where, gaps)
+        except InputError as err:
+            if time is not None:
+                raise
+            raise InputError(  # a guess (by its name): say how to name the right column
+                f"{err} (the time column was guessed from its name; name it with --time COL, "
+                "or time= in Python)"
+            ) from None
         times_in = tt.astype(str).str.strip().tolist()
         axis.first = times_in[0]
         if steps[-1] + 1 != n:
