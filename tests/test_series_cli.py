@@ -119,6 +119,18 @@ def test_tampered_model_file_is_rejected(tmp_path):
             "time,y\n" + "".join(f"2020-01-{d:02d},{d % 3}\n" for d in [*range(1, 20), 22, 23]),
             "irregular",
         ),
+        (  # weekly dates as YYYYMMDD numbers: irregular as numbers, named as dates
+            "date,y\n"
+            + "".join(
+                f"{d:%Y%m%d},{d.day % 3}\n"
+                for d in pd.date_range("2020-01-04", periods=30, freq="W")
+            ),
+            "written as YYYYMMDD",
+        ),
+        (  # a guessed time column (year) repeats: the fix names --time
+            "year,quarter,y\n" + "".join(f"{1990 + i // 4},{i % 4 + 1},{i}\n" for i in range(30)),
+            "name it with --time",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, capsys, content, message):

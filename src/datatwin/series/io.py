@@ -276,20 +276,17 @@ def _numeric_axis(
     off = np.abs(t - (t[0] + k * step))
     if np.any(off > tol + 1e-9 * np.abs(t)) or np.any(np.diff(k) <= 0):
         i = int(np.argmax(off))
-        fix = "resample the series to a regular grid"
-        if _yyyymmdd(s):
-            fix = "these look like dates written as YYYYMMDD: write them as YYYY-MM-DD"
         raise InputError(
             f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
-            f"(step {step:g}); {fix}"
+            f"(step {step:g}); {_fix_spacing(s, 'resample the series to a regular grid')}"
         )
     steps = k.astype(np.int64)
     if gaps != "fill" and np.any(np.diff(steps) != 1):
         i = int(np.flatnonzero(np.diff(steps) != 1)[0])
+        fix = "pass time_gaps='fill' to model the gap as missing values, or resample the series"
         raise InputError(
             f"{where}: irregular time spacing: a gap of {d[i]:g} after data row {i + 1} "
-            f"(usual step {step:g}); pass time_gaps='fill' to model the gap as "
-            "missing values, or resample the series"
+            f"(usual step {step:g}); {_fix_spacing(s, fix)}"
         )
     if steps[-1] > 0:
         step = float((t[-1] - t[0]) / steps[-1])
@@ -297,11 +294,12 @@ def _numeric_axis(
     return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
 
 
-def _yyyymmdd(s: pd.Series) -> bool:
-    """Whether every value is an 8-digit integer that reads as a date (19580329)."""
-    if not s.str.fullmatch(r"\d{8}").all():
-        return False
-    return bool(pd.to_datetime(s, format="%Y%m%d", errors="coerce").notna().all())
+def _fix_spacing(s: pd.Series, fix: str) -> str:
+    """`fix`, unless every value is an 8-digit integer that reads as a date (19580329)."""
+    eight = bool(s.str.fullmatch(r"\d{8}").all())
+    if eight and pd.to_datetime(s, format="%Y%m%d", errors="coerce").notna().all():
+        return "these look like dates written as YYYYMMDD: write them as YYYY-MM-DD"
+    return fix
 
 
 def _datetime_axis(
