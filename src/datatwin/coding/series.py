@@ -103,8 +103,9 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     for j, name in enumerate(twin.cols.names):
         cells = s.columns[where[name]]
         dec = twin.cols.decimals[j]
-        fin = find_finer(_parse(cells), dec)
-        x = snap(_parse(cells), fin, dec)
+        parsed = _parse(cells)
+        fin = find_finer(parsed, dec)
+        x = snap(parsed, fin, dec)
         miss = np.isnan(x)
         with np.errstate(over="ignore", invalid="ignore"):
             k = np.round(x / (10.0 ** (-dec)))
@@ -164,11 +165,15 @@ def _render_column(k: np.ndarray, dec: int, style: int, mark: str) -> list[str]:
 
 
 def _best_style(ks: list[int], dec: int, cells: list[str]) -> int:
+    """The style that writes most of the sampled cells as they are (the first that writes
+    all of them)."""
     best, best_hits = FIXED, -1
     for style in (FIXED, TRIM_ONE, TRIM_ALL):
         hits = sum(_render(k, dec, style) == c for k, c in zip(ks, cells, strict=True))
         if hits > best_hits:
             best, best_hits = style, hits
+        if hits == len(cells):
+            break
     return best
 
 

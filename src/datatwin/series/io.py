@@ -101,8 +101,7 @@ class TimeAxis:
         if self.kind == "datetime":
             start = pd.Timestamp(last)
             times = pd.date_range(start=start, periods=n + 1, freq=self.freq)[1:]
-            fmt = "%Y-%m-%d" if self.date_only else "%Y-%m-%d %H:%M:%S"
-            return [t.strftime(fmt) for t in times]
+            return _datetime_texts(times, self.date_only)
         t0 = float(last)
         if self.step > 0:
             k0 = round(t0 / self.step)
@@ -123,6 +122,16 @@ class SeriesData:
     times: list[str] | None = None  # text of each step's time, if there is a time column
     filled_gaps: int = 0
     column_order: list[str] = field(default_factory=list)  # original CSV order incl. time
+
+
+def _datetime_texts(times: pd.DatetimeIndex, date_only: bool) -> list[str]:
+    """`times` as "%Y-%m-%d" or "%Y-%m-%d %H:%M:%S" (numpy's ISO text for four-digit years)."""
+    plain = times.tz is None and len(times) > 0
+    if plain and times.min().year >= 1000 and times.max().year <= 9999:
+        iso = np.datetime_as_string(times.values, unit="D" if date_only else "s")
+        return np.char.replace(iso, "T", " ").tolist()
+    fmt = "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S"
+    return [t.strftime(fmt) for t in times]
 
 
 def _format_time(v: float, decimals: int) -> str:
