@@ -101,3 +101,19 @@ def test_finer_values_compress_at_the_twins_bits_and_round_trip(twin, tmp_path: 
     assert report["exceptions"] == 0  # each finer value is restored from its coded digits
     assert report["model_bits"] == pytest.approx(predicted, rel=1e-9)
     assert report["sizes"]["payload"] * 8 <= predicted * 1.005 + 64
+
+
+def test_a_model_file_without_the_finer_mass_loads_with_half_the_escape(twin, tmp_path: Path):
+    from datatwin.errors import ModelFileError
+    from datatwin.modelfile import load_archive, save_archive
+
+    twin.save(tmp_path / "m.twin")
+    meta, arrays = load_archive(tmp_path / "m.twin")
+    assert meta["finer"] == twin.cols.finer
+    old = {k: v for k, v in meta.items() if k != "finer"}
+    save_archive(tmp_path / "old.twin", old, arrays)
+    loaded = datatwin.load(tmp_path / "old.twin")
+    assert loaded.cols.finer == [0.5 * e for e in twin.cols.escape]
+    save_archive(tmp_path / "bad.twin", {**meta, "finer": [1.5]}, arrays)
+    with pytest.raises(ModelFileError, match="finer"):
+        datatwin.load(tmp_path / "bad.twin")
