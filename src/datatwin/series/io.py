@@ -48,6 +48,7 @@ class TimeAxis:
     last: str | None = None  # the last time of the data, as text
     steps_per_day: float | None = None  # datetime only: how many steps make a day
     first: str | None = None  # the first time of the training data (step index 0)
+    compact: bool = False  # datetime only: dates written as YYYYMMDD (19580329)
 
     def to_json(self) -> dict[str, Any]:
         """The axis as JSON-able metadata."""
@@ -61,6 +62,7 @@ class TimeAxis:
             "last": self.last,
             "steps_per_day": self.steps_per_day,
             "first": self.first,
+            "compact": self.compact,
         }
 
     @classmethod
@@ -101,7 +103,7 @@ class TimeAxis:
         if self.kind == "datetime":
             start = pd.Timestamp(last)
             times = pd.date_range(start=start, periods=n + 1, freq=self.freq)[1:]
-            return _datetime_texts(times, self.date_only)
+            return _datetime_texts(times, self.date_only, self.compact)
         t0 = float(last)
         if self.step > 0:
             k0 = round(t0 / self.step)
@@ -124,13 +126,14 @@ class SeriesData:
     column_order: list[str] = field(default_factory=list)  # original CSV order incl. time
 
 
-def _datetime_texts(times: pd.DatetimeIndex, date_only: bool) -> list[str]:
-    """`times` as "%Y-%m-%d" or "%Y-%m-%d %H:%M:%S" (numpy's ISO text for four-digit years)."""
+def _datetime_texts(times: pd.DatetimeIndex, date_only: bool, compact: bool) -> list[str]:
+    """`times` as "%Y-%m-%d", "%Y-%m-%d %H:%M:%S" or (compact) "%Y%m%d" (numpy's ISO text
+    for four-digit years)."""
     plain = times.tz is None and len(times) > 0
     if plain and times.min().year >= 1000 and times.max().year <= 9999:
-        iso = np.datetime_as_string(times.values, unit="D" if date_only else "s")
-        return np.char.replace(iso, "T", " ").tolist()
-    fmt = "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S"
+        iso = np.datetime_as_string(times.values, unit="D" if date_only or compact else "s")
+        return np.char.replace(iso, "-" if compact else "T", "" if compact else " ").tolist()
+    fmt = "%Y%m%d" if compact else "%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S"
     return [t.strftime(fmt) for t in times]
 
 
@@ -256,9 +259,17 @@ def _time_axis(text: pd.Series, name: str, where: str, gaps: str) -> tuple[TimeA
         i = int(np.flatnonzero((s == "").to_numpy())[0])
         raise InputError(f"{where}: time column {name!r} is empty in data row {i + 1}")
     num = pd.to_numeric(s, errors="coerce")
-    if not num.isna().any():
+    if num.isna().any():
+        return _datetime_axis(s, num, name, where, gaps)
+    try:
         return _numeric_axis(s, num.to_numpy(dtype=float), name, where, gaps)
-    return _datetime_axis(s, num, name, where, gaps)
+    except InputError:
+        if not _yyyymmdd(s):
+            raise
+    # irregular as numbers, every value a date written as YYYYMMDD (19580329): dates
+    axis, steps = _datetime_axis(s, num, name, where, gaps)
+    axis.compact = True
+    return axis, steps
 
 
 def _numeric_axis(
@@ -287,15 +298,15 @@ def _numeric_axis(
         i = int(np.argmax(off))
         raise InputError(
             f"{where}: time column {name!r} is not regularly spaced near data row {i + 1} "
-            f"(step {step:g}); {_fix_spacing(s, 'resample the series to a regular grid')}"
+            f"(step {step:g}); resample the series to a regular grid"
         )
     steps = k.astype(np.int64)
     if gaps != "fill" and np.any(np.diff(steps) != 1):
         i = int(np.flatnonzero(np.diff(steps) != 1)[0])
-        fix = "pass time_gaps='fill' to model the gap as missing values, or resample the series"
         raise InputError(
             f"{where}: irregular time spacing: a gap of {d[i]:g} after data row {i + 1} "
-            f"(usual step {step:g}); {_fix_spacing(s, fix)}"
+            f"(usual step {step:g}); pass time_gaps='fill' to model the gap as "
+            "missing values, or resample the series"
         )
     if steps[-1] > 0:
         step = float((t[-1] - t[0]) / steps[-1])
@@ -303,12 +314,10 @@ def _numeric_axis(
     return TimeAxis(name, "numeric", None, step, dec, False, s.iloc[-1]), steps
 
 
-def _fix_spacing(s: pd.Series, fix: str) -> str:
-    """`fix`, unless every value is an 8-digit integer that reads as a date (19580329)."""
+def _yyyymmdd(s: pd.Series) -> bool:
+    """Whether every value is an 8-digit integer that reads as a date (19580329)."""
     eight = bool(s.str.fullmatch(r"\d{8}").all())
-    if eight and pd.to_datetime(s, format="%Y%m%d", errors="coerce").notna().all():
-        return "these look like dates written as YYYYMMDD: write them as YYYY-MM-DD"
-    return fix
+    return eight and bool(pd.to_datetime(s, format="%Y%m%d", errors="coerce").notna().all())
 
 
 def _datetime_axis(
