@@ -121,7 +121,7 @@ def test_tampered_model_file_is_rejected(tmp_path):
         ),
         (  # a guessed time column (year) repeats: the fix names --time
             "year,quarter,y\n" + "".join(f"{1990 + i // 4},{i % 4 + 1},{i}\n" for i in range(30)),
-            "name it with --time",
+            "name another with --time",
         ),
     ],
 )
@@ -212,3 +212,18 @@ def test_dates_written_as_yyyymmdd_numbers_are_dates(tmp_path):
     assert same.leaderboard[0]["holdout_bits"] == tw.leaderboard[0]["holdout_bits"]
     raw = text.encode()
     assert tw.decompress(tw.compress(raw)) == raw
+
+
+def test_time_none_takes_the_rows_as_steps(tmp_path, capsys):
+    """A guessed time column that is not one (year beside quarter): --time none reads the
+    rows as consecutive steps, the guessed column among the values unless --values says."""
+    text = "year,quarter,y\n" + "".join(f"{1990 + i // 4},{i % 4 + 1},{i % 7}\n" for i in range(40))
+    path = tmp_path / "q.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match="--time none"):
+        datatwin.fit(path, kind="series")
+    tw = datatwin.fit(path, kind="series", time="none", values=["y"], structures="ar(1)")
+    assert tw.time.kind == "none" and tw.cols.names == ["y"]
+    model = tmp_path / "q.twin"
+    assert main(["fit", str(path), "--kind", "series", "--time", "none", "-o", str(model)]) == 0
+    assert datatwin.load(model).cols.names == ["year", "quarter", "y"]

@@ -238,7 +238,14 @@ def _numeric(text: pd.Series, name: str, where: str) -> np.ndarray:
     return out
 
 
+#: `time=` value for "no time column" (unless a column has that name)
+NO_TIME = "none"
+
+
 def _pick_time(frame: pd.DataFrame, time: str | None, where: str) -> str | None:
+    """The time column: `time` if given (NO_TIME: none), else the first with a time name."""
+    if time is not None and time.lower() == NO_TIME and time not in frame.columns:
+        return None
     if time is not None:
         if time not in frame.columns:
             raise InputError(
@@ -437,8 +444,8 @@ def read_series(
             if time is not None:
                 raise
             raise InputError(  # a guess (by its name): say how to name the right column
-                f"{err} (the time column was guessed from its name; name it with --time COL, "
-                "or time= in Python)"
+                f"{err} (the time column was guessed from its name; name another with --time "
+                "COL, or --time none for consecutive steps; time= in Python)"
             ) from None
         times_in = tt.astype(str).str.strip().tolist()
         axis.first = times_in[0]

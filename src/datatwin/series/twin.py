@@ -106,8 +106,10 @@ class SeriesTwin(Twin):
     ) -> SeriesTwin:
         """Fit every candidate on the training part, score on the holdout, keep the best.
 
-        `holdout` is the final fraction of the series (default 0.2) or data (a path or a
-        DataFrame) that continues the series. `structures` restricts the families and/or
+        `time` names the time column (default: the first named time/date/...; "none": no
+        time column, the rows are consecutive steps). `holdout` is the final fraction of the
+        series (default 0.2) or data (a path or a DataFrame) that continues the series.
+        `structures` restricts the families and/or
         transforms tried (names from FAMILIES and TRANSFORMS), or names leaderboard labels
         (`sqrt:ar(19)+seasonal+calendar`) to fit exactly: with the same data, holdout and
         `max_lag`, `fit_select(data, structures=twin.structure)` gives the same twin.
@@ -406,7 +408,9 @@ class SeriesTwin(Twin):
         """Series options: --time/--values/--max-lag/--time-gaps (fit), --paths/--history (sample)."""
         g = fit.add_argument_group("series (--kind series)")
         g.add_argument(
-            "--time", metavar="COL", help="time column (default: a column named time/date/...)"
+            "--time",
+            metavar="COL",
+            help="time column (default: a column named time/date/...; none: rows are steps)",
         )
         g.add_argument("--values", metavar="A,B,..", help="value columns (default: all but time)")
         g.add_argument(
