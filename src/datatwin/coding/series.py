@@ -22,7 +22,7 @@ from ..series.finer import find_finer, snap
 from .coder import Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
-from .series_finer import FinerColumn, decode_finer, encode_finer, render_finer
+from .series_finer import decode_finer, encode_finer, render_finer
 from .series_steps import MISSING as _MISSING
 from .series_steps import decode_cells, encode_cells
 from .table import _exceptions_bytes, _read_exceptions, apply_exceptions
@@ -126,8 +126,7 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     bits += encode_finer(enc, twin.cols.finer, K, found)
     for j, name in enumerate(twin.cols.names):
         rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
-        fc = FinerColumn(found[j].where, found[j].extra, found[j].index)
-        render_finer(rendered[name], K, j, fc, twin.cols.decimals[j])
+        render_finer(rendered[name], found[j], twin.cols.decimals[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = []
@@ -219,7 +218,7 @@ def decode_series(twin: SeriesTwin, side: bytes, payload: bytes, counts: tuple[i
     rendered: dict[str, list[str]] = {}
     for j, name in enumerate(twin.cols.names):
         rendered[name] = _render_column(K[:, j], twin.cols.decimals[j], styles[j], marks[j])
-        render_finer(rendered[name], K, j, fine[j], twin.cols.decimals[j])
+        render_finer(rendered[name], fine[j], twin.cols.decimals[j])
     if tcol:
         rendered[tcol] = _times(twin, first, n)
     exceptions = _read_exceptions(unpack_bytes(exc_b, "exceptions"), n_cols, n)

@@ -9,8 +9,6 @@ possible one) and its rank among the cell's 9·10^(d-1) points (uniform). That i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..series.finer import MAX_EXTRA, Finer, text_of
@@ -18,15 +16,6 @@ from .cells import IntArray, row_bits
 from .coder import Decoder, Encoder
 from .series_steps import _FAMILY, MISSING, Scalar
 from .wire import CompressedFileError
-
-
-@dataclass
-class FinerColumn:
-    """A column's finer values: the rows (of the file) and their digits."""
-
-    rows: IntArray
-    extra: IntArray
-    index: IntArray
 
 
 def _flag_rows(phi: float, n: int) -> np.ndarray:
@@ -50,8 +39,8 @@ def encode_finer(enc: Encoder, phis: list[float], K: IntArray, found: list[Finer
     return bits + scalar.bits
 
 
-def decode_finer(dec: Decoder, phis: list[float], K: IntArray) -> list[FinerColumn]:
-    """The finer values coded by `encode_finer`, per column."""
+def decode_finer(dec: Decoder, phis: list[float], K: IntArray) -> list[Finer]:
+    """The finer values coded by `encode_finer`, per column (their rows of the file)."""
     scalar, out = Scalar(None, dec), []
     for j, phi in enumerate(phis):
         observed = np.flatnonzero(K[:, j] != MISSING)
@@ -67,14 +56,15 @@ def decode_finer(dec: Decoder, phis: list[float], K: IntArray) -> list[FinerColu
                 d += 1
             extra.append(d)
             index.append(scalar.uniform(9 * 10 ** (d - 1), 0))
-        out.append(FinerColumn(rows_f, np.array(extra, np.int64), np.array(index, np.int64)))
+        cells = K[rows_f, j]
+        out.append(Finer(rows_f, np.array(extra, np.int64), cells, np.array(index, np.int64)))
     return out
 
 
-def render_finer(texts: list[str], K: IntArray, j: int, col: FinerColumn, decimals: int) -> None:
-    """Write column j's finer values into its rendered texts."""
-    for r, d, i in zip(col.rows.tolist(), col.extra.tolist(), col.index.tolist(), strict=True):
-        k = int(K[r, j])
+def render_finer(texts: list[str], fin: Finer, decimals: int) -> None:
+    """Write a column's finer values into its rendered texts."""
+    columns = (fin.where, fin.extra, fin.cell, fin.index)
+    for r, d, k, i in zip(*(c.tolist() for c in columns), strict=True):
         if not 0 <= i < 9 * 10 ** (d - 1):
             raise CompressedFileError("compressed file damaged: a finer value out of range")
         texts[r] = text_of(k, d, i, decimals)
