@@ -296,3 +296,27 @@ def test_table_training_stops_when_the_next_epoch_would_overrun_the_budget(monke
     datatwin.fit(_table(), structures="neural", time_budget=60, seed=0, refit=False)
     rep = tn.REPORTS[0]
     assert (rep.epochs, rep.stopped) == (3, "time")
+
+
+def test_recurrent_training_stops_in_time_when_steps_get_slower(monkeypatch):
+    """Steps are planned from steps 11-30 (1 s each, ×1.1: 63 more for a 100 s budget); when
+    they then take 3 s (a busy machine) training stops before the budget is overrun instead of
+    running the 93 planned steps (a fake clock: it stops after step 53, at 99 s)."""
+    import itertools
+    import time as real_time
+    import types
+
+    from datatwin.nn import train as nt
+    from datatwin.nn.train import TrainConfig, train_recurrent
+
+    ticks = itertools.chain([0.0], range(1, 31), itertools.count(33.0, 3.0))
+    fake = types.SimpleNamespace(
+        perf_counter=lambda: float(next(ticks)), process_time=real_time.process_time
+    )
+    monkeypatch.setattr(nt, "time", fake)
+    rng = np.random.default_rng(0)
+    blocks = [np.concatenate([[0], rng.integers(3, 10, size=4000), [1]])]
+    cfg = TrainConfig(hidden=8, embed=4, window=16, batch=4, time_budget=100.0, eval_every=10)
+    _, rep = train_recurrent(blocks, 10, 9, 1, cfg)
+    assert (rep.steps, rep.stopped) == (53, "time")
+    assert rep.curve[-1][:2] == (99.0, 53)  # the stopping step is evaluated

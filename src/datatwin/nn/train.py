@@ -240,9 +240,16 @@ def train_recurrent(
             if step == 10:
                 t_warm = elapsed
             if planned is None and step == calib:
-                # the budget fixes the step count once; the label keeps it (reproducible)
+                # the budget fixes the step count once; the label keeps it (reproducible,
+                # unless the steps then get slower than planned and training stops in time)
                 per = (elapsed - t_warm) / (calib - 10) * 1.1  # evaluation overhead
                 total = planned = max(calib + 1, calib + int((cfg.time_budget - elapsed) / per))
+            if (
+                cfg.steps is None
+                and calib < step < total
+                and elapsed * (step + 1) / step > cfg.time_budget
+            ):
+                total, stopped = step, "time"  # the steps got slower than planned: stop in time
             if step % cfg.eval_every == 0 or step == total:
                 vb = _val_bits(torch, net, val, streams, cfg, out_offset)
                 curve.append((round(elapsed, 2), step, round(vb, 4)))
@@ -253,9 +260,6 @@ def train_recurrent(
                     if bad >= cfg.patience:
                         stopped = "early"
                         break
-            if cfg.steps is None and elapsed > 2.0 * cfg.time_budget:
-                stopped = "time"
-                break
         if best[1] is None:
             best = (_val_bits(torch, net, val, streams, cfg, out_offset), to_numpy_net(net, cfg))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -1,6 +1,8 @@
 """Neural candidates of text and events twins: the network alone and mixed with a chain.
 
-Labels (handed back to `fit`, they train exactly the same network again):
+Labels (handed back to `fit`, they train exactly the same network again, unless the training
+stopped because its steps got slower than planned, `stopped == "time"`: its learning-rate
+schedule was planned for more steps than the label keeps):
 
     neural[steps=N]                      the network alone, N optimiser steps
     <chain>+neural[w=W,steps=N]          w·network + (1-w)·chain (with the chain's cache)
