@@ -209,7 +209,8 @@ def train_recurrent(
         )
         t0, c0 = time.perf_counter(), time.process_time()
         planned = cfg.steps
-        calib, t_warm = 30, 0.0  # steps 1-10 pay one-off costs: time steps 11-30
+        calib, elapsed = 30, 0.0  # steps 1-10 pay one-off costs: time steps 11-30
+        took: list[float] = []
         best: tuple[float, RecurrentNet | None] = (math.inf, None)
         curve: list[tuple[float, int, float]] = []
         bad, step, state, stopped = 0, 0, None, "steps"
@@ -236,13 +237,15 @@ def train_recurrent(
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             step += 1
-            elapsed = time.perf_counter() - t0
-            if step == 10:
-                t_warm = elapsed
+            before, elapsed = elapsed, time.perf_counter() - t0
+            if 10 < step <= calib:
+                took.append(elapsed - before)
             if planned is None and step == calib:
                 # the budget fixes the step count once; the label keeps it (reproducible,
                 # unless the steps then get slower than planned and training stops in time)
-                per = (elapsed - t_warm) / (calib - 10) * 1.1  # evaluation overhead
+                # the median step (a few slow ones, e.g. another process, would halve the plan;
+                # steps that are slower all along are stopped in time below), plus evaluations
+                per = float(np.median(took)) * 1.1
                 total = planned = max(calib + 1, calib + int((cfg.time_budget - elapsed) / per))
             if (
                 cfg.steps is None
