@@ -241,8 +241,8 @@ def train_recurrent(
             if 10 < step <= calib:
                 took.append(elapsed - before)
             if planned is None and step == calib:
-                # the budget fixes the step count once; the label keeps it (reproducible,
-                # unless the steps then get slower than planned and training stops in time)
+                # the budget fixes the step count once; the label keeps the steps run (a
+                # label refit plans its schedule for those from the start: not bit for bit)
                 # the median step (a few slow ones, e.g. another process, would halve the plan;
                 # steps that are slower all along are stopped in time below), plus evaluations
                 per = float(np.median(took)) * 1.1

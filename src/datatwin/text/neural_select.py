@@ -1,8 +1,9 @@
 """Neural candidates of text and events twins: the network alone and mixed with a chain.
 
-Labels (handed back to `fit`, they train exactly the same network again, unless the training
-stopped because its steps got slower than planned, `stopped == "time"`: its learning-rate
-schedule was planned for more steps than the label keeps):
+Labels (handed back to `fit`, they train the same network for the same number of steps; a
+run with a fixed `steps=N` is retrained bit for bit, but one planned from the time budget is
+not: its learning-rate schedule was planned for the budget's steps before any early or
+in-time stop, and its first steps ran before the plan existed):
 
     neural[steps=N]                      the network alone, N optimiser steps
     <chain>+neural[w=W,steps=N]          w·network + (1-w)·chain (with the chain's cache)
