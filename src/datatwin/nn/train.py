@@ -241,10 +241,10 @@ def train_recurrent(
             if 10 < step <= calib:
                 took.append(elapsed - before)
             if planned is None and step == calib:
-                # the budget fixes the step count once; the label keeps the steps run (a
-                # label refit plans its schedule for those from the start: not bit for bit)
-                # the median step (a few slow ones, e.g. another process, would halve the plan;
-                # steps that are slower all along are stopped in time below), plus evaluations
+                # the budget fixes the step count once, from the median step (a few slow ones,
+                # e.g. another process, would halve the plan; steps slower all along are stopped
+                # in time below) plus evaluations. The label keeps the steps run; a label refit
+                # plans its schedule for those from the start, so it is not bit for bit.
                 per = float(np.median(took)) * 1.1
                 total = planned = max(calib + 1, calib + int((cfg.time_budget - elapsed) / per))
             if (

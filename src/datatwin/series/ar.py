@@ -123,8 +123,8 @@ class Columns:
         spread = meta.get("spread")
         if spread is None:
             spread = [default_spread(j) for j in range(d)]
-        finer = meta.get("finer", [0.5 * e if isinstance(e, float) else e for e in escape])
-        for key, vals in (("escape", escape), ("spread", spread), ("finer", finer)):
+
+        def check(key: str, vals: Any) -> None:
             require(
                 isinstance(vals, list)
                 and len(vals) == d
@@ -135,6 +135,11 @@ class Columns:
                 source,
                 f"bad {key}",
             )
+
+        check("escape", escape)
+        check("spread", spread)
+        finer = meta.get("finer", [0.5 * e for e in escape])
+        check("finer", finer)
         require(all(0.0 < v < 1.0 for v in escape), source, "escape masses must be in (0, 1)")
         require(all(0.0 < v < 1.0 for v in finer), source, "finer masses must be in (0, 1)")
         require(all(v > 0.0 for v in spread), source, "spreads must be > 0")

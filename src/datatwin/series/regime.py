@@ -171,12 +171,16 @@ class Design:
         one = 1 + (d - 1) + d * (len(self.core) + len(self.spans))
         return 2 * one if self.k else one
 
+    def usable(self, prep: Prepared, rows: np.ndarray) -> np.ndarray:
+        """The rows with the history the design needs and every column observed."""
+        return rows[(rows >= self.max_lag()) & prep.observed[rows].all(axis=1)]
+
     def fits_in(self, prep: Prepared, rows: np.ndarray) -> bool:
         """Whether `rows` leave the regressions at least MIN_ROWS_PER_COEF rows a coefficient:
         fewer interpolate the training rows (a residual scale of ~0) and lose on the holdout
         by astronomically many bits."""
-        rows = rows[(rows >= self.max_lag()) & prep.observed[rows].all(axis=1)]
-        return len(rows) >= MIN_ROWS_PER_COEF * self.n_features(prep.Z.shape[1])
+        n_rows = len(self.usable(prep, rows))
+        return n_rows >= MIN_ROWS_PER_COEF * self.n_features(prep.Z.shape[1])
 
     @classmethod
     def of(cls, model: LinearModel) -> Design:
@@ -255,7 +259,7 @@ def fit_extension(
     Z = prep.Z
     n, d = Z.shape
     W = Z - base.level_at(np.arange(n))
-    rows = rows[(rows >= design.max_lag()) & prep.observed[rows].all(axis=1)]
+    rows = design.usable(prep, rows)
     X = _features(W, rows, design)
     G = X.T @ X
     up = rising(lambda lag: Z[rows - lag], design.k).astype(float) if design.k else None
