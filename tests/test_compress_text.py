@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from compress_checks import assert_cli_round_trip, assert_damage_refused  # noqa
 import datatwin  # noqa: E402
 from datatwin.coding import CompressedFileError, text_rows  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
-from datatwin.coding.steps import Steps  # noqa: E402
+from datatwin.coding.steps import Steps, Walker  # noqa: E402
 from datatwin.coding.text import _compact, unseen_code, unseen_rank  # noqa: E402
 from datatwin.coding.text_rows import vectorisable  # noqa: E402
 from datatwin.text.counts import BOS  # noqa: E402
@@ -100,20 +101,23 @@ def test_incremental_distribution_equals_next_distribution(twin, words, raw_byte
             ctx.append(int(ids[i]))
 
 
+@pytest.mark.parametrize("python_only", [True, False])
 @pytest.mark.parametrize("which", ["chars", "words", "bytes"])
 def test_document_rows_equal_the_incremental_ones(
-    twin, words, raw_bytes, which, monkeypatch: pytest.MonkeyPatch
+    twin, words, raw_bytes, which, python_only: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The encoder's rows for a whole document (vectorised) are bit for bit the rows the
-    decoder computes one symbol at a time, at every position and across chunk borders."""
+    """The encoder's rows for a whole document (vectorised, or the compiled walk's) are bit
+    for bit the rows the decoder computes one symbol at a time, at every position and across
+    chunk borders."""
     monkeypatch.setattr(text_rows, "_CHUNK", 97)
     t = {"chars": twin, "words": words, "bytes": raw_bytes}[which]
     text = (HOLD + "Zoë ☃\n" + TRAIN[:300]) * 3
     ids = np.asarray(t.vocab.encode(text if which != "bytes" else text.encode()), np.int64)
-    steps = Steps(t.chain)
+    steps = Steps(t.chain, python_only=python_only)
     assert vectorisable(steps)
+    assert steps.compiled == (Walker is not None and not python_only)
     got = np.concatenate([P.copy() for _, P in text_rows.rows(steps, ids)])
-    seq = Steps(t.chain)
+    seq = Steps(t.chain, python_only=python_only)
     want = []
     for i in range(len(ids) + 1):
         want.append(seq.distribution().copy())
@@ -133,8 +137,9 @@ def test_walk_with_busy_contexts_gives_the_encoders_rows(
 
     monkeypatch.setattr(steps_module, "_DENSE", dense)
     ids = np.asarray(twin.vocab.encode((HOLD + TRAIN[:400]) * 40), np.int64)
-    want = np.concatenate([P.copy() for _, P in text_rows.rows(Steps(twin.chain), ids)])
-    steps = Steps(twin.chain)
+    vectorised = Steps(twin.chain, python_only=True)
+    want = np.concatenate([P.copy() for _, P in text_rows.rows(vectorised, ids)])
+    steps = Steps(twin.chain, python_only=True)
     steps._memo_max = 16
     walk = steps.walk()
     got = [next(walk).copy()]
@@ -145,6 +150,58 @@ def test_walk_with_busy_contexts_gives_the_encoders_rows(
     entries = [e for table in tables for e in table.values() if isinstance(e, list)]
     assert max(e[1] for e in entries) > twin.chain.cache.cap
     assert any(e[2] is not None for e in entries) == (dense < 1000)
+
+
+@pytest.mark.skipif(Walker is None, reason="the compiled walk was not built (no C compiler)")
+@pytest.mark.parametrize("which", ["chars", "words", "bytes"])
+def test_compiled_walk_gives_the_python_walks_rows_bit_for_bit(
+    twin, words, raw_bytes, which: str
+) -> None:
+    """`_walker.c` and the Python walk give the same float64 rows at every position: a long
+    repetitive document (contexts seen more than `cap` times) with unseen symbols, walked
+    with the static memo evicted every few symbols (C forgets all rows when full, Python the
+    older half: rows must not depend on it), and the document rows in one call."""
+    t = {"chars": twin, "words": words, "bytes": raw_bytes}[which]
+    text = (HOLD + "Zoë ☃\n" + TRAIN[:400]) * 20
+    ids = np.asarray(t.vocab.encode(text if which != "bytes" else text.encode()), np.int64)
+    rows = {}
+    for python_only in (True, False):
+        steps = Steps(t.chain, python_only=python_only)
+        steps._memo_max = 16
+        assert steps.compiled != python_only
+        walk = steps.walk()
+        got = [next(walk).copy()]
+        got += [walk.send(w).copy() for w in ids.tolist()]
+        rows[python_only] = np.array(got)
+    assert np.array_equal(rows[True], rows[False])
+    whole = np.concatenate([P for _, P in Steps(t.chain).document_rows(ids, 1000)])
+    assert np.array_equal(whole, rows[True])
+    assert t.chain.cache is None or np.max(rows[True]) > 0.5  # some contexts are busy
+
+
+@pytest.mark.skipif(Walker is None, reason="the compiled walk was not built (no C compiler)")
+def test_compiled_walker_restarts_cleanly_and_refuses_a_stale_walk(twin) -> None:
+    """One walker serves every block of a Steps: after a long block (its cache tables grown)
+    a restart gives a fresh walk's rows exactly; an older walk then refuses to go on."""
+    long_ids = twin.vocab.encode((HOLD + TRAIN) * 30).tolist()
+    ids = twin.vocab.encode(HOLD).tolist()
+    steps = Steps(twin.chain)
+    old = steps.walk()
+    next(old)
+    for w in long_ids:
+        old.send(w)
+    new = steps.walk()
+    got = [next(new).copy()] + [new.send(w).copy() for w in ids]
+    fresh = Steps(twin.chain, python_only=True).walk()
+    want = [next(fresh).copy()] + [fresh.send(w).copy() for w in ids]
+    assert np.array_equal(np.array(got), np.array(want))
+    with pytest.raises(RuntimeError, match="newer walk"):
+        old.send(ids[0])
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks that the build compiled it")
+def test_the_compiled_walk_is_built_in_ci() -> None:
+    assert Walker is not None
 
 
 def test_children_are_found_alike_in_bytes_and_by_bisection(twin, words) -> None:
