@@ -1,5 +1,5 @@
 """The one compiled part: an optional accelerator for coding text and events (see
-src/datatwin/coding/_walker.c). Without a C compiler the install goes on without it and
+src/datatwin/text/_walker.c). Without a C compiler the install goes on without it and
 the same code runs in Python, with the same bits, more slowly."""
 
 from setuptools import Extension, setup
@@ -7,8 +7,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "datatwin.coding._walker",
-            ["src/datatwin/coding/_walker.c"],
+            "datatwin.text._walker",
+            ["src/datatwin/text/_walker.c"],
             optional=True,
             # exact IEEE-754 doubles: no fused multiply-add, no fast-math
             extra_compile_args=["-O2", "-ffp-contract=off"],

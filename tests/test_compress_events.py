@@ -15,8 +15,8 @@ from compress_checks import assert_cli_round_trip, assert_damage_refused  # noqa
 import datatwin  # noqa: E402
 from datatwin.coding import CompressedFileError  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
-from datatwin.coding.steps import Steps  # noqa: E402
 from datatwin.text.counts import BOS  # noqa: E402
+from datatwin.text.steps import Steps  # noqa: E402
 
 EVENTS = ["view", "cart", "buy", "search", "leave"]
 

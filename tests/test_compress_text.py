@@ -16,10 +16,10 @@ from compress_checks import assert_cli_round_trip, assert_damage_refused  # noqa
 import datatwin  # noqa: E402
 from datatwin.coding import CompressedFileError, text_rows  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
-from datatwin.coding.steps import Steps, Walker  # noqa: E402
 from datatwin.coding.text import _compact, unseen_code, unseen_rank  # noqa: E402
 from datatwin.coding.text_rows import vectorisable  # noqa: E402
 from datatwin.text.counts import BOS  # noqa: E402
+from datatwin.text.steps import Steps, Walker  # noqa: E402
 
 TRAIN = (
     "When in the chronicle of wasted time\nI see descriptions of the fairest wights,\n"
@@ -133,7 +133,7 @@ def test_walk_with_busy_contexts_gives_the_encoders_rows(
     """A long repetitive document (contexts seen more than `cap` times, with several
     successors) walked symbol by symbol gives the encoder's rows bit for bit, with the
     counts kept as dense rows or not, and with a static memo small enough to be evicted."""
-    from datatwin.coding import steps as steps_module
+    from datatwin.text import steps as steps_module
 
     monkeypatch.setattr(steps_module, "_DENSE", dense)
     ids = np.asarray(twin.vocab.encode((HOLD + TRAIN[:400]) * 40), np.int64)

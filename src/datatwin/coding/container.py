@@ -27,7 +27,7 @@ from .wire import ByteReader, CompressedFileError, text, varint
 
 MAGIC = b"DTWZ"
 #: compressed file format: 3 codes regime and hetero series twins with coding/series_moments.py
-#: sums; 4 mixes the text and events caches as one unrolled sum (coding/steps.py)
+#: sums; 4 mixes the text and events caches as one unrolled sum (text/steps.py)
 FORMAT = 4
 _EMBEDDED = 1
 MAX_KIND = 32

@@ -31,10 +31,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
+from ..text.steps import Steps, paused_gc
 from .coder import AdaptiveByteModel, Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
-from .steps import Steps, paused_gc
 from .text import code_blocks, decode_spelled, encode_spelled
 from .text_rows import block_rows
 from .wire import ByteReader, CompressedFileError, text, varint

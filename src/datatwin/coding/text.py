@@ -25,10 +25,10 @@ import numpy as np
 from ..errors import InputError
 from ..text.counts import BOS, EOS, N_SPECIAL, UNK
 from ..text.spelling import Spelling
+from ..text.steps import Steps, paused_gc
 from ..text.tokenize import Vocabulary, WordVocabulary
 from .coder import MAX_ALPHABET, Decoder, Encoder
 from .sections import pack_bytes, unpack_bytes
-from .steps import Steps, paused_gc
 from .text_rows import encode_document, vectorisable
 from .wire import ByteReader, CompressedFileError, varint
 

@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..text.counts import BOS, EOS
+from ..text.steps import Steps
 from .coder import Encoder
-from .steps import Steps
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]

@@ -25,8 +25,8 @@ import numpy as np
 from ..modelfile import require
 from ..nn.recurrent import RecurrentNet
 from ..nn.scoring import CHUNK, WARM, score_blocks
-from .cache import CacheState
 from .counts import BOS, EOS, UNK, Layout
+from .steps import Steps
 
 OUT_OFFSET = 1  # outcome index = symbol id - 1 (BOS is never predicted)
 
@@ -245,6 +245,13 @@ class MixModel:
     neural: NeuralModel
     chain: Any  # LayeredModel (kept untyped: layers.py imports this module's users)
     weight: float
+    _steps: Steps | None = field(default=None, repr=False, compare=False)
+
+    def chain_steps(self) -> Steps:
+        """The chain's rows one symbol at a time (made once per model, as its sampler)."""
+        if self._steps is None:
+            self._steps = Steps(self.chain)
+        return self._steps
 
     @property
     def base(self) -> int:
@@ -291,32 +298,22 @@ class MixSampler(NeuralSampler):
     ) -> tuple[list[int], bool]:
         hist = list(self._states[self.start if state is None else state])
         step = _Stepper(self.neural_model, hist)
-        chain = self.mix.chain
-        ng = chain.model.sampler()
-        s = ng.walk(np.array(hist, np.int64))
-        cache = CacheState(chain.cache, hist, self.base) if chain.cache is not None else None
+        # the chain's rows with its cache and ends, one symbol at a time (compiled when built)
+        chain = self.mix.chain_steps().walk()
+        q = next(chain)
+        for x in hist:
+            q = chain.send(x)
         w = self.mix.weight
-        hz = chain.hazard
         out: list[int] = []
         us = rng.random(n + 1)
         while len(out) < n:
-            q = ng.distribution(s)
-            if cache is not None:
-                q = cache.dense(q)
-            if hz is not None:  # length-aware ends: P(end) re-split by the block's length
-                t = len(hist) + len(out)
-                e = float(hz.end_prob(np.array([q[EOS]]), np.array([t]))[0])
-                q = q * (1.0 - e) / (1.0 - q[EOS])
-                q[EOS] = e
             p = w * step.dist() + (1.0 - w) * q[OUT_OFFSET:]
             x = _draw(p, float(us[len(out)]), temperature) + OUT_OFFSET
             if x == EOS:
                 return out, True
             out.append(x)
             step.push(x)
-            s = ng.advance(s, x)
-            if cache is not None:
-                cache.push(x)
+            q = chain.send(x)
         return out, False
 
     @property

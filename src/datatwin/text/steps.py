@@ -1,4 +1,5 @@
-"""Incremental next-symbol distributions of a text or events twin, for the coder.
+"""Incremental next-symbol distributions of a text or events twin: for the coder (coding/)
+and for sampling a network mixed with the chain (`neural.MixSampler`).
 
 `LayeredModel.next_distribution(context)` rebuilds the cache from the whole context on every
 call (O(n^2) over a document). `Steps` walks the document instead: the n-gram state advances
@@ -31,7 +32,8 @@ The same walk is compiled (`_walker.c`, built by setup.py when a C compiler is t
 package's one compiled part, optional): the static rows, the transitions and the cache with
 the same float operations in the same order, so its rows equal these bit for bit (tested);
 `walk` uses it when it was built, and `document_rows` gives the encoder a block's rows in one
-call. It codes text about 4 times faster. Without it everything runs here.
+call. It codes text about 4 times faster. Without it everything runs here, with the same
+rows.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from ..text.counts import BOS, EOS
-from ..text.layers import LayeredModel
-from ..text.sampling import Sampler
+from .counts import BOS, EOS
+from .layers import LayeredModel
+from .sampling import Sampler
 
 Walker: type[_walker.Walker] | None
 try:  # the compiled walk (setup.py); without it the same walk runs in Python

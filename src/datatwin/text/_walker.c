@@ -297,7 +297,8 @@ static int cache_push(Walker *c, int64_t w) {
     }
     c->n++;
     if (c->n_levels) {
-        c->ctx = (c->ctx * (uint64_t)c->base + (uint64_t)w) % c->ctx_mod;
+        /* (ctx base + w) mod base^top, without overflow: base^top <= 2^62 */
+        c->ctx = (c->ctx % (c->ctx_mod / (uint64_t)c->base)) * (uint64_t)c->base + (uint64_t)w;
         find_levels(c);
     }
     return 0;
@@ -553,7 +554,7 @@ static PyObject *Walker_rows(Walker *c, PyObject *const *args, Py_ssize_t nargs)
     const int64_t *ids = ib.buf;
     int ok = ib.itemsize == 8 && ob.itemsize == 8 && ob.len == m * c->base * 8 && c->rows;
     for (Py_ssize_t i = 0; ok && i < m; i++) ok = ids[i] >= 0 && ids[i] < c->base;
-    for (Py_ssize_t i = 0; ok && i < m; i++) {
+    for (Py_ssize_t i = 0; ok == 1 && i < m; i++) {
         write_row(c, (double *)ob.buf + i * c->base);
         c->state = next_state(c, c->state, ids[i]);
         ok = cache_push(c, ids[i]) == 0 ? 1 : -1;
@@ -576,7 +577,7 @@ static PyMethodDef Walker_methods[] = {
 };
 
 static PyTypeObject WalkerType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "datatwin.coding._walker.Walker",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "datatwin.text._walker.Walker",
     .tp_basicsize = sizeof(Walker),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "A block's next-symbol rows, one symbol at a time (see steps.Steps.walk)",
