@@ -139,8 +139,7 @@ def test_walk_with_busy_contexts_gives_the_encoders_rows(
     ids = np.asarray(twin.vocab.encode((HOLD + TRAIN[:400]) * 40), np.int64)
     vectorised = Steps(twin.chain, python_only=True)
     want = np.concatenate([P.copy() for _, P in text_rows.rows(vectorised, ids)])
-    steps = Steps(twin.chain, python_only=True)
-    steps._memo_max = 16
+    steps = Steps(twin.chain, python_only=True, memo_rows=16)
     walk = steps.walk()
     got = [next(walk).copy()]
     got += [walk.send(w).copy() for w in ids.tolist()]
@@ -166,8 +165,7 @@ def test_compiled_walk_gives_the_python_walks_rows_bit_for_bit(
     ids = np.asarray(t.vocab.encode(text if which != "bytes" else text.encode()), np.int64)
     rows = {}
     for python_only in (True, False):
-        steps = Steps(t.chain, python_only=python_only)
-        steps._memo_max = 16
+        steps = Steps(t.chain, python_only=python_only, memo_rows=16)
         assert steps.compiled != python_only
         walk = steps.walk()
         got = [next(walk).copy()]

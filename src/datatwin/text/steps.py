@@ -123,7 +123,11 @@ class _StateTable:
 class Steps:
     """q(. | block so far) of a `LayeredModel` over an n-gram model, one symbol at a time."""
 
-    def __init__(self, chain: LayeredModel, python_only: bool = False) -> None:
+    def __init__(
+        self, chain: LayeredModel, python_only: bool = False, memo_rows: int | None = None
+    ) -> None:
+        """`python_only`: walk in Python even when the compiled walk is there (the tests
+        compare the two); `memo_rows`: static rows kept (default: 2^23 numbers' worth)."""
         sampler = chain.model.sampler()
         if not isinstance(sampler, Sampler):
             raise TypeError("incremental coding needs an n-gram model's state machine")
@@ -133,12 +137,12 @@ class Steps:
         self.spec = chain.cache
         self.hazard = chain.hazard
         self._memo: dict[int, np.ndarray] = {}
-        self._memo_max = max(1024, _MEMO_FLOATS // max(self.base, 1))
+        default = max(1024, _MEMO_FLOATS // max(self.base, 1))
+        self._memo_max = default if memo_rows is None else memo_rows
         self._end_cache: dict[tuple[float, int], float] = {}
         self._trans: dict[int, int] = {}  # state * base + symbol -> next state
         self._g = np.zeros(())  # a 0-d scalar for the static rows' multiplication
         self._tab = _StateTable.of(sampler)
-        #: walk in Python even when the compiled walk is there (the tests compare the two)
         self.python_only = python_only
         self._compiled: _walker.Walker | None = None
         self._walks = 0
