@@ -178,6 +178,26 @@ def test_compiled_walk_gives_the_python_walks_rows_bit_for_bit(
 
 
 @pytest.mark.skipif(Walker is None, reason="the compiled walk was not built (no C compiler)")
+def test_compiled_walk_with_a_large_vocabulary_and_cache() -> None:
+    """Words over a vocabulary of about 300 (300 ** 8 > 2 ** 64: the cache's contexts are
+    hashed in C, each hit confirmed on the symbols): the same rows as the Python walk's exact
+    keys."""
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(400)]
+    phrases = [" ".join(rng.choice(vocab, 9)) for _ in range(60)]
+    text = "\n".join(rng.choice(phrases, 400)) + "\n"
+    t = datatwin.fit(text, kind="text", tokens="words", seed=0, structures="markov2+kn+cache")
+    assert t.chain.cache is not None and t.vocab.base ** max(t.chain.cache.orders) > 2**64
+    ids = t.vocab.encode(text[: len(text) // 2]).tolist()
+    rows = []
+    for python_only in (True, False):
+        walk = Steps(t.chain, python_only=python_only).walk()
+        rows.append(np.array([next(walk).copy()] + [walk.send(w).copy() for w in ids]))
+    assert np.array_equal(rows[0], rows[1])
+    assert np.max(rows[0][len(ids) // 2 :, :]) > 0.5  # the cache predicts repeated phrases
+
+
+@pytest.mark.skipif(Walker is None, reason="the compiled walk was not built (no C compiler)")
 def test_compiled_walker_restarts_cleanly_and_refuses_a_stale_walk(twin) -> None:
     """One walker serves every block of a Steps: after a long block (its cache tables grown)
     a restart gives a fresh walk's rows exactly; an older walk then refuses to go on."""

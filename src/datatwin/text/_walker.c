@@ -11,11 +11,13 @@
  * (compiled with -ffp-contract=off: no fused multiply-add), so the rows equal the Python
  * walk's and the encoder's (`text_rows.mix`) bit for bit; the tests compare them.
  *
- * Contexts are keys ctx mod base^L, with ctx < base^top < 2^63 (the caller checks). Storage:
- * per level an open-addressing table key -> context entry; per entry its total, its number of
- * distinct successors and a singly linked list of (symbol, count) nodes; one table
- * (entry, symbol) -> node for the count updates. Memory grows with the block, like the
- * Python dictionaries it replaces (about 40 bytes per new context and per new successor).
+ * Storage: the block's symbols so far (BOS first); per level an open-addressing table from a
+ * 63-bit hash of the context's L symbols to its entries (a hit is confirmed by comparing the
+ * symbols, so two contexts never share counts, whatever the vocabulary's size); per entry its
+ * total, its number of distinct successors, where in the block its context ends and a singly
+ * linked list of (symbol, count) nodes; one table (entry, symbol) -> node for the count
+ * updates. Memory grows with the block, like the Python dictionaries it replaces (about 48
+ * bytes per new context and 40 per new successor).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -55,13 +57,13 @@ typedef struct {
     /* the document cache (n_levels = 0: none) */
     int64_t base, bos, n_levels, n; /* n: symbols in the block so far (BOS counts) */
     int64_t orders[MAX_LEVELS];
-    uint64_t mods[MAX_LEVELS];
-    uint64_t ctx, ctx_mod;
+    int64_t *doc, doc_cap; /* the block's symbols, BOS first (n of them) */
+    uint64_t hk[MAX_LEVELS]; /* the hashes of the current contexts, per level */
     double cap;
     double *es; /* es[k] = a + b k, k = 0..base */
     Table levels[MAX_LEVELS];
     Table nodes_of; /* entry * base + symbol -> node */
-    int64_t *total, *distinct, *head, *ekey, *elevel; /* per context entry */
+    int64_t *total, *distinct, *head, *ekey, *elevel, *epos; /* per context entry */
     int64_t n_entries, entries_cap;
     int64_t *sym_of, *count, *next; /* per successor node */
     int64_t n_nodes, nodes_cap;
@@ -113,9 +115,11 @@ static int table_grow(Table *t) {
         *t = old;
         return -1;
     }
+    uint64_t mask = (uint64_t)t->cap - 1;
     for (int64_t i = 0; i < old.cap; i++)
-        if (old.keys[i]) {
-            int64_t j = table_slot(t, old.keys[i] - 1);
+        if (old.keys[i]) { /* at the first empty slot: keys may repeat (context hashes) */
+            uint64_t j = hash64(old.keys[i] - 1) & mask;
+            while (t->keys[j]) j = (j + 1) & mask;
             t->keys[j] = old.keys[i];
             t->vals[j] = old.vals[i];
             t->n++;
@@ -124,10 +128,18 @@ static int table_grow(Table *t) {
     return 0;
 }
 
-/* Insert key -> val (the key must be absent). */
+/* The slot holding key -> val (both present). */
+static int64_t slot_of(const Table *t, uint64_t key, int64_t val) {
+    uint64_t mask = (uint64_t)t->cap - 1, i = hash64(key) & mask;
+    while (t->keys[i] != key + 1 || t->vals[i] != val) i = (i + 1) & mask;
+    return (int64_t)i;
+}
+
+/* Insert key -> val at the first empty slot of its probe sequence (after any equal keys). */
 static int table_put(Table *t, uint64_t key, int64_t val) {
     if (2 * (t->n + 1) > t->cap && table_grow(t) < 0) return -1;
-    int64_t i = table_slot(t, key);
+    uint64_t mask = (uint64_t)t->cap - 1, i = hash64(key) & mask;
+    while (t->keys[i]) i = (i + 1) & mask;
     t->keys[i] = key + 1;
     t->vals[i] = val;
     t->n++;
@@ -150,9 +162,10 @@ static int grow_arrays(int64_t **arrays, int count, int64_t *cap) {
 
 static int64_t new_entry(Walker *c, int64_t level, uint64_t key) {
     if (c->n_entries == c->entries_cap) {
-        int64_t *a[5] = {c->total, c->distinct, c->head, c->ekey, c->elevel};
-        if (grow_arrays(a, 5, &c->entries_cap) < 0) return -1;
-        c->total = a[0], c->distinct = a[1], c->head = a[2], c->ekey = a[3], c->elevel = a[4];
+        int64_t *a[6] = {c->total, c->distinct, c->head, c->ekey, c->elevel, c->epos};
+        if (grow_arrays(a, 6, &c->entries_cap) < 0) return -1;
+        c->total = a[0], c->distinct = a[1], c->head = a[2];
+        c->ekey = a[3], c->elevel = a[4], c->epos = a[5];
     }
     int64_t e = c->n_entries++;
     c->total[e] = 0;
@@ -160,6 +173,7 @@ static int64_t new_entry(Walker *c, int64_t level, uint64_t key) {
     c->head[e] = -1;
     c->ekey[e] = (int64_t)key;
     c->elevel[e] = level;
+    c->epos[e] = c->n;
     return e;
 }
 
@@ -186,10 +200,35 @@ static int count_symbol(Walker *c, int64_t e, int64_t w) {
     return 0;
 }
 
+/* The current contexts' hashes: level k's covers the last orders[k] symbols of the block. */
+static void hash_contexts(Walker *c) {
+    uint64_t h = 0;
+    int64_t k = 0;
+    for (int64_t i = 1; i <= c->n && k < c->n_levels; i++) {
+        h = hash64(h * 0x9E3779B97F4A7C15ULL + (uint64_t)c->doc[c->n - i] + 1);
+        if (i == c->orders[k]) c->hk[k++] = h >> 1;
+    }
+}
+
+/* The entry of level k's current context, or -1. */
+static int64_t level_find(const Walker *c, int64_t k) {
+    const Table *t = &c->levels[k];
+    int64_t L = c->orders[k];
+    uint64_t mask = (uint64_t)t->cap - 1, i = hash64(c->hk[k]) & mask, k1 = c->hk[k] + 1;
+    for (; t->keys[i]; i = (i + 1) & mask) {
+        int64_t e = t->vals[i];
+        if (t->keys[i] == k1 &&
+            !memcmp(c->doc + c->epos[e] - L, c->doc + c->n - L, (size_t)L * sizeof(int64_t)))
+            return e;
+    }
+    return -1;
+}
+
 static void find_levels(Walker *c) {
+    hash_contexts(c);
     c->n_found = 0;
     for (int64_t k = 0; k < c->n_levels && c->orders[k] <= c->n; k++) {
-        int64_t e = table_get(&c->levels[k], c->ctx % c->mods[k]);
+        int64_t e = level_find(c, k);
         if (e < 0) break;
         c->found[c->n_found++] = e;
     }
@@ -288,19 +327,21 @@ static void write_row(Walker *c, double *out) {
 
 /* Count w after the block's current contexts and move the cache to the next position. */
 static int cache_push(Walker *c, int64_t w) {
+    if (!c->n_levels) return 0;
     for (int64_t k = 0; k < c->n_levels && c->orders[k] <= c->n; k++) {
-        uint64_t key = c->ctx % c->mods[k];
-        int64_t e = k < c->n_found ? c->found[k] : table_get(&c->levels[k], key);
-        if (e < 0 && ((e = new_entry(c, k, key)) < 0 || table_put(&c->levels[k], key, e) < 0))
+        int64_t e = k < c->n_found ? c->found[k] : level_find(c, k);
+        if (e < 0 && ((e = new_entry(c, k, c->hk[k])) < 0 ||
+                      table_put(&c->levels[k], c->hk[k], e) < 0))
             return -1;
         if (count_symbol(c, e, w) < 0) return -1;
     }
-    c->n++;
-    if (c->n_levels) {
-        /* (ctx base + w) mod base^top, without overflow: base^top <= 2^62 */
-        c->ctx = (c->ctx % (c->ctx_mod / (uint64_t)c->base)) * (uint64_t)c->base + (uint64_t)w;
-        find_levels(c);
+    if (c->n == c->doc_cap) {
+        int64_t *a[1] = {c->doc};
+        if (grow_arrays(a, 1, &c->doc_cap) < 0) return -1;
+        c->doc = a[0];
     }
+    c->doc[c->n++] = w;
+    find_levels(c);
     return 0;
 }
 
@@ -383,21 +424,16 @@ static int init_cache(Walker *c, PyObject *orders, PyObject *es, double cap) {
             PyErr_SetString(PyExc_ValueError, "Walker: cache orders must increase");
             return -1;
         }
-        uint64_t m = 1;
-        for (int64_t i = 0; i < c->orders[k]; i++) {
-            if (m > (UINT64_C(1) << 62) / (uint64_t)c->base) {
-                PyErr_SetString(PyExc_ValueError, "Walker: base ** order too large");
-                return -1;
-            }
-            m *= (uint64_t)c->base;
-        }
-        c->mods[k] = c->ctx_mod = m;
         if (table_init(&c->levels[k], 1024) < 0) return -1;
     }
     if (PyErr_Occurred() || table_init(&c->nodes_of, 4096) < 0) return -1;
     c->cap = cap;
-    c->ctx = (uint64_t)c->bos;
+    int64_t *a[1] = {c->doc};
+    if (grow_arrays(a, 1, &c->doc_cap) < 0) return -1;
+    c->doc = a[0];
+    c->doc[0] = c->bos;
     c->n = 1;
+    find_levels(c); /* none found yet: the contexts' hashes */
     return 0;
 }
 
@@ -449,8 +485,8 @@ static void Walker_dealloc(Walker *c) {
     for (int64_t k = 0; k < c->n_levels; k++) table_free(&c->levels[k]);
     table_free(&c->nodes_of);
     table_free(&c->memo);
-    void *blocks[] = {c->rows, c->chain,  c->es,     c->total, c->distinct, c->head,
-                      c->ekey, c->elevel, c->sym_of, c->count, c->next};
+    void *blocks[] = {c->rows, c->chain,  c->es,   c->total,  c->distinct, c->head, c->ekey,
+                      c->elevel, c->epos, c->doc, c->sym_of, c->count,    c->next};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) PyMem_Free(blocks[i]);
     Py_TYPE(c)->tp_free((PyObject *)c);
 }
@@ -515,7 +551,7 @@ static PyObject *Walker_reset(Walker *c, PyObject *unused) {
     int64_t *slots = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int64_t));
     if (!slots) return PyErr_NoMemory();
     for (int64_t e = 0; e < c->n_entries; e++) {
-        slots[i++] = table_slot(&c->levels[c->elevel[e]], (uint64_t)c->ekey[e]);
+        slots[i++] = slot_of(&c->levels[c->elevel[e]], (uint64_t)c->ekey[e], e);
         for (int64_t node = c->head[e]; node >= 0; node = c->next[node]) {
             uint64_t key = (uint64_t)e * (uint64_t)c->base + (uint64_t)c->sym_of[node];
             slots[i++] = table_slot(&c->nodes_of, key);
@@ -532,8 +568,8 @@ static PyObject *Walker_reset(Walker *c, PyObject *unused) {
     c->nodes_of.n = 0;
     c->n_entries = c->n_nodes = c->n_found = 0;
     c->state = c->start;
-    c->ctx = (uint64_t)c->bos;
-    c->n = 1;
+    c->n = 1; /* doc[0] is BOS */
+    if (c->n_levels) find_levels(c);
     Py_RETURN_NONE;
 }
 

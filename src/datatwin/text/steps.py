@@ -175,11 +175,8 @@ class Steps:
     @property
     def compiled(self) -> bool:
         """Whether `walk` runs compiled (`_walker.c`: the same rows bit for bit): when it was
-        built, `python_only` is not set and the cache's context keys fit (base ** top <
-        2 ** 62)."""
-        if Walker is None or self.python_only:
-            return False
-        return self.spec is None or self.base ** max(self.spec.orders) < 1 << 62
+        built and `python_only` is not set."""
+        return Walker is not None and not self.python_only
 
     def _walker(self) -> tuple[_walker.Walker, int]:
         """The compiled walker (`_walker.Walker`, made once: its static rows stay memoised)
