@@ -34,13 +34,17 @@ from .coder import Encoder
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 _CHUNK = 16384  # positions whose rows are built at once
+_CHUNK_FLOATS = 1 << 22  # and at most this many numbers (a word vocabulary's rows are long)
 
 
 def vectorisable(steps: Steps) -> bool:
-    """Whether `encode_document` applies (no length hazard, keys fit in int64)."""
+    """Whether `encode_document` applies: no length hazard, and the walk is compiled or the
+    cache's keys fit in int64 (the numpy rows)."""
     if steps.hazard is not None:
         return False
-    return steps.spec is None or steps.base ** (max(steps.spec.orders) + 1) < 1 << 62
+    if steps.compiled or steps.spec is None:
+        return True
+    return steps.base ** (max(steps.spec.orders) + 1) < 1 << 62
 
 
 def states(steps: Steps, ids: IntArray) -> IntArray:
@@ -156,7 +160,7 @@ def mix(P: FloatArray, i0: int, levels: list[Level], a: float, b: float, cap: fl
 def rows(steps: Steps, ids: IntArray) -> Iterator[tuple[int, FloatArray]]:
     """(first position, rows) of every chunk of the n + 1 positions' distributions."""
     if steps.compiled:  # one pass in C, a few times faster than the vectorised rows below
-        yield from steps.document_rows(ids, _CHUNK)
+        yield from steps.document_rows(ids, max(1, min(_CHUNK, _CHUNK_FLOATS // steps.base)))
         return
     st = states(steps, ids)
     spec = steps.spec
