@@ -17,7 +17,7 @@ For sunspot_month and elecdemand (../shared/data/series) it prints and writes
   same recorded precision (Gaussian mass of each value's cell, tails folded at the same bounds
   as datatwin's, which only helps AutoReg);
 - fit seconds for the whole datatwin fit (all candidates, selection and the refit on all data;
-  datatwin runs BLAS single-threaded during series fits, see datatwin/series/blas.py);
+  datatwin runs BLAS single-threaded during series fits, see datatwin/blas.py);
 - simulation fidelity of the selected twin and of the iid twin: 20 simulated paths as long as
   the data, continuing from its end; distance of their autocorrelation (lags 1..50, RMS over
   lags of mean-path ACF minus data ACF) and of their marginal (KS statistic, and Wasserstein-1

@@ -19,13 +19,13 @@ import pandas as pd
 
 from .. import progress
 from ..base import Twin
+from ..blas import blas_single_threaded
 from ..core.candidates import select
 from ..core.options import check_keywords
 from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
 from ..modelfile import require
 from .ar import Columns, LinearModel, Prepared, prepare
-from .blas import blas_single_threaded
 from .builders import FAMILIES, parse_request
 from .calendar import Clock, resolve
 from .io import (

@@ -15,13 +15,13 @@ training does (`pip install "datatwin[neural]"`).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..blas import single_thread_blas
 from ..modelfile import require
 from ..nn.recurrent import RecurrentNet
 from ..nn.scoring import CHUNK, WARM, score_blocks
@@ -166,16 +166,6 @@ class _Stepper:
             self.h = self.model.net.step(np.array([w]), self.state)
 
 
-def _one_blas_thread() -> Any:
-    """Step-by-step sampling multiplies one or two rows at a time: extra BLAS threads only
-    wait on each other (and, on a busy machine, on everything else), so use one."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional (it comes with scikit-learn)
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def _draw(p: np.ndarray, u: float, temperature: float) -> int:
     if temperature != 1.0:
         p = p ** (1.0 / temperature)
@@ -220,7 +210,9 @@ class NeuralSampler:
     def generate(
         self, n: int, rng: np.random.Generator, state: int | None = None, temperature: float = 1.0
     ) -> tuple[list[int], bool]:
-        with _one_blas_thread():
+        # one row at a time: extra BLAS threads only wait on each other (and on the machine);
+        # entered once a sequence, so it must be cheap (threadpoolctl rescans the libraries)
+        with single_thread_blas():
             return self._generate(n, rng, state, temperature)
 
     def _generate(

@@ -1,11 +1,13 @@
-"""Run BLAS single-threaded while a series twin fits or simulates.
+"""Run BLAS single-threaded while a series twin fits or simulates, or a network samples.
 
 Series fitting does many small dense operations (Cholesky factors of a few hundred columns,
-thin matrix products); OpenBLAS's threads cost more than they save on those and, on a busy
-machine, oversubscribed threads make a fit several times slower. This sets the thread count
+thin matrix products), and a network's sampling multiplies one row at a time; OpenBLAS's
+threads cost more than they save on those and, on a busy machine, oversubscribed threads
+make them several times slower. This sets the thread count
 of the OpenBLAS copies numpy and scipy already loaded to 1 for the duration of a call and
-restores it afterwards (what threadpoolctl does, without the dependency). Anything it cannot
-find is left alone.
+restores it afterwards (what threadpoolctl does, without the dependency; the libraries are
+found once per process, so entering it costs microseconds). Anything it cannot find is left
+alone.
 """
 
 from __future__ import annotations
