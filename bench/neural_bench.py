@@ -163,10 +163,14 @@ def events(budget: float) -> dict:
     bins = list(range(0, 16)) + [1000]
     hr = np.histogram(np.minimum(real_len, 999), bins=bins)[0] / len(real_len)
     hf = np.histogram(np.minimum(fake_len.to_numpy(), 999), bins=bins)[0] / n
+    other = twin.sample(n, seed=1).groupby("word").size()  # a second seed: the spread
+    other = other.reindex([f"s{i}" for i in range(n)], fill_value=0).to_numpy()
+    hf1 = np.histogram(np.minimum(other, 999), bins=bins)[0] / n
     res.update(
         length_real=hr.tolist(),
         length_sampled=hf.tolist(),
         tv_length=float(0.5 * np.abs(hr - hf).sum()),
+        tv_length_seed1=float(0.5 * np.abs(hr - hf1).sum()),
         mean_length=[float(real_len.mean()), float(fake_len.mean())],
         examples=[" ".join(g["phone"]) for _, g in list(fake.groupby("word", sort=False))[:8]],
         load_end=load(),
