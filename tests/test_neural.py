@@ -298,6 +298,21 @@ def test_table_training_stops_when_the_next_epoch_would_overrun_the_budget(monke
     assert (rep.epochs, rep.stopped) == (3, "time")
 
 
+def test_recurrent_training_waits_a_share_of_its_plan_before_stopping_early():
+    """A network that cannot improve (learning rate 0) stops early after as many evaluations
+    as cover 15 % of its planned steps (15 of every 10 steps for a plan of 1,000: step 160),
+    not after the configured minimum of 4 (step 50)."""
+    from datatwin.nn.train import TrainConfig, train_recurrent
+
+    rng = np.random.default_rng(0)
+    blocks = [np.concatenate([[0], rng.integers(3, 10, size=4000), [1]])]
+    cfg = TrainConfig(hidden=8, embed=4, window=16, batch=4, steps=1000, eval_every=10, lr=0.0)
+    _, rep = train_recurrent(blocks, 10, 9, 1, cfg)
+    assert (rep.steps, rep.stopped) == (160, "early")
+    short = TrainConfig(hidden=8, embed=4, window=16, batch=4, steps=100, eval_every=10, lr=0.0)
+    assert train_recurrent(blocks, 10, 9, 1, short)[1].steps == 50  # the minimum of 4
+
+
 def test_recurrent_training_stops_in_time_when_steps_get_slower(monkeypatch):
     """Steps are planned from steps 11-30 (1 s each, ×1.1: 63 more for a 100 s budget); when
     they then take 3 s (a busy machine) training stops before the budget is overrun instead of

@@ -40,7 +40,7 @@ class TrainConfig:
     time_budget: float = 60.0
     val_share: float = 0.02
     eval_every: int = 100
-    patience: int = 4
+    patience: int = 4  # evaluations without improvement (at least; see _patience)
     threads: int = 1
     device: str = "cpu"
     seed: int = 0
@@ -192,6 +192,16 @@ def _val_bits(torch: Any, net: Any, val: Any, streams: bool, cfg: TrainConfig, o
     return tot / max(cnt, 1) / math.log(2)
 
 
+def _patience(cfg: TrainConfig, total: int) -> int:
+    """Evaluations without a better validation figure before training stops: `cfg.patience`,
+    or as many as cover the last 15 % of the planned steps if more. The cosine schedule does
+    much of its good late; a fixed 4 evaluations had stopped cmudict's network at 3,700 of
+    its ~6,300 planned steps, while the validation bits were still drifting down."""
+    if total >= 10**9:  # not planned yet
+        return cfg.patience
+    return max(cfg.patience, math.ceil(0.15 * total / cfg.eval_every))
+
+
 def train_recurrent(
     blocks: list[np.ndarray], n_in: int, n_out: int, out_offset: int, cfg: TrainConfig
 ) -> tuple[RecurrentNet, TrainReport]:
@@ -260,7 +270,7 @@ def train_recurrent(
                     best, bad = (vb, to_numpy_net(net, cfg)), 0
                 else:
                     bad += 1
-                    if bad >= cfg.patience:
+                    if bad >= _patience(cfg, total):
                         stopped = "early"
                         break
         if best[1] is None:
