@@ -16,7 +16,7 @@ import datatwin  # noqa: E402
 from datatwin.coding import CompressedFileError  # noqa: E402
 from datatwin.coding.api import compress_report, decompress  # noqa: E402
 from datatwin.text.counts import BOS  # noqa: E402
-from datatwin.text.steps import Steps  # noqa: E402
+from datatwin.text.steps import Steps, Walker  # noqa: E402
 
 EVENTS = ["view", "cart", "buy", "search", "leave"]
 
@@ -174,3 +174,30 @@ def test_wrong_model_truncated_and_flipped_are_one_line_errors(
 
 def test_cli_round_trip_and_no_partial_output(twin: datatwin.Twin, tmp_path: Path) -> None:
     assert_cli_round_trip(twin, _cases()["interleaved"], tmp_path, ".csv", self_contained=False)
+
+
+@pytest.mark.skipif(Walker is None, reason="the compiled walk was not built (no C compiler)")
+def test_a_cache_with_length_aware_ends_walks_alike_compiled_and_in_python(twin) -> None:
+    """A chain with a document cache from order 1 and length-aware ends (the structures make
+    one or the other; the walk allows both), walked sequence by sequence with `reset`: the
+    compiled and the Python walk give the same rows at every step of every sequence."""
+    from datatwin.text.cache import CacheSpec
+    from datatwin.text.layers import LayeredModel
+
+    assert twin.chain.hazard is not None
+    chain = LayeredModel(twin.chain.model, CacheSpec(orders=(1, 2, 3)), twin.chain.hazard)
+    seqs = [[2 + (i * j) % 5 for j in range(1 + i % 9)] for i in range(40)]
+
+    def walk(steps: Steps) -> np.ndarray:
+        got = []
+        for seq in seqs:
+            steps.reset()
+            for w in seq:
+                got.append(steps.distribution().copy())
+                steps.push(w)
+            got.append(steps.distribution().copy())
+        return np.array(got)
+
+    python, compiled = (walk(Steps(chain, python_only=p)) for p in (True, False))
+    assert np.array_equal(python, compiled)
+    assert not np.allclose(python, walk(Steps(twin.chain)))  # the cache does change the rows
