@@ -345,6 +345,12 @@ static int cache_push(Walker *c, int64_t w) {
     return 0;
 }
 
+/* Append symbol w to the block: the n-gram state after it, then the cache's counts. */
+static int advance(Walker *c, int64_t w) {
+    c->state = next_state(c, c->state, w);
+    return cache_push(c, w);
+}
+
 /* ---- the Python type ---------------------------------------------------------------- */
 
 static int take_buffer(Walker *c, PyObject *obj, Py_ssize_t itemsize, Py_ssize_t n,
@@ -532,8 +538,7 @@ static PyObject *Walker_step(Walker *c, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "Walker.step: symbol out of range");
         return NULL;
     }
-    c->state = next_state(c, c->state, w);
-    if (cache_push(c, w) < 0) {
+    if (advance(c, w) < 0) {
         PyBuffer_Release(&b);
         return NULL;
     }
@@ -592,8 +597,7 @@ static PyObject *Walker_rows(Walker *c, PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; ok && i < m; i++) ok = ids[i] >= 0 && ids[i] < c->base;
     for (Py_ssize_t i = 0; ok == 1 && i < m; i++) {
         write_row(c, (double *)ob.buf + i * c->base);
-        c->state = next_state(c, c->state, ids[i]);
-        ok = cache_push(c, ids[i]) == 0 ? 1 : -1;
+        ok = advance(c, ids[i]) == 0 ? 1 : -1;
     }
     PyBuffer_Release(&ib);
     PyBuffer_Release(&ob);
