@@ -19,7 +19,9 @@ categorical family, so the encoder codes a whole chunk of steps in one coder cal
 
 All functions take arrays (one entry per value) and do the same elementwise float64 operations
 whatever their length: the encoder calls them for thousands of values at once, the decoder for
-one, and both get bit-identical rows.
+one, and both get bit-identical rows. Logarithms, exponentials and the normal CDF are
+fixedmath.py's, so the rows are also the same on every machine; `_series.c` decodes with the
+same operations compiled.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr
 
 from ..series.precision import effective_lower
+from .fixedmath import exp, log, ndtr
 
 if TYPE_CHECKING:
     from ..series.twin import SeriesTwin
@@ -153,7 +155,7 @@ class ColumnCode:
         """History values of cells `k` (as `series.ar.prepare`: clipped into the support)."""
         z = (_forward(self.clip(k) * self.delta, self.transform) - self.center) / self.scale
         if self.transform == "log":
-            floor = (np.log(np.array([0.5 * self.delta])) - self.center) / self.scale
+            floor = (log(np.array([0.5 * self.delta])) - self.center) / self.scale
             z = np.where(np.isfinite(z), z, floor[0])
         return z
 
@@ -213,7 +215,7 @@ def _forward(x: np.ndarray, transform: str) -> np.ndarray:
     if transform == "sqrt":
         return np.sqrt(np.maximum(x, 0.0))
     if transform == "log":
-        return np.log(x)
+        return log(x)
     return x
 
 
@@ -221,7 +223,7 @@ def _inverse(z: FloatArray, transform: str) -> FloatArray:
     if transform == "sqrt":
         return np.where(z > 0, z * z, 0.0)
     if transform == "log":
-        return np.exp(np.minimum(z, 700.0))
+        return exp(np.minimum(z, 700.0))
     return z
 
 

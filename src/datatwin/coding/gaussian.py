@@ -23,6 +23,7 @@ import numpy as np
 from ..tabular.codec import to_grid
 from .cells import ROW, ColumnCode, level, level0, row_bits, split_edges, which
 from .coder import Decoder, Encoder, _categorical_family
+from .fixedmath import exp
 from .series_steps import Scalar
 from .values import choose_format, format_grid
 from .wire import CompressedFileError
@@ -100,7 +101,7 @@ def decode_gaussian(
 
 
 def _flag_rows(net: Any, v: int, n: int) -> np.ndarray:
-    pe = float(np.exp(net.escape[v]))
+    pe = float(exp(np.array([net.escape[v]]))[0])
     return np.repeat(np.array([[1.0 - pe, pe]]), n, axis=0)
 
 

@@ -14,8 +14,8 @@ the windows need. The encoder knows every z and computes all steps at once, term
 (`encode_moments`: elementwise float64 operations on whole columns); the decoder adds each
 decoded value's terms into the accumulators of the steps it feeds (`Stepper.push`, one
 scatter, O(lags · d)) and updates the running sums once a step is complete, so it never
-looks back over a window. The exponential and logarithms are `math.exp`/`math.log` on both
-sides. Both get bit-identical means and scales; they are the model's own up to rounding
+looks back over a window. The exponential and logarithms are fixedmath.py's on both sides
+(and in `_series.c`, which decodes with the same operations compiled). Both get bit-identical means and scales; they are the model's own up to rounding
 (`means_and_scales` sums in another order: relative differences of ~1e-15), so the coded
 bits are `log_prob`'s (the tests compare them to 1e-6, sunspot's agree to 1e-15).
 Everything that does not depend on a coded value (intercepts, phase scales) is computed by
@@ -24,7 +24,6 @@ the same call with the same arguments in both directions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +32,7 @@ import numpy.typing as npt
 
 from ..series.hetero import LOG_CAP
 from ..series.regime import rising
+from .fixedmath import exp, log
 
 if TYPE_CHECKING:
     from ..series.linear import LinearModel
@@ -127,14 +127,14 @@ def _pull(C: FloatArray, terms: Terms, Z: FloatArray, r0: int) -> FloatArray:
     return M
 
 
-def volatility(mo: Moments, j: int, sums: list[float]) -> float:
-    """Column j's volatility factor from its residual sums over the windows."""
+def volatility(mo: Moments, j: int, sums: list[FloatArray]) -> FloatArray:
+    """Column j's volatility factors from its residual sums over the windows (elementwise)."""
     assert mo.theta is not None and mo.eps is not None
     th, eps = mo.theta[j], float(mo.eps[j])
-    x = float(th[0])
+    x = np.full(len(sums[0]) if sums else 1, float(th[0]))
     for w, (k, s) in enumerate(zip(mo.windows, sums, strict=True)):
-        x = x + float(th[1 + w]) * math.log(s / k + eps)
-    return math.exp(-LOG_CAP if x < -LOG_CAP else LOG_CAP if x > LOG_CAP else x)
+        x = x + float(th[1 + w]) * log(s / k + eps)
+    return exp(np.where(x < -LOG_CAP, -LOG_CAP, np.where(x > LOG_CAP, LOG_CAP, x)))
 
 
 def encode_moments(mo: Moments, Z: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -153,9 +153,7 @@ def encode_moments(mo: Moments, Z: FloatArray) -> tuple[FloatArray, FloatArray]:
     S = mo.S.copy()
     x = np.arange(mo.m - mo.h0, len(rows))
     for j in range(mo.d):
-        sums = [(cs[x, j] - cs[x - k, j]).tolist() for k in mo.windows]
-        h = [volatility(mo, j, list(s)) for s in zip(*sums, strict=True)]
-        S[:, j] = S[:, j] * np.asarray(h, dtype=np.float64)
+        S[:, j] = S[:, j] * volatility(mo, j, [cs[x, j] - cs[x - k, j] for k in mo.windows])
     return M[data], S
 
 
@@ -207,7 +205,8 @@ class Stepper:
             x = r - mo.h0
             for j in range(mo.d):
                 cs = self.cs[j]
-                self.h[j] = volatility(mo, j, [cs[x] - cs[x - k] for k in mo.windows])
+                sums = [np.array([cs[x] - cs[x - k]]) for k in mo.windows]
+                self.h[j] = float(volatility(mo, j, sums)[0])
 
     def moment(self, j: int) -> tuple[float, float]:
         """Mean and scale of column j's cell in the current row (sources before it in the

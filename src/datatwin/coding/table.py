@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import InputError
 from ..tabular.codec import ESCAPE, INTERVAL, RARE, TOKEN, VALUE, ColumnCodec, to_grid
 from .coder import Decoder, Encoder
+from .fixedmath import exp
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
 from .values import (
@@ -114,7 +115,7 @@ def _fine_table(codec: ColumnCodec) -> tuple[np.ndarray, np.ndarray]:
     start = np.searchsorted(codec.fine_coarse, np.arange(n_coarse + 1))
     width = int(np.diff(start).max()) if n_coarse else 1
     mat = np.zeros((max(n_coarse, 1), width))
-    p = np.exp(codec.fine_logp)
+    p = exp(np.asarray(codec.fine_logp, dtype=np.float64))
     for c in range(n_coarse):
         mat[c, : start[c + 1] - start[c]] = p[start[c] : start[c + 1]]
     return start, mat

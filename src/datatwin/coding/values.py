@@ -26,6 +26,7 @@ from ..tabular.codec import datetime_step
 from ..tabular.schema import ColumnSpec
 from ..tabular.spelling import SpellingModel
 from .coder import Decoder, Encoder
+from .fixedmath import exp
 
 UNICODE = 0x110000
 #: more steps than this in a geometric's quotient: the value is spelled instead
@@ -62,7 +63,7 @@ def decode_flags(dec: Decoder, n: int, p1: np.ndarray | float) -> np.ndarray:
 
 def _char_table(sp: SpellingModel) -> np.ndarray:
     """P(char) over the seen characters, then the escape (unseen: uniform code point)."""
-    return np.append(np.exp(sp.logp), math.exp(sp.log_escape))
+    return exp(np.append(np.asarray(sp.logp, dtype=np.float64), sp.log_escape))
 
 
 def _codes(s: str) -> np.ndarray:

@@ -1,0 +1,139 @@
+"""exp, log and the normal CDF computed the same way on every machine (for the coders).
+
+A compressed file is decoded by recomputing, on the reader's machine, the very float64
+probabilities the writer coded with. Library elementary functions do not promise that: numpy's
+`exp` and `log` take SIMD paths that depend on the CPU, `scipy.special.ndtr` on the platform's
+libm and scipy's version (and `math.exp` on the libm). These take only IEEE-754 additions, multiplications, divisions and
+the exact operations `rint`, `frexp` and `ldexp`, in a fixed order, so numpy (here) and the
+compiled decoder (`_series.c`, compiled without fused multiply-add) give equal bits anywhere:
+
+* exp(x) = 2^k p(r), k = rint(x / ln 2), r = x - k ln2_hi - k ln2_lo (|r| <= ln 2 / 2, ln2_hi
+  with 32 trailing zero bits so k ln2_hi is exact), p the Taylor polynomial of degree 13
+  (truncation below 1e-17 relative);
+* log(x) = e ln 2 + 2 atanh(s), x = 2^e m with m in [1/sqrt 2, sqrt 2), f = m - 1 (exact),
+  s = f / (2 + f), |s| <= 0.1716, the odd series to s^23;
+* ndtr(x) = Phi(x): for t = -x >= 0, Phi(-t) = exp(-t^2 / 2) Q(t) with Q(t) = Phi(-t) e^{t^2/2}
+  (smooth) a degree-16 polynomial on each [i, i + 1) (`_normal_table.py`, interpolated in
+  50-digit arithmetic by dev/gen_normal_table.py); Phi(x) = 1 - Phi(-x) for x > 0; 0 below -39.
+
+Accuracy: a few units in the last place for exp and log; ndtr's relative error grows with t^2
+(the rounding of t^2 / 2), about 1e-15 at t = 5 and 1e-13 in the far tail (the tests compare
+with scipy). Cross-machine identity is the point: accuracy only has to keep coded sizes at the
+model's bits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+import numpy.typing as npt
+
+from ._normal_table import COEFFICIENTS, DEGREE, PIECES
+
+FloatArray = npt.NDArray[np.float64]
+
+LN2_HI = 6.93147180369123816490e-01  # ln 2 rounded to 21 significant bits
+LN2_LO = 1.90821492927058770002e-10  # ln 2 - LN2_HI
+INV_LN2 = 1.0 / math.log(2.0)
+EXP_TERMS = [1.0 / math.factorial(n) for n in range(14)]  # 1/n!, n = 0..13
+LOG_TERMS = [2.0 / (2 * n + 1) for n in range(12)]  # 2 / (2n + 1), n = 0..11
+EXP_MIN = -746.0  # exp below is 0 (the smallest subnormal is 2^-1074 = e^-744.4)
+EXP_MAX = 709.0  # exp above: inf (callers clamp first)
+SQRT1_2 = 0.70710678118654752440
+#: (PIECES, DEGREE + 1) coefficients of Q on the pieces (lowest first)
+TABLE = np.asarray(COEFFICIENTS, dtype=np.float64)
+
+
+def exp_numpy(x: npt.ArrayLike) -> FloatArray:
+    """e^x elementwise (0 below EXP_MIN, inf above EXP_MAX, nan for nan)."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = (x >= EXP_MIN) & (x <= EXP_MAX)
+    xs = np.where(ok, x, 0.0)
+    k = np.rint(xs * INV_LN2)
+    r = (xs - k * LN2_HI) - k * LN2_LO
+    p = np.full(xs.shape, EXP_TERMS[13])
+    for c in reversed(EXP_TERMS[:13]):
+        p = p * r + c
+    out = np.ldexp(p, k.astype(np.int64))
+    return np.where(ok, out, np.where(x > EXP_MAX, np.inf, np.where(x < EXP_MIN, 0.0, x)))
+
+
+def log_numpy(x: npt.ArrayLike) -> FloatArray:
+    """ln x elementwise (-inf at 0, nan below 0 and for nan, inf at inf)."""
+    x = np.asarray(x, dtype=np.float64)
+    ok = (x > 0) & (x < np.inf)
+    m, e = np.frexp(np.where(ok, x, 1.0))
+    low = m < SQRT1_2
+    m = np.where(low, m * 2.0, m)
+    e = np.where(low, e - 1, e).astype(np.float64)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    s2 = s * s
+    p = np.full(x.shape, LOG_TERMS[11])
+    for c in reversed(LOG_TERMS[:11]):
+        p = p * s2 + c
+    out = e * LN2_HI + (e * LN2_LO + s * p)
+    return np.where(ok, out, np.where(x == 0, -np.inf, np.where(x == np.inf, np.inf, np.nan)))
+
+
+def lower_tail(t: FloatArray) -> FloatArray:
+    """Phi(-t) for t >= 0 (and nan for nan)."""
+    ok = t < PIECES
+    ts = np.where(ok, t, 0.0)
+    i = np.floor(ts)
+    x = 2.0 * (ts - i) - 1.0
+    c = TABLE[i.astype(np.int64)]  # (n, DEGREE + 1)
+    q = c[..., DEGREE]
+    for d in range(DEGREE - 1, -1, -1):
+        q = q * x + c[..., d]
+    out = exp_numpy(-(ts * ts) * 0.5) * q
+    return np.where(ok, out, np.where(np.isnan(t), np.nan, 0.0))
+
+
+def ndtr_numpy(x: npt.ArrayLike) -> FloatArray:
+    """Phi(x), the standard normal CDF, elementwise."""
+    x = np.asarray(x, dtype=np.float64)
+    tail = lower_tail(np.abs(x))
+    return np.where(x > 0, 1.0 - tail, tail)
+
+
+# ---------------------------------------------------------------------------------- compiled
+
+compiled: ModuleType | None
+try:  # the same functions compiled (_series.c), when the optional extension was built
+    from . import _series
+
+    compiled = _series
+except ImportError:  # pragma: no cover - installs without a C compiler
+    compiled = None
+else:
+    _series.set_constants(
+        np.array([LN2_HI, LN2_LO, INV_LN2, SQRT1_2, EXP_MIN, EXP_MAX, *EXP_TERMS, *LOG_TERMS]),
+        np.ascontiguousarray(TABLE),
+        PIECES,
+        DEGREE,
+    )
+
+
+def _apply(
+    name: str, fallback: Callable[[npt.ArrayLike], FloatArray]
+) -> Callable[[npt.ArrayLike], FloatArray]:
+    def f(x: npt.ArrayLike) -> FloatArray:
+        if compiled is None:
+            return fallback(x)
+        a = np.ascontiguousarray(x, dtype=np.float64)
+        out = np.empty_like(a)
+        getattr(compiled, name)(a, out)
+        return out
+
+    f.__doc__ = fallback.__doc__
+    return f
+
+
+#: e^x, ln x and Phi(x) elementwise: compiled when built, else numpy; equal bits either way
+exp = _apply("exp", exp_numpy)
+log = _apply("log", log_numpy)
+ndtr = _apply("ndtr", ndtr_numpy)
