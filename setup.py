@@ -1,6 +1,7 @@
-"""The one compiled part: an optional accelerator for coding text and events (see
-src/datatwin/text/_walker.c). Without a C compiler the install goes on without it and
-the same code runs in Python, with the same bits, more slowly."""
+"""The compiled parts: optional accelerators for coding text and events
+(src/datatwin/text/_walker.c) and series (src/datatwin/coding/_series.c). Without a C
+compiler the install goes on without them and the same code runs in Python, with the same
+bits, more slowly."""
 
 from setuptools import Extension, setup
 
@@ -12,6 +13,12 @@ setup(
             optional=True,
             # exact IEEE-754 doubles: no fused multiply-add, no fast-math
             extra_compile_args=["-O2", "-ffp-contract=off"],
-        )
+        ),
+        Extension(
+            "datatwin.coding._series",
+            ["src/datatwin/coding/_series.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-ffp-contract=off"],
+        ),
     ]
 )

@@ -16,7 +16,8 @@ Encoding is vectorised: for a chunk of steps every row (flags padded to the comm
 cells' levels) is computed at once, sorted into stream order and coded in one coder call; the
 rare symbols (escapes, values beyond the window) are coded in their place by `Scalar`.
 Decoding is sequential; everything that does not depend on a decoded value (intercepts,
-phase scales, flag rows, scatter offsets) is precomputed.
+phase scales, flag rows, scatter offsets) is precomputed. The loop is compiled when the
+optional extension was built (series_compiled.py, `_series.c`), with the same rows.
 
 The calendar columns of an `exog` twin are coded as the calendar model scores them
 (series_calendar.py). A cell below the coder's floor (2**-24 a symbol) costs less than the
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..series.ar import forward_fill
+from . import series_compiled
 from .cells import (
     ROW,
     ColumnCode,
@@ -60,6 +62,8 @@ MISSING = np.iinfo(np.int64).min
 _SEQ = 16
 #: rows computed at once by the encoder (bounds its memory: ROW floats per row)
 _CHUNK_ROWS = 1 << 14
+#: decode with the compiled loop when it was built (the tests compare both)
+COMPILED = True
 
 
 @dataclass
@@ -327,6 +331,13 @@ def decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
 def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
     d = len(twin.cols.names)
     plan = make_plan(twin, n, base)
+    if COMPILED and series_compiled.available():
+        scalar = Scalar(None, dec)
+
+        def other_cell(j: int) -> int:
+            return _decode_cell(dec._coder, scalar, plan.cal[j].other, 0.0, 1.0)
+
+        return series_compiled.decode_compiled(plan, n, dec._coder, _FAMILY, scalar, other_cell)
     st = Stepper(plan.moments, plan.Zh, n)
     last = plan.Zh[-1].copy() if plan.m else np.zeros(d)
     out = np.zeros((n, d), dtype=np.int64)

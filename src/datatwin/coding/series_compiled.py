@@ -1,0 +1,160 @@
+"""Series decoding compiled: the plan as flat arrays for `_series.decode_steps`.
+
+The compiled loop (`_series.c`) is series_steps.py's `_decode_cells` with series_moments.py's
+`Stepper`, cells.py and series_calendar.py's `first_rows` written in C with the same float
+operations, so it decodes the same cells from the same file. This module lays the plan out
+for it (`CompiledPlan`: numbers and contiguous arrays, one column per row) and handles what C
+hands back to Python: the rare symbols (values outside a bound, beyond the level-0 window, a
+calendar column's other cells) and damaged input. Without the extension `available()` is
+False and the Python loop decodes, with the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..series.hetero import LOG_CAP
+from .cells import ROW, ColumnCode, FloatArray, IntArray
+from .fixedmath import compiled, log
+from .series_moments import _scatter
+from .wire import CompressedFileError
+
+if TYPE_CHECKING:
+    from .series_steps import Plan, Scalar
+
+_TRANSFORMS = {"none": 0, "sqrt": 1, "log": 2}
+
+
+def available() -> bool:
+    return compiled is not None
+
+
+@dataclass
+class CompiledPlan:
+    """What `_series.decode_steps` reads (see its enums for the column layouts)."""
+
+    n: int
+    d: int
+    m: int
+    h0: int
+    stride: int  # floats per row of P: d, or 2 d with a regime's additions
+    max_lag: int
+    k: int  # regime window (0: none)
+    n_windows: int
+    n_cal: int
+    log_cap: float
+    order: IntArray
+    P: FloatArray  # accumulators, intercepts filled (written by the decoder)
+    offs: IntArray  # per source column, concatenated: offsets lag * stride + target
+    offs_at: IntArray  # (d + 1,) where each source column's offsets start
+    coefs: FloatArray
+    S: FloatArray  # (n, d) phase scales
+    windows: IntArray
+    theta: FloatArray  # (d, 1 + n_windows)
+    heps: FloatArray  # (d,)
+    Zh: FloatArray  # (m, d)
+    col_f: FloatArray  # (d, 5): delta, center, scale, half, log floor
+    col_i: IntArray  # (d, 10): transform, has lo, lo, has hi, hi, comps, first comp, miss, esc, cal
+    comp: FloatArray  # (components, 3): weight, mean, sd
+    flag_rows: FloatArray  # (d, 2, ROW): missing, escape
+    cal_f: FloatArray  # (calendars, 5): rest, eta, center, scale, delta
+    cal_nv: IntArray
+    cal_cells: IntArray  # (calendars, ROW)
+    cal_nmass: FloatArray
+    cal_grid: FloatArray
+    cal_K: FloatArray  # (calendars, n, ROW)
+    cal_lam: FloatArray  # (calendars, n)
+    out: IntArray  # (n, d) the decoded cells
+
+
+def _f(a: object, shape: tuple[int, ...] | None = None) -> FloatArray:
+    x = np.ascontiguousarray(a, dtype=np.float64)
+    return x.reshape(shape) if shape is not None else x
+
+
+def _columns(
+    cols: list[ColumnCode], cal_of: dict[int, int]
+) -> tuple[FloatArray, IntArray, FloatArray]:
+    """Per column its numbers (col_f), integers (col_i) and mixture components (comp)."""
+    col_f: list[list[float]] = []
+    col_i: list[list[int]] = []
+    comp: list[tuple[float, float, float]] = []
+    for j, c in enumerate(cols):
+        floor = float(((log(np.array([0.5 * c.delta])) - c.center) / c.scale)[0])
+        col_f.append([c.delta, c.center, c.scale, c.half, floor])
+        col_i.append([
+            _TRANSFORMS[c.transform], c.lo_k is not None, c.lo_k or 0, c.hi_k is not None,
+            c.hi_k or 0, len(c.w), len(comp), c.miss_rate > 0, c.eps > 0, cal_of.get(j, -1),
+        ])  # fmt: skip
+        comp.extend(zip(c.w.tolist(), c.mu.tolist(), c.sd.tolist(), strict=True))
+    return _f(col_f), np.asarray(col_i, dtype=np.int64), _f(comp)
+
+
+def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
+    """`plan` laid out for the compiled loop (P as `Stepper.__init__` fills it)."""
+    mo, cols = plan.moments, plan.cols
+    d, m = mo.d, mo.m
+    stride = 2 * d if mo.Cr is not None else d
+    P = np.zeros((m + n + mo.max_lag + 1) * stride)
+    P2 = P[: (m + n) * stride].reshape(m + n, stride)
+    P2[mo.h0 :, :d] = mo.C
+    if mo.Cr is not None:
+        P2[mo.h0 :, d:] = mo.Cr
+    offs, coefs = _scatter(mo, stride)
+    cal = sorted(plan.cal)
+    col_f, col_i, comp = _columns(cols, {j: c for c, j in enumerate(cal)})
+    nc = len(cal)
+    cal_f, cal_nv = np.zeros((nc, 5)), np.zeros(nc, np.int64)
+    cells, nmass, grid = np.zeros((nc, ROW), np.int64), np.zeros((nc, ROW)), np.zeros((nc, ROW))
+    K, lam = np.zeros((nc, n, ROW)), np.zeros((nc, n))
+    for c, j in enumerate(cal):
+        cc = plan.cal[j]
+        nv, ci, model = len(cc.cells), cc.ci, cc.model
+        delta = 10.0 ** (-int(model.decimals[ci]))
+        cal_f[c] = [cc.rest, cc.eta, model.center[ci], model.scale[ci], delta]
+        cal_nv[c] = nv
+        cells[c, :nv], nmass[c, :nv] = cc.cells, cc.nmass
+        grid[c, :nv] = np.round(model.values[ci, :nv] / delta)
+        K[c, :, :nv], lam[c] = cc.K, cc.lam
+    het = len(mo.windows)
+    return CompiledPlan(
+        n=n, d=d, m=m, h0=mo.h0, stride=stride, max_lag=mo.max_lag, k=mo.k, n_windows=het,
+        n_cal=nc, log_cap=float(LOG_CAP), order=np.asarray(plan.order, dtype=np.int64), P=P,
+        offs=np.concatenate([np.zeros(0, np.int64), *offs]),
+        offs_at=np.cumsum([0] + [len(o) for o in offs]).astype(np.int64),
+        coefs=_f(np.concatenate([np.zeros(0), *coefs])), S=_f(plan.S),
+        windows=np.asarray(mo.windows, dtype=np.int64),
+        theta=_f(mo.theta if mo.theta is not None else np.zeros((d, 1))),
+        heps=_f(mo.eps if mo.eps is not None else np.zeros(d)), Zh=_f(plan.Zh),
+        col_f=col_f, col_i=col_i, comp=comp,
+        flag_rows=_f(np.stack([np.stack([c.miss_row, c.esc_row]) for c in cols])),
+        cal_f=_f(cal_f), cal_nv=cal_nv, cal_cells=cells, cal_nmass=nmass, cal_grid=grid,
+        cal_K=K, cal_lam=lam, out=np.zeros((n, d), np.int64),
+    )  # fmt: skip
+
+
+def decode_compiled(
+    plan: Plan, n: int, coder: object, family: object, scalar: Scalar, other_cell: object
+) -> IntArray:
+    """The (n, d) cells, decoded by the compiled loop; `other_cell(j)` decodes a calendar
+    column's other cell (rare, in Python)."""
+    cp = compiled_plan(plan, n)
+    row = np.zeros((1, ROW))
+
+    def rare(kind: int, j: int) -> int:
+        if kind == 0:
+            return scalar.outside(plan.cols[j], 0)
+        if kind in (1, 2):
+            return scalar.gamma(1)
+        if kind == 3:
+            return other_cell(j)  # type: ignore[operator]
+        if kind == 4:
+            raise CompressedFileError("compressed file damaged: a value below its bound")
+        raise CompressedFileError("compressed file damaged: a calendar value out of range")
+
+    assert compiled is not None
+    compiled.decode_steps(cp, coder.decode, family, row, rare)  # type: ignore[attr-defined]
+    return cp.out
