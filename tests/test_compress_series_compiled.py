@@ -20,7 +20,7 @@ import datatwin  # noqa: E402
 from datatwin.coding import fixedmath, series_compiled, series_steps  # noqa: E402
 
 needs_compiled = pytest.mark.skipif(
-    not series_compiled.available(), reason="the optional extension was not built"
+    not series_compiled.available(1), reason="the optional extension was not built"
 )
 
 
@@ -42,9 +42,11 @@ def _points(seed: int) -> np.ndarray:
 
 
 @needs_compiled
-@pytest.mark.parametrize("name", ["exp", "log", "ndtr"])
+@pytest.mark.parametrize("name", ["exp", "log", "ndtr", "lower_tail"])
 def test_compiled_and_numpy_functions_give_the_same_bits(name: str) -> None:
     x = _points(1)
+    if name == "lower_tail":
+        x = np.abs(x)
     fast = getattr(fixedmath, name)(x)
     slow = getattr(fixedmath, f"{name}_numpy")(x)
     np.testing.assert_array_equal(_bits(fast), _bits(slow))
@@ -52,7 +54,7 @@ def test_compiled_and_numpy_functions_give_the_same_bits(name: str) -> None:
 
 def test_the_portable_functions_are_accurate() -> None:
     """A few units in the last place for exp and log; the normal CDF and its lower tail to
-    1e-15 within 5 sds and 1e-12 relative out to 37 sds (scipy as reference); the special
+    1e-14 within 5 sds and 1e-12 relative out to 37 sds (scipy as reference); the special
     values of the libraries."""
     from scipy.special import ndtr
 
@@ -70,7 +72,9 @@ def test_the_portable_functions_are_accurate() -> None:
         np.max(np.abs(fixedmath.lower_tail(np.abs(u[close])) / ndtr(-np.abs(u[close])) - 1)) < 1e-14
     )
     specials = [-np.inf, np.inf, np.nan, 0.0, -40.0, 40.0]
-    np.testing.assert_array_equal(fixedmath.ndtr_numpy(specials), [0, 1, np.nan, 0.5, 0, 1])
+    np.testing.assert_allclose(
+        fixedmath.ndtr_numpy(specials), [0, 1, np.nan, 0.5, 0, 1], rtol=3e-16
+    )
     np.testing.assert_array_equal(
         fixedmath.exp_numpy([-np.inf, 0, np.nan, 800]), [0, 1, np.nan, np.inf]
     )
@@ -197,28 +201,37 @@ def test_compiled_and_python_decoders_give_the_same_file(coded, monkeypatch) -> 
 
 
 class _Recording:
-    """A range decoder that keeps a copy of every row it is handed."""
+    """A range decoder that keeps a copy of every row it is handed (with a family)."""
 
     def __init__(self, coder, rows: list[np.ndarray]) -> None:
         self.coder, self.rows = coder, rows
 
     def decode(self, *args):
-        self.rows.append(np.array(args[-1], dtype=np.float64, copy=True).ravel())
+        if isinstance(args[-1], np.ndarray):
+            self.rows.append(np.array(args[-1], dtype=np.float64, copy=True).ravel())
         return self.coder.decode(*args)
 
 
 def _rows_decoded(twin, blob: bytes, monkeypatch, compiled: bool) -> list[np.ndarray]:
+    """Every row handed to the range decoder, in order: with a family (the Python loop, the
+    rare symbols), or as the compiled loop's `Categorical(row, perfect=False)`."""
     from datatwin.coding import series
     from datatwin.coding.coder import Decoder
 
     rows: list[np.ndarray] = []
+    model = series_compiled._Categorical
 
     class Recorded(Decoder):
         def __post_init__(self) -> None:
             super().__post_init__()
             self._coder = _Recording(self._coder, rows)
 
+    def recorded_model(row: np.ndarray, perfect: bool):
+        rows.append(np.array(row, dtype=np.float64, copy=True).ravel())
+        return model(row, perfect=perfect)
+
     monkeypatch.setattr(series, "Decoder", Recorded)
+    monkeypatch.setattr(series_compiled, "_Categorical", recorded_model)
     monkeypatch.setattr(series_steps, "COMPILED", compiled)
     twin.decompress(blob)
     return rows
@@ -240,4 +253,4 @@ def test_compiled_and_python_decoders_hand_the_coder_the_same_rows(coded, monkey
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks that the build compiled it")
 def test_the_compiled_series_decoder_is_built_in_ci() -> None:
-    assert series_compiled.available()
+    assert series_compiled.available(1)

@@ -8,8 +8,8 @@
  *
  * Per step: the regime indicators and volatility factors (from earlier steps); then per column
  * in chain order its mean and scale, the missing and escape flags, the cell by bisection (each
- * level's row written into `row`, a (1, ROW) float64 numpy array, then `decode(family, row)`
- * called on the range decoder), its z, and the scatter of its terms into the steps it feeds.
+ * level's row written into `row`, a (ROW,) float64 numpy array, then
+ * `decode(Categorical(row, perfect=False))` called on the range decoder), its z, and the scatter of its terms into the steps it feeds.
  * Rare events call back into Python (`rare(kind, column)`): 0 a value outside the support,
  * 1 / 2 the distance below / above the level-0 window, 3 a calendar column's other cell,
  * 4 / 5 a damaged file (raises).
@@ -24,25 +24,42 @@
 
 #define W 32
 #define ROW (W + 2)
-#define MAX_PIECES 64
-#define MAX_DEGREE 32
+#define MAX_PIECES 512
+#define MAX_DEGREE 10
 #define MAX_WINDOWS 8
 #define MISSING INT64_MIN
+#define MAX_COLUMNS 256 /* series_compiled.MAX_COLUMNS */
 
 /* ------------------------------------------------------------------------- fixed math */
 
 static double LN2_HI, LN2_LO, INV_LN2, SQRT1_2, EXP_MIN, EXP_MAX;
-static double EXP_TERMS[14], LOG_TERMS[12];
+static double EXP_TERMS[7], LOG_TERMS[12], EXP2[64];
 static double TABLE[MAX_PIECES][MAX_DEGREE + 1];
-static int PIECES = 0, DEGREE = 0;
+static int PIECES = 0, PER_UNIT = 1;
+static double T_LIMIT = 0.0; /* PIECES / PER_UNIT */
+
+/* ldexp(p, k) for 0.5 <= p < 2: a product by 2^k built from its bits while the result stays
+ * normal (exact, so equal to ldexp); ldexp itself below that. */
+static double times_pow2(double p, int64_t k) {
+    if (k < -1021 || k > 1022) return ldexp(p, (int)k);
+    union {
+        uint64_t u;
+        double d;
+    } s = {.u = (uint64_t)(k + 1023) << 52};
+    return p * s.d;
+}
 
 static double fx_exp(double x) {
     if (!(x >= EXP_MIN && x <= EXP_MAX)) return x > EXP_MAX ? INFINITY : (x < EXP_MIN ? 0.0 : x);
-    double k = nearbyint(x * INV_LN2);
-    double r = (x - k * LN2_HI) - k * LN2_LO;
-    double p = EXP_TERMS[13];
-    for (int i = 12; i >= 0; i--) p = p * r + EXP_TERMS[i];
-    return ldexp(p, (int)k);
+    double n = nearbyint(x * (64.0 * INV_LN2));
+    double r = (x - n * (LN2_HI / 64.0)) - n * (LN2_LO / 64.0);
+    const double *c = EXP_TERMS; /* Estrin's scheme, as fixedmath._exp_poly */
+    double r2 = r * r, r4 = r2 * r2;
+    double s0 = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2;
+    double s1 = (c[4] + c[5] * r) + c[6] * r2;
+    double p = s0 + s1 * r4;
+    int64_t ni = (int64_t)n, j = ni & 63;
+    return times_pow2(EXP2[j] * p, (ni - j) >> 6);
 }
 
 static double fx_log(double x) {
@@ -60,12 +77,14 @@ static double fx_log(double x) {
 }
 
 static double fx_lower_tail(double t) {
-    if (!(t < PIECES)) return t != t ? t : 0.0;
-    double i = floor(t), x = 2.0 * (t - i) - 1.0;
-    const double *c = TABLE[(int)i];
-    double q = c[DEGREE];
-    for (int d = DEGREE - 1; d >= 0; d--) q = q * x + c[d];
-    return fx_exp(-(t * t) * 0.5) * q;
+    if (!(t < T_LIMIT)) return t != t ? t : 0.0;
+    double i = floor(t * PER_UNIT), x = 2.0 * (t * PER_UNIT - i) - 1.0;
+    const double *c = TABLE[(int)i]; /* degree 10 by Estrin's scheme, as fixedmath._q_poly */
+    double x2 = x * x, x4 = x2 * x2, x8 = x4 * x4;
+    double q0 = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2;
+    double q1 = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2;
+    double q2 = (c[8] + c[9] * x) + c[10] * x2;
+    return fx_exp(-(t * t) * 0.5) * ((q0 + q1 * x4) + q2 * x8);
 }
 
 static double fx_ndtr(double x) {
@@ -117,7 +136,7 @@ enum { I_TRANSFORM, I_HAS_LO, I_LO, I_HAS_HI, I_HI, I_NCOMP, I_COMP_AT, I_MISS, 
 enum { C_REST, C_ETA, C_CENTER, C_SCALE, C_DELTA, NC };
 
 typedef struct {
-    int64_t n, d, m, h0, stride, max_lag, k, n_windows, n_cal;
+    int64_t n, d, m, h0, stride, max_lag, k, n_windows, n_cal, cal_width;
     const int64_t *order, *offs, *offs_at, *windows, *col_i, *cal_nv, *cal_cells;
     double *P;
     const double *coefs, *S, *theta, *heps, *Zh, *col_f, *comp, *flag_rows;
@@ -128,11 +147,11 @@ typedef struct {
     double *Z;    /* (m + n, d) z of every row so far */
     double *cs;   /* (m + n - h0 + 1, d) running residual sums */
     double *last; /* (d,) last non-missing z */
-    double mean[256], h[256];
-    int up[256];
+    double mean[MAX_COLUMNS], h[MAX_COLUMNS];
+    int up[MAX_COLUMNS];
     int64_t row;
     /* coding */
-    PyObject *decode, *family, *row_obj, *rare;
+    PyObject *decode, *model, *kwnames, *row_obj, *rare;
     double *rowbuf;
 } Plan;
 
@@ -140,10 +159,11 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
     if (attr_long(spec, "n", &p->n) || attr_long(spec, "d", &p->d) || attr_long(spec, "m", &p->m) ||
         attr_long(spec, "h0", &p->h0) || attr_long(spec, "stride", &p->stride) ||
         attr_long(spec, "max_lag", &p->max_lag) || attr_long(spec, "k", &p->k) ||
-        attr_long(spec, "n_windows", &p->n_windows) || attr_long(spec, "n_cal", &p->n_cal))
+        attr_long(spec, "n_windows", &p->n_windows) || attr_long(spec, "n_cal", &p->n_cal) ||
+        attr_long(spec, "cal_width", &p->cal_width))
         return -1;
     int64_t n = p->n, d = p->d, m = p->m, nc = p->n_cal;
-    if (d < 1 || d > 256 || n < 0 || m < 0 || p->h0 < 0 || p->h0 > m || p->n_windows > MAX_WINDOWS ||
+    if (d < 1 || d > MAX_COLUMNS || n < 0 || m < 0 || p->h0 < 0 || p->h0 > m || p->n_windows > MAX_WINDOWS ||
         (p->stride != d && p->stride != 2 * d)) {
         PyErr_SetString(PyExc_ValueError, "series plan: sizes out of range");
         return -1;
@@ -171,7 +191,7 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
         !(p->cal_cells = attr_buffer(v, spec, "cal_cells", nc * ROW, 0)) ||
         !(p->cal_nmass = attr_buffer(v, spec, "cal_nmass", nc * ROW, 0)) ||
         !(p->cal_grid = attr_buffer(v, spec, "cal_grid", nc * ROW, 0)) ||
-        !(p->cal_K = attr_buffer(v, spec, "cal_K", nc * n * ROW, 0)) ||
+        !(p->cal_K = attr_buffer(v, spec, "cal_K", nc * n * p->cal_width, 0)) ||
         !(p->cal_lam = attr_buffer(v, spec, "cal_lam", nc * n, 0)) ||
         !(p->out = attr_buffer(v, spec, "out", n * d, 1)))
         return -1;
@@ -187,7 +207,7 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
         }
     }
     for (int64_t c = 0; c < nc; c++)
-        if (p->cal_nv[c] < 1 || p->cal_nv[c] + 2 > ROW) {
+        if (p->cal_nv[c] < 1 || p->cal_nv[c] + 2 > ROW || p->cal_nv[c] > p->cal_width) {
             PyErr_SetString(PyExc_ValueError, "series plan: a calendar column is out of range");
             return -1;
         }
@@ -411,24 +431,18 @@ static void fallback(double *row, const int64_t *e, int outer) {
         row[i] = (outer ? (i <= parts || i == ROW - 1) : (i < parts)) ? 1.0 : 0.0;
 }
 
-/* One decoded symbol under the row in p->rowbuf (-1 with an exception set). */
+/* One decoded symbol under the row in p->rowbuf: `decode(model(row, perfect=False))`, the
+ * categorical built from the row as the family builds it from a row of a batch (-1 with an
+ * exception set). */
 static int64_t decode(Plan *p) {
-    PyObject *args[2] = {p->family, p->row_obj};
-    PyObject *res = PyObject_Vectorcall(p->decode, args, 2, NULL);
+    PyObject *args[3] = {NULL, p->row_obj, Py_False};
+    PyObject *model =
+        PyObject_Vectorcall(p->model, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, p->kwnames);
+    if (!model) return -1;
+    PyObject *res = PyObject_CallOneArg(p->decode, model);
+    Py_DECREF(model);
     if (!res) return -1;
-    Py_buffer b;
-    if (PyObject_GetBuffer(res, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-        Py_DECREF(res);
-        return -1;
-    }
-    int64_t sym = -1;
-    if (b.len == 4)
-        sym = *(int32_t *)b.buf;
-    else if (b.len == 8)
-        sym = *(int64_t *)b.buf;
-    else
-        PyErr_SetString(PyExc_ValueError, "the range decoder returned an unexpected value");
-    PyBuffer_Release(&b);
+    int64_t sym = PyLong_AsLongLong(res);
     Py_DECREF(res);
     if (sym < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "the range decoder returned a negative symbol");
@@ -500,7 +514,7 @@ static int64_t decode_cell(Plan *p, int64_t j, double mean, double s, int *ok) {
 /* series_calendar.first_rows for step t, given the column's z before it, into p->rowbuf. */
 static void calendar_row(Plan *p, int64_t c, int64_t t, double z_prev) {
     const double *f = p->cal_f + c * NC, *grid = p->cal_grid + c * ROW;
-    const double *K = p->cal_K + (c * p->n + t) * ROW, *nmass = p->cal_nmass + c * ROW;
+    const double *K = p->cal_K + (c * p->n + t) * p->cal_width, *nmass = p->cal_nmass + c * ROW;
     int64_t nv = p->cal_nv[c], prev = -1, pos = 0;
     double kk = nearbyint((f[C_CENTER] + f[C_SCALE] * z_prev) / f[C_DELTA]);
     while (pos < nv && grid[pos] < kk) pos++;
@@ -585,8 +599,8 @@ static int run(Plan *p) {
 }
 
 static PyObject *decode_steps(PyObject *self, PyObject *args) {
-    PyObject *spec, *decode_fn, *family, *row_obj, *rare_fn;
-    if (!PyArg_ParseTuple(args, "OOOOO", &spec, &decode_fn, &family, &row_obj, &rare_fn))
+    PyObject *spec, *decode_fn, *model, *row_obj, *rare_fn;
+    if (!PyArg_ParseTuple(args, "OOOOO", &spec, &decode_fn, &model, &row_obj, &rare_fn))
         return NULL;
     if (!PIECES) {
         PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
@@ -596,12 +610,17 @@ static PyObject *decode_steps(PyObject *self, PyObject *args) {
     Plan p;
     memset(&p, 0, sizeof(p));
     p.decode = decode_fn;
-    p.family = family;
+    p.model = model;
+    p.kwnames = Py_BuildValue("(s)", "perfect");
+    if (!p.kwnames) return NULL;
     p.row_obj = row_obj;
     p.rare = rare_fn;
     PyObject *result = NULL;
     Py_buffer rb;
-    if (PyObject_GetBuffer(row_obj, &rb, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(row_obj, &rb, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(p.kwnames);
+        return NULL;
+    }
     if (rb.len != ROW * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "_series: the row buffer must hold ROW float64");
         goto done;
@@ -623,82 +642,102 @@ done:
     PyMem_Free(p.last);
     views_release(&v);
     PyBuffer_Release(&rb);
+    Py_DECREF(p.kwnames);
     return result;
 }
 
 /* ------------------------------------------------------------------------- module */
 
 static PyObject *set_constants(PyObject *self, PyObject *args) {
-    PyObject *consts, *table;
-    int pieces, degree;
-    if (!PyArg_ParseTuple(args, "OOii", &consts, &table, &pieces, &degree)) return NULL;
-    if (pieces < 1 || pieces > MAX_PIECES || degree < 0 || degree > MAX_DEGREE) {
+    PyObject *consts, *table, *exp2;
+    int pieces, degree, per_unit;
+    if (!PyArg_ParseTuple(args, "OOOiii", &consts, &table, &exp2, &pieces, &degree, &per_unit))
+        return NULL;
+    if (pieces < 1 || pieces > MAX_PIECES || degree != 10 || per_unit < 1) {
         PyErr_SetString(PyExc_ValueError, "_series: table size out of range");
         return NULL;
     }
-    Py_buffer cb, tb;
+    Py_buffer cb, tb, eb;
     if (PyObject_GetBuffer(consts, &cb, PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (PyObject_GetBuffer(table, &tb, PyBUF_C_CONTIGUOUS) < 0) {
         PyBuffer_Release(&cb);
         return NULL;
     }
-    int ok = cb.len == (6 + 14 + 12) * 8 && tb.len == (Py_ssize_t)pieces * (degree + 1) * 8;
+    if (PyObject_GetBuffer(exp2, &eb, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&cb);
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    int ok = cb.len == (6 + 7 + 12) * 8 && tb.len == (Py_ssize_t)pieces * (degree + 1) * 8 &&
+             eb.len == 64 * 8;
     if (ok) {
         const double *c = cb.buf, *t = tb.buf;
         LN2_HI = c[0], LN2_LO = c[1], INV_LN2 = c[2], SQRT1_2 = c[3], EXP_MIN = c[4], EXP_MAX = c[5];
         memcpy(EXP_TERMS, c + 6, sizeof(EXP_TERMS));
-        memcpy(LOG_TERMS, c + 20, sizeof(LOG_TERMS));
+        memcpy(LOG_TERMS, c + 13, sizeof(LOG_TERMS));
+        memcpy(EXP2, eb.buf, sizeof(EXP2));
         for (int i = 0; i < pieces; i++)
             memcpy(TABLE[i], t + i * (degree + 1), (size_t)(degree + 1) * sizeof(double));
         PIECES = pieces;
-        DEGREE = degree;
+        PER_UNIT = per_unit;
+        T_LIMIT = (double)pieces / per_unit;
     } else
         PyErr_SetString(PyExc_ValueError, "_series: constants of the wrong size");
     PyBuffer_Release(&cb);
     PyBuffer_Release(&tb);
+    PyBuffer_Release(&eb);
     return ok ? Py_NewRef(Py_None) : NULL;
 }
 
-/* f elementwise from the float64 buffer x into the float64 buffer out (same length). */
-static PyObject *elementwise(PyObject *args, double (*f)(double)) {
-    PyObject *x, *out;
-    if (!PyArg_ParseTuple(args, "OO", &x, &out)) return NULL;
+/* f elementwise from the float64 buffer x into the float64 buffer out (same length); the
+ * loop is written out per function so that it is inlined. */
+#define ELEMENTWISE(NAME, F)                                                                      \
+    static PyObject *NAME(PyObject *self, PyObject *args) {                                       \
+        PyObject *x, *out;                                                                        \
+        Py_buffer xb, ob;                                                                         \
+        if (!PyArg_ParseTuple(args, "OO", &x, &out)) return NULL;                                \
+        if (buffers_in_out(x, out, &xb, &ob) < 0) return NULL;                                   \
+        const double *xs = xb.buf;                                                                \
+        double *os = ob.buf;                                                                      \
+        Py_ssize_t n = xb.len / 8;                                                                \
+        Py_BEGIN_ALLOW_THREADS for (Py_ssize_t i = 0; i < n; i++) os[i] = F(xs[i]);               \
+        Py_END_ALLOW_THREADS PyBuffer_Release(&xb);                                               \
+        PyBuffer_Release(&ob);                                                                    \
+        return Py_NewRef(Py_None);                                                                \
+    }
+
+static int buffers_in_out(PyObject *x, PyObject *out, Py_buffer *xb, Py_buffer *ob) {
     if (!PIECES) {
         PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
-        return NULL;
+        return -1;
     }
-    Py_buffer xb, ob;
-    if (PyObject_GetBuffer(x, &xb, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (PyObject_GetBuffer(out, &ob, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&xb);
-        return NULL;
+    if (PyObject_GetBuffer(x, xb, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (PyObject_GetBuffer(out, ob, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(xb);
+        return -1;
     }
-    int ok = xb.len == ob.len && xb.len % 8 == 0;
-    if (ok) {
-        const double *xs = xb.buf;
-        double *os = ob.buf;
-        Py_ssize_t n = xb.len / 8;
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) os[i] = f(xs[i]);
-        Py_END_ALLOW_THREADS
-    } else
+    if (xb->len != ob->len || xb->len % 8) {
         PyErr_SetString(PyExc_ValueError, "_series: buffers of float64 of the same length");
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&ob);
-    return ok ? Py_NewRef(Py_None) : NULL;
+        PyBuffer_Release(xb);
+        PyBuffer_Release(ob);
+        return -1;
+    }
+    return 0;
 }
 
-static PyObject *py_exp(PyObject *self, PyObject *args) { return elementwise(args, fx_exp); }
-static PyObject *py_log(PyObject *self, PyObject *args) { return elementwise(args, fx_log); }
-static PyObject *py_ndtr(PyObject *self, PyObject *args) { return elementwise(args, fx_ndtr); }
+ELEMENTWISE(py_exp, fx_exp)
+ELEMENTWISE(py_log, fx_log)
+ELEMENTWISE(py_ndtr, fx_ndtr)
+ELEMENTWISE(py_lower_tail, fx_lower_tail)
 
 static PyMethodDef methods[] = {
     {"set_constants", set_constants, METH_VARARGS, "set_constants(consts, table, pieces, degree)"},
     {"exp", py_exp, METH_VARARGS, "exp(x, out): fixedmath.exp elementwise"},
     {"log", py_log, METH_VARARGS, "log(x, out): fixedmath.log elementwise"},
     {"ndtr", py_ndtr, METH_VARARGS, "ndtr(x, out): fixedmath.ndtr elementwise"},
+    {"lower_tail", py_lower_tail, METH_VARARGS, "lower_tail(t, out): fixedmath.lower_tail"},
     {"decode_steps", decode_steps, METH_VARARGS,
-     "decode_steps(plan, decode, family, row, rare): a series' cells (see series_compiled)"},
+     "decode_steps(plan, decode, model, row, rare): a series' cells (see series_compiled)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..series.precision import effective_lower
-from .fixedmath import exp, log, ndtr
+from .fixedmath import exp, log, lower_tail
 
 if TYPE_CHECKING:
     from ..series.twin import SeriesTwin
@@ -74,7 +74,7 @@ class ColumnCode:
     esc_row: FloatArray  # (ROW,) [1 - eps, eps, 0, ...]
     mu3: FloatArray  # (K, 1, 1) component means, shaped for broadcasting
     sd3: FloatArray
-    w6: FloatArray  # (2K, 1, 1): the weights twice (lower, then upper CDFs)
+    w3: FloatArray  # (K, 1, 1) component weights, shaped for broadcasting
     #: cells coded apart (a calendar column's values): their masses are taken out of the parts
     skip_cells: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     skip_mass: FloatArray = field(default_factory=lambda: np.zeros(0))
@@ -112,7 +112,7 @@ class ColumnCode:
             esc_row=flag_row(max(eps, 0.0)),
             mu3=mu[:, None, None],
             sd3=sd[:, None, None],
-            w6=np.concatenate([w, w])[:, None, None],
+            w3=w[:, None, None],
         )
 
     @classmethod
@@ -140,7 +140,7 @@ class ColumnCode:
             esc_row=flag_row(0.0),
             mu3=zero[:, None, None],
             sd3=one[:, None, None],
-            w6=np.ones(2)[:, None, None],
+            w3=one[:, None, None],
         )
 
     def clip(self, k: IntArray) -> IntArray:
@@ -194,12 +194,13 @@ class ColumnCode:
         far-tail cells keep their relative precision."""
         v = (z - mean[:, None]) / s[:, None]
         u = (v - self.mu3) / self.sd3  # (K, n, E)
-        pq = self.w6 * ndtr(np.concatenate([u, -u]))  # (2K, n, E): w Φ(u), then w Φ(-u)
-        K = len(self.w)
-        F, G = pq[0], pq[K]
-        for k in range(1, K):
-            F = F + pq[k]
-            G = G + pq[K + k]
+        tail = lower_tail(np.abs(u))  # Φ(-|u|): Φ(u) and Φ(-u) are it or 1 minus it
+        low = self.w3 * np.where(u > 0, 1.0 - tail, tail)  # w Φ(u)
+        up = self.w3 * np.where(u < 0, 1.0 - tail, tail)  # w Φ(-u)
+        F, G = low[0], up[0]
+        for k in range(1, len(self.w)):
+            F = F + low[k]
+            G = G + up[k]
         return np.maximum(np.where(v[:, :-1] > 0, G[:, :-1] - G[:, 1:], F[:, 1:] - F[:, :-1]), 0)
 
 

@@ -7,14 +7,18 @@ libm and scipy's version (and `math.exp` on the libm). These take only IEEE-754 
 the exact operations `rint`, `frexp` and `ldexp`, in a fixed order, so numpy (here) and the
 compiled decoder (`_series.c`, compiled without fused multiply-add) give equal bits anywhere:
 
-* exp(x) = 2^k p(r), k = rint(x / ln 2), r = x - k ln2_hi - k ln2_lo (|r| <= ln 2 / 2, ln2_hi
-  with 32 trailing zero bits so k ln2_hi is exact), p the Taylor polynomial of degree 13
-  (truncation below 1e-17 relative);
+* exp(x) = 2^m 2^(j/64) p(r): n = rint(64 x / ln 2) = 64 m + j (0 <= j < 64), r = x - n ln2_hi
+  / 64 - n ln2_lo / 64 (|r| <= ln 2 / 128; ln2_hi has 32 trailing zero bits, so n ln2_hi / 64
+  is exact), p the Taylor polynomial of degree 6 (truncation below 1e-19), 2^(j/64) from a
+  table of correctly rounded doubles, 2^m applied by ldexp;
+* polynomials are evaluated by Estrin's scheme (pairs, then powers x^2, x^4, x^8), whose
+  chains of dependent operations are a third of Horner's;
 * log(x) = e ln 2 + 2 atanh(s), x = 2^e m with m in [1/sqrt 2, sqrt 2), f = m - 1 (exact),
   s = f / (2 + f), |s| <= 0.1716, the odd series to s^23;
 * ndtr(x) = Phi(x): for t = -x >= 0, Phi(-t) = exp(-t^2 / 2) Q(t) with Q(t) = Phi(-t) e^{t^2/2}
-  (smooth) a degree-16 polynomial on each [i, i + 1) (`_normal_table.py`, interpolated in
-  50-digit arithmetic by dev/gen_normal_table.py); Phi(x) = 1 - Phi(-x) for x > 0; 0 below -39.
+  (smooth) a degree-10 polynomial on each quarter [i / 4, (i + 1) / 4) (`_normal_table.py`,
+  interpolated in 50-digit arithmetic by dev/gen_normal_table.py); Phi(x) = 1 - Phi(-x) for
+  x > 0; 0 below -39.
 
 Accuracy: a few units in the last place for exp and log; ndtr's relative error grows with t^2
 (the rounding of t^2 / 2), about 1e-15 at t = 5 and 1e-13 in the far tail (the tests compare
@@ -31,20 +35,45 @@ from types import ModuleType
 import numpy as np
 import numpy.typing as npt
 
-from ._normal_table import COEFFICIENTS, DEGREE, PIECES
+from ._normal_table import COEFFICIENTS, DEGREE, EXP2_TABLE, PER_UNIT, PIECES
 
 FloatArray = npt.NDArray[np.float64]
 
 LN2_HI = 6.93147180369123816490e-01  # ln 2 rounded to 21 significant bits
 LN2_LO = 1.90821492927058770002e-10  # ln 2 - LN2_HI
-INV_LN2 = 1.0 / math.log(2.0)
-EXP_TERMS = [1.0 / math.factorial(n) for n in range(14)]  # 1/n!, n = 0..13
+INV_LN2 = 1.4426950408889634  # 1 / ln 2 rounded
+EXP_TERMS = [1.0 / math.factorial(n) for n in range(7)]  # 1/n!, n = 0..6
 LOG_TERMS = [2.0 / (2 * n + 1) for n in range(12)]  # 2 / (2n + 1), n = 0..11
 EXP_MIN = -746.0  # exp below is 0 (the smallest subnormal is 2^-1074 = e^-744.4)
 EXP_MAX = 709.0  # exp above: inf (callers clamp first)
 SQRT1_2 = 0.70710678118654752440
 #: (PIECES, DEGREE + 1) coefficients of Q on the pieces (lowest first)
 TABLE = np.asarray(COEFFICIENTS, dtype=np.float64)
+assert TABLE.shape == (PIECES, 11) and DEGREE == 10  # the Estrin form below
+#: 2^(j / 64), j = 0..63
+EXP2 = np.asarray(EXP2_TABLE, dtype=np.float64)
+
+
+def _exp_poly(r: FloatArray) -> FloatArray:
+    """The degree-6 Taylor polynomial of e^r by Estrin's scheme (the compiled one's order)."""
+    c = EXP_TERMS
+    r2 = r * r
+    r4 = r2 * r2
+    s0 = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2
+    s1 = (c[4] + c[5] * r) + c[6] * r2
+    return s0 + s1 * r4
+
+
+def _q_poly(c: FloatArray, x: FloatArray) -> FloatArray:
+    """sum_d c[d] x^d for degree 10 by Estrin's scheme (pairs, then x^2, x^4, x^8): a short
+    chain of dependent operations, in the compiled one's order."""
+    x2 = x * x
+    x4 = x2 * x2
+    x8 = x4 * x4
+    q0 = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2
+    q1 = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2
+    q2 = (c[8] + c[9] * x) + c[10] * x2
+    return (q0 + q1 * x4) + q2 * x8
 
 
 def exp_numpy(x: npt.ArrayLike) -> FloatArray:
@@ -52,12 +81,12 @@ def exp_numpy(x: npt.ArrayLike) -> FloatArray:
     x = np.asarray(x, dtype=np.float64)
     ok = (x >= EXP_MIN) & (x <= EXP_MAX)
     xs = np.where(ok, x, 0.0)
-    k = np.rint(xs * INV_LN2)
-    r = (xs - k * LN2_HI) - k * LN2_LO
-    p = np.full(xs.shape, EXP_TERMS[13])
-    for c in reversed(EXP_TERMS[:13]):
-        p = p * r + c
-    out = np.ldexp(p, k.astype(np.int64))
+    n = np.rint(xs * (64.0 * INV_LN2))
+    r = (xs - n * (LN2_HI / 64.0)) - n * (LN2_LO / 64.0)
+    p = _exp_poly(r)
+    ni = n.astype(np.int64)
+    j = ni & 63
+    out = np.ldexp(EXP2[j] * p, (ni - j) >> 6)
     return np.where(ok, out, np.where(x > EXP_MAX, np.inf, np.where(x < EXP_MIN, 0.0, x)))
 
 
@@ -79,16 +108,15 @@ def log_numpy(x: npt.ArrayLike) -> FloatArray:
     return np.where(ok, out, np.where(x == 0, -np.inf, np.where(x == np.inf, np.inf, np.nan)))
 
 
-def lower_tail(t: FloatArray) -> FloatArray:
+def lower_tail_numpy(t: npt.ArrayLike) -> FloatArray:
     """Phi(-t) for t >= 0 (and nan for nan)."""
-    ok = t < PIECES
+    t = np.asarray(t, dtype=np.float64)
+    ok = t < PIECES / PER_UNIT
     ts = np.where(ok, t, 0.0)
-    i = np.floor(ts)
-    x = 2.0 * (ts - i) - 1.0
-    c = TABLE[i.astype(np.int64)]  # (n, DEGREE + 1)
-    q = c[..., DEGREE]
-    for d in range(DEGREE - 1, -1, -1):
-        q = q * x + c[..., d]
+    i = np.floor(ts * PER_UNIT)
+    x = 2.0 * (ts * PER_UNIT - i) - 1.0
+    c = TABLE.T[:, i.astype(np.int64)]  # (DEGREE + 1, n)
+    q = _q_poly(c, x)
     out = exp_numpy(-(ts * ts) * 0.5) * q
     return np.where(ok, out, np.where(np.isnan(t), np.nan, 0.0))
 
@@ -96,7 +124,7 @@ def lower_tail(t: FloatArray) -> FloatArray:
 def ndtr_numpy(x: npt.ArrayLike) -> FloatArray:
     """Phi(x), the standard normal CDF, elementwise."""
     x = np.asarray(x, dtype=np.float64)
-    tail = lower_tail(np.abs(x))
+    tail = lower_tail_numpy(np.abs(x))
     return np.where(x > 0, 1.0 - tail, tail)
 
 
@@ -113,8 +141,10 @@ else:
     _series.set_constants(
         np.array([LN2_HI, LN2_LO, INV_LN2, SQRT1_2, EXP_MIN, EXP_MAX, *EXP_TERMS, *LOG_TERMS]),
         np.ascontiguousarray(TABLE),
+        EXP2,
         PIECES,
         DEGREE,
+        PER_UNIT,
     )
 
 
@@ -133,7 +163,8 @@ def _apply(
     return f
 
 
-#: e^x, ln x and Phi(x) elementwise: compiled when built, else numpy; equal bits either way
+#: e^x, ln x, Phi(x) and Phi(-t) (t >= 0) elementwise: compiled when built, else numpy; equal bits either way
 exp = _apply("exp", exp_numpy)
 log = _apply("log", log_numpy)
 ndtr = _apply("ndtr", ndtr_numpy)
+lower_tail = _apply("lower_tail", lower_tail_numpy)

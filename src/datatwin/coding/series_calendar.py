@@ -62,7 +62,7 @@ def calendar_codes(twin: SeriesTwin, cols: list[ColumnCode], steps: IntArray) ->
         one, zero = np.ones(1), np.zeros(1)
         std = dataclasses.replace(
             col, w=one, mu=zero, sd=one, half=WINDOW_SD,
-            mu3=zero[:, None, None], sd3=one[:, None, None], w6=np.ones(2)[:, None, None],
+            mu3=zero[:, None, None], sd3=one[:, None, None], w3=one[:, None, None],
         )  # fmt: skip
         edges = col.edges_z(np.stack([cells, cells + 1], axis=1))
         nmass = std.masses(edges, np.zeros(nv), np.ones(nv))[:, 0]

@@ -11,6 +11,7 @@ False and the Python loop decodes, with the same bits.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..series.hetero import LOG_CAP
 from .cells import ROW, ColumnCode, FloatArray, IntArray
+from .coder import _Categorical
 from .fixedmath import compiled, log
 from .series_moments import _scatter
 from .wire import CompressedFileError
@@ -28,8 +30,13 @@ if TYPE_CHECKING:
 _TRANSFORMS = {"none": 0, "sqrt": 1, "log": 2}
 
 
-def available() -> bool:
-    return compiled is not None
+#: columns the compiled loop holds (more: the Python loop decodes)
+MAX_COLUMNS = 256
+
+
+def available(d: int) -> bool:
+    """Whether the compiled loop can decode a series of d columns."""
+    return compiled is not None and d <= MAX_COLUMNS
 
 
 @dataclass
@@ -45,6 +52,7 @@ class CompiledPlan:
     k: int  # regime window (0: none)
     n_windows: int
     n_cal: int
+    cal_width: int  # values of the widest calendar column (cal_K's last axis)
     log_cap: float
     order: IntArray
     P: FloatArray  # accumulators, intercepts filled (written by the decoder)
@@ -65,7 +73,7 @@ class CompiledPlan:
     cal_cells: IntArray  # (calendars, ROW)
     cal_nmass: FloatArray
     cal_grid: FloatArray
-    cal_K: FloatArray  # (calendars, n, ROW)
+    cal_K: FloatArray  # (calendars, n, cal_width)
     cal_lam: FloatArray  # (calendars, n)
     out: IntArray  # (n, d) the decoded cells
 
@@ -109,7 +117,8 @@ def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
     nc = len(cal)
     cal_f, cal_nv = np.zeros((nc, 5)), np.zeros(nc, np.int64)
     cells, nmass, grid = np.zeros((nc, ROW), np.int64), np.zeros((nc, ROW)), np.zeros((nc, ROW))
-    K, lam = np.zeros((nc, n, ROW)), np.zeros((nc, n))
+    width = max([len(plan.cal[j].cells) for j in cal], default=1)
+    K, lam = np.zeros((nc, n, width)), np.zeros((nc, n))
     for c, j in enumerate(cal):
         cc = plan.cal[j]
         nv, ci, model = len(cc.cells), cc.ci, cc.model
@@ -122,7 +131,7 @@ def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
     het = len(mo.windows)
     return CompiledPlan(
         n=n, d=d, m=m, h0=mo.h0, stride=stride, max_lag=mo.max_lag, k=mo.k, n_windows=het,
-        n_cal=nc, log_cap=float(LOG_CAP), order=np.asarray(plan.order, dtype=np.int64), P=P,
+        n_cal=nc, cal_width=width, log_cap=float(LOG_CAP), order=np.asarray(plan.order, dtype=np.int64), P=P,
         offs=np.concatenate([np.zeros(0, np.int64), *offs]),
         offs_at=np.cumsum([0] + [len(o) for o in offs]).astype(np.int64),
         coefs=_f(np.concatenate([np.zeros(0), *coefs])), S=_f(plan.S),
@@ -137,12 +146,12 @@ def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
 
 
 def decode_compiled(
-    plan: Plan, n: int, coder: object, family: object, scalar: Scalar, other_cell: object
+    plan: Plan, n: int, coder: object, scalar: Scalar, other_cell: object
 ) -> IntArray:
     """The (n, d) cells, decoded by the compiled loop; `other_cell(j)` decodes a calendar
     column's other cell (rare, in Python)."""
     cp = compiled_plan(plan, n)
-    row = np.zeros((1, ROW))
+    row = np.zeros(ROW)
 
     def rare(kind: int, j: int) -> int:
         if kind == 0:
@@ -156,5 +165,11 @@ def decode_compiled(
         raise CompressedFileError("compressed file damaged: a calendar value out of range")
 
     assert compiled is not None
-    compiled.decode_steps(cp, coder.decode, family, row, rare)  # type: ignore[attr-defined]
+    collecting = gc.isenabled()
+    gc.disable()  # the loop makes millions of short-lived objects and no cycles
+    try:
+        compiled.decode_steps(cp, coder.decode, _Categorical, row, rare)  # type: ignore[attr-defined]
+    finally:
+        if collecting:
+            gc.enable()
     return cp.out

@@ -331,13 +331,13 @@ def decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
 def _decode_cells(twin: SeriesTwin, dec: Decoder, n: int, base: int) -> IntArray:
     d = len(twin.cols.names)
     plan = make_plan(twin, n, base)
-    if COMPILED and series_compiled.available():
+    if COMPILED and series_compiled.available(d):
         scalar = Scalar(None, dec)
 
         def other_cell(j: int) -> int:
             return _decode_cell(dec._coder, scalar, plan.cal[j].other, 0.0, 1.0)
 
-        return series_compiled.decode_compiled(plan, n, dec._coder, _FAMILY, scalar, other_cell)
+        return series_compiled.decode_compiled(plan, n, dec._coder, scalar, other_cell)
     st = Stepper(plan.moments, plan.Zh, n)
     last = plan.Zh[-1].copy() if plan.m else np.zeros(d)
     out = np.zeros((n, d), dtype=np.int64)
