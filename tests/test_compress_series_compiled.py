@@ -251,6 +251,37 @@ def test_compiled_and_python_decoders_hand_the_coder_the_same_rows(coded, monkey
         np.testing.assert_array_equal(_bits(a), _bits(b))
 
 
+@needs_compiled
+def test_compiled_and_numpy_level_rows_are_the_same(coded, monkeypatch) -> None:
+    """The encoder's rows (`cells.level0` / `level` for many values at once) are the same bits
+    from `_series.level_rows` and from numpy: every column of the twin, means from the centre
+    to far tails (rows that underflow fall back to uniform), scales from tiny to wide,
+    windows and narrower deeper ranges."""
+    from datatwin.coding import cells
+
+    twin, _ = coded
+    rng = np.random.default_rng(11)
+    n = 400
+    mean = np.concatenate([rng.normal(0, 2, n - 4), [60.0, -60.0, 1e6, np.nan]])
+    s = np.concatenate([rng.uniform(1e-3, 3, n - 4), [1.0, 1.0, 1.0, 1.0]])
+    for j in range(len(twin.cols.names)):
+        col = cells.ColumnCode.of(twin, j)
+        klo, khi = col.window(mean, s)
+        lo = klo + rng.integers(0, 1 << 20, n) % (khi - klo + 1)
+        hi = lo + rng.integers(1, 200, n)
+        far = mean + np.where(np.arange(n) % 7 == 0, 1e4, 0.0) * s  # deeper ranges far out
+        for fn, e, m in (
+            (cells.level0, cells.split_edges(klo, khi), mean),
+            (cells.level, cells.split_edges(lo, hi), far),
+        ):
+            monkeypatch.setattr(cells, "COMPILED", True)
+            fast = fn(col, e, m, s)
+            monkeypatch.setattr(cells, "COMPILED", False)
+            slow = fn(col, e, m, s)
+            np.testing.assert_array_equal(_bits(fast), _bits(slow))
+            assert np.all(fast.sum(axis=1) > 0)
+
+
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks that the build compiled it")
 def test_the_compiled_series_decoder_is_built_in_ci() -> None:
     assert series_compiled.available(1)

@@ -14,7 +14,8 @@
  * 1 / 2 the distance below / above the level-0 window, 3 a calendar column's other cell,
  * 4 / 5 a damaged file (raises).
  *
- * Also exported: the vectorised exp, log and ndtr of fixedmath.py, for the encoder.
+ * Also exported: the vectorised exp, log and ndtr of fixedmath.py, and the bisection rows of
+ * many values at once (`level_rows`), for the encoder.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -646,6 +647,66 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------- encoder rows */
+
+/* cells.level0 (outer = 1) or cells.level (outer = 0) for n values at once: the rows over the
+ * edges e (n, W + 1) under mean + s e, into out (n, ROW); the column as series_compiled lays
+ * it out (col_f, col_i, comp). The encoder's rows, equal to the decoder's bit for bit. */
+static PyObject *level_rows(PyObject *self, PyObject *args) {
+    PyObject *objs[7];
+    int outer;
+    if (!PyArg_ParseTuple(args, "OOOOOOOp", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
+                          &objs[5], &objs[6], &outer))
+        return NULL;
+    if (!PIECES) {
+        PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
+        return NULL;
+    }
+    Py_buffer b[7];
+    int got = 0, ok = 1;
+    for (; got < 7; got++) {
+        int flags = PyBUF_C_CONTIGUOUS | (got == 6 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
+    }
+    if (got < 7) ok = 0;
+    Py_ssize_t n = ok ? b[4].len / 8 : 0;
+    const int64_t *ci = ok ? b[1].buf : NULL;
+    if (ok && (b[0].len != NF * 8 || b[1].len != NI * 8 || b[3].len != n * (W + 1) * 8 ||
+               b[5].len != n * 8 || b[6].len != n * ROW * 8 || ci[I_NCOMP] < 1 ||
+               ci[I_COMP_AT] != 0 || b[2].len != ci[I_NCOMP] * 3 * 8 || ci[I_TRANSFORM] < 0 ||
+               ci[I_TRANSFORM] > 2)) {
+        PyErr_SetString(PyExc_ValueError, "_series.level_rows: arrays of the wrong size");
+        ok = 0;
+    }
+    if (ok) {
+        const double *f = b[0].buf, *mean = b[4].buf, *s = b[5].buf;
+        const int64_t *e = b[3].buf;
+        double *out = b[6].buf, z[W + 3];
+        Col c = {(int)ci[I_TRANSFORM], (int)ci[I_HAS_LO], (int)ci[I_HAS_HI], ci[I_LO], ci[I_HI],
+                 f[F_DELTA], f[F_CENTER], f[F_SCALE], f[F_HALF], f[F_LOG_FLOOR],
+                 (int)ci[I_NCOMP], b[2].buf};
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const int64_t *ei = e + i * (W + 1);
+            double *row = out + i * ROW;
+            if (outer) {
+                z[0] = -INFINITY;
+                for (int k = 0; k <= W; k++) z[k + 1] = edge_z(&c, ei[k]);
+                z[W + 2] = INFINITY;
+                masses(&c, z, W + 3, mean[i], s[i], row);
+            } else {
+                for (int k = 0; k <= W; k++) z[k] = edge_z(&c, ei[k]);
+                masses(&c, z, W + 1, mean[i], s[i], row);
+                row[W] = row[W + 1] = 0.0;
+            }
+            fallback(row, ei, outer);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    return ok ? Py_NewRef(Py_None) : NULL;
+}
+
 /* ------------------------------------------------------------------------- module */
 
 static PyObject *set_constants(PyObject *self, PyObject *args) {
@@ -736,6 +797,8 @@ static PyMethodDef methods[] = {
     {"log", py_log, METH_VARARGS, "log(x, out): fixedmath.log elementwise"},
     {"ndtr", py_ndtr, METH_VARARGS, "ndtr(x, out): fixedmath.ndtr elementwise"},
     {"lower_tail", py_lower_tail, METH_VARARGS, "lower_tail(t, out): fixedmath.lower_tail"},
+    {"level_rows", level_rows, METH_VARARGS,
+     "level_rows(col_f, col_i, comp, e, mean, s, out, outer): cells.level0 / level rows"},
     {"decode_steps", decode_steps, METH_VARARGS,
      "decode_steps(plan, decode, model, row, rare): a series' cells (see series_compiled)"},
     {NULL, NULL, 0, NULL},

@@ -26,6 +26,7 @@ same operations compiled.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..series.precision import effective_lower
-from .fixedmath import exp, log, lower_tail
+from .fixedmath import compiled, exp, log, lower_tail
 
 if TYPE_CHECKING:
     from ..series.twin import SeriesTwin
@@ -42,9 +43,12 @@ if TYPE_CHECKING:
 W = 32
 #: entries of every coded row: level 0 is [below, W sub-ranges, above]
 ROW = W + 2
+#: compute level rows with the compiled code when it was built (the tests compare both)
+COMPILED = True
 #: half-width of the level-0 window, in residual standard deviations
 WINDOW_SD = 12.0
 _LIM = float(1 << 60)
+_TRANSFORMS = {"none": 0, "sqrt": 1, "log": 2}
 _PM = np.array([[-1.0, 1.0]])
 
 FloatArray = npt.NDArray[np.float64]
@@ -142,6 +146,22 @@ class ColumnCode:
             sd3=one[:, None, None],
             w3=one[:, None, None],
         )
+
+    @functools.cached_property
+    def layout(self) -> tuple[FloatArray, IntArray, FloatArray]:
+        """The column as the compiled code reads it (`_series.c`'s F_*, I_* enums): its
+        numbers (delta, center, scale, half, z of the log floor), its integers (transform,
+        bounds, components, the missing and escape flags; the calendar index -1), and its
+        mixture components (weight, mean, sd)."""
+        floor = float(((log(np.array([0.5 * self.delta])) - self.center) / self.scale)[0])
+        col_f = np.array([self.delta, self.center, self.scale, self.half, floor])
+        col_i = np.array([
+            _TRANSFORMS[self.transform], self.lo_k is not None, self.lo_k or 0,
+            self.hi_k is not None, self.hi_k or 0, len(self.w), 0, self.miss_rate > 0,
+            self.eps > 0, -1,
+        ], dtype=np.int64)  # fmt: skip
+        comp = np.ascontiguousarray(np.stack([self.w, self.mu, self.sd], axis=1), np.float64)
+        return col_f, col_i, comp
 
     def clip(self, k: IntArray) -> IntArray:
         """Cells clipped into the support."""
@@ -254,6 +274,8 @@ def split_one(lo: int, hi: int) -> IntArray:
 
 def level0(col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray) -> FloatArray:
     """Level-0 rows (n, ROW) over the window's edges `e`: below, parts, above."""
+    if _compiles(col, e):
+        return _compiled_rows(col, e, mean, s, outer=True)
     inf = np.full((len(e), 1), np.inf)
     rows = col.masses(np.concatenate([-inf, col.edges_z(e), inf], axis=1), mean, s)
     if len(col.skip_cells):
@@ -263,11 +285,32 @@ def level0(col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray) -> Flo
 
 def level(col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray) -> FloatArray:
     """A deeper level's rows (n, ROW) over the edges `e` of its parts."""
+    if _compiles(col, e):
+        return _compiled_rows(col, e, mean, s, outer=False)
     rows = np.zeros((len(e), ROW))
     rows[:, :W] = col.masses(col.edges_z(e), mean, s)
     if len(col.skip_cells):
         _skip(rows, e, col, outer=False)
     return _fallback(rows, e, outer=False)
+
+
+def _compiles(col: ColumnCode, e: IntArray) -> bool:
+    """Whether `_series.level_rows` computes these rows (the same bits as the numpy path)."""
+    return COMPILED and compiled is not None and len(e) > 0 and not len(col.skip_cells)
+
+
+def _compiled_rows(
+    col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray, outer: bool
+) -> FloatArray:
+    assert compiled is not None
+    out = np.empty((len(e), ROW))
+    col_f, col_i, comp = col.layout
+    compiled.level_rows(
+        col_f, col_i, comp, np.ascontiguousarray(e, dtype=np.int64),
+        np.ascontiguousarray(mean, dtype=np.float64), np.ascontiguousarray(s, dtype=np.float64),
+        out, outer,
+    )  # fmt: skip
+    return out
 
 
 def _skip(rows: FloatArray, e: IntArray, col: ColumnCode, outer: bool) -> None:

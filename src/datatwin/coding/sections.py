@@ -8,7 +8,15 @@ import zlib
 
 from .wire import ByteReader, CompressedFileError, text, varint
 
-_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": 1 << 22}]
+_DICT = 1 << 22
+_LZMA = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "dict_size": _DICT}]
+
+
+def _filters(size: int) -> list[dict[str, int]]:
+    """LZMA2 with a dictionary no larger than the body needs (setting up a 4 MiB one costs
+    milliseconds; the decoder's 4 MiB dictionary reads any smaller one's stream)."""
+    dict_size = min(_DICT, max(1 << 12, 1 << max(size - 1, 1).bit_length()))
+    return [{**_LZMA[0], "dict_size": dict_size}]
 
 
 def pack_bytes(body: bytes) -> bytes:
@@ -16,7 +24,7 @@ def pack_bytes(body: bytes) -> bytes:
     options = [b"\x00" + body]
     if len(body) > 16:
         options.append(b"\x01" + zlib.compress(body, 9))
-        options.append(b"\x02" + lzma.compress(body, lzma.FORMAT_RAW, filters=_LZMA))
+        options.append(b"\x02" + lzma.compress(body, lzma.FORMAT_RAW, filters=_filters(len(body))))
     return min(options, key=len)
 
 

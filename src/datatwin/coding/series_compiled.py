@@ -20,14 +20,15 @@ import numpy as np
 from ..series.hetero import LOG_CAP
 from .cells import ROW, ColumnCode, FloatArray, IntArray
 from .coder import _Categorical
-from .fixedmath import compiled, log
+from .fixedmath import compiled
 from .series_moments import _scatter
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
     from .series_steps import Plan, Scalar
 
-_TRANSFORMS = {"none": 0, "sqrt": 1, "log": 2}
+#: positions in `ColumnCode.layout`'s integers (the C's I_COMP_AT and I_CAL)
+I_COMP_AT, I_CAL = 6, 9
 
 
 #: columns the compiled loop holds (more: the Python loop decodes)
@@ -86,19 +87,18 @@ def _f(a: object, shape: tuple[int, ...] | None = None) -> FloatArray:
 def _columns(
     cols: list[ColumnCode], cal_of: dict[int, int]
 ) -> tuple[FloatArray, IntArray, FloatArray]:
-    """Per column its numbers (col_f), integers (col_i) and mixture components (comp)."""
-    col_f: list[list[float]] = []
-    col_i: list[list[int]] = []
-    comp: list[tuple[float, float, float]] = []
+    """Per column its numbers (col_f), integers (col_i, with its calendar and first
+    component) and mixture components (comp), as `ColumnCode.layout` gives them."""
+    col_f, col_i, comp, at = [], [], [], 0
     for j, c in enumerate(cols):
-        floor = float(((log(np.array([0.5 * c.delta])) - c.center) / c.scale)[0])
-        col_f.append([c.delta, c.center, c.scale, c.half, floor])
-        col_i.append([
-            _TRANSFORMS[c.transform], c.lo_k is not None, c.lo_k or 0, c.hi_k is not None,
-            c.hi_k or 0, len(c.w), len(comp), c.miss_rate > 0, c.eps > 0, cal_of.get(j, -1),
-        ])  # fmt: skip
-        comp.extend(zip(c.w.tolist(), c.mu.tolist(), c.sd.tolist(), strict=True))
-    return _f(col_f), np.asarray(col_i, dtype=np.int64), _f(comp)
+        f, i, k = c.layout
+        i = i.copy()
+        i[I_COMP_AT], i[I_CAL] = at, cal_of.get(j, -1)
+        col_f.append(f)
+        col_i.append(i)
+        comp.append(k)
+        at += len(k)
+    return _f(np.stack(col_f)), np.stack(col_i), _f(np.concatenate(comp))
 
 
 def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
