@@ -394,6 +394,16 @@ static double cdf(const Col *c, double v, int upper) {
     return acc;
 }
 
+/* The lower (upper = 0) or upper CDF at edge i, computed once per edge (and once for a run
+ * of equal edges: a range narrower than W parts repeats its last edge). */
+static double cdf_at(const Col *c, const double *v, int i, int upper, double *C, unsigned char *has) {
+    if (!has[i]) {
+        C[i] = (i > 0 && has[i - 1] && v[i] == v[i - 1]) ? C[i - 1] : cdf(c, v[i], upper);
+        has[i] = 1;
+    }
+    return C[i];
+}
+
 /* ColumnCode.masses of consecutive edges z[0..E-1] into out[0..E-2]: each part on the side
  * of its smaller tail. Only the CDFs a part uses are computed. */
 static void masses(const Col *c, const double *z, int E, double mean, double s, double *out) {
@@ -402,15 +412,10 @@ static void masses(const Col *c, const double *z, int E, double mean, double s, 
     for (int i = 0; i < E; i++) v[i] = (z[i] - mean) / s;
     for (int i = 0; i + 1 < E; i++) {
         double m;
-        if (v[i] > 0) {
-            if (!hasG[i]) G[i] = cdf(c, v[i], 1), hasG[i] = 1;
-            if (!hasG[i + 1]) G[i + 1] = cdf(c, v[i + 1], 1), hasG[i + 1] = 1;
-            m = G[i] - G[i + 1];
-        } else {
-            if (!hasF[i]) F[i] = cdf(c, v[i], 0), hasF[i] = 1;
-            if (!hasF[i + 1]) F[i + 1] = cdf(c, v[i + 1], 0), hasF[i + 1] = 1;
-            m = F[i + 1] - F[i];
-        }
+        if (v[i] > 0)
+            m = cdf_at(c, v, i, 1, G, hasG) - cdf_at(c, v, i + 1, 1, G, hasG);
+        else
+            m = cdf_at(c, v, i + 1, 0, F, hasF) - cdf_at(c, v, i, 0, F, hasF);
         out[i] = (m != m) ? m : (m > 0 ? m : 0.0); /* np.maximum(m, 0) */
     }
 }
