@@ -17,6 +17,7 @@ setup(
         Extension(
             "datatwin.coding._series",
             ["src/datatwin/coding/_series.c"],
+            depends=["src/datatwin/coding/_fixedmath.h", "src/datatwin/coding/_cells.h"],
             optional=True,
             extra_compile_args=["-O2", "-ffp-contract=off"],
         ),

@@ -23,75 +23,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#define W 32
-#define ROW (W + 2)
-#define MAX_PIECES 512
-#define MAX_DEGREE 10
+#include "_fixedmath.h"
+#include "_cells.h"
+
 #define MAX_WINDOWS 8
 #define MISSING INT64_MIN
 #define MAX_COLUMNS 256 /* series_compiled.MAX_COLUMNS */
-
-/* ------------------------------------------------------------------------- fixed math */
-
-static double LN2_HI, LN2_LO, INV_LN2, SQRT1_2, EXP_MIN, EXP_MAX;
-static double EXP_TERMS[7], LOG_TERMS[12], EXP2[64];
-static double TABLE[MAX_PIECES][MAX_DEGREE + 1];
-static int PIECES = 0, PER_UNIT = 1;
-static double T_LIMIT = 0.0; /* PIECES / PER_UNIT */
-
-/* ldexp(p, k) for 0.5 <= p < 2: a product by 2^k built from its bits while the result stays
- * normal (exact, so equal to ldexp); ldexp itself below that. */
-static double times_pow2(double p, int64_t k) {
-    if (k < -1021 || k > 1022) return ldexp(p, (int)k);
-    union {
-        uint64_t u;
-        double d;
-    } s = {.u = (uint64_t)(k + 1023) << 52};
-    return p * s.d;
-}
-
-static double fx_exp(double x) {
-    if (!(x >= EXP_MIN && x <= EXP_MAX)) return x > EXP_MAX ? INFINITY : (x < EXP_MIN ? 0.0 : x);
-    double n = nearbyint(x * (64.0 * INV_LN2));
-    double r = (x - n * (LN2_HI / 64.0)) - n * (LN2_LO / 64.0);
-    const double *c = EXP_TERMS; /* Estrin's scheme, as fixedmath._exp_poly */
-    double r2 = r * r, r4 = r2 * r2;
-    double s0 = (c[0] + c[1] * r) + (c[2] + c[3] * r) * r2;
-    double s1 = (c[4] + c[5] * r) + c[6] * r2;
-    double p = s0 + s1 * r4;
-    int64_t ni = (int64_t)n, j = ni & 63;
-    return times_pow2(EXP2[j] * p, (ni - j) >> 6);
-}
-
-static double fx_log(double x) {
-    if (!(x > 0 && x < INFINITY)) return x == 0 ? -INFINITY : (x == INFINITY ? INFINITY : NAN);
-    int e;
-    double m = frexp(x, &e);
-    if (m < SQRT1_2) {
-        m = m * 2.0;
-        e -= 1;
-    }
-    double ed = (double)e, f = m - 1.0, s = f / (2.0 + f), s2 = s * s;
-    double p = LOG_TERMS[11];
-    for (int i = 10; i >= 0; i--) p = p * s2 + LOG_TERMS[i];
-    return ed * LN2_HI + (ed * LN2_LO + s * p);
-}
-
-static double fx_lower_tail(double t) {
-    if (!(t < T_LIMIT)) return t != t ? t : 0.0;
-    double i = floor(t * PER_UNIT), x = 2.0 * (t * PER_UNIT - i) - 1.0;
-    const double *c = TABLE[(int)i]; /* degree 10 by Estrin's scheme, as fixedmath._q_poly */
-    double x2 = x * x, x4 = x2 * x2, x8 = x4 * x4;
-    double q0 = (c[0] + c[1] * x) + (c[2] + c[3] * x) * x2;
-    double q1 = (c[4] + c[5] * x) + (c[6] + c[7] * x) * x2;
-    double q2 = (c[8] + c[9] * x) + c[10] * x2;
-    return fx_exp(-(t * t) * 0.5) * ((q0 + q1 * x4) + q2 * x8);
-}
-
-static double fx_ndtr(double x) {
-    double tail = fx_lower_tail(fabs(x));
-    return x > 0 ? 1.0 - tail : tail;
-}
 
 /* ------------------------------------------------------------------------- buffers */
 
@@ -305,15 +242,6 @@ static void step_end(Plan *p) {
 
 /* ------------------------------------------------------------------------- cells */
 
-typedef struct {
-    int transform; /* 0 none, 1 sqrt, 2 log */
-    int has_lo, has_hi;
-    int64_t lo_k, hi_k;
-    double delta, center, scale, half, log_floor;
-    int n_comp;
-    const double *comp; /* (n_comp, 3): w, mu, sd */
-} Col;
-
 static Col column(const Plan *p, int64_t j) {
     const double *f = p->col_f + j * NF;
     const int64_t *i = p->col_i + j * NI;
@@ -321,120 +249,6 @@ static Col column(const Plan *p, int64_t j) {
              f[F_DELTA], f[F_CENTER], f[F_SCALE], f[F_HALF], f[F_LOG_FLOOR], (int)i[I_NCOMP],
              p->comp + 3 * i[I_COMP_AT]};
     return c;
-}
-
-static int64_t clip_k(const Col *c, int64_t k) {
-    if (c->has_lo && k < c->lo_k) k = c->lo_k;
-    if (c->has_hi && k > c->hi_k) k = c->hi_k;
-    return k;
-}
-
-/* ColumnCode.z_of of one cell */
-static double z_of(const Col *c, int64_t k) {
-    double x = (double)clip_k(c, k) * c->delta, f = x;
-    if (c->transform == 1) f = sqrt(x > 0.0 ? x : 0.0);
-    if (c->transform == 2) f = fx_log(x);
-    double z = (f - c->center) / c->scale;
-    if (c->transform == 2 && !isfinite(z)) z = c->log_floor;
-    return z;
-}
-
-static double inverse(const Col *c, double z) {
-    if (c->transform == 1) return z > 0 ? z * z : 0.0;
-    if (c->transform == 2) return fx_exp(z < 700.0 || z != z ? z : 700.0);
-    return z;
-}
-
-static int64_t to_cell(double x) {
-    double k = fmin(fmax(x, -1152921504606846976.0), 1152921504606846976.0); /* +-2^60 */
-    return (int64_t)k;
-}
-
-/* ColumnCode.window: the level-0 window [lo, hi] around mean. */
-static void window(const Col *c, double mean, double s, int64_t *lo, int64_t *hi) {
-    double a = s * c->half;
-    double zl = (mean + a * -1.0) * c->scale + c->center;
-    double zh = (mean + a * 1.0) * c->scale + c->center;
-    int64_t kl = clip_k(c, to_cell(floor(inverse(c, zl) / c->delta)));
-    int64_t kh = clip_k(c, to_cell(ceil(inverse(c, zh) / c->delta)));
-    *lo = kl;
-    *hi = kh > kl ? kh : kl;
-}
-
-/* split_one: W + 1 edges cutting [lo, hi] into min(W, cells) parts. */
-static void split(int64_t lo, int64_t hi, int64_t *e) {
-    int64_t n = hi - lo + 1, b = n < W ? n : W, q = n / b, r = n % b;
-    for (int64_t i = 0; i <= W; i++) {
-        int64_t ii = i < b ? i : b;
-        e[i] = lo + ii * q + (ii * r) / b;
-    }
-}
-
-/* ColumnCode.edges_z of one edge */
-static double edge_z(const Col *c, int64_t e) {
-    double x = ((double)e - 0.5) * c->delta, f = x;
-    if (c->transform == 1) f = sqrt(x > 0.0 ? x : 0.0);
-    if (c->transform == 2) f = fx_log(x);
-    double z = (f - c->center) / c->scale;
-    if (c->has_lo && e <= c->lo_k) z = -INFINITY;
-    if (c->has_hi && e > c->hi_k) z = INFINITY;
-    if (c->transform == 2 && z != z) z = -INFINITY;
-    return z;
-}
-
-/* The mixture's lower (upper = 0) or upper (upper = 1) CDF at v, summed in component order. */
-static double cdf(const Col *c, double v, int upper) {
-    double acc = 0.0;
-    for (int k = 0; k < c->n_comp; k++) {
-        const double *q = c->comp + 3 * k;
-        double u = (v - q[1]) / q[2];
-        double t = q[0] * fx_ndtr(upper ? -u : u);
-        acc = k ? acc + t : t;
-    }
-    return acc;
-}
-
-/* The lower (upper = 0) or upper CDF at edge i, computed once per edge (and once for a run
- * of equal edges: a range narrower than W parts repeats its last edge). */
-static double cdf_at(const Col *c, const double *v, int i, int upper, double *C, unsigned char *has) {
-    if (!has[i]) {
-        C[i] = (i > 0 && has[i - 1] && v[i] == v[i - 1]) ? C[i - 1] : cdf(c, v[i], upper);
-        has[i] = 1;
-    }
-    return C[i];
-}
-
-/* ColumnCode.masses of consecutive edges z[0..E-1] into out[0..E-2]: each part on the side
- * of its smaller tail. Only the CDFs a part uses are computed. */
-static void masses(const Col *c, const double *z, int E, double mean, double s, double *out) {
-    double v[W + 3], F[W + 3], G[W + 3];
-    unsigned char hasF[W + 3] = {0}, hasG[W + 3] = {0};
-    for (int i = 0; i < E; i++) v[i] = (z[i] - mean) / s;
-    for (int i = 0; i + 1 < E; i++) {
-        double m;
-        if (v[i] > 0)
-            m = cdf_at(c, v, i, 1, G, hasG) - cdf_at(c, v, i + 1, 1, G, hasG);
-        else
-            m = cdf_at(c, v, i + 1, 0, F, hasF) - cdf_at(c, v, i, 0, F, hasF);
-        out[i] = (m != m) ? m : (m > 0 ? m : 0.0); /* np.maximum(m, 0) */
-    }
-}
-
-/* cells._fallback: a row whose masses all underflow (or hold a nan) becomes uniform over its
- * real symbols. */
-static void fallback(double *row, const int64_t *e, int outer) {
-    int dead = 0;
-    double mx = row[0];
-    for (int i = 0; i < ROW; i++) {
-        if (row[i] != row[i]) dead = 1;
-        if (row[i] > mx) mx = row[i];
-    }
-    if (!(mx > 0)) dead = 1;
-    if (!dead) return;
-    int parts = 0;
-    for (int i = 0; i < W; i++) parts += e[i + 1] > e[i];
-    for (int i = 0; i < ROW; i++)
-        row[i] = (outer ? (i <= parts || i == ROW - 1) : (i < parts)) ? 1.0 : 0.0;
 }
 
 /* One decoded symbol under the row in p->rowbuf: `decode(model(row, perfect=False))`, the
@@ -713,88 +527,6 @@ static PyObject *level_rows(PyObject *self, PyObject *args) {
 }
 
 /* ------------------------------------------------------------------------- module */
-
-static PyObject *set_constants(PyObject *self, PyObject *args) {
-    PyObject *consts, *table, *exp2;
-    int pieces, degree, per_unit;
-    if (!PyArg_ParseTuple(args, "OOOiii", &consts, &table, &exp2, &pieces, &degree, &per_unit))
-        return NULL;
-    if (pieces < 1 || pieces > MAX_PIECES || degree != 10 || per_unit < 1) {
-        PyErr_SetString(PyExc_ValueError, "_series: table size out of range");
-        return NULL;
-    }
-    Py_buffer cb, tb, eb;
-    if (PyObject_GetBuffer(consts, &cb, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (PyObject_GetBuffer(table, &tb, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&cb);
-        return NULL;
-    }
-    if (PyObject_GetBuffer(exp2, &eb, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&cb);
-        PyBuffer_Release(&tb);
-        return NULL;
-    }
-    int ok = cb.len == (6 + 7 + 12) * 8 && tb.len == (Py_ssize_t)pieces * (degree + 1) * 8 &&
-             eb.len == 64 * 8;
-    if (ok) {
-        const double *c = cb.buf, *t = tb.buf;
-        LN2_HI = c[0], LN2_LO = c[1], INV_LN2 = c[2], SQRT1_2 = c[3], EXP_MIN = c[4], EXP_MAX = c[5];
-        memcpy(EXP_TERMS, c + 6, sizeof(EXP_TERMS));
-        memcpy(LOG_TERMS, c + 13, sizeof(LOG_TERMS));
-        memcpy(EXP2, eb.buf, sizeof(EXP2));
-        for (int i = 0; i < pieces; i++)
-            memcpy(TABLE[i], t + i * (degree + 1), (size_t)(degree + 1) * sizeof(double));
-        PIECES = pieces;
-        PER_UNIT = per_unit;
-        T_LIMIT = (double)pieces / per_unit;
-    } else
-        PyErr_SetString(PyExc_ValueError, "_series: constants of the wrong size");
-    PyBuffer_Release(&cb);
-    PyBuffer_Release(&tb);
-    PyBuffer_Release(&eb);
-    return ok ? Py_NewRef(Py_None) : NULL;
-}
-
-/* f elementwise from the float64 buffer x into the float64 buffer out (same length); the
- * loop is written out per function so that it is inlined. */
-#define ELEMENTWISE(NAME, F)                                                                      \
-    static PyObject *NAME(PyObject *self, PyObject *args) {                                       \
-        PyObject *x, *out;                                                                        \
-        Py_buffer xb, ob;                                                                         \
-        if (!PyArg_ParseTuple(args, "OO", &x, &out)) return NULL;                                \
-        if (buffers_in_out(x, out, &xb, &ob) < 0) return NULL;                                   \
-        const double *xs = xb.buf;                                                                \
-        double *os = ob.buf;                                                                      \
-        Py_ssize_t n = xb.len / 8;                                                                \
-        Py_BEGIN_ALLOW_THREADS for (Py_ssize_t i = 0; i < n; i++) os[i] = F(xs[i]);               \
-        Py_END_ALLOW_THREADS PyBuffer_Release(&xb);                                               \
-        PyBuffer_Release(&ob);                                                                    \
-        return Py_NewRef(Py_None);                                                                \
-    }
-
-static int buffers_in_out(PyObject *x, PyObject *out, Py_buffer *xb, Py_buffer *ob) {
-    if (!PIECES) {
-        PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
-        return -1;
-    }
-    if (PyObject_GetBuffer(x, xb, PyBUF_C_CONTIGUOUS) < 0) return -1;
-    if (PyObject_GetBuffer(out, ob, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(xb);
-        return -1;
-    }
-    if (xb->len != ob->len || xb->len % 8) {
-        PyErr_SetString(PyExc_ValueError, "_series: buffers of float64 of the same length");
-        PyBuffer_Release(xb);
-        PyBuffer_Release(ob);
-        return -1;
-    }
-    return 0;
-}
-
-ELEMENTWISE(py_exp, fx_exp)
-ELEMENTWISE(py_log, fx_log)
-ELEMENTWISE(py_ndtr, fx_ndtr)
-ELEMENTWISE(py_lower_tail, fx_lower_tail)
 
 static PyMethodDef methods[] = {
     {"set_constants", set_constants, METH_VARARGS, "set_constants(consts, table, pieces, degree)"},

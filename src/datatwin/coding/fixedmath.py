@@ -2,10 +2,11 @@
 
 A compressed file is decoded by recomputing, on the reader's machine, the very float64
 probabilities the writer coded with. Library elementary functions do not promise that: numpy's
-`exp` and `log` take SIMD paths that depend on the CPU, `scipy.special.ndtr` on the platform's
-libm and scipy's version (and `math.exp` on the libm). These take only IEEE-754 additions, multiplications, divisions and
-the exact operations `rint`, `frexp` and `ldexp`, in a fixed order, so numpy (here) and the
-compiled decoder (`_series.c`, compiled without fused multiply-add) give equal bits anywhere:
+`exp` and `log` take SIMD paths that depend on the CPU, `scipy.special.ndtr` and `math.exp`
+depend on the platform's libm (and scipy's version). These take only IEEE-754 additions,
+multiplications and divisions, the exact operations `rint`, `floor`, `frexp` and `ldexp` and
+correctly rounded tables, in a fixed order, so numpy (here) and the compiled code
+(`_series.c`, compiled without fused multiply-add) give equal bits anywhere:
 
 * exp(x) = 2^m 2^(j/64) p(r): n = rint(64 x / ln 2) = 64 m + j (0 <= j < 64), r = x - n ln2_hi
   / 64 - n ln2_lo / 64 (|r| <= ln 2 / 128; ln2_hi has 32 trailing zero bits, so n ln2_hi / 64
@@ -163,7 +164,8 @@ def _apply(
     return f
 
 
-#: e^x, ln x, Phi(x) and Phi(-t) (t >= 0) elementwise: compiled when built, else numpy; equal bits either way
+#: e^x, ln x, Phi(x) and Phi(-t) (t >= 0) elementwise: compiled when built, else numpy (equal
+#: bits either way)
 exp = _apply("exp", exp_numpy)
 log = _apply("log", log_numpy)
 ndtr = _apply("ndtr", ndtr_numpy)

@@ -5,8 +5,8 @@ The compiled loop (`_series.c`) is series_steps.py's `_decode_cells` with series
 operations, so it decodes the same cells from the same file. This module lays the plan out
 for it (`CompiledPlan`: numbers and contiguous arrays, one column per row) and handles what C
 hands back to Python: the rare symbols (values outside a bound, beyond the level-0 window, a
-calendar column's other cells) and damaged input. Without the extension `available()` is
-False and the Python loop decodes, with the same bits.
+calendar column's other cells) and damaged input. Without the extension (or past
+MAX_COLUMNS columns) `available` is False and the Python loop decodes, with the same bits.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..series.hetero import LOG_CAP
 from .cells import ROW, ColumnCode, FloatArray, IntArray
 from .coder import _Categorical
 from .fixedmath import compiled
-from .series_moments import _scatter
+from .series_moments import _scatter, accumulators
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
@@ -79,9 +79,8 @@ class CompiledPlan:
     out: IntArray  # (n, d) the decoded cells
 
 
-def _f(a: object, shape: tuple[int, ...] | None = None) -> FloatArray:
-    x = np.ascontiguousarray(a, dtype=np.float64)
-    return x.reshape(shape) if shape is not None else x
+def _f(a: object) -> FloatArray:
+    return np.ascontiguousarray(a, dtype=np.float64)
 
 
 def _columns(
@@ -101,23 +100,13 @@ def _columns(
     return _f(np.stack(col_f)), np.stack(col_i), _f(np.concatenate(comp))
 
 
-def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
-    """`plan` laid out for the compiled loop (P as `Stepper.__init__` fills it)."""
-    mo, cols = plan.moments, plan.cols
-    d, m = mo.d, mo.m
-    stride = 2 * d if mo.Cr is not None else d
-    P = np.zeros((m + n + mo.max_lag + 1) * stride)
-    P2 = P[: (m + n) * stride].reshape(m + n, stride)
-    P2[mo.h0 :, :d] = mo.C
-    if mo.Cr is not None:
-        P2[mo.h0 :, d:] = mo.Cr
-    offs, coefs = _scatter(mo, stride)
+def _calendars(plan: Plan, n: int) -> dict[str, object]:
+    """The calendar columns' fields of CompiledPlan (in column order)."""
     cal = sorted(plan.cal)
-    col_f, col_i, comp = _columns(cols, {j: c for c, j in enumerate(cal)})
     nc = len(cal)
+    width = max([len(plan.cal[j].cells) for j in cal], default=1)
     cal_f, cal_nv = np.zeros((nc, 5)), np.zeros(nc, np.int64)
     cells, nmass, grid = np.zeros((nc, ROW), np.int64), np.zeros((nc, ROW)), np.zeros((nc, ROW))
-    width = max([len(plan.cal[j].cells) for j in cal], default=1)
     K, lam = np.zeros((nc, n, width)), np.zeros((nc, n))
     for c, j in enumerate(cal):
         cc = plan.cal[j]
@@ -128,10 +117,23 @@ def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
         cells[c, :nv], nmass[c, :nv] = cc.cells, cc.nmass
         grid[c, :nv] = np.round(model.values[ci, :nv] / delta)
         K[c, :, :nv], lam[c] = cc.K, cc.lam
-    het = len(mo.windows)
+    return dict(
+        n_cal=nc, cal_width=width, cal_f=cal_f, cal_nv=cal_nv, cal_cells=cells,
+        cal_nmass=nmass, cal_grid=grid, cal_K=K, cal_lam=lam,
+    )  # fmt: skip
+
+
+def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
+    """`plan` laid out for the compiled loop (P as `Stepper.__init__` fills it)."""
+    mo, cols = plan.moments, plan.cols
+    d = mo.d
+    P, stride = accumulators(mo, n)
+    offs, coefs = _scatter(mo, stride)
+    col_f, col_i, comp = _columns(cols, {j: c for c, j in enumerate(sorted(plan.cal))})
     return CompiledPlan(
-        n=n, d=d, m=m, h0=mo.h0, stride=stride, max_lag=mo.max_lag, k=mo.k, n_windows=het,
-        n_cal=nc, cal_width=width, log_cap=float(LOG_CAP), order=np.asarray(plan.order, dtype=np.int64), P=P,
+        n=n, d=d, m=mo.m, h0=mo.h0, stride=stride, max_lag=mo.max_lag, k=mo.k,
+        n_windows=len(mo.windows), log_cap=float(LOG_CAP),
+        order=np.asarray(plan.order, dtype=np.int64), P=P,
         offs=np.concatenate([np.zeros(0, np.int64), *offs]),
         offs_at=np.cumsum([0] + [len(o) for o in offs]).astype(np.int64),
         coefs=_f(np.concatenate([np.zeros(0), *coefs])), S=_f(plan.S),
@@ -140,8 +142,7 @@ def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
         heps=_f(mo.eps if mo.eps is not None else np.zeros(d)), Zh=_f(plan.Zh),
         col_f=col_f, col_i=col_i, comp=comp,
         flag_rows=_f(np.stack([np.stack([c.miss_row, c.esc_row]) for c in cols])),
-        cal_f=_f(cal_f), cal_nv=cal_nv, cal_cells=cells, cal_nmass=nmass, cal_grid=grid,
-        cal_K=K, cal_lam=lam, out=np.zeros((n, d), np.int64),
+        out=np.zeros((n, d), np.int64), **_calendars(plan, n),  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -168,7 +169,8 @@ def decode_compiled(
     collecting = gc.isenabled()
     gc.disable()  # the loop makes millions of short-lived objects and no cycles
     try:
-        compiled.decode_steps(cp, coder.decode, _Categorical, row, rare)  # type: ignore[attr-defined]
+        decode = coder.decode  # type: ignore[attr-defined]
+        compiled.decode_steps(cp, decode, _Categorical, row, rare)
     finally:
         if collecting:
             gc.enable()

@@ -166,13 +166,8 @@ class Stepper:
     def __init__(self, mo: Moments, Zh: FloatArray, n: int) -> None:
         self.mo = mo
         d, m = mo.d, mo.m
-        self.W = W = 2 * d if mo.Cr is not None else d
-        self.P = np.zeros((m + n + mo.max_lag + 1) * W)
-        P2 = self.P[: (m + n) * W].reshape(m + n, W)
-        P2[mo.h0 :, :d] = mo.C
-        if mo.Cr is not None:
-            P2[mo.h0 :, d:] = mo.Cr
-        self.offs, self.coefs = _scatter(mo, W)
+        self.P, self.W = accumulators(mo, n)
+        self.offs, self.coefs = _scatter(mo, self.W)
         self.z: list[list[float]] = [[] for _ in range(d)]  # each column's z so far
         self.cs: list[list[float]] = [[0.0] for _ in range(d)]  # running residual sums
         self.mean = [0.0] * d
@@ -240,6 +235,20 @@ class Stepper:
                 cs = self.cs[j]
                 cs.append(cs[-1] + abs(self.z[j][-1] - self.mean[j]))
         self.row += 1
+
+
+def accumulators(mo: Moments, n: int) -> tuple[FloatArray, int]:
+    """The flat accumulators P of the means (W = d floats a row, 2 d with a regime's
+    additions; rows for the history, the n steps and the largest lag past them), the
+    intercepts filled in from row h0, and W."""
+    d, m = mo.d, mo.m
+    W = 2 * d if mo.Cr is not None else d
+    P = np.zeros((m + n + mo.max_lag + 1) * W)
+    P2 = P[: (m + n) * W].reshape(m + n, W)
+    P2[mo.h0 :, :d] = mo.C
+    if mo.Cr is not None:
+        P2[mo.h0 :, d:] = mo.Cr
+    return P, W
 
 
 def _scatter(mo: Moments, W: int) -> tuple[list[IntArray], list[FloatArray]]:
