@@ -200,3 +200,18 @@ def test_moments_are_the_same_in_both_directions(tmp_path: Path) -> None:
     assert Sm is not None and not np.allclose(Sm, 1.0)
     np.testing.assert_allclose(M, Mm, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(S, Sm, rtol=1e-12)
+
+
+def test_cells_are_rendered_alike_one_by_one_and_together() -> None:
+    """`_render_many` (numpy's string functions) writes every cell as `_render` does, for every
+    number of decimals and style, negative values, zero and the largest cells."""
+    from datatwin.coding.series import _render, _render_many
+    from datatwin.coding.values import FIXED, TRIM_ALL, TRIM_ONE
+
+    rng = np.random.default_rng(0)
+    k = np.concatenate(
+        [rng.integers(-(10**12), 10**12, 3000), np.arange(-1100, 1100), [2**62 - 1, -(2**62 - 1)]]
+    )
+    for dec in range(-2, 19):
+        for style in (FIXED, TRIM_ONE, TRIM_ALL):
+            assert _render_many(k, dec, style) == [_render(int(v), dec, style) for v in k]

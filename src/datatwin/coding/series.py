@@ -158,9 +158,25 @@ def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
 def _render_column(k: np.ndarray, dec: int, style: int, mark: str) -> list[str]:
     """Each cell's text (`mark` where missing), rendering every distinct cell once."""
     uniq, inv = np.unique(k, return_inverse=True)
-    texts = [mark if v == _MISSING else _render(v, dec, style) for v in uniq.tolist()]
+    cells = uniq[uniq != _MISSING]
+    texts = _render_many(cells, dec, style) + [mark] * (len(uniq) - len(cells))
     out = np.asarray(texts + [""], dtype=object)[:-1][inv.reshape(-1)]
     return list(out)
+
+
+def _render_many(k: np.ndarray, dec: int, style: int) -> list[str]:
+    """`_render` of each cell (|k| < 2**62), with numpy's string functions when it has
+    decimals."""
+    if dec <= 0 or dec > 18 or not len(k):
+        return [_render(v, dec, style) for v in k.tolist()]
+    q, r = np.divmod(np.abs(k), 10**dec)
+    frac = np.char.zfill(r.astype(str), dec)
+    if style in (TRIM_ONE, TRIM_ALL):
+        frac = np.char.rstrip(frac, "0")
+    if style == TRIM_ONE:
+        frac = np.where(frac == "", "0", frac)
+    whole = np.char.add(np.where(k < 0, "-", ""), q.astype(str))
+    return np.where(frac != "", np.char.add(np.char.add(whole, "."), frac), whole).tolist()
 
 
 def _best_style(ks: list[int], dec: int, cells: list[str]) -> int:

@@ -78,8 +78,13 @@ class Regime:
         return 2 * self.k
 
     def part(self, model: LinearModel) -> LinearModel:
-        """The additions as a LinearModel on the same level (no regime of its own)."""
-        return replace(model, intercept=self.c, A=self.A, B=self.B, regime=None)
+        """The additions as a LinearModel on the same level (no regime of its own); kept for
+        the last model asked about, so that its cached intercepts are reused."""
+        hit = self.__dict__.get("_part")
+        if hit is None or hit[0] is not model:
+            hit = (model, replace(model, intercept=self.c, A=self.A, B=self.B, regime=None))
+            self.__dict__["_part"] = hit
+        return hit[1]
 
     def intercepts_at(self, model: LinearModel, steps: np.ndarray) -> np.ndarray:
         """(n, d) c' - A' m(t) - Σ_l B'_l m(t - l): the additions' intercept at each step."""
