@@ -204,6 +204,10 @@ static int step_begin(Plan *p) {
             for (int64_t w = 0; w < p->n_windows; w++) {
                 int64_t back = x - p->windows[w];
                 if (back < 0) back += x + 1; /* the Python list's negative index */
+                if (back < 0 || back > x) {
+                    PyErr_SetString(PyExc_IndexError, "series plan: a volatility window is too long");
+                    return -1;
+                }
                 sums[w] = p->cs[x * d + j] - p->cs[back * d + j];
             }
             p->h[j] = volatility(p, j, sums);
