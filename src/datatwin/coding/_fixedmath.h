@@ -40,7 +40,7 @@ static double fx_exp(double x) {
     double s1 = (c[4] + c[5] * r) + c[6] * r2;
     double p = s0 + s1 * r4;
     int64_t ni = (int64_t)n, j = ni & 63;
-    return times_pow2(EXP2[j] * p, (ni - j) >> 6);
+    return times_pow2(EXP2[j] * p, (ni - j) / 64); /* exact: a multiple of 64 */
 }
 
 static double fx_log(double x) {
