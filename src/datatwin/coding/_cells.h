@@ -89,7 +89,8 @@ static double cdf(const Col *c, double v, int upper) {
 
 /* The lower (upper = 0) or upper CDF at edge i, computed once per edge (and once for a run
  * of equal edges: a range narrower than W parts repeats its last edge). */
-static double cdf_at(const Col *c, const double *v, int i, int upper, double *C, unsigned char *has) {
+static double cdf_at(const Col *c, const double *v, int i, int upper, double *C,
+                     unsigned char *has) {
     if (!has[i]) {
         C[i] = (i > 0 && has[i - 1] && v[i] == v[i - 1]) ? C[i - 1] : cdf(c, v[i], upper);
         has[i] = 1;

@@ -99,7 +99,8 @@ static PyObject *set_constants(PyObject *self, PyObject *args) {
              eb.len == 64 * 8;
     if (ok) {
         const double *c = cb.buf, *t = tb.buf;
-        LN2_HI = c[0], LN2_LO = c[1], INV_LN2 = c[2], SQRT1_2 = c[3], EXP_MIN = c[4], EXP_MAX = c[5];
+        LN2_HI = c[0], LN2_LO = c[1], INV_LN2 = c[2], SQRT1_2 = c[3];
+        EXP_MIN = c[4], EXP_MAX = c[5];
         memcpy(EXP_TERMS, c + 6, sizeof(EXP_TERMS));
         memcpy(LOG_TERMS, c + 13, sizeof(LOG_TERMS));
         memcpy(EXP2, eb.buf, sizeof(EXP2));

@@ -9,7 +9,8 @@
  * Per step: the regime indicators and volatility factors (from earlier steps); then per column
  * in chain order its mean and scale, the missing and escape flags, the cell by bisection (each
  * level's row written into `row`, a (ROW,) float64 numpy array, then
- * `decode(Categorical(row, perfect=False))` called on the range decoder), its z, and the scatter of its terms into the steps it feeds.
+ * `decode(Categorical(row, perfect=False))` called on the range decoder), its z, and the
+ * scatter of its terms into the steps it feeds.
  * Rare events call back into Python (`rare(kind, column)`): 0 a value outside the support,
  * 1 / 2 the distance below / above the level-0 window, 3 a calendar column's other cell,
  * 4 / 5 a damaged file (raises).
@@ -43,7 +44,8 @@ static void views_release(Views *v) {
 }
 
 /* The buffer of obj.name (float64 or int64 by itemsize) with at least `count` items. */
-static void *attr_buffer(Views *v, PyObject *obj, const char *name, Py_ssize_t count, int writable) {
+static void *attr_buffer(Views *v, PyObject *obj, const char *name, Py_ssize_t count,
+                         int writable) {
     PyObject *a = PyObject_GetAttrString(obj, name);
     if (!a) return NULL;
     Py_buffer *b = &v->views[v->n];
@@ -101,7 +103,8 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
         attr_long(spec, "cal_width", &p->cal_width))
         return -1;
     int64_t n = p->n, d = p->d, m = p->m, nc = p->n_cal;
-    if (d < 1 || d > MAX_COLUMNS || n < 0 || m < 0 || p->h0 < 0 || p->h0 > m || p->n_windows > MAX_WINDOWS ||
+    if (d < 1 || d > MAX_COLUMNS || n < 0 || m < 0 || p->h0 < 0 || p->h0 > m ||
+        p->n_windows > MAX_WINDOWS ||
         (p->stride != d && p->stride != 2 * d)) {
         PyErr_SetString(PyExc_ValueError, "series plan: sizes out of range");
         return -1;
@@ -140,7 +143,7 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
         if (p->order[j] < 0 || p->order[j] >= d || ci[I_NCOMP] < 1 || ci[I_COMP_AT] < 0 ||
             3 * (ci[I_COMP_AT] + ci[I_NCOMP]) > n_comp || ci[I_CAL] >= nc || ci[I_TRANSFORM] < 0 ||
             ci[I_TRANSFORM] > 2) {
-            PyErr_SetString(PyExc_ValueError, "series plan: a column's description is out of range");
+            PyErr_SetString(PyExc_ValueError, "series plan: a column is out of range");
             return -1;
         }
     }
@@ -172,7 +175,7 @@ static int z_at(const Plan *p, int64_t j, int64_t r, int64_t lag, double *out) {
     int64_t i = r - lag;
     if (i < 0) i += r;
     if (i < 0) {
-        PyErr_SetString(PyExc_IndexError, "series plan: a regime window reaches before the history");
+        PyErr_SetString(PyExc_IndexError, "series plan: a regime window is too long");
         return -1;
     }
     *out = p->Z[i * p->d + j];
@@ -205,7 +208,7 @@ static int step_begin(Plan *p) {
                 int64_t back = x - p->windows[w];
                 if (back < 0) back += x + 1; /* the Python list's negative index */
                 if (back < 0 || back > x) {
-                    PyErr_SetString(PyExc_IndexError, "series plan: a volatility window is too long");
+                    PyErr_SetString(PyExc_IndexError, "series plan: a window is too long");
                     return -1;
                 }
                 sums[w] = p->cs[x * d + j] - p->cs[back * d + j];

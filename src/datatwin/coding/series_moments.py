@@ -15,7 +15,8 @@ the windows need. The encoder knows every z and computes all steps at once, term
 decoded value's terms into the accumulators of the steps it feeds (`Stepper.push`, one
 scatter, O(lags · d)) and updates the running sums once a step is complete, so it never
 looks back over a window. The exponential and logarithms are fixedmath.py's on both sides
-(and in `_series.c`, which decodes with the same operations compiled). Both get bit-identical means and scales; they are the model's own up to rounding
+(and in `_series.c`, which decodes with the same operations compiled). Both get
+bit-identical means and scales; they are the model's own up to rounding
 (`means_and_scales` sums in another order: relative differences of ~1e-15), so the coded
 bits are `log_prob`'s (the tests compare them to 1e-6, sunspot's agree to 1e-15).
 Everything that does not depend on a coded value (intercepts, phase scales) is computed by
