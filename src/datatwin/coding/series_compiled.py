@@ -11,13 +11,13 @@ MAX_COLUMNS columns) `available` is False and the Python loop decodes, with the 
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..series.hetero import LOG_CAP
+from ..text.steps import paused_gc
 from .cells import ROW, ColumnCode, FloatArray, IntArray
 from .coder import _Categorical
 from .fixedmath import compiled
@@ -166,12 +166,7 @@ def decode_compiled(
         raise CompressedFileError("compressed file damaged: a calendar value out of range")
 
     assert compiled is not None
-    collecting = gc.isenabled()
-    gc.disable()  # the loop makes millions of short-lived objects and no cycles
-    try:
-        decode = coder.decode  # type: ignore[attr-defined]
+    decode = coder.decode  # type: ignore[attr-defined]
+    with paused_gc():  # the loop makes millions of short-lived objects and no cycles
         compiled.decode_steps(cp, decode, _Categorical, row, rare)
-    finally:
-        if collecting:
-            gc.enable()
     return cp.out
