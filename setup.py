@@ -17,9 +17,13 @@ setup(
         Extension(
             "datatwin.coding._series",
             ["src/datatwin/coding/_series.c"],
-            depends=["src/datatwin/coding/_fixedmath.h", "src/datatwin/coding/_cells.h"],
+            depends=[
+                "src/datatwin/coding/_fixedmath.h",
+                "src/datatwin/coding/_cells.h",
+                "src/datatwin/coding/_encoder.h",
+            ],
             optional=True,
-            extra_compile_args=["-O2", "-ffp-contract=off"],
+            extra_compile_args=["-O3", "-ffp-contract=off"],
         ),
     ]
 )

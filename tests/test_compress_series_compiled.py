@@ -201,14 +201,17 @@ def test_compiled_and_python_decoders_give_the_same_file(coded, monkeypatch) -> 
 
 
 class _Recording:
-    """A range decoder that keeps a copy of every row it is handed (with a family)."""
+    """A range decoder that keeps a copy of every row it decodes under: handed with a family,
+    or the row a model in `built` (id -> (model, row)) was made from."""
 
-    def __init__(self, coder, rows: list[np.ndarray]) -> None:
-        self.coder, self.rows = coder, rows
+    def __init__(self, coder, rows: list[np.ndarray], built: dict) -> None:
+        self.coder, self.rows, self.built = coder, rows, built
 
     def decode(self, *args):
         if isinstance(args[-1], np.ndarray):
             self.rows.append(np.array(args[-1], dtype=np.float64, copy=True).ravel())
+        else:
+            self.rows.append(self.built[id(args[0])][1])
         return self.coder.decode(*args)
 
 
@@ -219,16 +222,19 @@ def _rows_decoded(twin, blob: bytes, monkeypatch, compiled: bool) -> list[np.nda
     from datatwin.coding.coder import Decoder
 
     rows: list[np.ndarray] = []
+    built: dict = {}  # the models kept alive, so that no id is reused
     model = series_compiled._Categorical
 
     class Recorded(Decoder):
         def __post_init__(self) -> None:
             super().__post_init__()
-            self._coder = _Recording(self._coder, rows)
+            self._coder = _Recording(self._coder, rows, built)
 
-    def recorded_model(row: np.ndarray, perfect: bool):
-        rows.append(np.array(row, dtype=np.float64, copy=True).ravel())
-        return model(row, perfect=perfect)
+    def recorded_model(row: np.ndarray, lazy, perfect):
+        assert lazy is None and perfect is False
+        m = model(row, lazy, perfect)
+        built[id(m)] = (m, np.array(row, dtype=np.float64, copy=True).ravel())
+        return m
 
     monkeypatch.setattr(series, "Decoder", Recorded)
     monkeypatch.setattr(series_compiled, "_Categorical", recorded_model)
@@ -280,6 +286,68 @@ def test_compiled_and_numpy_level_rows_are_the_same(coded, monkeypatch) -> None:
             slow = fn(col, e, m, s)
             np.testing.assert_array_equal(_bits(fast), _bits(slow))
             assert np.all(fast.sum(axis=1) > 0)
+
+
+@needs_compiled
+def test_compiled_and_numpy_term_sums_are_the_same(coded, monkeypatch) -> None:
+    """The encoder's means (`series_moments._pull`, regime additions included) are the same
+    bits from `_series.pull_terms` and from numpy, on the held-out rows and on random ones."""
+    from datatwin.coding import series_moments
+
+    twin, _ = coded
+    plan = series_steps.make_plan(twin, 300, twin.next_step)
+    rng = np.random.default_rng(5)
+    Z = np.vstack([plan.Zh, rng.normal(0, 3, (300, len(plan.cols)))])
+    mo = plan.moments
+    for C, terms in ((mo.C, mo.terms), (mo.Cr, mo.rterms)):
+        if C is None or terms is None:
+            continue
+        monkeypatch.setattr(series_moments, "COMPILED", True)
+        fast = series_moments._pull(C, terms, Z, mo.h0)
+        monkeypatch.setattr(series_moments, "COMPILED", False)
+        slow = series_moments._pull(C, terms, Z, mo.h0)
+        assert sum(map(len, terms)) > 0
+        np.testing.assert_array_equal(_bits(fast), _bits(slow))
+
+
+@needs_compiled
+@pytest.mark.parametrize(
+    "damage",
+    ["run too long", "runs overlap", "offsets not consecutive", "offset beyond the rows",
+     "runs not from 0", "empty run", "flags"],
+)  # fmt: skip
+def test_the_compiled_loop_rejects_a_damaged_plan(damage: str, tmp_path: Path) -> None:
+    """Every index the loop reads is checked first: a damaged plan is a ValueError, never a
+    read outside an array."""
+    import dataclasses
+
+    from datatwin.coding.fixedmath import compiled
+
+    train = _write(tmp_path, "train.csv", _mixed(200))
+    twin = datatwin.fit(train, kind="series", seed=0, structures="ar(3)")
+    cp = series_compiled.compiled_plan(series_steps.make_plan(twin, 10, twin.next_step), 10)
+    first = cp.run_start[cp.run_at[0]]
+    offs, run_len, run_at, run_start = (
+        x.copy() for x in (cp.offs, cp.run_len, cp.run_at, cp.run_start)
+    )
+    flags: tuple = (None,) * (2 * cp.d)
+    if damage == "run too long":
+        run_len[-1] += 1
+    elif damage == "runs overlap":
+        run_start[1] -= 1
+    elif damage == "offsets not consecutive":
+        offs[first + 1] += 1
+    elif damage == "offset beyond the rows":
+        offs[first] = (cp.max_lag + 1) * cp.stride
+    elif damage == "runs not from 0":
+        run_at[0] = 1
+    elif damage == "empty run":
+        run_len[0] = 0
+    else:
+        flags = flags[:-1]
+    bad = dataclasses.replace(cp, offs=offs, run_len=run_len, run_at=run_at, run_start=run_start)
+    with pytest.raises(ValueError, match="series plan|flag model"):
+        compiled.decode_steps(bad, None, None, flags, np.zeros(series_compiled.ROW), None)
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks that the build compiled it")

@@ -9,14 +9,14 @@
  * Per step: the regime indicators and volatility factors (from earlier steps); then per column
  * in chain order its mean and scale, the missing and escape flags, the cell by bisection (each
  * level's row written into `row`, a (ROW,) float64 numpy array, then
- * `decode(Categorical(row, perfect=False))` called on the range decoder), its z, and the
- * scatter of its terms into the steps it feeds.
+ * `decode(Categorical(row, perfect=False))` called on the range decoder; a flag's model is
+ * built once), its z, and the scatter of its terms into the steps it feeds.
  * Rare events call back into Python (`rare(kind, column)`): 0 a value outside the support,
  * 1 / 2 the distance below / above the level-0 window, 3 a calendar column's other cell,
  * 4 / 5 a damaged file (raises).
  *
- * Also exported: the vectorised exp, log and ndtr of fixedmath.py, and the bisection rows of
- * many values at once (`level_rows`), for the encoder.
+ * Also exported: the vectorised exp, log and ndtr of fixedmath.py, and for the encoder
+ * (_encoder.h) the bisection rows of many values at once and the means' term sums.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -54,7 +54,7 @@ static void *attr_buffer(Views *v, PyObject *obj, const char *name, Py_ssize_t c
     Py_DECREF(a);
     if (rc < 0) return NULL;
     v->n++;
-    if (b->itemsize != 8 || b->len / 8 < count) {
+    if (count < 0 || b->itemsize != 8 || b->len / 8 < count) {
         PyErr_Format(PyExc_ValueError, "series plan: %s has the wrong type or size", name);
         return NULL;
     }
@@ -77,9 +77,9 @@ enum { C_REST, C_ETA, C_CENTER, C_SCALE, C_DELTA, NC };
 
 typedef struct {
     int64_t n, d, m, h0, stride, max_lag, k, n_windows, n_cal, cal_width;
-    const int64_t *order, *offs, *offs_at, *windows, *col_i, *cal_nv, *cal_cells;
+    const int64_t *order, *offs, *run_at, *run_start, *run_len, *windows, *col_i, *cal_nv, *cal_cells;
     double *P;
-    const double *coefs, *S, *theta, *heps, *Zh, *col_f, *comp, *flag_rows;
+    const double *coefs, *S, *theta, *heps, *Zh, *col_f, *comp;
     const double *cal_f, *cal_nmass, *cal_grid, *cal_K, *cal_lam;
     double log_cap;
     int64_t *out;
@@ -91,9 +91,39 @@ typedef struct {
     int up[MAX_COLUMNS];
     int64_t row;
     /* coding */
-    PyObject *decode, *model, *kwnames, *row_obj, *rare;
+    PyObject *decode, *model, *flags, *row_obj, *rare;
     double *rowbuf;
 } Plan;
+
+/* The terms of the runs (-1 when run_at does not start at 0 and rise, or a run is empty). */
+static int64_t n_terms(const int64_t *run_at, const int64_t *run_len, int64_t d) {
+    int64_t total = 0;
+    if (run_at[0] != 0) return -1;
+    for (int64_t j = 0; j < d; j++) {
+        if (run_at[j + 1] < run_at[j]) return -1;
+        for (int64_t r = run_at[j]; r < run_at[j + 1]; r++) {
+            if (run_len[r] < 1) return -1;
+            total += run_len[r];
+        }
+    }
+    return total;
+}
+
+/* Every run: its terms in order, their offsets consecutive and inside a row's reach. */
+static int check_runs(const Plan *p) {
+    int64_t next = 0, top = p->max_lag * p->stride + p->stride - 1;
+    for (int64_t r = 0; r < p->run_at[p->d]; r++) {
+        int64_t a = p->run_start[r], len = p->run_len[r];
+        int bad = a != next || len < 1 || p->offs[a] < 0 || p->offs[a] + len - 1 > top;
+        for (int64_t i = 1; !bad && i < len; i++) bad = p->offs[a + i] != p->offs[a] + i;
+        if (bad) {
+            PyErr_SetString(PyExc_ValueError, "series plan: a run of terms is out of range");
+            return -1;
+        }
+        next = a + len;
+    }
+    return 0;
+}
 
 static int plan_read(Plan *p, Views *v, PyObject *spec) {
     if (attr_long(spec, "n", &p->n) || attr_long(spec, "d", &p->d) || attr_long(spec, "m", &p->m) ||
@@ -115,9 +145,11 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
     Py_DECREF(cap);
     if (PyErr_Occurred()) return -1;
     if (!(p->order = attr_buffer(v, spec, "order", d, 0)) ||
-        !(p->offs_at = attr_buffer(v, spec, "offs_at", d + 1, 0)) ||
-        !(p->offs = attr_buffer(v, spec, "offs", p->offs_at[d], 0)) ||
-        !(p->coefs = attr_buffer(v, spec, "coefs", p->offs_at[d], 0)) ||
+        !(p->run_at = attr_buffer(v, spec, "run_at", d + 1, 0)) ||
+        !(p->run_start = attr_buffer(v, spec, "run_start", p->run_at[d], 0)) ||
+        !(p->run_len = attr_buffer(v, spec, "run_len", p->run_at[d], 0)) ||
+        !(p->offs = attr_buffer(v, spec, "offs", n_terms(p->run_at, p->run_len, d), 0)) ||
+        !(p->coefs = attr_buffer(v, spec, "coefs", n_terms(p->run_at, p->run_len, d), 0)) ||
         !(p->P = attr_buffer(v, spec, "P", (m + n + p->max_lag + 1) * p->stride, 1)) ||
         !(p->S = attr_buffer(v, spec, "S", n * d, 0)) ||
         !(p->windows = attr_buffer(v, spec, "windows", p->n_windows, 0)) ||
@@ -126,7 +158,6 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
         !(p->Zh = attr_buffer(v, spec, "Zh", m * d, 0)) ||
         !(p->col_f = attr_buffer(v, spec, "col_f", d * NF, 0)) ||
         !(p->col_i = attr_buffer(v, spec, "col_i", d * NI, 0)) ||
-        !(p->flag_rows = attr_buffer(v, spec, "flag_rows", d * 2 * ROW, 0)) ||
         !(p->cal_f = attr_buffer(v, spec, "cal_f", nc * NC, 0)) ||
         !(p->cal_nv = attr_buffer(v, spec, "cal_nv", nc, 0)) ||
         !(p->cal_cells = attr_buffer(v, spec, "cal_cells", nc * ROW, 0)) ||
@@ -152,12 +183,7 @@ static int plan_read(Plan *p, Views *v, PyObject *spec) {
             PyErr_SetString(PyExc_ValueError, "series plan: a calendar column is out of range");
             return -1;
         }
-    for (int64_t i = 0; i < p->offs_at[d]; i++)
-        if (p->offs[i] < 0 || p->offs[i] > p->max_lag * p->stride + p->stride - 1) {
-            PyErr_SetString(PyExc_ValueError, "series plan: a term's offset is out of range");
-            return -1;
-        }
-    return 0;
+    return check_runs(p);
 }
 
 /* ------------------------------------------------------------------------- moments */
@@ -230,11 +256,19 @@ static void moment(const Plan *p, int64_t j, double *mean, double *s) {
     }
 }
 
+/* dst += c z, element by element (a vector loop: each element is one IEEE add of a product) */
+static void add_scaled(double *restrict dst, const double *restrict c, int64_t n, double z) {
+    for (int64_t i = 0; i < n; i++) dst[i] = dst[i] + c[i] * z;
+}
+
+/* Stepper.push: a value's terms added to the later rows' sums, run by run. */
 static void push(Plan *p, int64_t j, double z) {
     p->Z[p->row * p->d + j] = z;
     double *at = p->P + p->row * p->stride;
-    for (int64_t i = p->offs_at[j]; i < p->offs_at[j + 1]; i++)
-        at[p->offs[i]] = at[p->offs[i]] + p->coefs[i] * z;
+    for (int64_t r = p->run_at[j]; r < p->run_at[j + 1]; r++) {
+        int64_t a = p->run_start[r];
+        add_scaled(at + p->offs[a], p->coefs + a, p->run_len[r], z);
+    }
 }
 
 static void step_end(Plan *p) {
@@ -258,21 +292,27 @@ static Col column(const Plan *p, int64_t j) {
     return c;
 }
 
-/* One decoded symbol under the row in p->rowbuf: `decode(model(row, perfect=False))`, the
- * categorical built from the row as the family builds it from a row of a batch (-1 with an
- * exception set). */
-static int64_t decode(Plan *p) {
-    PyObject *args[3] = {NULL, p->row_obj, Py_False};
-    PyObject *model =
-        PyObject_Vectorcall(p->model, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, p->kwnames);
-    if (!model) return -1;
+/* The symbol the range decoder reads under `model` (-1 with an exception set). */
+static int64_t decode_model(Plan *p, PyObject *model) {
     PyObject *res = PyObject_CallOneArg(p->decode, model);
-    Py_DECREF(model);
     if (!res) return -1;
     int64_t sym = PyLong_AsLongLong(res);
     Py_DECREF(res);
     if (sym < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_ValueError, "the range decoder returned a negative symbol");
+    return sym;
+}
+
+/* One decoded symbol under the row in p->rowbuf: `decode(model(row, None, False))`, i.e.
+ * Categorical(row, lazy=None, perfect=False), the categorical built from the row as the family
+ * builds it from a row of a batch (positional: keywords cost a third of the call). */
+static int64_t decode(Plan *p) {
+    PyObject *args[4] = {NULL, p->row_obj, Py_None, Py_False};
+    PyObject *model = PyObject_Vectorcall(p->model, args + 1, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          NULL);
+    if (!model) return -1;
+    int64_t sym = decode_model(p, model);
+    Py_DECREF(model);
     return sym;
 }
 
@@ -288,10 +328,9 @@ static int64_t rare(Plan *p, int kind, int64_t j, int *ok) {
     return out;
 }
 
-/* A flag row's symbol (0/1), -1 on error. */
+/* A flag's symbol (0/1) under its model, built once (-1 on error). */
 static int64_t flag(Plan *p, int64_t j, int which) {
-    memcpy(p->rowbuf, p->flag_rows + (j * 2 + which) * ROW, ROW * sizeof(double));
-    return decode(p);
+    return decode_model(p, PyTuple_GET_ITEM(p->flags, j * 2 + which));
 }
 
 /* series_steps._decode_cell: the cell under mean + s e, by bisection (ok = 0 on error). */
@@ -426,8 +465,9 @@ static int run(Plan *p) {
 }
 
 static PyObject *decode_steps(PyObject *self, PyObject *args) {
-    PyObject *spec, *decode_fn, *model, *row_obj, *rare_fn;
-    if (!PyArg_ParseTuple(args, "OOOOO", &spec, &decode_fn, &model, &row_obj, &rare_fn))
+    PyObject *spec, *decode_fn, *model, *flags, *row_obj, *rare_fn;
+    if (!PyArg_ParseTuple(args, "OOOO!OO", &spec, &decode_fn, &model, &PyTuple_Type, &flags,
+                          &row_obj, &rare_fn))
         return NULL;
     if (!PIECES) {
         PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
@@ -438,22 +478,22 @@ static PyObject *decode_steps(PyObject *self, PyObject *args) {
     memset(&p, 0, sizeof(p));
     p.decode = decode_fn;
     p.model = model;
-    p.kwnames = Py_BuildValue("(s)", "perfect");
-    if (!p.kwnames) return NULL;
+    p.flags = flags;
     p.row_obj = row_obj;
     p.rare = rare_fn;
     PyObject *result = NULL;
     Py_buffer rb;
-    if (PyObject_GetBuffer(row_obj, &rb, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        Py_DECREF(p.kwnames);
-        return NULL;
-    }
+    if (PyObject_GetBuffer(row_obj, &rb, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return NULL;
     if (rb.len != ROW * (Py_ssize_t)sizeof(double)) {
         PyErr_SetString(PyExc_ValueError, "_series: the row buffer must hold ROW float64");
         goto done;
     }
     p.rowbuf = rb.buf;
     if (plan_read(&p, &v, spec) < 0) goto done;
+    if (PyTuple_GET_SIZE(flags) != 2 * p.d) {
+        PyErr_SetString(PyExc_ValueError, "_series: one flag model per column and flag");
+        goto done;
+    }
     p.Z = PyMem_Calloc((size_t)((p.m + p.n) * p.d + 1), sizeof(double));
     p.cs = PyMem_Calloc((size_t)((p.m + p.n - p.h0 + 2) * p.d), sizeof(double));
     p.last = PyMem_Calloc((size_t)p.d, sizeof(double));
@@ -469,69 +509,10 @@ done:
     PyMem_Free(p.last);
     views_release(&v);
     PyBuffer_Release(&rb);
-    Py_DECREF(p.kwnames);
     return result;
 }
 
-/* ------------------------------------------------------------------------- encoder rows */
-
-/* cells.level0 (outer = 1) or cells.level (outer = 0) for n values at once: the rows over the
- * edges e (n, W + 1) under mean + s e, into out (n, ROW); the column as series_compiled lays
- * it out (col_f, col_i, comp). The encoder's rows, equal to the decoder's bit for bit. */
-static PyObject *level_rows(PyObject *self, PyObject *args) {
-    PyObject *objs[7];
-    int outer;
-    if (!PyArg_ParseTuple(args, "OOOOOOOp", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
-                          &objs[5], &objs[6], &outer))
-        return NULL;
-    if (!PIECES) {
-        PyErr_SetString(PyExc_RuntimeError, "_series: the normal table was not set");
-        return NULL;
-    }
-    Py_buffer b[7];
-    int got = 0, ok = 1;
-    for (; got < 7; got++) {
-        int flags = PyBUF_C_CONTIGUOUS | (got == 6 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
-    }
-    if (got < 7) ok = 0;
-    Py_ssize_t n = ok ? b[4].len / 8 : 0;
-    const int64_t *ci = ok ? b[1].buf : NULL;
-    if (ok && (b[0].len != NF * 8 || b[1].len != NI * 8 || b[3].len != n * (W + 1) * 8 ||
-               b[5].len != n * 8 || b[6].len != n * ROW * 8 || ci[I_NCOMP] < 1 ||
-               ci[I_COMP_AT] != 0 || b[2].len != ci[I_NCOMP] * 3 * 8 || ci[I_TRANSFORM] < 0 ||
-               ci[I_TRANSFORM] > 2)) {
-        PyErr_SetString(PyExc_ValueError, "_series.level_rows: arrays of the wrong size");
-        ok = 0;
-    }
-    if (ok) {
-        const double *f = b[0].buf, *mean = b[4].buf, *s = b[5].buf;
-        const int64_t *e = b[3].buf;
-        double *out = b[6].buf, z[W + 3];
-        Col c = {(int)ci[I_TRANSFORM], (int)ci[I_HAS_LO], (int)ci[I_HAS_HI], ci[I_LO], ci[I_HI],
-                 f[F_DELTA], f[F_CENTER], f[F_SCALE], f[F_HALF], f[F_LOG_FLOOR],
-                 (int)ci[I_NCOMP], b[2].buf};
-        Py_BEGIN_ALLOW_THREADS
-        for (Py_ssize_t i = 0; i < n; i++) {
-            const int64_t *ei = e + i * (W + 1);
-            double *row = out + i * ROW;
-            if (outer) {
-                z[0] = -INFINITY;
-                for (int k = 0; k <= W; k++) z[k + 1] = edge_z(&c, ei[k]);
-                z[W + 2] = INFINITY;
-                masses(&c, z, W + 3, mean[i], s[i], row);
-            } else {
-                for (int k = 0; k <= W; k++) z[k] = edge_z(&c, ei[k]);
-                masses(&c, z, W + 1, mean[i], s[i], row);
-                row[W] = row[W + 1] = 0.0;
-            }
-            fallback(row, ei, outer);
-        }
-        Py_END_ALLOW_THREADS
-    }
-    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
-    return ok ? Py_NewRef(Py_None) : NULL;
-}
+#include "_encoder.h"
 
 /* ------------------------------------------------------------------------- module */
 
@@ -543,6 +524,8 @@ static PyMethodDef methods[] = {
     {"lower_tail", py_lower_tail, METH_VARARGS, "lower_tail(t, out): fixedmath.lower_tail"},
     {"level_rows", level_rows, METH_VARARGS,
      "level_rows(col_f, col_i, comp, e, mean, s, out, outer): cells.level0 / level rows"},
+    {"pull_terms", pull_terms, METH_VARARGS,
+     "pull_terms(C, Zt, lag, src, coef, term_at, r0, out): series_moments._pull's sums"},
     {"decode_steps", decode_steps, METH_VARARGS,
      "decode_steps(plan, decode, model, row, rare): a series' cells (see series_compiled)"},
     {NULL, NULL, 0, NULL},

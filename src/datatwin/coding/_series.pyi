@@ -20,7 +20,30 @@ def decode_steps(
     plan: object,
     decode: Callable[[object], int],
     model: Callable[..., object],
+    flags: tuple[object, ...],
     row: np.ndarray,
     rare: Callable[[int, int], int],
+    /,
+) -> None: ...
+def level_rows(
+    col_f: np.ndarray,
+    col_i: np.ndarray,
+    comp: np.ndarray,
+    e: np.ndarray,
+    mean: np.ndarray,
+    s: np.ndarray,
+    out: np.ndarray,
+    outer: bool,
+    /,
+) -> None: ...
+def pull_terms(
+    C: np.ndarray,
+    Zt: np.ndarray,
+    lag: np.ndarray,
+    src: np.ndarray,
+    coef: np.ndarray,
+    term_at: np.ndarray,
+    r0: int,
+    out: np.ndarray,
     /,
 ) -> None: ...

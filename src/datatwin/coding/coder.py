@@ -203,7 +203,7 @@ class Decoder:
             return 0
         # the same quantisation as the family given rows (the library: `perfect=False`
         # models are constructed the same way, lazily or not), without the array round trip
-        return int(self._coder.decode(_Categorical(p, perfect=False)))
+        return int(self._coder.decode(_Categorical(p, None, False)))  # lazy=None, perfect=False
 
     def one_decoder(self, n: int) -> Callable[[FloatArray], int]:
         """`decode_one` for distributions over n >= 1 symbols as a plain function (the
@@ -211,7 +211,7 @@ class Decoder:
         if n == 1:
             return lambda p: 0
         decode, model = self._coder.decode, _Categorical
-        return lambda p: decode(model(p, perfect=False))
+        return lambda p: decode(model(p, None, False))  # positional: keywords cost 0.2 µs
 
     def decode_uniform(self, sizes: npt.ArrayLike) -> IntArray:
         """The next values, `v_i` uniform in `[0, sizes[i])` (see Encoder.encode_uniform)."""

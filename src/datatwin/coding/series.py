@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..series.finer import find_finer, snap
+from ..text.steps import paused_gc
 from .coder import Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
@@ -83,6 +84,7 @@ def _base_step(twin: SeriesTwin, first: str | None) -> int:
     return twin.next_step if idx is None else idx
 
 
+@paused_gc()  # many short-lived lists and strings, no cycles: the collector only rescans
 def encode_series(twin: SeriesTwin, raw: bytes) -> SeriesCoded:
     names = list(twin.column_order) or ([twin.time.column] if twin.time.column else []) + list(
         twin.cols.names
@@ -208,6 +210,7 @@ def _times(twin: SeriesTwin, first: str, n: int) -> list[str]:
         return [first] * n
 
 
+@paused_gc()
 def decode_series(twin: SeriesTwin, side: bytes, payload: bytes, counts: tuple[int, ...]) -> bytes:
     if len(counts) != 2:
         raise CompressedFileError("compressed file damaged: wrong counts for a series")

@@ -57,9 +57,11 @@ class CompiledPlan:
     log_cap: float
     order: IntArray
     P: FloatArray  # accumulators, intercepts filled (written by the decoder)
-    offs: IntArray  # per source column, concatenated: offsets lag * stride + target
-    offs_at: IntArray  # (d + 1,) where each source column's offsets start
+    offs: IntArray  # per source column, concatenated: offsets lag * stride + target, sorted
     coefs: FloatArray
+    run_at: IntArray  # (d + 1,) where each source column's runs start
+    run_start: IntArray  # each run of consecutive offsets: its first term
+    run_len: IntArray  # and its length
     S: FloatArray  # (n, d) phase scales
     windows: IntArray
     theta: FloatArray  # (d, 1 + n_windows)
@@ -68,7 +70,6 @@ class CompiledPlan:
     col_f: FloatArray  # (d, 5): delta, center, scale, half, log floor
     col_i: IntArray  # (d, 10): transform, has lo, lo, has hi, hi, comps, first comp, miss, esc, cal
     comp: FloatArray  # (components, 3): weight, mean, sd
-    flag_rows: FloatArray  # (d, 2, ROW): missing, escape
     cal_f: FloatArray  # (calendars, 5): rest, eta, center, scale, delta
     cal_nv: IntArray
     cal_cells: IntArray  # (calendars, ROW)
@@ -123,25 +124,53 @@ def _calendars(plan: Plan, n: int) -> dict[str, object]:
     )  # fmt: skip
 
 
+def _runs(
+    offs: list[IntArray], coefs: list[FloatArray]
+) -> tuple[IntArray, FloatArray, IntArray, IntArray, IntArray]:
+    """Each source column's terms sorted by offset (stably) and cut into runs of consecutive
+    offsets, which the compiled loop adds as dense vectors. A value's terms reach distinct
+    targets (`Stepper.push` adds them with one fancy-indexed `+=`), so their order within
+    one push does not change a bit of any sum."""
+    flat_o, flat_c, run_at, start, length = [], [], [0], [], []
+    at = 0
+    for o, c in zip(offs, coefs, strict=True):
+        order = np.argsort(o, kind="stable")
+        o, c = o[order], c[order]
+        cut = np.flatnonzero(np.diff(o) != 1) + 1
+        first = np.concatenate([[0], cut]) if len(o) else np.zeros(0, np.int64)
+        start.append(at + first)
+        length.append(np.diff(np.append(first, len(o))))
+        run_at.append(run_at[-1] + len(first))
+        flat_o.append(o)
+        flat_c.append(c)
+        at += len(o)
+    i64 = np.int64
+    return (
+        np.concatenate([np.zeros(0, i64), *flat_o]).astype(i64),
+        np.concatenate([np.zeros(0), *flat_c]),
+        np.asarray(run_at, i64),
+        np.concatenate([np.zeros(0, i64), *start]).astype(i64),
+        np.concatenate([np.zeros(0, i64), *length]).astype(i64),
+    )
+
+
 def compiled_plan(plan: Plan, n: int) -> CompiledPlan:
     """`plan` laid out for the compiled loop (P as `Stepper.__init__` fills it)."""
     mo, cols = plan.moments, plan.cols
     d = mo.d
     P, stride = accumulators(mo, n)
-    offs, coefs = _scatter(mo, stride)
+    offs, coefs, run_at, run_start, run_len = _runs(*_scatter(mo, stride))
     col_f, col_i, comp = _columns(cols, {j: c for c, j in enumerate(sorted(plan.cal))})
     return CompiledPlan(
         n=n, d=d, m=mo.m, h0=mo.h0, stride=stride, max_lag=mo.max_lag, k=mo.k,
         n_windows=len(mo.windows), log_cap=float(LOG_CAP),
         order=np.asarray(plan.order, dtype=np.int64), P=P,
-        offs=np.concatenate([np.zeros(0, np.int64), *offs]),
-        offs_at=np.cumsum([0] + [len(o) for o in offs]).astype(np.int64),
-        coefs=_f(np.concatenate([np.zeros(0), *coefs])), S=_f(plan.S),
+        offs=offs, coefs=_f(coefs), run_at=run_at, run_start=run_start, run_len=run_len,
+        S=_f(plan.S),
         windows=np.asarray(mo.windows, dtype=np.int64),
         theta=_f(mo.theta if mo.theta is not None else np.zeros((d, 1))),
         heps=_f(mo.eps if mo.eps is not None else np.zeros(d)), Zh=_f(plan.Zh),
         col_f=col_f, col_i=col_i, comp=comp,
-        flag_rows=_f(np.stack([np.stack([c.miss_row, c.esc_row]) for c in cols])),
         out=np.zeros((n, d), np.int64), **_calendars(plan, n),  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -167,6 +196,7 @@ def decode_compiled(
 
     assert compiled is not None
     decode = coder.decode  # type: ignore[attr-defined]
+    flags = tuple(_Categorical(r, None, False) for c in plan.cols for r in (c.miss_row, c.esc_row))
     with paused_gc():  # the loop makes millions of short-lived objects and no cycles
-        compiled.decode_steps(cp, decode, _Categorical, row, rare)
+        compiled.decode_steps(cp, decode, _Categorical, flags, row, rare)
     return cp.out

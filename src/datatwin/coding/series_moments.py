@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from ..series.hetero import LOG_CAP
 from ..series.regime import rising
-from .fixedmath import exp, log
+from .fixedmath import compiled, exp, log
 
 if TYPE_CHECKING:
     from ..series.linear import LinearModel
@@ -42,6 +42,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 #: per target column: (lag, source column, coefficient) in source order
 Terms = list[list[tuple[int, int, float]]]
+
+#: the encoder's term sums from `_series.pull_terms` when built (tests switch it off)
+COMPILED = True
 
 
 def model_terms(A: FloatArray, B: FloatArray, lags: list[int], order: list[int]) -> Terms:
@@ -115,9 +118,19 @@ def make_moments(model: LinearModel, m: int, n: int, base: int, S: FloatArray) -
 
 def _pull(C: FloatArray, terms: Terms, Z: FloatArray, r0: int) -> FloatArray:
     """(len(C), d) C plus the terms at rows r0, r0 + 1, ... of Z, term by term in source
-    order (each term a contiguous slice of a column)."""
+    order (each term a contiguous slice of a column); compiled, the same operations."""
     n = len(C)
     Zt = np.ascontiguousarray(Z.T)
+    if COMPILED and compiled is not None and len(terms) == C.shape[1]:
+        flat = [t for tj in terms for t in tj]
+        M = np.empty_like(C)
+        compiled.pull_terms(
+            np.ascontiguousarray(C, dtype=np.float64), Zt,
+            np.array([t[0] for t in flat], np.int64), np.array([t[1] for t in flat], np.int64),
+            np.array([t[2] for t in flat], np.float64),
+            np.cumsum([0] + [len(tj) for tj in terms]).astype(np.int64), r0, M,
+        )  # fmt: skip
+        return M
     M = C.copy()
     for j, tj in enumerate(terms):
         mj = M[:, j].copy()
