@@ -260,14 +260,15 @@ def test_compiled_and_python_decoders_hand_the_coder_the_same_rows(coded, monkey
 @needs_compiled
 def test_compiled_and_numpy_level_rows_are_the_same(coded, monkeypatch) -> None:
     """The encoder's rows (`cells.level0` / `level` for many values at once) are the same bits
-    from `_series.level_rows` and from numpy: every column of the twin, means from the centre
-    to far tails (rows that underflow fall back to uniform), scales from tiny to wide,
-    windows and narrower deeper ranges."""
+    from `_series.level_rows` (in blocks on threads) and from numpy: every column of the
+    twin, means from the centre to far tails (rows that underflow fall back to uniform),
+    scales from tiny to wide, windows and narrower deeper ranges."""
     from datatwin.coding import cells
 
     twin, _ = coded
+    monkeypatch.setenv("DATATWIN_WORKERS", "3")  # the compiled rows in 3 blocks on threads
     rng = np.random.default_rng(11)
-    n = 400
+    n = 900
     mean = np.concatenate([rng.normal(0, 2, n - 4), [60.0, -60.0, 1e6, np.nan]])
     s = np.concatenate([rng.uniform(1e-3, 3, n - 4), [1.0, 1.0, 1.0, 1.0]])
     for j in range(len(twin.cols.names)):
