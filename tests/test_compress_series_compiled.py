@@ -351,6 +351,21 @@ def test_the_compiled_loop_rejects_a_damaged_plan(damage: str, tmp_path: Path) -
         compiled.decode_steps(bad, None, None, flags, np.zeros(series_compiled.ROW), None)
 
 
+@needs_compiled
+def test_an_error_in_a_block_of_rows_reaches_the_caller(monkeypatch) -> None:
+    """The rows' blocks run on threads; an error in any block is raised by the call."""
+    from datatwin.coding import cells
+
+    class Broken:  # a column layout of the wrong sizes: level_rows refuses it
+        layout = (np.zeros(3), np.zeros(3, np.int64), np.zeros(3))
+
+    monkeypatch.setenv("DATATWIN_WORKERS", "4")
+    n = 4 * cells._ROWS_PER_THREAD
+    with pytest.raises(ValueError, match="wrong size"):
+        cells._compiled_rows(Broken(), np.zeros((n, cells.W + 1), np.int64), np.zeros(n),
+                             np.ones(n), False)  # fmt: skip
+
+
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks that the build compiled it")
 def test_the_compiled_series_decoder_is_built_in_ci() -> None:
     assert series_compiled.available(1)

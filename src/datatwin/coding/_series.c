@@ -77,7 +77,8 @@ enum { C_REST, C_ETA, C_CENTER, C_SCALE, C_DELTA, NC };
 
 typedef struct {
     int64_t n, d, m, h0, stride, max_lag, k, n_windows, n_cal, cal_width;
-    const int64_t *order, *offs, *run_at, *run_start, *run_len, *windows, *col_i, *cal_nv, *cal_cells;
+    const int64_t *order, *offs, *run_at, *run_start, *run_len, *windows, *col_i;
+    const int64_t *cal_nv, *cal_cells;
     double *P;
     const double *coefs, *S, *theta, *heps, *Zh, *col_f, *comp;
     const double *cal_f, *cal_nmass, *cal_grid, *cal_K, *cal_lam;

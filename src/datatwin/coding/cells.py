@@ -313,15 +313,17 @@ def _compiled_rows(
     e = np.ascontiguousarray(e, dtype=np.int64)
     mean = np.ascontiguousarray(mean, dtype=np.float64)
     s = np.ascontiguousarray(s, dtype=np.float64)
+    failed: list[BaseException] = []
 
     def rows(a: int, b: int) -> None:
         assert compiled is not None
-        compiled.level_rows(col_f, col_i, comp, e[a:b], mean[a:b], s[a:b], out[a:b], outer)
+        try:
+            compiled.level_rows(col_f, col_i, comp, e[a:b], mean[a:b], s[a:b], out[a:b], outer)
+        except BaseException as exc:  # handed to the calling thread below
+            failed.append(exc)
 
-    cuts = np.linspace(0, len(e), min(workers(), len(e) // _ROWS_PER_THREAD) + 1).astype(int)
-    if len(cuts) <= 2:
-        rows(0, len(e))
-        return out
+    blocks = max(1, min(workers(), len(e) // _ROWS_PER_THREAD))
+    cuts = np.linspace(0, len(e), blocks + 1).astype(int)
     # threads of this call only (a pool left running would keep core.parallel from forking)
     others = [
         threading.Thread(target=rows, args=(int(a), int(b)), name="datatwin-rows")
@@ -332,6 +334,8 @@ def _compiled_rows(
     rows(int(cuts[-2]), int(cuts[-1]))
     for t in others:
         t.join()
+    if failed:
+        raise failed[0]
     return out
 
 
