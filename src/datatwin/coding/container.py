@@ -28,8 +28,9 @@ from .wire import ByteReader, CompressedFileError, text, varint
 MAGIC = b"DTWZ"
 #: compressed file format: 3 codes regime and hetero series twins with coding/series_moments.py
 #: sums; 4 mixes the text and events caches as one unrolled sum (text/steps.py); 5 computes
-#: exp, log and the normal CDF of series and linear-Gaussian cells with coding/fixedmath.py
-FORMAT = 5
+#: exp, log and the normal CDF of series and linear-Gaussian cells with coding/fixedmath.py; 6
+#: the geometric codes' split and powers (values outside a support) with it too
+FORMAT = 6
 _EMBEDDED = 1
 MAX_KIND = 32
 MAX_COUNTS = 16

@@ -26,7 +26,6 @@ twin says.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,6 +50,7 @@ from .cells import (
 from .coder import Decoder, Encoder, _categorical_family
 from .series_calendar import CalCode, calendar_codes, first_rows
 from .series_moments import Moments, Stepper, encode_moments, make_moments
+from .values import geometric_powers, geometric_split
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
@@ -136,8 +136,9 @@ class Scalar:
 
     def geometric(self, rho: float, value: int) -> int:
         """P(j) = (1-ρ) ρ^j, j >= 0 (continue flags, then a gamma code past 64 of them)."""
-        k = max(0, math.ceil(math.log2(1.0 / max(1.0 - rho, 1e-300))))
-        ratio = rho ** float(1 << k)
+        k = geometric_split(rho)
+        powers = geometric_powers(rho, k)
+        ratio = float(powers[k])
         q, r = value >> k, value & ((1 << k) - 1)
         out_q = 0
         while out_q < 64 and self.flag(ratio, q > out_q):
@@ -146,7 +147,7 @@ class Scalar:
             out_q += self.gamma(q - 63 if self.enc is not None else 1) - 1
         out_r = 0
         for i in range(k):
-            a = rho ** float(1 << i)
+            a = float(powers[i])
             out_r |= int(self.flag(a / (1.0 + a), bool((r >> i) & 1))) << i
         return (out_q << k) | out_r
 

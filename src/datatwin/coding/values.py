@@ -26,7 +26,7 @@ from ..tabular.codec import datetime_step
 from ..tabular.schema import ColumnSpec
 from ..tabular.spelling import SpellingModel
 from .coder import Decoder, Encoder
-from .fixedmath import exp
+from .fixedmath import exp, log
 
 UNICODE = 0x110000
 #: more steps than this in a geometric's quotient: the value is spelled instead
@@ -140,9 +140,17 @@ def strings_log_prob(sp: SpellingModel, strings: list[str]) -> float:
 
 
 def geometric_split(rho: float) -> int:
-    """K with ρ^(2^K) <= e^-1 (so the quotient is short)."""
-    m = 1.0 / max(1.0 - rho, 1e-300)
-    return max(0, math.ceil(math.log2(m)))
+    """K with ρ^(2^K) <= e^-1 (so the quotient is short): ceil(log2(1 / (1 - ρ))), computed
+    exactly from the float's exponent (libm's log2 could round across an integer)."""
+    frac, e = math.frexp(1.0 / max(1.0 - rho, 1e-300))  # m = frac 2^e, frac in [0.5, 1)
+    return max(0, e - 1 if frac == 0.5 else e)
+
+
+def geometric_powers(rho: float, k: int) -> np.ndarray:
+    """ρ^(2^i) for i = 0..k, as fixedmath's exp(2^i log ρ) (libm's pow differs between
+    platforms, and repeated squaring loses the digits of a ρ near 1)."""
+    scaled = np.ldexp(log(np.array([rho], dtype=np.float64)), np.arange(k + 1))
+    return exp(scaled)
 
 
 def encode_geometric(enc: Encoder, j: np.ndarray, rho: float) -> float:
@@ -152,7 +160,8 @@ def encode_geometric(enc: Encoder, j: np.ndarray, rho: float) -> float:
         return 0.0
     k = geometric_split(rho)
     q, r = j >> k, j & ((1 << k) - 1)
-    ratio = rho ** float(1 << k)
+    powers = geometric_powers(rho, k)
+    ratio = float(powers[k])
     bits = 0.0
     live = np.arange(len(j))
     step = 0
@@ -162,14 +171,15 @@ def encode_geometric(enc: Encoder, j: np.ndarray, rho: float) -> float:
         live = live[go]
         step += 1
     for i in range(k):
-        a = rho ** float(1 << i)
+        a = float(powers[i])
         bits += encode_flags(enc, (r >> i) & 1, a / (1.0 + a))
     return bits
 
 
 def decode_geometric(dec: Decoder, n: int, rho: float) -> np.ndarray:
     k = geometric_split(rho)
-    ratio = rho ** float(1 << k)
+    powers = geometric_powers(rho, k)
+    ratio = float(powers[k])
     q = np.zeros(n, dtype=np.int64)
     live = np.arange(n)
     while len(live):
@@ -180,7 +190,7 @@ def decode_geometric(dec: Decoder, n: int, rho: float) -> np.ndarray:
             raise InputError("the coded stream is damaged (a number runs past its limit)")
     r = np.zeros(n, dtype=np.int64)
     for i in range(k):
-        a = rho ** float(1 << i)
+        a = float(powers[i])
         r |= decode_flags(dec, n, a / (1.0 + a)) << i
     return (q << k) | r
 
