@@ -21,6 +21,7 @@ setup(
                 "src/datatwin/coding/_fixedmath.h",
                 "src/datatwin/coding/_cells.h",
                 "src/datatwin/coding/_encoder.h",
+                "src/datatwin/coding/_dense.h",
             ],
             optional=True,
             extra_compile_args=["-O3", "-ffp-contract=off"],

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 import datatwin
+from datatwin.cli import main
+from datatwin.errors import InputError
 from datatwin.nn import backend
 from datatwin.nn.recurrent import RecurrentNet
 from datatwin.text.cache import CacheSpec
@@ -139,7 +141,7 @@ def test_text_neural_twin_refits_from_its_label_and_loads(tmp_path):
     assert back.sample(80, seed=4, prefix="the ").startswith("the ")
 
 
-def test_text_mixture_rows_and_selected_mixture_loads(tmp_path):
+def test_text_mixture_rows_and_selected_mixture_loads(tmp_path, capsys):
     twin = datatwin.fit(
         TEXT,
         kind="text",
@@ -158,6 +160,16 @@ def test_text_mixture_rows_and_selected_mixture_loads(tmp_path):
     back = datatwin.load(tmp_path / "m.twin")
     assert np.array_equal(back.log_prob("the dog"), mix.log_prob("the dog"))
     assert back.sample(60, seed=1) == mix.sample(60, seed=1)
+    # a network's rows differ between CPUs: compressing says so in one line, writes nothing
+    with pytest.raises(InputError, match="needs a count model"):
+        back.compress("the dog")
+    (tmp_path / "d.txt").write_text("the dog")
+    out = tmp_path / "d.dtz"
+    assert main(["-q", "compress", str(tmp_path / "m.twin"), str(tmp_path / "d.txt"), "-o",
+                 str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "needs a count model" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 def test_events_neural_twin(tmp_path):
@@ -195,6 +207,8 @@ def test_events_neural_twin(tmp_path):
     back = datatwin.load(tmp_path / "e.twin")
     assert np.array_equal(back.log_prob(df), mix.log_prob(df))
     assert back.sample(30, seed=2).equals(mix.sample(30, seed=2))
+    with pytest.raises(InputError, match="needs a count model"):
+        back.compress(df.to_csv(index=False).encode())
 
 
 def _table() -> pd.DataFrame:
@@ -204,6 +218,40 @@ def _table() -> pd.DataFrame:
     b = np.where(rng.random(n) < 0.8, np.where(a == "a1", "b1", "b2"), "b3")
     c = np.where(rng.random(n) < 0.7, np.where(b == "b1", "c1", "c2"), "c1")
     return pd.DataFrame({"a": a, "b": b, "c": c})
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_neural_table_coder_rows_are_fixed_order_float64(mixed, monkeypatch):
+    """The coder's rows of a neural table (`state_probs`) are `fixedmath.softmax_rows`: the
+    compiled and the numpy version give the same bits (no BLAS product, no numpy reduction,
+    whose last bits depend on the CPU), sum to one, and agree with `probs` to 1e-6."""
+    import datatwin.tabular.neural as tn
+    from datatwin.coding import fixedmath
+    from datatwin.tabular.neural import EPS, MixedCPT, NeuralCPT
+    from datatwin.tabular.trees import TreeCPT
+
+    rng = np.random.default_rng(3)
+    H, k, cards, n = 32, 7, (4, 5), 600
+    tables = [rng.normal(0, 0.5, (c, H)).astype(np.float32) for c in cards]
+    w = rng.normal(0, 0.5, (k, H)).astype(np.float32)
+    seen = np.array([True] * 6 + [False])
+    prior = rng.dirichlet(np.ones(k))
+    cpt = NeuralCPT(k, (0, 1), tables, rng.normal(0, 0.1, H).astype(np.float32), w,
+                    rng.normal(0, 0.3, k).astype(np.float32), prior, seen)  # fmt: skip
+    cols = [rng.integers(0, c, n) for c in cards]
+    rows = cpt.state_probs(cols, np.array([*cards, k]), n)
+    h = cpt._hidden(cols, n).astype(np.float64)
+    wT = np.ascontiguousarray(w.astype(np.float64).T)
+    ref = fixedmath.softmax_rows_numpy(h, wT, cpt.b.astype(np.float64), seen * 1.0, prior, EPS)
+    np.testing.assert_array_equal(rows.view(np.int64), ref.view(np.int64))
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(rows, cpt.probs(cols, n), rtol=1e-6, atol=1e-9)
+    assert np.all(rows[:, 6] == EPS * prior[6])  # unseen: the floor alone
+    if mixed:  # (1 - λ) network + λ tree, the tree's rows stubbed as uniform
+        monkeypatch.setattr(tn, "_row_probs", lambda tree, c, m: np.full((m, k), 1 / k))
+        mix = MixedCPT(cpt, TreeCPT.__new__(TreeCPT), 0.25)
+        got = mix.state_probs(cols, np.array([*cards, k]), n)
+        np.testing.assert_array_equal(got, 0.75 * rows + 0.25 * np.full((n, k), 1 / k))
 
 
 def test_table_neural_given_save_load_and_label(tmp_path):
@@ -219,6 +267,8 @@ def test_table_neural_given_save_load_and_label(tmp_path):
     twin.save(tmp_path / "n.twin")
     back = datatwin.load(tmp_path / "n.twin")
     assert np.array_equal(back.log_prob(df), twin.log_prob(df))
+    raw = df.to_csv(index=False).encode()
+    assert back.decompress(twin.compress(raw)) == raw  # rows the same on every CPU
     order = twin.params["order"]
     lead = order[0]
     val = df[lead].iloc[0]

@@ -514,6 +514,7 @@ done:
 }
 
 #include "_encoder.h"
+#include "_dense.h"
 
 /* ------------------------------------------------------------------------- module */
 
@@ -525,6 +526,8 @@ static PyMethodDef methods[] = {
     {"lower_tail", py_lower_tail, METH_VARARGS, "lower_tail(t, out): fixedmath.lower_tail"},
     {"level_rows", level_rows, METH_VARARGS,
      "level_rows(col_f, col_i, comp, e, mean, s, out, outer): cells.level0 / level rows"},
+    {"softmax_rows", softmax_rows, METH_VARARGS,
+     "softmax_rows(h, wT, b, seen, prior, eps, out): fixedmath.softmax_rows"},
     {"pull_terms", pull_terms, METH_VARARGS,
      "pull_terms(C, Zt, lag, src, coef, term_at, r0, out): series_moments._pull's sums"},
     {"decode_steps", decode_steps, METH_VARARGS,

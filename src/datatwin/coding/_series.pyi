@@ -47,3 +47,13 @@ def pull_terms(
     out: np.ndarray,
     /,
 ) -> None: ...
+def softmax_rows(
+    h: np.ndarray,
+    wT: np.ndarray,
+    b: np.ndarray,
+    seen: np.ndarray,
+    prior: np.ndarray,
+    eps: float,
+    out: np.ndarray,
+    /,
+) -> None: ...

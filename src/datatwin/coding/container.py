@@ -29,7 +29,8 @@ MAGIC = b"DTWZ"
 #: compressed file format: 3 codes regime and hetero series twins with coding/series_moments.py
 #: sums; 4 mixes the text and events caches as one unrolled sum (text/steps.py); 5 computes
 #: exp, log and the normal CDF of series and linear-Gaussian cells with coding/fixedmath.py; 6
-#: the geometric codes' split and powers (values outside a support) with it too
+#: the geometric codes' split and powers (values outside a support) with it too, and a neural
+#: table's rows in one fixed order of float64 operations (fixedmath.softmax_rows)
 FORMAT = 6
 _EMBEDDED = 1
 MAX_KIND = 32

@@ -35,7 +35,7 @@ from ..text.steps import Steps, paused_gc
 from .coder import AdaptiveByteModel, Decoder, Encoder
 from .layout import Layout, rebuild, split
 from .sections import frame, pack_bytes, read_texts, texts_bytes, unframe, unpack_bytes
-from .text import code_blocks, decode_spelled, encode_spelled
+from .text import chain_steps, code_blocks, decode_spelled, encode_spelled
 from .text_rows import block_rows
 from .wire import ByteReader, CompressedFileError, text, varint
 
@@ -219,7 +219,7 @@ def encode_events(twin: EventsTwin, raw: bytes) -> EventsCoded:
     ids = _encode_events(twin.events, ev_sorted)
     # payload: sequences, then the names of unseen events
     enc = Encoder()
-    steps = Steps(twin.chain)
+    steps = chain_steps(twin)
     with paused_gc():
         if steps.spec is None:  # no cache: every row at once
             blocks = block_rows(steps, ids, starts.tolist(), lengths.tolist())
@@ -323,7 +323,7 @@ def decode_events(twin: EventsTwin, side: bytes, payload: bytes, counts: tuple[i
     c_sid, c_ord, c_ev, start, spelled = _read_header(head_b, n_cols)
     # the sequences
     dec = Decoder(payload)
-    steps = Steps(twin.chain)
+    steps = chain_steps(twin)
     with paused_gc():
         seqs, total = _decode_sequences(steps, dec, n_seq, n)
     if total != n:

@@ -170,3 +170,43 @@ exp = _apply("exp", exp_numpy)
 log = _apply("log", log_numpy)
 ndtr = _apply("ndtr", ndtr_numpy)
 lower_tail = _apply("lower_tail", lower_tail_numpy)
+
+
+def softmax_rows_numpy(
+    h: FloatArray, wT: FloatArray, b: FloatArray, seen: FloatArray, prior: FloatArray, eps: float
+) -> FloatArray:
+    """`softmax_rows` in numpy: the same operations in the same order (elementwise only)."""
+    acc = np.repeat(b[None, :], len(h), axis=0)
+    for k in range(wT.shape[0]):
+        acc = acc + h[:, k : k + 1] * wT[k][None, :]
+    on = seen != 0.0
+    m = np.max(np.where(on[None, :], acc, -np.inf), axis=1, keepdims=True)  # exact, any order
+    q = np.where(on[None, :], exp_numpy(acc - m), 0.0)
+    s = np.zeros(len(h))
+    for j in range(q.shape[1]):
+        s = s + q[:, j]
+    return (1.0 - eps) * (q / s[:, None]) + eps * prior[None, :]
+
+
+def softmax_rows(
+    h: npt.ArrayLike,
+    w: npt.ArrayLike,
+    b: npt.ArrayLike,
+    seen: npt.ArrayLike,
+    prior: npt.ArrayLike,
+    eps: float,
+) -> FloatArray:
+    """Rows (n, V) of `(1 - eps) softmax_seen(w h + b) + eps prior` for h (n, H), w (V, H),
+    with the product, the softmax's sum and its exp in one fixed order of float64 operations
+    (`_dense.h`), so every CPU gives the same bits (BLAS and numpy's reductions do not
+    promise that). Unseen outcomes get `eps prior` alone."""
+    f64 = np.float64
+    hh = np.ascontiguousarray(h, dtype=f64)
+    wT = np.ascontiguousarray(np.asarray(w, dtype=f64).T)
+    bb, pr = np.ascontiguousarray(b, dtype=f64), np.ascontiguousarray(prior, dtype=f64)
+    on = np.ascontiguousarray(np.asarray(seen, dtype=bool), dtype=f64)
+    if compiled is None:
+        return softmax_rows_numpy(hh, wT, bb, on, pr, float(eps))
+    out = np.empty((len(hh), len(bb)))
+    compiled.softmax_rows(hh, wT, bb, on, pr, float(eps), out)
+    return out

@@ -310,6 +310,21 @@ def _render(vocab: Vocabulary | WordVocabulary, ids: np.ndarray, unks: list[Any]
 # ------------------------------------------------------------------------ the adapter
 
 
+def chain_steps(twin: Any) -> Steps:
+    """The coder's rows of a text or events twin's chain; a network cannot code (one-line
+    error): its rows are float32 products and numpy functions whose last bits differ
+    between CPUs, so a file could not be promised to decode on another machine."""
+    from ..text.model import NgramModel
+
+    if not isinstance(twin.chain.model, NgramModel):
+        raise InputError(
+            f"compression needs a count model and this twin is {twin.structure!r} (a network's "
+            "probabilities differ in their last bits between CPUs); fit one for compression "
+            "with the default structures, e.g. --structures kn,cache"
+        )
+    return Steps(twin.chain)
+
+
 def encode_text(twin: TextTwin, raw: bytes) -> TextCoded:
     vocab = twin.vocab
     if vocab.base > MAX_ALPHABET:
@@ -322,7 +337,7 @@ def encode_text(twin: TextTwin, raw: bytes) -> TextCoded:
         side = sd.to_bytes()
     ids, unk_values = _tokens(twin, content)
     enc = Encoder()
-    steps = Steps(twin.chain)
+    steps = chain_steps(twin)
     with paused_gc():
         if vectorisable(steps):
             sym_bits = encode_document(steps, np.asarray(ids, np.int64), enc)
@@ -355,7 +370,7 @@ def decode_text(twin: TextTwin, side: bytes, payload: bytes, counts: tuple[int, 
         sd = _Side.from_bytes(side)
     dec = Decoder(payload)
     with paused_gc():
-        ids = decode_symbols(Steps(twin.chain), dec, n)
+        ids = decode_symbols(chain_steps(twin), dec, n)
     if int(np.sum(ids == UNK)) != n_unk:
         raise CompressedFileError("compressed file damaged: wrong number of unseen symbols")
     content = _render(vocab, ids, _decode_unks(vocab, n_unk, dec))

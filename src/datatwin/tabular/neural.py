@@ -59,12 +59,17 @@ class NeuralCPT:
     def n_params(self) -> int:
         return int(sum(t.size for t in self.tables) + self.b1.size + self.w.size + self.b.size)
 
-    def probs(self, columns: list[np.ndarray], n: int) -> np.ndarray:
-        """P(. | parents) for each of n rows (float64, rows sum to one)."""
+    def _hidden(self, columns: list[np.ndarray], n: int) -> np.ndarray:
+        """relu(b1 + Σ T_p[s_p]) (n, H), float32 sums taken elementwise (the same bits on
+        every CPU)."""
         h = np.broadcast_to(self.b1, (n, len(self.b1))).astype(np.float32)
         for p, t in zip(self.parents, self.tables, strict=True):
             h = h + t[columns[p][:n]]
-        logits = (matmul_t(np.maximum(h, 0.0), self.w) + self.b).astype(np.float64)
+        return np.maximum(h, 0.0)
+
+    def probs(self, columns: list[np.ndarray], n: int) -> np.ndarray:
+        """P(. | parents) for each of n rows (float64, rows sum to one)."""
+        logits = (matmul_t(self._hidden(columns, n), self.w) + self.b).astype(np.float64)
         logits[:, ~self.seen] = -np.inf
         logits -= logits.max(axis=1, keepdims=True)
         q = np.exp(logits)
@@ -72,8 +77,15 @@ class NeuralCPT:
         return (1.0 - EPS) * q + EPS * self.prior
 
     def state_probs(self, columns: list[np.ndarray], cards: np.ndarray, n: int) -> np.ndarray:
-        """P(x | earlier columns) for every state x, one row per row (what a coder needs)."""
-        return self.probs(columns, n)
+        """P(x | earlier columns) for every state x, one row per row (what a coder needs):
+        `probs` with its product, softmax and sum in one fixed order of float64 operations
+        (`fixedmath.softmax_rows`), so a file decodes on any CPU. `probs` takes BLAS's
+        float32 product and numpy's exp and sums, whose last bits depend on the CPU; the
+        two agree to ~1e-7."""
+        from ..coding.fixedmath import softmax_rows
+
+        h = self._hidden(columns, n)
+        return softmax_rows(h, self.w, self.b, self.seen, self.prior, EPS)
 
     def log_prob(self, columns: list[np.ndarray], cards: np.ndarray, x: np.ndarray) -> np.ndarray:
         out = np.empty(len(x))
@@ -188,6 +200,11 @@ class MixedCPT(NeuralCPT):
         return (1.0 - self.lam) * self.net.probs(columns, n) + self.lam * _row_probs(
             self.tree, columns, n
         )
+
+    def state_probs(self, columns: list[np.ndarray], cards: np.ndarray, n: int) -> np.ndarray:
+        """`probs` with the network's rows from its `state_probs` (the same on every CPU)."""
+        net = self.net.state_probs(columns, cards, n)
+        return (1.0 - self.lam) * net + self.lam * _row_probs(self.tree, columns, n)
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         return {
