@@ -254,6 +254,19 @@ def test_neural_table_coder_rows_are_fixed_order_float64(mixed, monkeypatch):
         np.testing.assert_array_equal(got, 0.75 * rows + 0.25 * np.full((n, k), 1 / k))
 
 
+def test_compiled_softmax_rows_refuse_arrays_of_the_wrong_size():
+    from datatwin.coding.fixedmath import compiled
+
+    if compiled is None:
+        pytest.skip("the compiled extension was not built")
+    h, wT, b = np.zeros((3, 2)), np.zeros((2, 4)), np.zeros(4)
+    for out in (np.zeros((3, 5)), np.zeros((2, 4))):
+        with pytest.raises(ValueError, match="bad arrays"):
+            compiled.softmax_rows(h, wT, b, np.ones(4), np.full(4, 0.25), 0.002, out)
+    with pytest.raises(ValueError, match="bad arrays"):
+        compiled.softmax_rows(h, wT, b, np.ones(3), np.full(4, 0.25), 0.002, np.zeros((3, 4)))
+
+
 def test_table_neural_given_save_load_and_label(tmp_path):
     df = _table()
     twin = datatwin.fit(df, structures="neural[epochs=4]", seed=0)

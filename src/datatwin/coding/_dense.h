@@ -20,11 +20,7 @@ static PyObject *softmax_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer b[6];
-    int got = 0;
-    for (; got < 6; got++) {
-        int flags = PyBUF_C_CONTIGUOUS | (got == 5 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
-    }
+    int got = get_buffers(objs, b, 6);
     Py_ssize_t V = got == 6 ? b[2].len / 8 : 0, H = V ? b[1].len / 8 / V : 0;
     Py_ssize_t n = H ? b[0].len / 8 / H : 0;
     int ok = got == 6 && V >= 1 && H >= 1 && b[1].len == H * V * 8 && b[0].len == n * H * 8 &&
@@ -52,6 +48,6 @@ static PyObject *softmax_rows(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     PyMem_Free(acc);
-    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    release_buffers(b, got);
     return acc ? Py_NewRef(Py_None) : NULL;
 }

@@ -3,6 +3,21 @@
  * the decoder's float operations in the same order.
  */
 
+/* C-contiguous buffers of objs[0 .. n-1], the last one writable: how many were got (n, or
+ * fewer with an exception set); release them with release_buffers. */
+static int get_buffers(PyObject **objs, Py_buffer *b, int n) {
+    int got = 0;
+    for (; got < n; got++) {
+        int flags = PyBUF_C_CONTIGUOUS | (got == n - 1 ? PyBUF_WRITABLE : 0);
+        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
+    }
+    return got;
+}
+
+static void release_buffers(Py_buffer *b, int got) {
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+}
+
 /* cells.level0 (outer = 1) or cells.level (outer = 0) for n values at once: the rows over the
  * edges e (n, W + 1) under mean + s e, into out (n, ROW); the column as series_compiled lays
  * it out (col_f, col_i, comp). The encoder's rows, equal to the decoder's bit for bit. */
@@ -17,12 +32,7 @@ static PyObject *level_rows(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_buffer b[7];
-    int got = 0, ok = 1;
-    for (; got < 7; got++) {
-        int flags = PyBUF_C_CONTIGUOUS | (got == 6 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
-    }
-    if (got < 7) ok = 0;
+    int got = get_buffers(objs, b, 7), ok = got == 7;
     Py_ssize_t n = ok ? b[4].len / 8 : 0;
     const int64_t *ci = ok ? b[1].buf : NULL;
     if (ok && (b[0].len != NF * 8 || b[1].len != NI * 8 || b[3].len != n * (W + 1) * 8 ||
@@ -57,7 +67,7 @@ static PyObject *level_rows(PyObject *self, PyObject *args) {
         }
         Py_END_ALLOW_THREADS
     }
-    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    release_buffers(b, got);
     return ok ? Py_NewRef(Py_None) : NULL;
 }
 
@@ -71,12 +81,7 @@ static PyObject *pull_terms(PyObject *self, PyObject *args) {
                           &objs[5], &r0, &objs[6]))
         return NULL;
     Py_buffer b[7];
-    int got = 0, ok = 1;
-    for (; got < 7; got++) {
-        int flags = PyBUF_C_CONTIGUOUS | (got == 6 ? PyBUF_WRITABLE : 0);
-        if (PyObject_GetBuffer(objs[got], &b[got], flags) < 0) break;
-    }
-    if (got < 7) ok = 0;
+    int got = get_buffers(objs, b, 7), ok = got == 7;
     Py_ssize_t d = ok ? b[5].len / 8 - 1 : 0, T = ok ? b[2].len / 8 : 0;
     Py_ssize_t n = d > 0 ? b[0].len / 8 / d : 0, R = d > 0 ? b[1].len / 8 / d : 0;
     const int64_t *lag = ok ? b[2].buf : NULL, *src = ok ? b[3].buf : NULL;
@@ -102,7 +107,7 @@ static PyObject *pull_terms(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     PyMem_Free(m);
-    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    release_buffers(b, got);
     return m ? Py_NewRef(Py_None) : NULL;
 }
 
