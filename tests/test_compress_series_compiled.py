@@ -267,6 +267,7 @@ def test_compiled_and_numpy_level_rows_are_the_same(coded, monkeypatch) -> None:
 
     twin, _ = coded
     monkeypatch.setenv("DATATWIN_WORKERS", "3")  # the compiled rows in 3 blocks on threads
+    monkeypatch.setattr(cells, "_WORK_PER_THREAD", 200)
     rng = np.random.default_rng(11)
     n = 900
     mean = np.concatenate([rng.normal(0, 2, n - 4), [60.0, -60.0, 1e6, np.nan]])
@@ -360,7 +361,7 @@ def test_an_error_in_a_block_of_rows_reaches_the_caller(monkeypatch) -> None:
         layout = (np.zeros(3), np.zeros(3, np.int64), np.zeros(3))
 
     monkeypatch.setenv("DATATWIN_WORKERS", "4")
-    n = 4 * cells._ROWS_PER_THREAD
+    n = 4 * cells._WORK_PER_THREAD
     with pytest.raises(ValueError, match="wrong size"):
         cells._compiled_rows(Broken(), np.zeros((n, cells.W + 1), np.int64), np.zeros(n),
                              np.ones(n), False)  # fmt: skip

@@ -304,7 +304,7 @@ def _compiles(col: ColumnCode, e: IntArray) -> bool:
 def _compiled_rows(
     col: ColumnCode, e: IntArray, mean: FloatArray, s: FloatArray, outer: bool
 ) -> FloatArray:
-    """The rows from `_series.level_rows`, which releases the GIL: many rows are cut into
+    """The rows from `_series.level_rows`, which releases the GIL: enough work is cut into
     one block per core (`core.parallel.workers`), computed on threads; each row depends
     only on its own value, so the blocks are the same bits as one call."""
     assert compiled is not None
@@ -322,7 +322,8 @@ def _compiled_rows(
         except BaseException as exc:  # handed to the calling thread below
             failed.append(exc)
 
-    blocks = max(1, min(workers(), len(e) // _ROWS_PER_THREAD))
+    work = len(e) * max(1, comp.size // 3)  # rows × mixture components
+    blocks = max(1, min(workers(), work // _WORK_PER_THREAD))
     cuts = np.linspace(0, len(e), blocks + 1).astype(int)
     # threads of this call only (a pool left running would keep core.parallel from forking)
     others = [
@@ -339,8 +340,10 @@ def _compiled_rows(
     return out
 
 
-#: rows below which a block is not worth a thread (a row costs 0.5-3 us, a thread ~50 us)
-_ROWS_PER_THREAD = 256
+#: rows × components below which a block is not worth a thread: a row costs about 1 µs a
+#: component, a thread 50 µs to start on a quiet machine and milliseconds to be scheduled on
+#: a busy one (256 rows a block had made sunspot's small calls slower)
+_WORK_PER_THREAD = 1536
 
 
 def _skip(rows: FloatArray, e: IntArray, col: ColumnCode, outer: bool) -> None:
