@@ -1,7 +1,7 @@
 """Neural structures (issue 11) next to the count models, one command per kind:
 
     .venv/bin/python bench/neural_bench.py text   [--time-budget 540]   # Shakespeare
-    .venv/bin/python bench/neural_bench.py events [--time-budget 300]   # cmudict
+    .venv/bin/python bench/neural_bench.py events [--time-budget 900]   # cmudict
     .venv/bin/python bench/neural_bench.py table  [--time-budget 110]   # Adult
     .venv/bin/python bench/neural_bench.py census [--time-budget 240]   # census, no refit
     -> bench/results/neural_<kind>.json and neural_<kind>_curve.png (bits vs training time;
@@ -234,7 +234,7 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float)
     a = ap.parse_args()
     budget = (
-        a.time_budget or {"text": 540.0, "events": 300.0, "table": 110.0, "census": 240.0}[a.kind]
+        a.time_budget or {"text": 540.0, "events": 900.0, "table": 110.0, "census": 240.0}[a.kind]
     )
     res = {"text": text, "events": events, "table": table, "census": census}[a.kind](budget)
     res["time_budget"] = budget

@@ -122,7 +122,7 @@ def _add_neural_options(fit: argparse.ArgumentParser) -> None:
         kinds=("text", "events", "table"),
         type=float,
         metavar="S",
-        help="seconds of training per neural candidate (defaults: text 300, events 120, "
+        help="seconds of training per neural candidate (defaults: text 300, events 900, "
         "table 90); the steps it buys are kept in the label",
     )
     Twin.cli_option(
