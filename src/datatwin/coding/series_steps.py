@@ -50,7 +50,7 @@ from .cells import (
 from .coder import Decoder, Encoder, _categorical_family
 from .series_calendar import CalCode, calendar_codes, first_rows
 from .series_moments import Moments, Stepper, encode_moments, make_moments
-from .values import geometric_powers, geometric_split
+from .values import geometric_code
 from .wire import CompressedFileError
 
 if TYPE_CHECKING:
@@ -136,9 +136,7 @@ class Scalar:
 
     def geometric(self, rho: float, value: int) -> int:
         """P(j) = (1-ρ) ρ^j, j >= 0 (continue flags, then a gamma code past 64 of them)."""
-        k = geometric_split(rho)
-        powers = geometric_powers(rho, k)
-        ratio = float(powers[k])
+        k, ratio, bit_p = geometric_code(rho)
         q, r = value >> k, value & ((1 << k) - 1)
         out_q = 0
         while out_q < 64 and self.flag(ratio, q > out_q):
@@ -146,9 +144,8 @@ class Scalar:
         if out_q == 64:
             out_q += self.gamma(q - 63 if self.enc is not None else 1) - 1
         out_r = 0
-        for i in range(k):
-            a = float(powers[i])
-            out_r |= int(self.flag(a / (1.0 + a), bool((r >> i) & 1))) << i
+        for i, p in enumerate(bit_p):
+            out_r |= int(self.flag(p, bool((r >> i) & 1))) << i
         return (out_q << k) | out_r
 
     def outside(self, col: ColumnCode, k: int) -> int:

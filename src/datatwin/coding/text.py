@@ -320,7 +320,7 @@ def chain_steps(twin: Any) -> Steps:
         raise InputError(
             f"compression needs a count model and this twin is {twin.structure!r} (a network's "
             "probabilities differ in their last bits between CPUs); fit one for compression "
-            "with the default structures, e.g. --structures kn,cache"
+            "with the default structures (no --structures)"
         )
     return Steps(twin.chain)
 

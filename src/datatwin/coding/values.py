@@ -153,15 +153,21 @@ def geometric_powers(rho: float, k: int) -> np.ndarray:
     return exp(scaled)
 
 
+def geometric_code(rho: float) -> tuple[int, float, list[float]]:
+    """(K, the quotient's continue probability ρ^(2^K), P(bit i) = ρ^(2^i) / (1 + ρ^(2^i))
+    for the remainder's K bits): what both coders of `P(j) = (1-ρ) ρ^j` use."""
+    k = geometric_split(rho)
+    a = geometric_powers(rho, k)
+    return k, float(a[k]), [float(x / (1.0 + x)) for x in a[:k]]
+
+
 def encode_geometric(enc: Encoder, j: np.ndarray, rho: float) -> float:
     """`P(j) = (1-ρ) ρ^j` exactly (j int64 >= 0, quotients < MAX_QUOTIENT)."""
     j = np.asarray(j, dtype=np.int64)
     if not len(j):
         return 0.0
-    k = geometric_split(rho)
+    k, ratio, bit_p = geometric_code(rho)
     q, r = j >> k, j & ((1 << k) - 1)
-    powers = geometric_powers(rho, k)
-    ratio = float(powers[k])
     bits = 0.0
     live = np.arange(len(j))
     step = 0
@@ -170,16 +176,13 @@ def encode_geometric(enc: Encoder, j: np.ndarray, rho: float) -> float:
         bits += encode_flags(enc, go, ratio)
         live = live[go]
         step += 1
-    for i in range(k):
-        a = float(powers[i])
-        bits += encode_flags(enc, (r >> i) & 1, a / (1.0 + a))
+    for i, p in enumerate(bit_p):
+        bits += encode_flags(enc, (r >> i) & 1, p)
     return bits
 
 
 def decode_geometric(dec: Decoder, n: int, rho: float) -> np.ndarray:
-    k = geometric_split(rho)
-    powers = geometric_powers(rho, k)
-    ratio = float(powers[k])
+    k, ratio, bit_p = geometric_code(rho)
     q = np.zeros(n, dtype=np.int64)
     live = np.arange(n)
     while len(live):
@@ -189,9 +192,8 @@ def decode_geometric(dec: Decoder, n: int, rho: float) -> np.ndarray:
         if len(live) and q[live].max() > MAX_QUOTIENT:
             raise InputError("the coded stream is damaged (a number runs past its limit)")
     r = np.zeros(n, dtype=np.int64)
-    for i in range(k):
-        a = float(powers[i])
-        r |= decode_flags(dec, n, a / (1.0 + a)) << i
+    for i, p in enumerate(bit_p):
+        r |= decode_flags(dec, n, p) << i
     return (q << k) | r
 
 
