@@ -14,6 +14,7 @@ import pytest
 
 import datatwin
 from datatwin import ModelFileError
+from datatwin.modelfile import FORMAT_VERSION
 from datatwin.tabular.twin import TableTwin
 
 
@@ -158,7 +159,8 @@ def test_flipped_bytes(saved, where):
 
 def test_future_format_version(saved):
     meta, arrays = _read(saved)
-    meta["format_version"] = meta["format_version"] + 1
+    assert meta["format_version"] == 1  # the oldest format that holds a table twin
+    meta["format_version"] = FORMAT_VERSION + 1
     _write(saved, meta, arrays)
     _rejected(saved, "newer", "upgrade")
 

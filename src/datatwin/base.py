@@ -134,9 +134,14 @@ class Twin(ABC):
         meta, arrays = self._file_contents()
         save_archive(path, meta, arrays, stdout_ok=stdout_ok)
 
+    def file_format(self) -> int:
+        """The oldest model-file format that holds this twin (`modelfile.FORMAT_VERSION`)."""
+        return 1
+
     def _file_contents(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = self.to_archive()
         meta = {
+            "format_version": self.file_format(),
             "kind": self.kind,
             "unit": self.unit,
             "structure": self.structure,

@@ -35,7 +35,11 @@ from .errors import InputError, ModelFileError
 from .outputs import write_file
 
 FORMAT_NAME = "datatwin"
-FORMAT_VERSION = 1
+#: the newest model-file format this datatwin reads; a file says the oldest that holds it
+#: (`Twin.file_format`), so older datatwin still read what they can score exactly.
+#: 2: a text network whose output layer adapts while it reads (nn/adapt.py), or a mixture
+#: whose weights learn while they read (text/mixer.py)
+FORMAT_VERSION = 2
 
 #: the whole model file
 MAX_FILE_BYTES = 4 * 1024**3
@@ -117,7 +121,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def write_archive(fh: BinaryIO, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write a model file's bytes to `fh` (which `save_archive` makes atomic)."""
-    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **meta}
+    header = {"format": FORMAT_NAME, "format_version": 1, **meta}
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise TypeError(

@@ -52,6 +52,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def output_probs(
+    h: np.ndarray, w_out: np.ndarray, b_out: np.ndarray, escape: int | None
+) -> np.ndarray:
+    """(1 - ε) softmax(w_out h + b_out) + ε / V for each row of `h`, float64 rows summing to
+    one (the `escape` outcome gets the floor alone)."""
+    logits = (matmul_t(h, w_out) + b_out).astype(np.float64)
+    if escape is not None:
+        logits[:, escape] = -np.inf
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    return (1.0 - EPS_FLOOR) * p + EPS_FLOOR / w_out.shape[0]
+
+
 @dataclass
 class RecurrentNet:
     """Embedding -> `layers` recurrent layers -> softmax over `n_out` outcomes."""
@@ -123,13 +137,17 @@ class RecurrentNet:
 
     def probs(self, h: np.ndarray) -> np.ndarray:
         """Output distributions (float64 rows summing to one) for last-layer states `h`."""
-        logits = (matmul_t(h, self.w_out) + self.b_out).astype(np.float64)
-        if self.escape is not None:
-            logits[:, self.escape] = -np.inf
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        return (1.0 - EPS_FLOOR) * p + EPS_FLOOR / self.n_out
+        return output_probs(h, self.w_out, self.b_out, self.escape)
+
+    def states(self, inputs: np.ndarray) -> np.ndarray:
+        """The last layer's state after each input of `inputs` (B, T) read from a zero
+        state: (B, T, H) float32."""
+        B, T = inputs.shape
+        state = self.zero_state(B)
+        out = np.empty((B, T, self.hidden), np.float32)
+        for t in range(T):
+            out[:, t] = self.step(inputs[:, t], state)
+        return out
 
     def run(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Probability of `targets[b, t]` after reading `inputs[b, :t+1]` from a zero state

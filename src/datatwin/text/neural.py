@@ -2,8 +2,12 @@
 mixture with an n-gram chain and its layers (`MixModel`), both `SequenceModel`s.
 
     neural:   p(x_j | x_<j) = RecurrentNet(x_a(j) .. x_{j-1})          (nn/scoring.py: the
-              state restarts every R positions of a block after a warm-up of W symbols)
+              state restarts every R positions of a block after a warm-up of W symbols;
+              with an `Adaptation`, the output layer learns the block as it reads it:
+              nn/adapt.py)
     mixture:  q(x_j | x_<j) = w · p_neural(x_j | x_<j) + (1 - w) · p_chain(x_j | x_<j)
+              (with `learn`, w_j is learnt per previous symbol as the block is read:
+              text/mixer.py)
 
 where p_chain is the chain with its document cache (itself an exact sequential probability).
 Both rows sum to one over all ids (BOS = 0 gets 0: the network's outcomes are ids 1..B-1, each
@@ -23,9 +27,11 @@ import numpy as np
 
 from ..blas import single_thread_blas
 from ..modelfile import require
+from ..nn.adapt import Adaptation, AdaptiveHead, block_states, score_adapted
 from ..nn.recurrent import RecurrentNet
 from ..nn.scoring import CHUNK, WARM, score_blocks
 from .counts import BOS, EOS, UNK, Layout
+from .mixer import OnlineWeights, all_positions, learnt_weights
 from .steps import Steps
 
 OUT_OFFSET = 1  # outcome index = symbol id - 1 (BOS is never predicted)
@@ -56,6 +62,7 @@ class NeuralModel:
     net: RecurrentNet
     chunk: int = CHUNK
     warm: int = WARM
+    adapt: Adaptation | None = None  # the output layer learns each block as it reads it
     _sampler: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,12 +74,33 @@ class NeuralModel:
     def n_params(self) -> int:
         return self.net.n_params()
 
+    def with_adaptation(self, adapt: Adaptation | None) -> NeuralModel:
+        """The same network with another adaptation (None: static)."""
+        return NeuralModel(self.base, self.net, self.chunk, self.warm, adapt)
+
     def prob_layout(self, lay: Layout) -> np.ndarray:
+        return self.prob_layouts(lay, [self.adapt])[0]
+
+    def prob_layouts(self, lay: Layout, adapts: list[Adaptation | None]) -> list[np.ndarray]:
+        """`prob_layout` for each adaptation of this network (None: static), the network's
+        states of the adapted ones computed once."""
         seqs, wanted, _ = _blocks(lay)
         if not seqs:
-            return np.zeros(0)
-        probs = score_blocks(self.net, seqs, wanted, OUT_OFFSET, self.chunk, self.warm)
-        return np.concatenate([p[w] for p, w in zip(probs, wanted, strict=True)])
+            return [np.zeros(0) for _ in adapts]
+        specs = [a for a in adapts if a is not None]
+        adapted = iter(
+            score_adapted(self.net, seqs, wanted, OUT_OFFSET, self.chunk, self.warm, specs)
+            if specs
+            else []
+        )
+        out = []
+        for a in adapts:
+            if a is None:
+                probs = score_blocks(self.net, seqs, wanted, OUT_OFFSET, self.chunk, self.warm)
+            else:
+                probs = next(adapted)
+            out.append(np.concatenate([p[w] for p, w in zip(probs, wanted, strict=True)]))
+        return out
 
     def prob_of_symbol(self, lay: Layout, symbol: int) -> np.ndarray:
         seqs, wanted, _ = _blocks(lay)
@@ -83,18 +111,9 @@ class NeuralModel:
         return np.array(out, np.float64)
 
     def next_distribution(self, context: np.ndarray) -> np.ndarray:
-        ctx = np.asarray(context, np.int64)
-        if len(ctx) == 0 or ctx[0] != BOS:
-            ctx = np.concatenate([[BOS], ctx])
-        j = len(ctx)
-        c = (j - 1) // self.chunk * self.chunk
-        state = self.net.zero_state(1)
-        h = None
-        for x in ctx[max(0, c - self.warm) :]:
-            h = self.net.step(np.array([x]), state)
-        assert h is not None
+        ctx = [int(x) for x in context]
         out = np.zeros(self.base)
-        out[OUT_OFFSET:] = self.net.probs(h)[0]
+        out[OUT_OFFSET:] = _Stepper(self, ctx[1:] if ctx and ctx[0] == BOS else ctx).dist()
         return out
 
     def sampler(self) -> NeuralSampler:
@@ -106,12 +125,15 @@ class NeuralModel:
         return self.net.to_arrays(prefix + "nn_")
 
     def meta(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "cell": self.net.cell,
             "layers": len(self.net.w_hh),
             "chunk": self.chunk,
             "warm": self.warm,
         }
+        if self.adapt is not None:
+            out["adapt"] = self.adapt.to_json()
+        return out
 
     @classmethod
     def from_arrays(
@@ -132,15 +154,28 @@ class NeuralModel:
         require(
             net.n_in == base and net.n_out == base - 1, source, "network does not fit the alphabet"
         )
-        return cls(base, net, chunk, warm)
+        adapt = None
+        if meta.get("adapt") is not None:
+            try:
+                adapt = Adaptation.from_json(meta["adapt"])
+            except (ValueError, TypeError) as exc:
+                require(False, source, f"bad network adaptation: {exc}")
+        return cls(base, net, chunk, warm, adapt)
 
 
 class _Stepper:
-    """One sampled block of the network: its symbols so far and the recurrent state."""
+    """One sampled block of the network: its symbols so far, the recurrent state and (with
+    an adaptation) the output layer learnt from them."""
 
     def __init__(self, model: NeuralModel, history: list[int]) -> None:
         self.model = model
         self.seq = [BOS, *history]
+        self.head = None if model.adapt is None else AdaptiveHead(model.net, model.adapt)
+        if self.head is not None and len(self.seq) > 1:  # learn the history, as scoring does
+            seq = np.array(self.seq, np.int64)
+            for j0, h in block_states(model.net, seq, len(seq) - 1, model.chunk, model.warm):
+                tgt = seq[j0 : j0 + len(h)] - OUT_OFFSET
+                self.head.read(h, np.where(tgt >= 0, tgt, -1))
         self._restart()
 
     def _restart(self) -> None:
@@ -156,9 +191,13 @@ class _Stepper:
 
     def dist(self) -> np.ndarray:
         """p(. | block so far) over the outcomes 1..B-1 (index 0 = EOS)."""
+        if self.head is not None:
+            return self.head.rows(self.h)[0]
         return self.model.net.probs(self.h)[0]
 
     def push(self, w: int) -> None:
+        if self.head is not None:
+            self.head.read(self.h, np.array([w - OUT_OFFSET]))
         self.seq.append(w)
         if (len(self.seq) - 1) % self.model.chunk == 0:
             self._restart()  # a new chunk: warm up from zero, as scoring does
@@ -232,11 +271,13 @@ class NeuralSampler:
 
 @dataclass
 class MixModel:
-    """w · neural + (1 - w) · chain (a `LayeredModel`: n-gram with its cache)."""
+    """w · neural + (1 - w) · chain (a `LayeredModel`: n-gram with its cache); with `learn`,
+    w is learnt per previous symbol as the block is read, from `weight` (text/mixer.py)."""
 
     neural: NeuralModel
     chain: Any  # LayeredModel (kept untyped: layers.py imports this module's users)
     weight: float
+    learn: Adaptation | None = None
     _steps: Steps | None = field(default=None, repr=False, compare=False)
 
     def chain_steps(self) -> Steps:
@@ -254,16 +295,49 @@ class MixModel:
         return int(self.neural.n_params + self.chain.n_params + 1)
 
     def prob_layout(self, lay: Layout) -> np.ndarray:
-        w = self.weight
-        return w * self.neural.prob_layout(lay) + (1.0 - w) * self.chain.prob_layout(lay)
+        if self.learn is None:
+            w = self.weight
+            return w * self.neural.prob_layout(lay) + (1.0 - w) * self.chain.prob_layout(lay)
+        full = all_positions(lay)
+        p, c = self.neural.prob_layout(full), self.chain.prob_layout(full)
+        return self.mixed(full, p, c)[lay.pred[full.pred]]
+
+    def weights(self, full: Layout, p: np.ndarray, c: np.ndarray) -> np.ndarray | float:
+        """The network's weight at each predicted position of `full` (`all_positions`), given
+        both models' probabilities there (a float when it is fixed)."""
+        if self.learn is None:
+            return self.weight
+        return learnt_weights(full, p, c, self.base, self.weight, self.learn)
+
+    def mixed(self, full: Layout, p: np.ndarray, c: np.ndarray) -> np.ndarray:
+        w = self.weights(full, p, c)
+        return w * p + (1.0 - w) * c
 
     def prob_of_symbol(self, lay: Layout, symbol: int) -> np.ndarray:
-        w = self.weight
+        w: Any = self.weight
+        if self.learn is not None:
+            full = all_positions(lay)
+            w = self.weights(full, self.neural.prob_layout(full), self.chain.prob_layout(full))
+            w = w[lay.pred[full.pred]]
         a = self.neural.prob_of_symbol(lay, symbol)
         return w * a + (1.0 - w) * self.chain.model.prob_of_symbol(lay, symbol)
 
+    def weight_after(self, context: np.ndarray) -> tuple[float, OnlineWeights | None]:
+        """The network's weight at the position after `context` (the block so far, BOS first
+        at a document start), and the learning weights' state there (None when fixed)."""
+        if self.learn is None:
+            return self.weight, None
+        ctx = np.asarray(context, np.int64)
+        state = OnlineWeights(self.base, self.weight, self.learn)
+        if len(ctx) > 1:
+            n = len(ctx)
+            full = Layout(ctx, np.arange(n) > 0, np.arange(n))
+            p, c = self.neural.prob_layout(full), self.chain.prob_layout(full)
+            state.read(ctx[:-1], p, c)
+        return state.weight(int(ctx[-1]) if len(ctx) else BOS), state
+
     def next_distribution(self, context: np.ndarray) -> np.ndarray:
-        w = self.weight
+        w, _ = self.weight_after(context)
         return w * self.neural.next_distribution(context) + (
             1.0 - w
         ) * self.chain.next_distribution(context)
@@ -295,16 +369,21 @@ class MixSampler(NeuralSampler):
         q = next(chain)
         for x in hist:
             q = chain.send(x)
-        w = self.mix.weight
+        w, learning = self.mix.weight_after(np.array([BOS, *hist], np.int64))
+        prev = hist[-1] if hist else BOS
         out: list[int] = []
         us = rng.random(n + 1)
         while len(out) < n:
-            p = w * step.dist() + (1.0 - w) * q[OUT_OFFSET:]
+            pn = step.dist()
+            p = w * pn + (1.0 - w) * q[OUT_OFFSET:]
             x = _draw(p, float(us[len(out)]), temperature) + OUT_OFFSET
             if x == EOS:
                 return out, True
             out.append(x)
             step.push(x)
+            if learning is not None:  # the weights read what was drawn, as scoring does
+                learning.read(np.array([prev]), pn[x - OUT_OFFSET : x], q[x : x + 1])
+                w, prev = learning.weight(x), x
             q = chain.send(x)
         return out, False
 

@@ -6,10 +6,20 @@ not: its learning-rate schedule was planned for the budget's steps before any ea
 in-time stop, and its first steps ran before the plan existed):
 
     neural[steps=N]                      the network alone, N optimiser steps
+    neural[steps=N,adapt=R]              ... its output layer learning each document as it
+                                         reads it, at rate R (nn/adapt.py)
     <chain>+neural[w=W,steps=N]          w·network + (1-w)·chain (with the chain's cache)
+    <chain>+neural[w=W,steps=N,adapt=R]  the same with the adapting network
+    <chain>+neural[w=W,...,learn=E]      the network's weight learnt per previous symbol as
+                                         each document is read, from W, at rate E
+                                         (text/mixer.py)
 
-Shorthands: ``neural`` (the network, its steps from the time budget) and ``mix`` (the network
-and its mixtures at each weight of `MIX_WEIGHTS` with the best chain on the board). Neural
+Shorthands: ``neural`` (the network, its steps from the time budget, static and at each rate
+of the kind's `ADAPT_RATES`) and ``mix`` (those and their mixtures with the best chain on the
+board: at each weight of `MIX_WEIGHTS`, and with weights learnt at the kind's `LEARN_RATES`).
+Rows that learn while they read are scored on the holdout's blocks with at most max_order
+symbols of history (the whole document before a holdout tail would cost a network pass over
+it); a twin reads each document it scores from its start. Neural
 candidates are opt-in (training takes minutes) and are not refit on all the data: the network
 trained on the training split is kept (its chain in a mixture too).
 """
@@ -19,7 +29,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,19 +37,31 @@ import numpy as np
 from .. import progress
 from ..core.candidates import Board, Candidate, Structure
 from ..errors import InputError
+from ..nn.adapt import Adaptation
 from ..nn.backend import EXTRA, torch_or_none
 from ..nn.scoring import WARM
 from ..nn.train import TrainConfig, train_recurrent
 from .cache import CacheSpec
-from .counts import BOS, EOS, Segment, Tables, layout
+from .counts import BOS, EOS, Layout, Segment, Tables, layout
 from .layers import LayeredModel
 from .length import Ends, LengthHazard
+from .mixer import all_positions
 from .model import NgramModel
-from .neural import NeuralModel
+from .neural import MixModel, NeuralModel
 from .structures import EVENTS_STRUCTURES, TEXT_STRUCTURES, parse_label
 
 MIX_WEIGHTS = (0.15, 0.3, 0.45, 0.6, 0.75)
 DEFAULT_BUDGET = {"text": 300.0, "events": 900.0}
+#: output-layer learning rates tried beside the static network (Shakespeare, a GRU-512 after
+#: 700 steps: alone 2.206 static, 2.053 at 0.05, 2.060 at 0.1; mixed with the chain 1.900,
+#: 1.863, 1.855, 1.855 at 0.15). Events: a sequence rarely fills a segment, so none.
+ADAPT_RATES: dict[str, tuple[float, ...]] = {"text": (0.05, 0.15), "events": ()}
+#: mixtures whose weights learn per previous symbol (None: the fixed weights); Shakespeare,
+#: with the network adapting at 0.15: 1.8530 at the best fixed weight (0.35), 1.8354 learnt
+#: at rate 3 (1.8381 at 1, 1.8388 at 0.3), from any start. Events: sequences are too short.
+LEARN_RATES: dict[str, tuple[float | None, ...]] = {"text": (None, 3.0), "events": (None,)}
+LEARN_START = 0.3
+LEARN_SEGMENT = 64
 #: the network per kind (sizes chosen by measurement, see bench/neural_explore.py; events:
 #: on cmudict, 6,000 steps of an LSTM-512 score 3.690 bits a phone alone and 3.587 mixed
 #: with the chain, a GRU-256's 3.808 and 3.618, an LSTM-256's 3.784 and 3.612)
@@ -66,6 +88,14 @@ class NeuralPlan:
     steps: int | None = None
     weights: tuple[float, ...] = MIX_WEIGHTS
     chain: str | None = None  # a named chain for the mixture (else the best on the board)
+    #: adaptation rates (None: static) named by labels; None: static and the kind's rates
+    rates: tuple[float | None, ...] | None = None
+    #: the mixture weights' learning rates (None: fixed) named by labels; None: the kind's
+    learns: tuple[float | None, ...] | None = None
+
+    def adaptations(self, kind: str) -> list[Adaptation | None]:
+        rates = (None, *ADAPT_RATES[kind]) if self.rates is None else self.rates
+        return [None if r is None else Adaptation(r) for r in rates]
 
     @property
     def any(self) -> bool:
@@ -90,10 +120,16 @@ def split_structures(structures: Any) -> tuple[Any, NeuralPlan]:
             continue
         args = _args(m.group("args") or "", name)
         plan.steps = args.get("steps", plan.steps)  # type: ignore[assignment]
+        if "steps" in args or "adapt" in args:  # a label: its adaptation (none: static)
+            rate = args.get("adapt")
+            plan.rates = (*(plan.rates or ()), None if rate is None else float(rate))
         if m.group("chain"):  # that mixture alone: its chain is fit, not a contender
             plan.mix, plan.chain = True, m.group("chain")
             if "w" in args:
                 plan.weights = (float(args["w"]),)
+            if "steps" in args or "learn" in args:
+                learn = args.get("learn")
+                plan.learns = (*(plan.learns or ()), None if learn is None else float(learn))
         else:
             plan.alone = True
     if plan.mix and plan.chain is None and not rest:
@@ -123,12 +159,15 @@ def _args(text: str, name: str) -> dict[str, float | int]:
                 out["steps"] = int(val)
             elif key == "w" and 0.0 < float(val) < 1.0:
                 out["w"] = float(val)
+            elif key in ("adapt", "learn") and 0.0 < float(val) < 100.0:
+                out[key] = float(val)
             else:
                 raise ValueError
         except ValueError:
             raise InputError(
-                f"bad neural structure {name!r}: use neural, neural[steps=N] or "
-                "<chain>+neural[w=W,steps=N] with 0 < W < 1"
+                f"bad neural structure {name!r}: use neural, neural[steps=N], "
+                "neural[steps=N,adapt=R] or <chain>+neural[w=W,steps=N,learn=E] with "
+                "0 < W < 1, R > 0, E > 0"
             ) from None
     return out
 
@@ -152,10 +191,18 @@ def _len_weight(label: str, kind: str) -> float | None:
     return None if w is None else float(w)
 
 
-def neural_label(steps: int, chain: str | None = None, weight: float | None = None) -> str:
+def neural_label(
+    steps: int,
+    chain: str | None = None,
+    weight: float | None = None,
+    adapt: Adaptation | None = None,
+    learn: Adaptation | None = None,
+) -> str:
+    tail = "" if adapt is None else f",adapt={adapt.rate:g}"
+    tail += "" if learn is None else f",learn={learn.rate:g}"
     if chain is None:
-        return f"neural[steps={steps}]"
-    return f"{chain}+neural[w={weight:g},steps={steps}]"
+        return f"neural[steps={steps}{tail}]"
+    return f"{chain}+neural[w={weight:g},steps={steps}{tail}]"
 
 
 def _train_blocks(segments: list[Segment]) -> list[np.ndarray]:
@@ -181,6 +228,68 @@ def _probe(segments: list[Segment], rng: np.random.Generator) -> list[Segment]:
             a = (len(s.tokens) - 1024 - WARM) * (k + 1) // (per + 1)
             out.append(Segment(s.tokens[a : a + WARM + 1024], False, False, WARM))
     return out
+
+
+@dataclass
+class _View:
+    """One scored layout (the holdout or the training probe) as its rows need it: `lay` as the
+    static rows score it, and `full`, every position of `learning`'s blocks, which rows that
+    learn while reading read (the holdout with at most max_order symbols of history, not the
+    whole document before it as the chain's cache reads it), with `keep`: the positions of
+    `full` that `lay` predicts. Probabilities are kept per network version and place."""
+
+    lay: Layout
+    full: Layout
+    keep: np.ndarray
+    net: dict[tuple[Adaptation | None, str], np.ndarray] = field(default_factory=dict)
+    chain: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, lay: Layout, learning: Layout | None = None) -> _View:
+        learning = lay if learning is None else learning
+        full = all_positions(learning)
+        return cls(lay, full, learning.pred[full.pred])
+
+    @property
+    def same(self) -> bool:
+        """Whether `full` is `lay` (no history before the predicted positions)."""
+        f, lay = self.full, self.lay
+        return len(f.t) == len(lay.t) and bool(np.array_equal(f.pred, lay.pred))
+
+    def score_network(
+        self, model: NeuralModel, adapts: list[Adaptation | None], learnt: bool
+    ) -> None:
+        """The static network where the static rows read, the adapting ones (and, for rows
+        whose weights learn, the static one too) on `full`, states computed once."""
+        if None in adapts:
+            self.net[None, "lay"] = model.prob_layout(self.lay)
+        on_full = [a for a in adapts if a is not None or (learnt and not self.same)]
+        for a, p in zip(on_full, model.prob_layouts(self.full, on_full), strict=True):
+            self.net[a, "full"] = p
+        if None in adapts and self.same:
+            self.net[None, "full"] = self.net[None, "lay"]
+
+    def score_chain(self, chain: LayeredModel, learnt: bool) -> None:
+        self.chain["lay"] = chain.prob_layout(self.lay)
+        if learnt:
+            self.chain["full"] = self.chain["lay"] if self.same else chain.prob_layout(self.full)
+
+    def alone(self, adapt: Adaptation | None) -> np.ndarray:
+        """The network's probabilities of the predicted symbols."""
+        return self.net[None, "lay"] if adapt is None else self.net[adapt, "full"][self.keep]
+
+    def mixed(self, mix: MixModel) -> np.ndarray:
+        """The mixture's probabilities of the predicted symbols (fixed weights: the network
+        as `alone` with the chain where `lay` puts it; learnt: both on `full`)."""
+        if mix.learn is None:
+            w = mix.weight
+            return w * self.alone(mix.neural.adapt) + (1 - w) * self.chain["lay"]
+        p = self.net[mix.neural.adapt, "full"]
+        return mix.mixed(self.full, p, self.chain["full"])[self.keep]
+
+
+def _rate(model: NeuralModel) -> float | None:
+    return None if model.adapt is None else model.adapt.rate
 
 
 class NeuralCandidates:
@@ -212,11 +321,16 @@ class NeuralCandidates:
             )
             model = NeuralModel(split.base, net)
             secs = time.perf_counter() - t0
-        hold = layout(split.cache_holdout or split.holdout)
-        probe = layout(_probe(split.train, np.random.default_rng(self.seed)))
+        views = {
+            "hold": _View.of(layout(split.cache_holdout or split.holdout), layout(split.holdout)),
+            "probe": _View.of(layout(_probe(split.train, np.random.default_rng(self.seed)))),
+        }
+        versions = [model.with_adaptation(a) for a in self.plan.adaptations(self.kind)]
+        mixes = self._mixtures() if self.plan.mix and tables is not None else []
+        learnt = any(e is not None for _, e in mixes)
         with progress.step("scoring the network on the holdout"):
-            p_hold, p_train = model.prob_layout(hold), model.prob_layout(probe)
-        extra = split.holdout_extra_bits
+            for v in views.values():
+                v.score_network(model, [m.adapt for m in versions], learnt)
         cols = {
             "steps": rep.steps,
             "epochs": rep.epochs,
@@ -224,34 +338,62 @@ class NeuralCandidates:
             "budget_s": self.budget,
             "stopped": rep.stopped,
         }
-        label = neural_label(rep.steps)
-        tb, hb = _bits(p_train, probe), (-np.log2(p_hold).sum() + extra) / split.holdout_units
+        hold, probe = views["hold"], views["probe"]
         if self.plan.alone:
-            st = Structure.of("neural", label, steps=rep.steps)
-            yield Candidate(st, tb, hb, secs, model, columns=dict(cols))
-        if not self.plan.mix or tables is None:
-            return
-        chain = self._chain(board)
+            for m in versions:
+                label = neural_label(rep.steps, adapt=m.adapt)
+                st = Structure.of("neural", label, steps=rep.steps, adapt=_rate(m))
+                hb = self._holdout_bits(hold.alone(m.adapt), split)
+                tb = _bits(probe.alone(m.adapt))
+                yield Candidate(st, tb, hb, secs, m, columns=dict(cols))
+        chain = self._chain(board) if mixes else None
         if chain is None:
             return
+        layered, clabel = self._layered(chain, tables, split)  # type: ignore[arg-type]
+        for v in views.values():
+            v.score_chain(layered, learnt)
+        for m in versions:
+            for w, e in mixes:
+                mix = MixModel(m, layered, w, None if e is None else Adaptation(e, LEARN_SEGMENT))
+                mix_label = neural_label(rep.steps, clabel, w, m.adapt, mix.learn)
+                if board.find(mix_label) is not None:
+                    continue
+                st = Structure.of(
+                    "mix", mix_label, steps=rep.steps, chain=clabel, weight=w, adapt=_rate(m),
+                    learn=e,
+                )  # fmt: skip
+                hb = self._holdout_bits(hold.mixed(mix), split)
+                yield Candidate(
+                    st, _bits(probe.mixed(mix)), hb, secs, mix, columns={**cols, "weight": w}
+                )
+
+    def _mixtures(self) -> list[tuple[float, float | None]]:
+        """(weight, learning rate of the weights or None) of each mixture row."""
+        learns = self.plan.learns if self.plan.learns is not None else LEARN_RATES[self.kind]
+        out: list[tuple[float, float | None]] = []
+        for e in learns:
+            if e is None:
+                out += [(w, None) for w in self.plan.weights]
+            else:
+                start = self.plan.weights[0] if len(self.plan.weights) == 1 else LEARN_START
+                out.append((start, e))
+        return out
+
+    @staticmethod
+    def _holdout_bits(p: np.ndarray, split: Any) -> float:
+        return float((-np.log2(p).sum() + split.holdout_extra_bits) / split.holdout_units)
+
+    def _layered(
+        self, chain: tuple[int, str, bool, str], tables: Tables, split: Any
+    ) -> tuple[LayeredModel, str]:
+        """The chain to mix with, with its cache and (events) length-aware ends."""
         order, smoother, cached, clabel = chain
         base = NgramModel.from_tables(tables, order, smoother)
         hazard = None
         w_len = _len_weight(clabel, self.kind)
         if w_len is not None:  # length-aware ends, offsets fit on the training split
             hazard = LengthHazard.fit(Ends.of(base, layout(split.train)), w_len)
-        layered = LayeredModel(base, CacheSpec() if cached else None, hazard)
-        q_hold, q_train = layered.prob_layout(hold), layered.prob_layout(probe)
-        for w in self.plan.weights:
-            mix_label = neural_label(rep.steps, clabel, w)
-            if board.find(mix_label) is not None:
-                continue
-            st = Structure.of("mix", mix_label, steps=rep.steps, chain=clabel, weight=w)
-            mh, mt = w * p_hold + (1 - w) * q_hold, w * p_train + (1 - w) * q_train
-            hb = (-np.log2(mh).sum() + extra) / split.holdout_units
-            yield Candidate(
-                st, _bits(mt, probe), hb, secs, (model, layered, w), columns={**cols, "weight": w}
-            )
+        return LayeredModel(base, CacheSpec() if cached else None, hazard), clabel
 
     def _chain(self, board: Board[Any]) -> tuple[int, str, bool, str] | None:
         """The chain to mix with: the one named, else the best (plain or cached) on the board."""
@@ -270,7 +412,7 @@ class NeuralCandidates:
         return int(s.param("order")), str(s.param("smoother")), bool(s.param("cache")), s.label
 
 
-def _bits(p: np.ndarray, lay: Any) -> float:
+def _bits(p: np.ndarray) -> float:
     """Bits per predicted symbol of a probe (train bits of neural rows are per symbol)."""
     return float(-np.log2(p).sum() / max(len(p), 1))
 

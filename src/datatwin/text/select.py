@@ -172,11 +172,7 @@ class ChainSearch:
     def refit(self, best: Candidate[Any]) -> Chosen:
         """The winner's chain: refit on all the data (its +len offsets too), or as it is."""
         if best.structure.name in ("neural", "mix"):  # kept as trained on the split
-            from .neural import MixModel
-
-            m: Any = best.model
-            model = m if best.structure.name == "neural" else MixModel(*m)
-            return Chosen(model, None, None)
+            return Chosen(best.model, None, None)
         order, smoother = best.structure.param("order"), best.structure.param("smoother")
         cache = CacheSpec() if best.structure.param("cache") else None
         hazard: LengthHazard | None = best.model

@@ -15,6 +15,7 @@ from ..base import Twin
 from ..core.seeding import SeedLike, seed_sequence
 from ..errors import InputError
 from ..modelfile import require
+from ..nn.adapt import Adaptation
 from .cache import CacheSpec
 from .counts import Segment
 from .layers import LayeredModel
@@ -120,8 +121,8 @@ class SequenceTwin(Twin):
                 chain = chain_label(
                     c.model.order, c.model.smoother, c.cache is not None, hz and hz.weight
                 )
-                return neural_label(steps, chain, nn.weight)
-            return neural_label(steps)
+                return neural_label(steps, chain, nn.weight, nn.neural.adapt, nn.learn)
+            return neural_label(steps, adapt=nn.adapt)
         p = self.params
         return chain_label(p["order"], p["smoother"], p["cache"], p["len_weight"])
 
@@ -136,6 +137,7 @@ class SequenceTwin(Twin):
             out["hidden"] = net.net.hidden
             if isinstance(nn, MixModel):
                 out.update(weight=nn.weight, order=nn.chain.model.order)
+                out.update(learn=None if nn.learn is None else nn.learn.to_json())
                 out.update(smoother=nn.chain.model.smoother, cache=nn.chain.cache is not None)
             return out
         hz = self.chain.hazard
@@ -164,6 +166,14 @@ class SequenceTwin(Twin):
     ) -> tuple[list[int], bool]:
         return self.chain.generate(n, rng, history, temperature)
 
+    def file_format(self) -> int:
+        """2 for a network or mixture weights that learn while they read (format 1 readers
+        cannot score them)."""
+        nn = self.neural
+        if isinstance(nn, MixModel):
+            return 2 if nn.neural.adapt is not None or nn.learn is not None else 1
+        return 2 if nn is not None and nn.adapt is not None else 1
+
     def model_meta(self) -> dict[str, Any]:
         nn = self.neural
         if nn is not None:
@@ -172,6 +182,8 @@ class SequenceTwin(Twin):
             if isinstance(nn, MixModel):
                 c = nn.chain
                 meta.update(order=c.model.order, smoother=c.model.smoother, mix_weight=nn.weight)
+                if nn.learn is not None:
+                    meta["mix_learn"] = nn.learn.to_json()
                 meta["cache"] = c.cache.to_json() if c.cache else None
             return meta
         return {
@@ -208,7 +220,12 @@ class SequenceTwin(Twin):
             hazard = LengthHazard.from_arrays(arrays)
         except ValueError as exc:
             require(False, source, str(exc))
-        return MixModel(net, LayeredModel(chain, cache, hazard), w), None
+        learn = info.get("mix_learn")
+        try:
+            learn = None if learn is None else Adaptation.from_json(learn)
+        except (ValueError, TypeError) as exc:
+            require(False, source, f"bad mixture weights' adaptation: {exc}")
+        return MixModel(net, LayeredModel(chain, cache, hazard), w, learn), None
 
     def _set_steps(self, steps: Any) -> None:
         if self.neural is not None:
