@@ -122,6 +122,23 @@ def test_training_is_bit_for_bit_reproducible():
     assert ra.val_bits == rb.val_bits and ra.steps == rb.steps == 25
 
 
+def test_bfloat16_training_is_reproducible_and_differs_from_float32(monkeypatch):
+    from dataclasses import replace
+
+    from datatwin.nn.train import TrainConfig, train_recurrent
+
+    rng = np.random.default_rng(0)
+    blocks = [np.concatenate([[0], rng.integers(3, 10, size=2000), [1]])]
+    cfg = TrainConfig(
+        hidden=16, embed=4, window=16, batch=4, steps=15, eval_every=10, seed=3, bf16=True
+    )
+    a, b = (train_recurrent(blocks, 10, 9, 1, cfg)[0] for _ in range(2))
+    c = train_recurrent(blocks, 10, 9, 1, replace(cfg, bf16=False))[0]
+    assert np.array_equal(a.w_hh[0], b.w_hh[0]) and a.w_hh[0].dtype == np.float32
+    assert not np.array_equal(a.w_hh[0], c.w_hh[0])  # the products did run in bfloat16
+    assert not backend.fast_bf16("cuda")  # GPUs stay in float32 (untested)
+
+
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 40
 
 
@@ -398,3 +415,29 @@ def test_recurrent_training_stops_in_time_when_steps_get_slower(monkeypatch):
     _, rep = train_recurrent(blocks, 10, 9, 1, cfg)
     assert (rep.steps, rep.stopped) == (53, "time")
     assert rep.curve[-1][:2] == (99.0, 53)  # the stopping step is evaluated
+
+
+def test_recurrent_training_plans_again_at_step_300_from_the_steps_since(monkeypatch):
+    """Steps 11-30 take 2 s (a first plan of 30 + 940 / 2.2 = 457 steps for a 1,000 s budget),
+    then 1 s each: at step 300 the plan becomes 300 + 670 / 1.02 = 956 steps, which end within
+    the budget (a fake clock)."""
+    import itertools
+    import time as real_time
+    import types
+
+    from datatwin.nn import train as nt
+    from datatwin.nn.train import TrainConfig, train_recurrent
+
+    ticks = itertools.chain([0.0], range(2, 62, 2), itertools.count(61.0, 1.0))
+    fake = types.SimpleNamespace(
+        perf_counter=lambda: float(next(ticks)), process_time=real_time.process_time
+    )
+    monkeypatch.setattr(nt, "time", fake)
+    rng = np.random.default_rng(0)
+    blocks = [np.concatenate([[0], rng.integers(3, 10, size=4000), [1]])]
+    cfg = TrainConfig(
+        hidden=4, embed=2, window=8, batch=2, time_budget=1000.0, eval_every=200, patience=99
+    )
+    _, rep = train_recurrent(blocks, 10, 9, 1, cfg)
+    assert (rep.steps, rep.stopped) == (956, "steps")
+    assert rep.curve[-1][:2] == (986.0, 956)

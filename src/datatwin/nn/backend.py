@@ -61,3 +61,17 @@ def deterministic(seed: int, threads: int) -> Iterator[Any]:
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det)
+
+
+def fast_bf16(device: str) -> bool:
+    """Whether bfloat16 products are fast here: on a CPU with AVX-512 BF16 or AMX
+    instructions (GRU-512 training steps: 0.35 s against 0.63 s in float32 on this machine's
+    2 cores). Elsewhere torch emulates them slowly, and GPUs are left in float32 (untested)."""
+    if device != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = set(fh.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

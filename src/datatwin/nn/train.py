@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import deterministic, resolve_device
+from .backend import deterministic, fast_bf16, resolve_device
 from .recurrent import RecurrentNet
 
 #: every training run's report, in order (benchmarks read the curves from here)
@@ -44,6 +44,9 @@ class TrainConfig:
     threads: int = 1
     device: str = "cpu"
     seed: int = 0
+    #: products in bfloat16 (torch autocast; weights, optimiser and validation in float32);
+    #: None: where the CPU has bfloat16 instructions (`backend.fast_bf16`)
+    bf16: bool | None = None
 
 
 @dataclass
@@ -202,12 +205,49 @@ def _patience(cfg: TrainConfig, total: int) -> int:
     return max(cfg.patience, math.ceil(0.15 * total / cfg.eval_every))
 
 
+class _Plan:
+    """How many steps a run takes: `cfg.steps`, or what the time budget buys. The budget is
+    planned at step 30 from the median of steps 11-30 (steps 1-10 pay one-off costs; a median,
+    since a few slow steps, e.g. another process, would halve a mean's plan) times 1.1, and
+    planned again once at step 300 from the mean of steps 31-300, evaluations included (the
+    first plan had left 74 of 540 s unused in a bfloat16 run: its early steps were slower).
+    Steps that get slower than planned are stopped in time. The label keeps the steps run; a
+    label refit plans its schedule for those from the start, so it is not bit for bit."""
+
+    CALIB, REPLAN = 30, 300
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.total = cfg.steps if cfg.steps is not None else 10**9
+        self.stopped = "steps"
+        self._took: list[float] = []
+        self._at_calib = 0.0
+
+    def after(self, step: int, took: float, elapsed: float) -> None:
+        """Account for `step`, which took `took` seconds, `elapsed` since the start."""
+        if self.cfg.steps is not None:
+            return
+        budget = self.cfg.time_budget
+        if 10 < step <= self.CALIB:
+            self._took.append(took)
+        if step == self.CALIB:
+            per = float(np.median(self._took)) * 1.1
+            self.total = max(self.CALIB + 1, self.CALIB + int((budget - elapsed) / per))
+            self._at_calib = elapsed
+        elif step == self.REPLAN and step < self.total:
+            per = (elapsed - self._at_calib) / (step - self.CALIB) * 1.02
+            self.total = max(step + 1, step + int((budget - elapsed) / per))
+        if self.CALIB < step < self.total and elapsed * (step + 1) / step > budget:
+            self.total, self.stopped = step, "time"  # slower than planned: stop in time
+
+
 def train_recurrent(
     blocks: list[np.ndarray], n_in: int, n_out: int, out_offset: int, cfg: TrainConfig
 ) -> tuple[RecurrentNet, TrainReport]:
     """Fit a `RecurrentNet` by maximum likelihood (Adam, clipped gradients, warm-up then
     cosine decay over the planned steps), keeping the weights of the best validation bits."""
     device = resolve_device(cfg.device)
+    bf16 = fast_bf16(device) if cfg.bf16 is None else cfg.bf16
     with deterministic(cfg.seed, cfg.threads) as torch:
         train, val, streams = _split(blocks, cfg)
         net = _module(torch, cfg, n_in, n_out).to(device)
@@ -218,18 +258,16 @@ def train_recurrent(
             else _Blocks(torch, train, cfg, out_offset)
         )
         t0, c0 = time.perf_counter(), time.process_time()
-        planned = cfg.steps
-        calib, elapsed = 30, 0.0  # steps 1-10 pay one-off costs: time steps 11-30
-        took: list[float] = []
+        plan = _Plan(cfg)
         best: tuple[float, RecurrentNet | None] = (math.inf, None)
         curve: list[tuple[float, int, float]] = []
-        bad, step, state, stopped = 0, 0, None, "steps"
-        total = planned if planned is not None else 10**9
-        while step < total:
+        bad, step, state, elapsed = 0, 0, None, 0.0
+        while step < plan.total:
             x, y, reset = data.next()
             x, y = x.to(device), y.to(device)
             if reset:
                 state = None
+            total = plan.total
             warm = max(1, min(100, total // 10))
             frac = min(1.0, step / max(total, 1))
             lr = (
@@ -237,10 +275,11 @@ def train_recurrent(
             )
             for g in opt.param_groups:
                 g["lr"] = lr
-            logits, state = net(x, state)
+            with torch.autocast(device.split(":")[0], torch.bfloat16, enabled=bf16):
+                logits, state = net(x, state)
             state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
             loss = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, n_out), y.reshape(-1), ignore_index=-100
+                logits.float().reshape(-1, n_out), y.reshape(-1), ignore_index=-100
             )
             opt.zero_grad()
             loss.backward()
@@ -248,21 +287,8 @@ def train_recurrent(
             opt.step()
             step += 1
             before, elapsed = elapsed, time.perf_counter() - t0
-            if 10 < step <= calib:
-                took.append(elapsed - before)
-            if planned is None and step == calib:
-                # the budget fixes the step count once, from the median step (a few slow ones,
-                # e.g. another process, would halve the plan; steps slower all along are stopped
-                # in time below) plus evaluations. The label keeps the steps run; a label refit
-                # plans its schedule for those from the start, so it is not bit for bit.
-                per = float(np.median(took)) * 1.1
-                total = planned = max(calib + 1, calib + int((cfg.time_budget - elapsed) / per))
-            if (
-                cfg.steps is None
-                and calib < step < total
-                and elapsed * (step + 1) / step > cfg.time_budget
-            ):
-                total, stopped = step, "time"  # the steps got slower than planned: stop in time
+            plan.after(step, elapsed - before, elapsed)
+            total = plan.total
             if step % cfg.eval_every == 0 or step == total:
                 vb = _val_bits(torch, net, val, streams, cfg, out_offset)
                 curve.append((round(elapsed, 2), step, round(vb, 4)))
@@ -271,12 +297,12 @@ def train_recurrent(
                 else:
                     bad += 1
                     if bad >= _patience(cfg, total):
-                        stopped = "early"
+                        plan.stopped = "early"
                         break
         if best[1] is None:
             best = (_val_bits(torch, net, val, streams, cfg, out_offset), to_numpy_net(net, cfg))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert best[1] is not None
-    rep = TrainReport(step, round(data.epochs, 3), seconds, best[0], stopped, cpu, curve)
+    rep = TrainReport(step, round(data.epochs, 3), seconds, best[0], plan.stopped, cpu, curve)
     REPORTS.append(rep)
     return best[1], rep

@@ -74,6 +74,7 @@ NET: dict[str, dict[str, Any]] = {
         "window": 64,
         "batch": 128,
         "threads": 2,
+        "bf16": False,  # float32: cmudict's figures were measured so; bfloat16 not measured yet
     },
 }
 _LABEL = re.compile(r"^(?:(?P<chain>.+)\+)?neural(?:\[(?P<args>[^\]]*)\])?$")
