@@ -48,6 +48,20 @@ def _net(cell: str, base: int, seed: int = 0) -> RecurrentNet:
     )  # fmt: skip
 
 
+def _step_by_step(model, segs: list[Segment]) -> np.ndarray:
+    """Each predicted symbol's probability from `next_distribution` of its prefix, every row
+    checked to be a distribution (BOS impossible, every other symbol possible)."""
+    q = []
+    for s in segs:
+        toks, ctx = [int(x) for x in s.tokens], [0] if s.begin else []
+        for i, x in enumerate([*toks, 1]):
+            if i >= s.n_context:
+                d = model.next_distribution(np.array(ctx + toks[:i]))
+                assert d[0] == 0.0 and abs(d.sum() - 1.0) < 1e-12 and np.all(d[1:] > 0)
+                q.append(d[x])
+    return np.array(q)
+
+
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_adapted_scoring_equals_the_step_by_step_rows_bit_for_bit(cell):
     rng = np.random.default_rng(3)
@@ -57,15 +71,7 @@ def test_adapted_scoring_equals_the_step_by_step_rows_bit_for_bit(cell):
         Segment(rng.integers(2, 8, size=9), False, True, 4),
     ]
     p = m.prob_layout(layout(segs))
-    q = []
-    for s in segs:
-        toks, ctx = [int(x) for x in s.tokens], [0] if s.begin else []
-        for i, x in enumerate([*toks, 1]):
-            if i >= s.n_context:
-                d = m.next_distribution(np.array(ctx + toks[:i]))
-                assert d[0] == 0.0 and abs(d.sum() - 1.0) < 1e-12 and np.all(d[1:] > 0)
-                q.append(d[x])
-    assert np.array_equal(p, np.array(q))
+    assert np.array_equal(p, _step_by_step(m, segs))
     static = m.with_adaptation(None).prob_layout(layout(segs))
     assert not np.allclose(p, static)  # it did learn something
 
@@ -97,12 +103,17 @@ def test_adaptation_learns_a_document_unlike_the_training_text():
     assert not np.array_equal(head.w, net.w_out)
 
 
-def test_mixture_with_an_adapting_network_sums_to_one_and_samples():
-    rng = np.random.default_rng(4)
-    m = NeuralModel(7, _net("gru", 7, 3), chunk=4, warm=1, adapt=Adaptation(0.6, 2))
+def _mix(learn: float | None, seed: int = 5) -> MixModel:
+    rng = np.random.default_rng(seed)
+    m = NeuralModel(7, _net("gru", 7, seed), chunk=4, warm=1, adapt=Adaptation(0.6, 2))
     ng = NgramModel.from_tables(count([Segment(rng.integers(3, 7, size=100))], 7, 2), 2, "kn")
-    mix = MixModel(m, LayeredModel(ng, CacheSpec()), 0.5)
-    hist = [4, 5, 4, 5, 6]
+    return MixModel(m, LayeredModel(ng, CacheSpec()), 0.4, None if learn is None else
+                    Adaptation(learn, 3))  # fmt: skip
+
+
+def _draws_first_symbol_as_scored(mix: MixModel, hist: list[int]) -> None:
+    """The sampler's first symbol after `hist`, over 3,000 seeds, is distributed as the
+    model's row there (which sums to one)."""
     want = mix.next_distribution(np.array([0, *hist]))
     assert abs(want.sum() - 1.0) < 1e-12
     smp = mix.sampler()
@@ -111,6 +122,10 @@ def test_mixture_with_an_adapting_network_sums_to_one_and_samples():
         out, _ = smp.generate(1, np.random.default_rng(k), smp.state_of(np.array(hist)))
         first[out[0] if out else 1] += 1
     assert np.abs(first / 3000 - want).max() < 0.03
+
+
+def test_mixture_with_an_adapting_network_sums_to_one_and_samples():
+    _draws_first_symbol_as_scored(_mix(None), [4, 5, 4, 5, 6])
 
 
 def test_adapting_twin_refits_from_its_label_saves_as_format_2(tmp_path, monkeypatch):
@@ -176,14 +191,6 @@ def test_damaged_adaptation_in_a_model_file_is_refused(tmp_path, adapt):
         datatwin.load(tmp_path / "b.twin")
 
 
-def _mix(learn: float | None, seed: int = 5) -> MixModel:
-    rng = np.random.default_rng(seed)
-    m = NeuralModel(7, _net("gru", 7, seed), chunk=4, warm=1, adapt=Adaptation(0.6, 2))
-    ng = NgramModel.from_tables(count([Segment(rng.integers(3, 7, size=100))], 7, 2), 2, "kn")
-    return MixModel(m, LayeredModel(ng, CacheSpec()), 0.4, None if learn is None else
-                    Adaptation(learn, 3))  # fmt: skip
-
-
 def test_learnt_mixture_weights_score_as_the_step_by_step_rows():
     rng = np.random.default_rng(6)
     mix = _mix(2.0)
@@ -192,15 +199,7 @@ def test_learnt_mixture_weights_score_as_the_step_by_step_rows():
         Segment(rng.integers(3, 7, size=8), False, True, 3),
     ]
     p = mix.prob_layout(layout(segs))
-    q = []
-    for s in segs:
-        toks, ctx = [int(x) for x in s.tokens], [0] if s.begin else []
-        for i, x in enumerate([*toks, 1]):
-            if i >= s.n_context:
-                d = mix.next_distribution(np.array(ctx + toks[:i]))
-                assert abs(d.sum() - 1.0) < 1e-12 and d[0] == 0.0
-                q.append(d[x])
-    np.testing.assert_allclose(p, q, rtol=1e-12)
+    np.testing.assert_allclose(p, _step_by_step(mix, segs), rtol=1e-12)
     fixed = MixModel(mix.neural, mix.chain, 0.4).prob_layout(layout(segs))
     assert not np.allclose(p, fixed)  # the weights moved
 
@@ -220,13 +219,8 @@ def test_a_sampler_with_learnt_weights_draws_from_the_mixture(monkeypatch):
 
     mix = _mix(3.0)
     hist = [4, 5, 4, 5, 6, 4, 4]  # past two segments of the weights
-    want = mix.next_distribution(np.array([0, *hist]))
+    _draws_first_symbol_as_scored(mix, hist)
     smp = mix.sampler()
-    first = np.zeros(7)
-    for k in range(3000):
-        out, _ = smp.generate(1, np.random.default_rng(k), smp.state_of(np.array(hist)))
-        first[out[0] if out else 1] += 1
-    assert np.abs(first / 3000 - want).max() < 0.03
     rows: list[np.ndarray] = []  # every row the sampler draws from, as it reads and learns
     draw = tn._draw
     monkeypatch.setattr(tn, "_draw", lambda p, u, t: rows.append(p.copy()) or draw(p, u, t))
