@@ -112,11 +112,13 @@ class AdaptiveHead:
         self._h, self._g = [], []
 
 
-def block_states(
-    net: RecurrentNet, seq: np.ndarray, upto: int, chunk: int, warm: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """(j0, states) for the positions j0.. of a block in order, up to position `upto`
-    (the states that predict seq[j], by the static rule of `scoring`), chunk by chunk."""
+def block_reads(
+    net: RecurrentNet, seq: np.ndarray, upto: int, chunk: int, warm: int, out_offset: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(j0, states, targets) for the positions j0.. of a block in order, up to position
+    `upto`, chunk by chunk: the states that predict seq[j] (the static rule of `scoring`) and
+    seq[j]'s outcome index (-1 for a symbol below `out_offset`), as `AdaptiveHead.read` takes
+    them."""
     jobs = [(a, j0, min(j1, upto)) for a, j0, j1 in jobs_of(upto + 1, chunk, warm)]
     for g in range(0, len(jobs), GROUP):
         group = jobs[g : g + GROUP]
@@ -126,7 +128,8 @@ def block_states(
             x[r, : j1 - a] = seq[a:j1]
         states = net.states(x)  # (B, T, H): the state after each input
         for r, (a, j0, j1) in enumerate(group):
-            yield j0, states[r, j0 - 1 - a : j1 - a]
+            tgt = seq[j0 : j1 + 1] - out_offset
+            yield j0, states[r, j0 - 1 - a : j1 - a], np.where(tgt >= 0, tgt, -1)
 
 
 def score_adapted(
@@ -145,10 +148,8 @@ def score_adapted(
         if len(seq) < 2 or not wanted[b].any():
             continue
         heads = [AdaptiveHead(net, s) for s in specs]
-        for j0, h in block_states(net, seq, len(seq) - 1, chunk, warm):
+        for j0, h, tgt in block_reads(net, seq, len(seq) - 1, chunk, warm, out_offset):
             j1 = j0 + len(h)
-            tgt = seq[j0:j1] - out_offset
-            tgt = np.where(tgt >= 0, tgt, -1)
             keep = wanted[b][j0:j1]
             for res, head in zip(out, heads, strict=True):
                 res[b][j0:j1][keep] = head.read(h, tgt)[keep]

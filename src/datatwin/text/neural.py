@@ -27,7 +27,7 @@ import numpy as np
 
 from ..blas import single_thread_blas
 from ..modelfile import require
-from ..nn.adapt import Adaptation, AdaptiveHead, block_states, score_adapted
+from ..nn.adapt import Adaptation, AdaptiveHead, block_reads, score_adapted
 from ..nn.recurrent import RecurrentNet
 from ..nn.scoring import CHUNK, WARM, score_blocks
 from .counts import BOS, EOS, UNK, Layout
@@ -173,9 +173,9 @@ class _Stepper:
         self.head = None if model.adapt is None else AdaptiveHead(model.net, model.adapt)
         if self.head is not None and len(self.seq) > 1:  # learn the history, as scoring does
             seq = np.array(self.seq, np.int64)
-            for j0, h in block_states(model.net, seq, len(seq) - 1, model.chunk, model.warm):
-                tgt = seq[j0 : j0 + len(h)] - OUT_OFFSET
-                self.head.read(h, np.where(tgt >= 0, tgt, -1))
+            m = model
+            for _, h, tgt in block_reads(m.net, seq, len(seq) - 1, m.chunk, m.warm, OUT_OFFSET):
+                self.head.read(h, tgt)
         self._restart()
 
     def _restart(self) -> None:
