@@ -139,6 +139,24 @@ def test_bfloat16_training_is_reproducible_and_differs_from_float32(monkeypatch)
     assert not backend.fast_bf16("cuda")  # GPUs stay in float32 (untested)
 
 
+def test_averaged_weights_are_what_training_keeps_and_are_reproducible():
+    from dataclasses import replace
+
+    from datatwin.nn.train import TrainConfig, train_recurrent
+
+    rng = np.random.default_rng(0)
+    blocks = [np.r_[0, rng.integers(3, 10, size=8), 1] for _ in range(400)]
+    cfg = TrainConfig(hidden=8, embed=4, window=16, batch=16, steps=30, eval_every=30, seed=3)
+    plain, rp = train_recurrent(blocks, 10, 9, 1, cfg)
+    avg, ra = train_recurrent(blocks, 10, 9, 1, replace(cfg, average=0.9))
+    again, _ = train_recurrent(blocks, 10, 9, 1, replace(cfg, average=0.9))
+    assert np.array_equal(avg.w_hh[0], again.w_hh[0])
+    # the same steps (same seed, same batches): the kept weights are an average, not the last
+    assert not np.array_equal(avg.w_hh[0], plain.w_hh[0]) and ra.val_bits != rp.val_bits
+    first = train_recurrent(blocks, 10, 9, 1, replace(cfg, steps=1))[1].val_bits
+    assert ra.val_bits < first - 0.03  # it follows the training, not the initial weights
+
+
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 40
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .recurrent import RecurrentNet, output_probs
+from .recurrent import SymbolNet, output_probs
 from .scoring import jobs_of
 
 #: positions per learning step (the prototype measured 32, 64 and 128 within 0.005 bits)
@@ -73,7 +73,7 @@ def segment_pieces(done: int, n: int, size: int) -> Iterator[tuple[int, int, boo
 class AdaptiveHead:
     """The output layer of one block as it is read: rows, then learning at segment ends."""
 
-    def __init__(self, net: RecurrentNet, spec: Adaptation) -> None:
+    def __init__(self, net: SymbolNet, spec: Adaptation) -> None:
         self.net, self.spec = net, spec
         self.w, self.b = net.w_out.copy(), net.b_out.copy()
         self.read_so_far = 0  # positions read in this block
@@ -113,7 +113,7 @@ class AdaptiveHead:
 
 
 def block_reads(
-    net: RecurrentNet, seq: np.ndarray, upto: int, chunk: int, warm: int, out_offset: int
+    net: SymbolNet, seq: np.ndarray, upto: int, chunk: int, warm: int, out_offset: int
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(j0, states, targets) for the positions j0.. of a block in order, up to position
     `upto`, chunk by chunk: the states that predict seq[j] (the static rule of `scoring`) and
@@ -133,7 +133,7 @@ def block_reads(
 
 
 def score_adapted(
-    net: RecurrentNet,
+    net: SymbolNet,
     seqs: list[np.ndarray],
     wanted: list[np.ndarray],
     out_offset: int,

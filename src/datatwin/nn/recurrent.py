@@ -66,8 +66,76 @@ def output_probs(
     return (1.0 - EPS_FLOOR) * p + EPS_FLOOR / w_out.shape[0]
 
 
+class SymbolNet:
+    """What scoring, sampling and adaptation read of a network over symbols: `step` from
+    `zero_state`, and an output layer (`w_out`, `b_out`, `escape`) over its last states of
+    width `hidden`. `RecurrentNet` is one; `ensemble.Ensemble` is several side by side."""
+
+    w_out: np.ndarray
+    b_out: np.ndarray
+    escape: int | None
+
+    @property
+    def hidden(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_in(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def n_out(self) -> int:
+        return int(self.w_out.shape[0])
+
+    def n_params(self) -> int:
+        raise NotImplementedError
+
+    def zero_state(self, batch: int) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def step(self, x: np.ndarray, state: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, object]:
+        """What a model file records beside the arrays to rebuild the network."""
+        raise NotImplementedError
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def probs(self, h: np.ndarray) -> np.ndarray:
+        """Output distributions (float64 rows summing to one) for last-layer states `h`."""
+        return output_probs(h, self.w_out, self.b_out, self.escape)
+
+    def states(self, inputs: np.ndarray) -> np.ndarray:
+        """The last layer's state after each input of `inputs` (B, T) read from a zero
+        state: (B, T, H) float32."""
+        B, T = inputs.shape
+        state = self.zero_state(B)
+        out = np.empty((B, T, self.hidden), np.float32)
+        for t in range(T):
+            out[:, t] = self.step(inputs[:, t], state)
+        return out
+
+    def run(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Probability of `targets[b, t]` after reading `inputs[b, :t+1]` from a zero state
+        (float64, shape of `inputs`; targets < 0 are padding and give 1)."""
+        B, T = inputs.shape
+        state = self.zero_state(B)
+        out = np.ones((B, T))
+        rows = np.arange(B)
+        for t in range(T):
+            h = self.step(inputs[:, t], state)
+            tt = targets[:, t]
+            live = tt >= 0
+            if live.any():
+                p = self.probs(h[live])
+                out[rows[live], t] = p[np.arange(int(live.sum())), tt[live]]
+        return out
+
+
 @dataclass
-class RecurrentNet:
+class RecurrentNet(SymbolNet):
     """Embedding -> `layers` recurrent layers -> softmax over `n_out` outcomes."""
 
     cell: str
@@ -92,9 +160,8 @@ class RecurrentNet:
     def n_in(self) -> int:
         return int(self.emb.shape[0])
 
-    @property
-    def n_out(self) -> int:
-        return int(self.w_out.shape[0])
+    def settings(self) -> dict[str, object]:
+        return {"cell": self.cell, "layers": len(self.w_hh)}
 
     def n_params(self) -> int:
         arrays = [self.emb, self.w_out, self.b_out, *self.w_ih, *self.w_hh, *self.b_ih, *self.b_hh]
@@ -134,36 +201,6 @@ class RecurrentNet:
                 state[layer] = h2
             inp = h2
         return inp
-
-    def probs(self, h: np.ndarray) -> np.ndarray:
-        """Output distributions (float64 rows summing to one) for last-layer states `h`."""
-        return output_probs(h, self.w_out, self.b_out, self.escape)
-
-    def states(self, inputs: np.ndarray) -> np.ndarray:
-        """The last layer's state after each input of `inputs` (B, T) read from a zero
-        state: (B, T, H) float32."""
-        B, T = inputs.shape
-        state = self.zero_state(B)
-        out = np.empty((B, T, self.hidden), np.float32)
-        for t in range(T):
-            out[:, t] = self.step(inputs[:, t], state)
-        return out
-
-    def run(self, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Probability of `targets[b, t]` after reading `inputs[b, :t+1]` from a zero state
-        (float64, shape of `inputs`; targets < 0 are padding and give 1)."""
-        B, T = inputs.shape
-        state = self.zero_state(B)
-        out = np.ones((B, T))
-        rows = np.arange(B)
-        for t in range(T):
-            h = self.step(inputs[:, t], state)
-            tt = targets[:, t]
-            live = tt >= 0
-            if live.any():
-                p = self.probs(h[live])
-                out[rows[live], t] = p[np.arange(int(live.sum())), tt[live]]
-        return out
 
     # ---- storage ----------------------------------------------------------------------
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:

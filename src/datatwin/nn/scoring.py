@@ -1,4 +1,4 @@
-"""Exact sequential scoring of symbol blocks with a `RecurrentNet`, batched.
+"""Exact sequential scoring of symbol blocks with a `SymbolNet`, batched.
 
 The model's conditional at position j of a block (inputs seq[0..j-1], seq[0] = BOS or the
 first history symbol) reads the inputs from a zero state starting at
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .recurrent import RecurrentNet
+from .recurrent import SymbolNet
 
 CHUNK = 2048
 WARM = 256
@@ -30,7 +30,7 @@ def jobs_of(n: int, chunk: int = CHUNK, warm: int = WARM) -> list[tuple[int, int
 
 
 def score_blocks(
-    net: RecurrentNet,
+    net: SymbolNet,
     seqs: list[np.ndarray],
     wanted: list[np.ndarray],
     out_offset: int,

@@ -28,7 +28,8 @@ import numpy as np
 from ..blas import single_thread_blas
 from ..modelfile import require
 from ..nn.adapt import Adaptation, AdaptiveHead, block_reads, score_adapted
-from ..nn.recurrent import RecurrentNet
+from ..nn.ensemble import Ensemble, load_net
+from ..nn.recurrent import SymbolNet
 from ..nn.scoring import CHUNK, WARM, score_blocks
 from .counts import BOS, EOS, UNK, Layout
 from .mixer import OnlineWeights, all_positions, learnt_weights
@@ -56,10 +57,10 @@ def _blocks(lay: Layout) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]
 
 @dataclass
 class NeuralModel:
-    """A `SequenceModel` computed by a `RecurrentNet` (see the module docstring)."""
+    """A `SequenceModel` computed by a `RecurrentNet` or an `Ensemble` of them (module doc)."""
 
     base: int
-    net: RecurrentNet
+    net: SymbolNet  # a RecurrentNet, or an Ensemble of them
     chunk: int = CHUNK
     warm: int = WARM
     adapt: Adaptation | None = None  # the output layer learns each block as it reads it
@@ -73,6 +74,11 @@ class NeuralModel:
     @property
     def n_params(self) -> int:
         return self.net.n_params()
+
+    @property
+    def nets(self) -> int:
+        """How many networks are averaged (1: a single one)."""
+        return len(self.net.members) if isinstance(self.net, Ensemble) else 1
 
     def with_adaptation(self, adapt: Adaptation | None) -> NeuralModel:
         """The same network with another adaptation (None: static)."""
@@ -125,12 +131,7 @@ class NeuralModel:
         return self.net.to_arrays(prefix + "nn_")
 
     def meta(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "cell": self.net.cell,
-            "layers": len(self.net.w_hh),
-            "chunk": self.chunk,
-            "warm": self.warm,
-        }
+        out: dict[str, Any] = {**self.net.settings(), "chunk": self.chunk, "warm": self.warm}
         if self.adapt is not None:
             out["adapt"] = self.adapt.to_json()
         return out
@@ -146,11 +147,7 @@ class NeuralModel:
             source,
             "bad neural chunking",
         )
-        layers = meta.get("layers")
-        require(isinstance(layers, int), source, "bad neural layer count")
-        net = RecurrentNet.from_arrays(
-            arrays, prefix + "nn_", str(meta.get("cell")), layers, source
-        )
+        net = load_net(arrays, prefix + "nn_", meta, source)
         require(
             net.n_in == base and net.n_out == base - 1, source, "network does not fit the alphabet"
         )

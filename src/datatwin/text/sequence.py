@@ -121,8 +121,9 @@ class SequenceTwin(Twin):
                 chain = chain_label(
                     c.model.order, c.model.smoother, c.cache is not None, hz and hz.weight
                 )
-                return neural_label(steps, chain, nn.weight, nn.neural.adapt, nn.learn)
-            return neural_label(steps, adapt=nn.adapt)
+                net = nn.neural
+                return neural_label(steps, chain, nn.weight, net.adapt, nn.learn, net.nets)
+            return neural_label(steps, adapt=nn.adapt, nets=nn.nets)
         p = self.params
         return chain_label(p["order"], p["smoother"], p["cache"], p["len_weight"])
 
@@ -167,12 +168,14 @@ class SequenceTwin(Twin):
         return self.chain.generate(n, rng, history, temperature)
 
     def file_format(self) -> int:
-        """2 for a network or mixture weights that learn while they read (format 1 readers
-        cannot score them)."""
+        """2 for an ensemble of networks, or a network or mixture weights that learn while
+        they read (format 1 readers cannot score them)."""
         nn = self.neural
-        if isinstance(nn, MixModel):
-            return 2 if nn.neural.adapt is not None or nn.learn is not None else 1
-        return 2 if nn is not None and nn.adapt is not None else 1
+        if nn is None:
+            return 1
+        net = nn.neural if isinstance(nn, MixModel) else nn
+        learns = isinstance(nn, MixModel) and nn.learn is not None
+        return 2 if net.adapt is not None or learns or net.nets > 1 else 1
 
     def model_meta(self) -> dict[str, Any]:
         nn = self.neural
