@@ -6,7 +6,7 @@
     .venv/bin/python bench/neural_bench.py table  [--time-budget 110]   # Adult
     .venv/bin/python bench/neural_bench.py census [--time-budget 240]   # census, no refit
     -> bench/results/neural_<kind>.json and neural_<kind>_curve.png (bits vs training time;
-       census: the .json only, its curve inside)
+       census: the .json only, its curve inside); --tag _2700s names them neural_<kind>_2700s…
 
 Every figure is recorded with os.getloadavg() (the machine is a shared 2-core CPU, no GPU).
 """
@@ -28,6 +28,15 @@ from datatwin.nn import train as nntrain
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "bench" / "results"
+
+
+#: appended to the result files' names (--tag): a run off the default budget keeps its own
+TAG = ""
+
+
+def result(kind: str, ending: str) -> Path:
+    """bench/results/neural_<kind><tag><ending>."""
+    return OUT / f"neural_{kind}{TAG}{ending}"
 
 
 def load() -> list[float]:
@@ -134,9 +143,9 @@ def text(budget: float) -> dict:
         res[f"sample_chars_per_s_{name}_first_call"] = first
         res[f"sample_{name}"] = sample[:600]
         res[f"load_after_sampling_{name}"] = load()
-    twin.save(OUT / "neural_text.twin")  # for later measurements (not tracked: *.twin)
+    twin.save(result("text", ".twin"))  # for later measurements (not tracked: *.twin)
     curve_png(
-        {"GRU-512 (text)": res["training"]["curve"]}, OUT / "neural_text_curve.png", "character"
+        {"GRU-512 (text)": res["training"]["curve"]}, result("text", "_curve.png"), "character"
     )
     return res
 
@@ -180,7 +189,7 @@ def events(budget: float) -> dict:
     )
     k = max(1, len(res["training"]["member_val_bits"]))
     name = "LSTM-512" if k == 1 else f"{k} LSTM-512s, one after another (last point: averaged)"
-    curve_png({name: res["training"]["curve"]}, OUT / "neural_events_curve.png", "phone")
+    curve_png({name: res["training"]["curve"]}, result("events", "_curve.png"), "phone")
     return res
 
 
@@ -217,7 +226,7 @@ def table(budget: float) -> dict:
         structures="trees[bins=per-column],bayesnet,neural[bins=per-column]",
     )
     curve = res["training"]["curve"]
-    curve_png({"neural table (states only)": curve}, OUT / "neural_table_curve.png", "record")
+    curve_png({"neural table (states only)": curve}, result("table", "_curve.png"), "record")
     return res
 
 
@@ -235,14 +244,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["text", "events", "table", "census"])
     ap.add_argument("--time-budget", type=float)
+    ap.add_argument("--tag", default="", help="suffix of the result files, e.g. _2700s")
     a = ap.parse_args()
+    global TAG
+    TAG = a.tag
     budget = (
         a.time_budget or {"text": 600.0, "events": 1350.0, "table": 110.0, "census": 240.0}[a.kind]
     )
     res = {"text": text, "events": events, "table": table, "census": census}[a.kind](budget)
     res["time_budget"] = budget
-    out = OUT / f"neural_{a.kind}.json"
-    out.write_text(json.dumps(res, indent=1, default=str))
+    result(a.kind, ".json").write_text(json.dumps(res, indent=1, default=str))
     print(
         json.dumps({k: v for k, v in res.items() if k not in ("training",)}, indent=1, default=str)
     )
