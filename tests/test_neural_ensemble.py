@@ -131,3 +131,17 @@ def test_events_ensemble_label_refits_saves_as_format_2_and_loads(tmp_path, monk
     assert one.structure == "neural[steps=30]"  # a label without nets is one network
     with pytest.raises(datatwin.InputError, match="nets=K"):
         datatwin.fit(df, structures="neural[steps=30,nets=9]", **opts)
+
+
+def test_fit_help_states_the_neural_time_budget_defaults_in_use(capsys):
+    """The --time-budget help text repeats the defaults (the CLI does not import the neural
+    code to start): it must give the ones fitting uses (it once said events 900 at 1,350)."""
+    from datatwin import cli
+    from datatwin.tabular.structures import DEFAULT_TABLE_BUDGET
+    from datatwin.text.neural_select import DEFAULT_BUDGET
+
+    with pytest.raises(SystemExit):
+        cli.main(["fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for kind, seconds in {**DEFAULT_BUDGET, "table": DEFAULT_TABLE_BUDGET}.items():
+        assert f"{kind} {seconds:g}" in text, (kind, seconds)
